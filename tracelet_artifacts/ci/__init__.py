@@ -1,0 +1,38 @@
+"""The CI-provider bridge: read CI systems' artifacts back, describe, find, trend and compare them.
+
+Names are imported on first use, so ``import tracelet_artifacts.ci`` pulls in neither numpy nor matplotlib.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "ArtifactMetadata": "tracelet_artifacts.ci.metadata",
+    "ArtifactDiscovery": "tracelet_artifacts.ci.discovery",
+    "ArtifactQuery": "tracelet_artifacts.ci.discovery",
+    "analyze_series": "tracelet_artifacts.ci.trends",
+    "analyze_metrics_trend": "tracelet_artifacts.ci.trends",
+    "detect_changes_ttest": "tracelet_artifacts.ci.trends",
+    "detect_changes_edivisive": "tracelet_artifacts.ci.trends",
+    "compare_artifacts": "tracelet_artifacts.ci.compare",
+    "plot_trend": "tracelet_artifacts.ci.plot",
+    "write_html_report": "tracelet_artifacts.ci.plot",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tracelet_artifacts.ci' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
