@@ -51,9 +51,7 @@ def test_name_of_the_file_classifies_when_the_artifact_name_says_nothing(tmp_pat
 
 
 def test_explicit_created_at_and_artifact_type_win(perf_file: Path) -> None:
-    meta = ArtifactMetadata(
-        "x", perf_file, "r", "gitlab", created_at="2024-05-01T10:00:00Z", artifact_type="coverage"
-    )
+    meta = ArtifactMetadata("x", perf_file, "r", "gitlab", created_at="2024-05-01T10:00:00Z", artifact_type="coverage")
     assert meta.created_at == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
     assert meta.artifact_type == "coverage"
 
