@@ -1,0 +1,104 @@
+"""One exception hierarchy for the whole package, rooted at ``TraceletError``.
+
+Every error a user can see is one of these, and its message says what to do about it::
+
+    TraceletError
+    ├── ArtifactError                 bad input to the artifact builder
+    │   ├── InvalidArtifactNameError
+    │   ├── InvalidArtifactPathError  absolute, escaping with "..", NUL bytes, duplicate
+    │   ├── ArtifactFileError         missing file, directory given to add_file, unreadable
+    │   ├── SerializationError        an object that the chosen serializer cannot write
+    │   ├── UnsupportedReferenceError unknown URI scheme
+    │   └── ModelFrameworkError       a model whose framework cannot be detected or saved
+    ├── ArtifactStoreError            the embedded store or a service-layer store failed
+    │   ├── ArtifactStoreNotFoundError  no such artifact, version or alias
+    │   ├── VersionConflictError        an explicit version already holds different content
+    │   └── IntegrityError              stored content no longer matches its digest
+    ├── ConfigurationError            settings that cannot work (unknown store type, bad routing rule)
+    ├── BackendError                  a backend adapter failed
+    │   ├── UnknownBackendError         no adapter registered under that name
+    │   ├── BackendNotInstalledError    the adapter's SDK is missing (message holds the pip command)
+    │   └── DeliveryError               a delivery to a backend failed (retryable unless stated)
+    └── CIError                       the CI-provider bridge (subclasses live in tracelet_artifacts.ci)
+"""
+
+from __future__ import annotations
+
+
+class TraceletError(Exception):
+    """Root of every error raised by tracelet-artifacts."""
+
+
+class ArtifactError(TraceletError):
+    """Bad input given to the artifact builder."""
+
+
+class InvalidArtifactNameError(ArtifactError):
+    """An artifact name that cannot be stored or addressed."""
+
+
+class InvalidArtifactPathError(ArtifactError):
+    """A path inside an artifact that is absolute, escapes the artifact, or is used twice."""
+
+
+class ArtifactFileError(ArtifactError):
+    """A local file or folder that is missing, unreadable or of the wrong kind."""
+
+
+class SerializationError(ArtifactError):
+    """An object that the chosen serializer cannot write."""
+
+
+class UnsupportedReferenceError(ArtifactError):
+    """A reference URI whose scheme is not supported."""
+
+
+class ModelFrameworkError(ArtifactError):
+    """A model whose framework cannot be detected or saved."""
+
+
+class ArtifactStoreError(TraceletError):
+    """The artifact store could not complete an operation."""
+
+
+class ArtifactStoreNotFoundError(ArtifactStoreError):
+    """No artifact, version or alias matches the request."""
+
+
+class VersionConflictError(ArtifactStoreError):
+    """An explicit version already exists with different content."""
+
+
+class IntegrityError(ArtifactStoreError):
+    """Stored content no longer matches the digest it was stored under."""
+
+
+class ConfigurationError(TraceletError):
+    """Settings that cannot work together or name something that does not exist."""
+
+
+class BackendError(TraceletError):
+    """A backend adapter failed."""
+
+
+class UnknownBackendError(BackendError, ConfigurationError):
+    """No adapter is registered under the requested name."""
+
+
+class BackendNotInstalledError(BackendError):
+    """The SDK that a backend adapter needs is not installed."""
+
+
+class DeliveryError(BackendError):
+    """Delivering an artifact to a backend failed.
+
+    ``retryable`` says whether the delivery queue should try again later.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class CIError(TraceletError):
+    """The CI-provider bridge failed; see ``tracelet_artifacts.ci`` for the subclasses."""

@@ -1,0 +1,76 @@
+"""Settings read with pydantic-settings: explicit arguments > ``TRACELET_*`` environment > ``.env`` > defaults.
+
+Settings are read when an object is built (never at import), so a changed environment is seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_WATCH_DIRS = ("./checkpoints", "./outputs", "./artifacts")
+
+
+def _split_csv(value: Any) -> Any:
+    """``"a, b"`` → ``["a", "b"]``; lists pass through (so env vars can be comma-separated)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class TraceletSettings(BaseSettings):
+    """Every setting of the SDK, from ``TRACELET_<NAME>`` environment variables.
+
+    Example::
+
+        TraceletSettings()                                  # env and defaults
+        TraceletSettings(store_path="/data/.tracelet")      # explicit beats env
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRACELET_", env_file=".env", extra="ignore",
+                                      validate_default=True)
+
+    enable_artifacts: bool = True
+    automagic_artifacts: bool = False
+    watch_filesystem: bool = False
+    artifact_watch_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path(p) for p in DEFAULT_WATCH_DIRS])
+    store_path: Path = Path(".tracelet")
+    reference_threshold_mb: float = Field(100.0, gt=0)
+    routing: dict[str, list[str]] = Field(default_factory=dict)
+    backends: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    delivery_workers: int = Field(2, ge=1, le=32)
+    delivery_max_attempts: int = Field(6, ge=1)
+    delivery_backoff_s: float = Field(0.5, ge=0)
+    delivery_backoff_max_s: float = Field(60.0, ge=0)
+    delivery_queue_size: int = Field(1000, ge=1)
+    flush_timeout_s: float = Field(120.0, ge=0)
+
+    _split = field_validator("artifact_watch_dirs", "backends", mode="before")(_split_csv)
+
+    @property
+    def reference_threshold_bytes(self) -> int:
+        return int(self.reference_threshold_mb * 1024 * 1024)
+
+
+class ExperimentConfig(BaseModel):
+    """Per-experiment overrides layered over ``TraceletSettings`` (unset fields keep the settings' value)."""
+
+    enable_artifacts: bool | None = None
+    automagic_artifacts: bool | None = None
+    watch_filesystem: bool | None = None
+    artifact_watch_dirs: list[Path] | None = None
+    store_path: Path | None = None
+    reference_threshold_mb: float | None = None
+    routing: dict[str, list[str]] | None = None
+    backend_options: dict[str, dict[str, Any]] | None = None
+
+    _split = field_validator("artifact_watch_dirs", mode="before")(_split_csv)
+
+    def apply(self, settings: TraceletSettings) -> TraceletSettings:
+        """A copy of ``settings`` with this config's set fields applied."""
+        return settings.model_copy(update=self.model_dump(exclude_none=True))

@@ -1,0 +1,188 @@
+"""Content-addressed blobs on local disk: one file per SHA-256, identical content stored once.
+
+A blob is written to a temp file on the same filesystem, fsynced and renamed into place, so no
+reader ever sees half a blob; temp files left by a killed process are removed at the next start.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from tracelet_artifacts import digest
+from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
+
+log = logging.getLogger(__name__)
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_HOST = socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Blobs under ``root/<aa>/<rest-of-digest>``; temp files under ``root/tmp``.
+
+    Example::
+
+        blobs = BlobStore(Path(".tracelet/blobs"))
+        sha, size = blobs.put_file(Path("model.pt"))
+        blobs.path(sha).read_bytes()
+    """
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.fsync = fsync
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArtifactStoreError(f"Cannot create the blob folder {str(self.root)!r}: {exc.strerror}.") from exc
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this digest lives (whether or not it exists)."""
+        if not _DIGEST.match(sha256):
+            raise ArtifactStoreError(f"{sha256!r} is not a SHA-256 hex digest.")
+        return self.root / sha256[:2] / sha256[2:]
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def touch(self, sha256: str) -> bool:
+        """Refresh a blob's mtime (so ``gc`` grace counts from its last use); False if it is absent."""
+        try:
+            os.utime(self.path(sha256))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _temp_name(self) -> Path:
+        return self.tmp / f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex}.tmp"
+
+    def _commit(self, temp: Path, sha256: str) -> None:
+        """Rename a finished temp file to its digest name (or drop it if the blob is already there)."""
+        final = self.path(sha256)
+        if self.touch(sha256):
+            temp.unlink(missing_ok=True)
+            return
+        final.parent.mkdir(exist_ok=True)
+        os.replace(temp, final)
+        if self.fsync:
+            _fsync_dir(final.parent)
+
+    def put_stream(self, source: io.BufferedIOBase | io.RawIOBase) -> tuple[str, int]:
+        """Store everything read from ``source``; return (sha256, size). One pass: hash while copying."""
+        temp = self._temp_name()
+        try:
+            with temp.open("wb") as target:
+                sha, size = digest.copy_and_hash(source, target)  # type: ignore[arg-type]
+                if self.fsync:
+                    target.flush()
+                    os.fsync(target.fileno())
+            self._commit(temp, sha)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise ArtifactStoreError(
+                f"Writing a blob into {str(self.root)!r} failed: {exc.strerror or exc}; free disk space or check permissions."
+            ) from exc
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return sha, size
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        """Store a local file's content; return (sha256, size)."""
+        with open(path, "rb", buffering=0) as source:
+            return self.put_stream(source)
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store bytes; return (sha256, size). Skips the write when the blob already exists."""
+        sha = digest.sha256_bytes(data)
+        if self.touch(sha):
+            return sha, len(data)
+        return self.put_stream(io.BytesIO(data))
+
+    def verify(self, sha256: str) -> bool:
+        """True when the blob exists and its content still hashes to its name."""
+        path = self.path(sha256)
+        return path.is_file() and digest.sha256_file(path) == sha256
+
+    def copy_to(self, sha256: str, dest: Path) -> None:
+        """Write the blob to ``dest`` (temp + rename), checking its digest on the way."""
+        source = self.path(sha256)
+        if not source.is_file():
+            raise ArtifactStoreNotFoundError(
+                f"Blob {sha256[:12]}… is missing from {str(self.root)!r}; fetch it again from a backend that holds it."
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            with source.open("rb") as reader, temp.open("wb") as writer:
+                actual, _ = digest.copy_and_hash(reader, writer)  # type: ignore[arg-type]
+            if actual != sha256:
+                raise IntegrityError(
+                    f"Blob {sha256[:12]}… is corrupt (its content hashes to {actual[:12]}…); "
+                    "run `tracelet-artifacts sync` or re-fetch it from a backend."
+                )
+            os.replace(temp, dest)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def link_or_copy(self, sha256: str, dest: Path) -> None:
+        """Make ``dest`` hold the blob: a hard link where possible (read-only use!), else a copy."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(self.path(sha256), dest)
+        except OSError:
+            shutil.copyfile(self.path(sha256), dest)
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest."""
+        for shard in sorted(self.root.iterdir()):
+            if shard.is_dir() and len(shard.name) == 2:
+                for blob in shard.iterdir():
+                    name = shard.name + blob.name
+                    if _DIGEST.match(name):
+                        yield name
+
+    def clean_temp(self) -> int:
+        """Remove temp files whose writer is gone (a dead process on this host); return how many."""
+        removed = 0
+        for temp in self.tmp.glob("*.tmp"):
+            host, pid, _ = ([*temp.stem.rsplit("-", 2), "", ""])[:3]
+            if host == _HOST and pid.isdigit() and not _pid_alive(int(pid)):
+                temp.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("Removed %d temp blob file(s) left by a stopped process in %s", removed, self.tmp)
+        return removed

@@ -1,0 +1,549 @@
+"""The SQLite catalog (WAL mode): artifacts, immutable versions, entries, labels, metadata, aliases,
+backend receipts, runs, the delivery outbox and the file stat cache.
+
+Every write that must be all-or-nothing happens in one ``BEGIN IMMEDIATE`` transaction, so concurrent
+writers (threads or processes) get consecutive versions and aliases move atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tracelet_artifacts.artifact import ArtifactType, Manifest
+from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, VersionConflictError
+
+SCHEMA_VERSION = 1
+LATEST = "latest"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+  id INTEGER PRIMARY KEY, artifact_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+  version INTEGER NOT NULL, digest TEXT NOT NULL, type TEXT NOT NULL, description TEXT,
+  size_bytes INTEGER NOT NULL, created_at REAL NOT NULL, run_id TEXT, manifest TEXT NOT NULL,
+  UNIQUE (artifact_id, version));
+CREATE INDEX IF NOT EXISTS versions_digest ON versions (artifact_id, digest);
+CREATE INDEX IF NOT EXISTS versions_type ON versions (type);
+CREATE TABLE IF NOT EXISTS entries (
+  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (version_id, path));
+CREATE INDEX IF NOT EXISTS entries_sha ON entries (sha256);
+CREATE TABLE IF NOT EXISTS labels (
+  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE, label TEXT NOT NULL,
+  PRIMARY KEY (label, version_id));
+CREATE TABLE IF NOT EXISTS metadata (
+  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE, key TEXT NOT NULL,
+  value TEXT NOT NULL, PRIMARY KEY (key, value, version_id));
+CREATE TABLE IF NOT EXISTS aliases (
+  artifact_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE, alias TEXT NOT NULL,
+  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE, updated_at REAL NOT NULL,
+  PRIMARY KEY (artifact_id, alias));
+CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, created_at REAL NOT NULL,
+  backend_state TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS receipts (
+  id INTEGER PRIMARY KEY, version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  backend TEXT NOT NULL, run_id TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS receipts_version ON receipts (version_id, backend);
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY, version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  backend TEXT NOT NULL, run_id TEXT NOT NULL, plan TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at REAL NOT NULL DEFAULT 0, lease_owner TEXT, lease_until REAL NOT NULL DEFAULT 0,
+  last_error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+  UNIQUE (version_id, backend, run_id));
+CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS stat_cache (
+  path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+  device INTEGER NOT NULL, sha256 TEXT NOT NULL, recorded_ns INTEGER NOT NULL);
+"""
+
+
+def metadata_text(value: Any) -> str:
+    """How a metadata value is stored for equality queries: strings as-is, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ArtifactVersion:
+    """One immutable version of an artifact as the catalog holds it."""
+
+    name: str
+    version: int
+    digest: str
+    artifact_type: ArtifactType
+    size_bytes: int
+    created_at: float
+    aliases: tuple[str, ...]
+    description: str | None = None
+    run_id: str | None = None
+    created: bool = True
+    manifest_json: str = field(default="", repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """``v3``-style version label."""
+        return f"v{self.version}"
+
+    @property
+    def ref(self) -> str:
+        """``name:v3``."""
+        return f"{self.name}:{self.label}"
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        """The frozen manifest of this version (parsed on first use)."""
+        return Manifest.from_dict(json.loads(self.manifest_json))
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A delivery recorded in the outbox: version ``version_id`` of an artifact to ``backend`` for a run."""
+
+    id: int
+    version_id: int
+    backend: str
+    run_id: str
+    plan: Mapping[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+
+
+def parse_version(text: str | int) -> int:
+    """``3``, ``"3"`` or ``"v3"`` → 3; anything else raises ArtifactStoreError."""
+    if isinstance(text, int) and text > 0:
+        return text
+    raw = str(text).strip()
+    digits = raw[1:] if raw[:1] in ("v", "V") else raw
+    if not digits.isdigit() or int(digits) < 1:
+        raise ArtifactStoreError(f"{text!r} is not a version; use v1, v2, … or an alias such as 'latest'.")
+    return int(digits)
+
+
+class Catalog:
+    """The catalog database; safe to share between threads (one connection per thread).
+
+    Example::
+
+        catalog = Catalog(Path(".tracelet/catalog.db"))
+        record = catalog.add_version(manifest)
+        catalog.get("classifier", "latest").label   # "v1"
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection().executescript(_SCHEMA)
+            with self.transaction() as db:
+                if db.execute("SELECT COUNT(*) FROM schema_info").fetchone()[0] == 0:
+                    db.execute("INSERT INTO schema_info (version) VALUES (?)", (SCHEMA_VERSION,))
+        except sqlite3.Error as exc:
+            raise ArtifactStoreError(f"Cannot open the catalog at {str(self.path)!r}: {exc}.") from exc
+
+    # -- connections ------------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: one writer at a time across processes)."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """Close every connection this catalog opened."""
+        with self._lock:
+            for db in self._connections:
+                with suppress(sqlite3.ProgrammingError):
+                    db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- versions ---------------------------------------------------------------------------------
+    def add_version(
+        self,
+        manifest: Manifest,
+        *,
+        version: int | None = None,
+        aliases: Iterable[str] = (),
+        run_id: str | None = None,
+        deliveries: Mapping[str, Mapping[str, Any]] | None = None,
+        stat_rows: Iterable[tuple[str, int, int, int, int, str]] = (),
+    ) -> ArtifactVersion:
+        """Record ``manifest`` as a new version, or return the existing version with the same digest.
+
+        ``deliveries`` (backend → plan) are written to the outbox in the same transaction, so a stored
+        version is never without its pending deliveries.
+        """
+        now = time.time()
+        aliases = [validate_alias(a) for a in aliases]
+        with self.transaction() as db:
+            artifact_id = self._artifact_id(db, manifest.name, create=True, now=now)
+            existing = self._existing(db, artifact_id, manifest, version)
+            if existing is None:
+                number = version or (db.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE artifact_id=?",
+                    (artifact_id,)).fetchone()[0])
+                version_id = self._insert_version(db, artifact_id, number, manifest, run_id, now)
+                created = True
+            else:
+                version_id, created = existing, False
+            for alias in (LATEST, *aliases):
+                self._set_alias(db, artifact_id, alias, version_id, now)
+            for backend, plan in (deliveries or {}).items():
+                db.execute(
+                    "INSERT OR IGNORE INTO outbox (version_id, backend, run_id, plan, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (version_id, backend, run_id or "", json.dumps(plan), now, now))
+            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(*row, time.time_ns()) for row in stat_rows])
+            return self._version_by_id(db, version_id, created=created)
+
+    def _existing(self, db: sqlite3.Connection, artifact_id: int, manifest: Manifest, version: int | None) -> int | None:
+        if version is not None:
+            row = db.execute("SELECT id, digest FROM versions WHERE artifact_id=? AND version=?",
+                             (artifact_id, version)).fetchone()
+            if row is None:
+                return None
+            if row["digest"] != manifest.digest:
+                raise VersionConflictError(
+                    f"{manifest.name}:v{version} already exists with different content "
+                    f"(digest {row['digest'][:12]}… vs {manifest.digest[:12]}…); versions are immutable: "
+                    "log without version= to get the next one."
+                )
+            return int(row["id"])
+        row = db.execute("SELECT id FROM versions WHERE artifact_id=? AND digest=? ORDER BY version DESC LIMIT 1",
+                         (artifact_id, manifest.digest)).fetchone()
+        return int(row["id"]) if row else None
+
+    @staticmethod
+    def _insert_version(db: sqlite3.Connection, artifact_id: int, number: int, manifest: Manifest,
+                        run_id: str | None, now: float) -> int:
+        cursor = db.execute(
+            "INSERT INTO versions (artifact_id, version, digest, type, description, size_bytes, created_at, "
+            "run_id, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (artifact_id, number, manifest.digest, manifest.artifact_type.value, manifest.description,
+             manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True)))
+        version_id = int(cursor.lastrowid or 0)
+        db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
+                       [(version_id, e.path, e.sha256, e.size) for e in manifest.entries])
+        db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(version_id, lb) for lb in manifest.labels])
+        db.executemany("INSERT OR IGNORE INTO metadata VALUES (?, ?, ?)",
+                       [(version_id, k, metadata_text(v)) for k, v in manifest.metadata.items()
+                        if not isinstance(v, (Mapping, tuple))])
+        return version_id
+
+    @staticmethod
+    def _artifact_id(db: sqlite3.Connection, name: str, *, create: bool = False, now: float = 0.0) -> int:
+        row = db.execute("SELECT id FROM artifacts WHERE name=?", (name,)).fetchone()
+        if row:
+            return int(row["id"])
+        if not create:
+            raise ArtifactStoreNotFoundError(
+                f"No artifact named {name!r}; `tracelet-artifacts ls` lists the names in this store."
+            )
+        return int(db.execute("INSERT INTO artifacts (name, created_at) VALUES (?, ?)", (name, now)).lastrowid or 0)
+
+    _VERSION_SELECT = (
+        "SELECT v.id, a.name, v.version, v.digest, v.type, v.description, v.size_bytes, v.created_at, "
+        "v.run_id, v.manifest, (SELECT group_concat(alias, ',') FROM aliases al WHERE al.version_id=v.id) "
+        "AS alias_list FROM versions v JOIN artifacts a ON a.id=v.artifact_id"
+    )
+
+    @staticmethod
+    def _record(row: sqlite3.Row, created: bool = True) -> ArtifactVersion:
+        aliases = tuple(sorted(row["alias_list"].split(","))) if row["alias_list"] else ()
+        return ArtifactVersion(
+            name=row["name"], version=row["version"], digest=row["digest"],
+            artifact_type=ArtifactType(row["type"]), size_bytes=row["size_bytes"],
+            created_at=row["created_at"], aliases=aliases, description=row["description"],
+            run_id=row["run_id"], created=created, manifest_json=row["manifest"])
+
+    def _version_by_id(self, db: sqlite3.Connection, version_id: int, created: bool = True) -> ArtifactVersion:
+        row = db.execute(self._VERSION_SELECT + " WHERE v.id=?", (version_id,)).fetchone()
+        return self._record(row, created)
+
+    def version_id(self, name: str, version: int) -> int:
+        """The row id of ``name:v<version>``."""
+        rows = self._read("SELECT v.id FROM versions v JOIN artifacts a ON a.id=v.artifact_id "
+                          "WHERE a.name=? AND v.version=?", (name, version))
+        if not rows:
+            raise ArtifactStoreNotFoundError(f"No version v{version} of {name!r}.")
+        return int(rows[0]["id"])
+
+    def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
+        """A version by number (``3``, ``"v3"``) or alias (``"latest"``, ``"best"``)."""
+        db = self._connection()
+        artifact_id = self._artifact_id(db, name)
+        text = str(version)
+        if isinstance(version, int) or _looks_like_version(text):
+            row = db.execute(self._VERSION_SELECT + " WHERE v.artifact_id=? AND v.version=?",
+                             (artifact_id, parse_version(version))).fetchone()
+            what = f"version {text}"
+        else:
+            row = db.execute(self._VERSION_SELECT + " JOIN aliases x ON x.version_id=v.id "
+                             "WHERE x.artifact_id=? AND x.alias=?", (artifact_id, text)).fetchone()
+            what = f"alias {text!r}"
+        if row is None:
+            known = ", ".join(v.label for v in self.versions(name)) or "none"
+            raise ArtifactStoreNotFoundError(f"{name!r} has no {what}; its versions are: {known}.")
+        return self._record(row)
+
+    def versions(self, name: str) -> list[ArtifactVersion]:
+        """Every version of ``name``, oldest first."""
+        return [self._record(r) for r in self._read(
+            self._VERSION_SELECT + " WHERE a.name=? ORDER BY v.version", (name,))]
+
+    def names(self, prefix: str | None = None, contains: str | None = None) -> list[str]:
+        """Artifact names, optionally those starting with ``prefix`` and/or containing ``contains``."""
+        sql, params = "SELECT name FROM artifacts WHERE 1=1", []
+        if prefix:
+            sql += " AND substr(name, 1, ?) = ?"
+            params += [len(prefix), prefix]
+        if contains:
+            sql += " AND instr(name, ?) > 0"
+            params.append(contains)
+        return [r["name"] for r in self._read(sql + " ORDER BY name", params)]
+
+    def search(
+        self,
+        *,
+        artifact_type: ArtifactType | str | None = None,
+        labels: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        prefix: str | None = None,
+        contains: str | None = None,
+        latest_only: bool = False,
+        limit: int | None = None,
+    ) -> list[ArtifactVersion]:
+        """Versions matching every filter given (type, all labels, metadata key=value, name)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if artifact_type is not None:
+            clauses.append("v.type=?")
+            params.append(ArtifactType.parse(artifact_type).value)
+        for label in labels:
+            clauses.append("v.id IN (SELECT version_id FROM labels WHERE label=?)")
+            params.append(label)
+        for key, value in (metadata or {}).items():
+            clauses.append("v.id IN (SELECT version_id FROM metadata WHERE key=? AND value=?)")
+            params += [key, metadata_text(value)]
+        if prefix:
+            clauses.append("substr(a.name, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        if contains:
+            clauses.append("instr(a.name, ?) > 0")
+            params.append(contains)
+        if latest_only:
+            clauses.append(f"v.id IN (SELECT version_id FROM aliases WHERE alias='{LATEST}')")
+        sql = self._VERSION_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        sql += " ORDER BY a.name, v.version"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._record(r) for r in self._read(sql, params)]
+
+    # -- aliases ----------------------------------------------------------------------------------
+    @staticmethod
+    def _set_alias(db: sqlite3.Connection, artifact_id: int, alias: str, version_id: int, now: float) -> None:
+        db.execute("INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (artifact_id, alias) "
+                   "DO UPDATE SET version_id=excluded.version_id, updated_at=excluded.updated_at",
+                   (artifact_id, alias, version_id, now))
+
+    def set_alias(self, name: str, alias: str, version: str | int) -> ArtifactVersion:
+        """Point ``alias`` at a version (moving it atomically if it pointed elsewhere)."""
+        validate_alias(alias)
+        target = self.get(name, version)
+        with self.transaction() as db:
+            artifact_id = self._artifact_id(db, name)
+            version_id = self._version_row(db, artifact_id, target.version)
+            self._set_alias(db, artifact_id, alias, version_id, time.time())
+        return self.get(name, target.version)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Remove an alias (``latest`` cannot be removed while versions exist)."""
+        if alias == LATEST:
+            raise ArtifactStoreError("'latest' moves by itself and cannot be removed.")
+        with self.transaction() as db:
+            db.execute("DELETE FROM aliases WHERE artifact_id=? AND alias=?", (self._artifact_id(db, name), alias))
+
+    @staticmethod
+    def _version_row(db: sqlite3.Connection, artifact_id: int, version: int) -> int:
+        return int(db.execute("SELECT id FROM versions WHERE artifact_id=? AND version=?",
+                              (artifact_id, version)).fetchone()["id"])
+
+    # -- deletion ---------------------------------------------------------------------------------
+    def delete(self, name: str) -> None:
+        """Remove an artifact and all its versions (blobs stay until ``gc``)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM artifacts WHERE id=?", (self._artifact_id(db, name),))
+
+    def clear(self) -> None:
+        """Remove every artifact (blobs stay until ``gc``)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM artifacts")
+
+    def referenced_digests(self) -> set[str]:
+        """Every blob digest some version still uses."""
+        return {r["sha256"] for r in self._read("SELECT DISTINCT sha256 FROM entries")}
+
+    # -- stat cache -------------------------------------------------------------------------------
+    def cached_digest(self, path: str, signature: tuple[int, int, int, int], margin_ns: int) -> str | None:
+        """The digest recorded for a file whose (size, mtime, inode, device) still match.
+
+        A file modified within ``margin_ns`` before the record was written is not trusted (its
+        mtime may not have changed on a later write in the same clock tick).
+        """
+        rows = self._read("SELECT * FROM stat_cache WHERE path=?", (path,))
+        if not rows:
+            return None
+        row = rows[0]
+        size, mtime_ns, inode, device = signature
+        same = (row["size"], row["mtime_ns"], row["inode"], row["device"]) == (size, mtime_ns, inode, device)
+        return row["sha256"] if same and mtime_ns + margin_ns < row["recorded_ns"] else None
+
+    # -- runs, receipts ---------------------------------------------------------------------------
+    def add_run(self, run_id: str, experiment: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO runs (run_id, experiment, created_at) VALUES (?, ?, ?)",
+                       (run_id, experiment, time.time()))
+
+    def run_state(self, run_id: str) -> tuple[str, dict[str, Any]]:
+        """(experiment name, backend state) saved for a run, so a later process can resume it."""
+        rows = self._read("SELECT experiment, backend_state FROM runs WHERE run_id=?", (run_id,))
+        if not rows:
+            raise ArtifactStoreNotFoundError(f"No run {run_id!r} in this store.")
+        return rows[0]["experiment"], json.loads(rows[0]["backend_state"])
+
+    def save_backend_state(self, run_id: str, backend: str, state: Mapping[str, Any]) -> None:
+        with self.transaction() as db:
+            row = db.execute("SELECT backend_state FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            current = json.loads(row["backend_state"]) if row else {}
+            current[backend] = dict(state)
+            db.execute("UPDATE runs SET backend_state=? WHERE run_id=?", (json.dumps(current), run_id))
+
+    def receipts(self, name: str, version: int) -> list[dict[str, Any]]:
+        """Receipts backends gave for a version, oldest first."""
+        version_id = self.version_id(name, version)
+        return [json.loads(r["payload"]) for r in self._read(
+            "SELECT payload FROM receipts WHERE version_id=? ORDER BY id", (version_id,))]
+
+    # -- outbox -----------------------------------------------------------------------------------
+    @staticmethod
+    def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+        return OutboxItem(row["id"], row["version_id"], row["backend"], row["run_id"], json.loads(row["plan"]),
+                          row["status"], row["attempts"], row["next_attempt_at"], row["last_error"])
+
+    def claim(self, owner: str, lease_s: float, *, run_id: str | None = None, ids: Iterable[int] | None = None,
+              due_only: bool = True, limit: int = 100) -> list[OutboxItem]:
+        """Take pending (or lease-expired in-flight) deliveries for ``owner``; each is taken by one owner only."""
+        now = time.time()
+        sql = ("SELECT * FROM outbox WHERE (status='pending' OR (status='inflight' AND lease_until < ?))")
+        params: list[Any] = [now]
+        if due_only:
+            sql += " AND next_attempt_at <= ?"
+            params.append(now)
+        if run_id is not None:
+            sql += " AND run_id=?"
+            params.append(run_id)
+        wanted = list(ids) if ids is not None else None
+        if wanted is not None:
+            sql += f" AND id IN ({','.join('?' * len(wanted)) or 'NULL'})"
+            params += wanted
+        with self.transaction() as db:
+            rows = db.execute(sql + f" ORDER BY id LIMIT {int(limit)}", params).fetchall()
+            db.executemany("UPDATE outbox SET status='inflight', lease_owner=?, lease_until=?, "
+                           "attempts=attempts+1, updated_at=? WHERE id=?",
+                           [(owner, now + lease_s, now, r["id"]) for r in rows])
+            return [self._outbox_item(db.execute("SELECT * FROM outbox WHERE id=?", (r["id"],)).fetchone())
+                    for r in rows]
+
+    def complete(self, item_id: int, receipt: Mapping[str, Any]) -> None:
+        """Mark a delivery done and keep the backend's receipt, in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute("SELECT version_id, backend, run_id FROM outbox WHERE id=?", (item_id,)).fetchone()
+            db.execute("UPDATE outbox SET status='done', last_error=NULL, lease_owner=NULL, updated_at=? "
+                       "WHERE id=?", (now, item_id))
+            db.execute("INSERT INTO receipts (version_id, backend, run_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (row["version_id"], row["backend"], row["run_id"], json.dumps(dict(receipt)), now))
+
+    def retry_later(self, item_id: int, error: str, delay_s: float, *, give_up: bool = False) -> None:
+        """Return a failed delivery to the queue (or mark it failed for good: ``sync`` still retries it)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET status=?, last_error=?, next_attempt_at=?, lease_owner=NULL, "
+                       "lease_until=0, updated_at=? WHERE id=?",
+                       ("failed" if give_up else "pending", error[:2000], now + delay_s, now, item_id))
+
+    def requeue_failed(self, run_id: str | None = None) -> int:
+        """Put deliveries that gave up back to pending (what ``sync`` does first); return how many."""
+        with self.transaction() as db:
+            sql = "UPDATE outbox SET status='pending', next_attempt_at=0 WHERE status='failed'"
+            cursor = db.execute(sql + (" AND run_id=?" if run_id else ""), (run_id,) if run_id else ())
+            return cursor.rowcount
+
+    def outbox(self, status: str | None = None) -> list[OutboxItem]:
+        """Outbox rows, optionally only those with ``status`` (pending, inflight, done, failed)."""
+        sql = "SELECT * FROM outbox" + (" WHERE status=?" if status else "") + " ORDER BY id"
+        return [self._outbox_item(r) for r in self._read(sql, (status,) if status else ())]
+
+    def outbox_item(self, item_id: int) -> OutboxItem:
+        rows = self._read("SELECT * FROM outbox WHERE id=?", (item_id,))
+        if not rows:
+            raise ArtifactStoreNotFoundError(f"No outbox item {item_id}.")
+        return self._outbox_item(rows[0])
+
+    def version_by_id(self, version_id: int) -> ArtifactVersion:
+        return self._version_by_id(self._connection(), version_id)
+
+
+def _looks_like_version(text: str) -> bool:
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    return digits.isdigit()
+
+
+def validate_alias(alias: str) -> str:
+    """An alias is a short name that is not a version number (``best``, ``prod``, ``candidate-2``)."""
+    if (not isinstance(alias, str) or not alias or len(alias) > 100 or "\x00" in alias or "," in alias
+            or _looks_like_version(alias)):
+        raise ArtifactStoreError(
+            f"Invalid alias {alias!r}: use a short name (no commas) that is not a version like 'v3'."
+        )
+    return alias

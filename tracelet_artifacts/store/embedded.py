@@ -1,0 +1,169 @@
+"""The embedded store: content-addressed blobs plus the SQLite catalog, the source of truth.
+
+``EmbeddedStore.log`` freezes a builder while copying its files into the blob store (one read per
+file: the hash is computed on the way), then records the version, its aliases and its outbox rows in
+one catalog transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tracelet_artifacts import digest
+from tracelet_artifacts.artifact import Manifest, TraceletArtifact, validate_artifact_path
+from tracelet_artifacts.errors import ArtifactStoreError, IntegrityError
+from tracelet_artifacts.store.blobs import BlobStore
+from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, Catalog
+
+log = logging.getLogger(__name__)
+
+PlanFn = Callable[[Manifest], Mapping[str, Mapping[str, Any]]]
+StatRow = tuple[str, int, int, int, int, str]
+# A file whose mtime is this close to when its digest was recorded is hashed again (same clock tick).
+STAT_CACHE_MARGIN_NS = 50_000_000
+
+
+class _IngestSink:
+    """Streams files into the blob store, skipping files whose stat signature says they are unchanged."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store = store
+        self.stat_rows: list[StatRow] = []
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        key = str(path.absolute())
+        signature = digest.file_signature(path)
+        cached = self.store.catalog.cached_digest(key, signature, STAT_CACHE_MARGIN_NS)
+        if cached and self.store.blobs.touch(cached):
+            return cached, signature[0]
+        sha, size = self.store.blobs.put_file(path)
+        after = digest.file_signature(path)
+        if after == signature and size == signature[0]:  # unchanged while we read it: safe to remember
+            self.stat_rows.append((key, *signature, sha))
+        return sha, size
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        return self.store.blobs.put_bytes(data)
+
+
+class EmbeddedStore:
+    """Blobs under ``root/blobs`` and the catalog at ``root/catalog.db``.
+
+    Example::
+
+        store = EmbeddedStore(Path(".tracelet"))
+        record = store.log(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams"))
+        store.fetch("cfg", "latest", Path("out/"))
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.blobs = BlobStore(self.root / "blobs", fsync=fsync)
+        self.catalog = Catalog(self.root / "catalog.db")
+        self.blobs.clean_temp()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.root)!r})"
+
+    # -- writing ----------------------------------------------------------------------------------
+    def log(
+        self,
+        artifact: TraceletArtifact | Manifest,
+        *,
+        version: int | None = None,
+        aliases: Iterable[str] = (),
+        run_id: str | None = None,
+        plan: PlanFn | None = None,
+    ) -> ArtifactVersion:
+        """Store an artifact: a new version, or the existing one when the content is identical.
+
+        ``plan`` turns the manifest into the deliveries (backend → plan) recorded in the outbox.
+        """
+        if isinstance(artifact, TraceletArtifact):
+            sink = _IngestSink(self)
+            manifest = artifact.freeze(sink)
+            stat_rows = sink.stat_rows
+        else:
+            manifest, stat_rows = artifact, []
+            missing = [e.path for e in manifest.entries if not self.blobs.exists(e.sha256)]
+            if missing:
+                raise ArtifactStoreError(
+                    f"Manifest {manifest.name!r} names content this store does not hold ({missing[:3]}); "
+                    "log the TraceletArtifact builder instead."
+                )
+        deliveries = dict(plan(manifest)) if plan else {}
+        return self.catalog.add_version(manifest, version=version, aliases=aliases, run_id=run_id,
+                                        deliveries=deliveries, stat_rows=stat_rows)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
+        """A version by number or alias."""
+        return self.catalog.get(name, version)
+
+    def fetch(
+        self,
+        name: str,
+        version: str | int,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Path]:
+        """Write a version's files under ``dest`` (verifying every digest); return their paths.
+
+        ``progress(done_bytes, total_bytes)`` is called after each file.
+        """
+        record = self.get(name, version)
+        target = Path(dest)
+        entries = record.manifest.entries
+        total, done, written = sum(e.size for e in entries), 0, []
+        for entry in entries:
+            path = target / validate_artifact_path(entry.path)
+            self.blobs.copy_to(entry.sha256, path)
+            written.append(path)
+            done += entry.size
+            if progress:
+                progress(done, total)
+        return written
+
+    def blob_path(self, sha256: str) -> Path:
+        """Where a blob lives (read only: never modify it)."""
+        return self.blobs.path(sha256)
+
+    def verify(self, name: str, version: str | int = LATEST) -> list[str]:
+        """Entry paths of a version whose blob is missing or corrupt (empty when all is well)."""
+        return [e.path for e in self.get(name, version).manifest.entries if not self.blobs.verify(e.sha256)]
+
+    def check(self, name: str, version: str | int = LATEST) -> None:
+        """Raise IntegrityError when any blob of a version is missing or corrupt."""
+        bad = self.verify(name, version)
+        if bad:
+            raise IntegrityError(
+                f"{name}:{version} has missing or corrupt content at {bad[:5]}; re-fetch it from a backend."
+            )
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def gc(self, *, grace_s: float = 3600.0, dry_run: bool = False) -> tuple[int, int]:
+        """Remove blobs no version uses and older than ``grace_s``; return (count, bytes)."""
+        keep = self.catalog.referenced_digests()
+        cutoff = time.time() - grace_s
+        count = size = 0
+        for sha in list(self.blobs.digests()):
+            if sha in keep:
+                continue
+            path = self.blobs.path(sha)
+            info = path.stat()
+            if info.st_mtime > cutoff:
+                continue
+            count, size = count + 1, size + info.st_size
+            if not dry_run:
+                self.blobs.delete(sha)
+        log.info("gc: %s %d unreferenced blob(s), %d bytes", "would remove" if dry_run else "removed", count, size)
+        return count, size
+
+    def close(self) -> None:
+        self.catalog.close()
