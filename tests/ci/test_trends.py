@@ -1,0 +1,167 @@
+"""Trend analysis: slope, direction, percent change, and change points by both detectors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from tracelet_artifacts.ci.errors import TrendAnalysisError
+from tracelet_artifacts.ci.metadata import ArtifactMetadata
+from tracelet_artifacts.ci.trends import (
+    T_CAP,
+    analyze_metrics_trend,
+    analyze_series,
+    detect_changes_edivisive,
+    detect_changes_ttest,
+    linear_trend,
+    percent_change,
+    trend_direction,
+)
+
+DETECTORS = [detect_changes_ttest, detect_changes_edivisive]
+
+
+def noisy(*levels: tuple[float, int], sd: float = 1.0, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(level, sd, count) for level, count in levels])
+
+
+@pytest.mark.parametrize("detect", DETECTORS)
+def test_a_single_step_is_found_where_it_happens(detect) -> None:  # type: ignore[no-untyped-def]
+    changes = detect(noisy((100, 40), (110, 40)))
+    assert [c.index for c in changes] == [40]
+    assert changes[0].percent_change == pytest.approx(10, abs=1.5)
+
+
+@pytest.mark.parametrize("detect", DETECTORS)
+def test_two_steps_are_both_found(detect) -> None:  # type: ignore[no-untyped-def]
+    changes = detect(noisy((100, 30), (90, 30), (105, 30), seed=3))
+    assert [c.index for c in changes] == [30, 60]
+    assert [c.kind for c in changes] == ["improvement", "regression"]  # lower is better by default
+
+
+@pytest.mark.parametrize("detect", DETECTORS)
+@pytest.mark.parametrize("seed", range(10))
+def test_a_flat_noisy_series_has_no_change_points(detect, seed: int) -> None:  # type: ignore[no-untyped-def]
+    assert detect(noisy((100, 80), sd=2.0, seed=seed)) == []
+
+
+@pytest.mark.parametrize("detect", DETECTORS)
+def test_higher_is_better_turns_a_drop_into_a_regression(detect) -> None:  # type: ignore[no-untyped-def]
+    series = noisy((500, 30), (400, 30))  # e.g. throughput fell
+    assert [c.kind for c in detect(series, lower_is_better=False)] == ["regression"]
+    assert [c.kind for c in detect(series, lower_is_better=True)] == ["improvement"]
+
+
+def test_ttest_caps_an_infinite_t_at_1000() -> None:
+    changes = detect_changes_ttest([10.0] * 20 + [12.0] * 20)
+    assert [(c.index, c.statistic) for c in changes] == [(20, T_CAP)]
+
+
+def test_ttest_needs_full_windows_on_both_sides() -> None:
+    series = noisy((100, 30), (120, 8))  # only 8 points after the step: fore window of 12 not full
+    assert detect_changes_ttest(series) == []
+    assert [c.index for c in detect_changes_ttest(series, fore_window=6)] == [30]
+
+
+def test_small_shifts_below_the_minimum_percent_are_dropped() -> None:
+    series = noisy((100, 30), (101, 30), sd=0.05)  # a very clear but 1 % shift
+    assert detect_changes_ttest(series) == []
+    assert detect_changes_edivisive(series) == []
+    assert [c.index for c in detect_changes_ttest(series, min_percent_change=0.5)] == [30]
+    assert [c.index for c in detect_changes_edivisive(series, min_percent_change=0.5)] == [30]
+
+
+def test_edivisive_reports_the_permutation_p_value_and_is_deterministic() -> None:
+    series = noisy((100, 25), (115, 25))
+    first = detect_changes_edivisive(series, permutations=50, seed=11)
+    assert first == detect_changes_edivisive(series, permutations=50, seed=11)
+    assert first[0].p_value == pytest.approx(1 / 51)
+    assert first[0].statistic > 0
+
+
+def test_edivisive_on_a_constant_series_finds_nothing() -> None:
+    assert detect_changes_edivisive([5.0] * 30) == []
+
+
+def test_linear_trend_recovers_a_line() -> None:
+    fit = linear_trend([3.0 + 2.0 * i for i in range(10)])
+    assert (fit.slope, fit.intercept, fit.r_squared) == pytest.approx((2.0, 3.0, 1.0))
+    assert linear_trend([1.0, 2.0, 4.0], x=[0.0, 1.0, 2.0]).slope == pytest.approx(1.5)
+
+
+def test_direction_and_percent_change() -> None:
+    assert trend_direction([100, 101, 102, 103]) == "increasing"
+    assert trend_direction([100, 99.9, 100.1, 100]) == "stable"
+    assert trend_direction([10, 8, 6]) == "decreasing"
+    assert percent_change([50, 60, 75]) == pytest.approx(50.0)
+    assert percent_change([0, 1]) is None
+
+
+def test_analyze_series_combines_both_methods_and_judges_the_direction() -> None:
+    result = analyze_series(noisy((100, 40), (110, 40)), lower_is_better=True)
+    assert result.direction == "increasing" and result.assessment == "degrading"
+    assert sorted(c.method for c in result.change_points) == ["edivisive", "ttest"]
+    assert {c.index for c in result.change_points} == {40}
+    assert result.to_dict()["change_points"][0]["kind"] == "regression"
+    only = analyze_series(noisy((100, 40), (110, 40)), methods=["ttest"], lower_is_better=False)
+    assert [c.method for c in only.change_points] == ["ttest"] and only.assessment == "improving"
+
+
+@pytest.mark.parametrize("bad", [[1.0, float("nan"), 2.0], [1.0], [], [[1.0, 2.0]], ["x", "y"]])
+def test_unusable_series_raise_a_trend_error(bad: list) -> None:
+    with pytest.raises(TrendAnalysisError):
+        analyze_series(bad)
+
+
+def test_unknown_method_is_a_trend_error() -> None:
+    with pytest.raises(TrendAnalysisError, match="unknown change-point method"):
+        analyze_series([1.0, 2.0], methods=["magic"])
+
+
+# --- over stored metadata ---------------------------------------------------------------------
+
+NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def stored(day: int, value: float, provider: str = "github", kind: str = "perf_report") -> ArtifactMetadata:
+    return ArtifactMetadata.from_dict(
+        {
+            "artifact_name": "perf",
+            "artifact_path": f"/nowhere/perf-{day}.json",
+            "test_run_id": str(day),
+            "provider_name": provider,
+            "artifact_type": kind,
+            "size_bytes": 10,
+            "sha256": "0" * 64,
+            "created_at": (NOW - timedelta(days=60 - day)).isoformat(),
+            "content": {"format": "json", "metrics": {"metrics.latency": value}},
+        }
+    )
+
+
+def test_metrics_trend_reads_only_matching_recent_artifacts() -> None:
+    values = noisy((50, 30), (60, 30))
+    history = [stored(day, float(v)) for day, v in enumerate(values)]
+    history += [stored(59, 999.0, provider="gitlab"), stored(58, 999.0, kind="log"), stored(-5, 999.0)]
+    calls: list[int] = []
+
+    def source() -> list[ArtifactMetadata]:
+        calls.append(1)
+        return history
+
+    trend = analyze_metrics_trend("github", "perf_report", "metrics.latency", 60, source=source, now=NOW)
+    assert calls == [1]
+    assert len(trend.points) == 60 and max(p.value for p in trend.points) < 999
+    assert {c.index for c in trend.analysis.change_points} == {30}
+    assert all(c.kind == "regression" for c in trend.analysis.change_points)
+    recent = analyze_metrics_trend(None, "perf_report", "metrics.latency", 10, source=history, now=NOW)
+    assert len(recent.points) == 11  # days 50..59 from github and day 59 from gitlab
+    assert trend.to_dict()["points"][0]["timestamp"].startswith("2024-")
+
+
+def test_metrics_trend_without_enough_data_says_what_is_missing() -> None:
+    with pytest.raises(TrendAnalysisError, match=r"0 perf_report artifact\(s\) from jenkins"):
+        analyze_metrics_trend("jenkins", "perf_report", "metrics.latency", 30, source=[], now=NOW)
