@@ -305,6 +305,17 @@ def _walk(value: Any, prefix: str, depth: int) -> Iterator[tuple[str, Any]]:
         yield from _walk(child, f"{prefix}.{key}" if prefix else key, depth + 1)
 
 
+def json_leaves(document: Any, max_leaves: int = MAX_FLAT_KEYS) -> tuple[dict[str, Any], bool]:
+    """Every scalar leaf of a parsed JSON document by dotted path, unchanged, and whether the walk
+    stopped at ``max_leaves``. Paths are built as ``flatten_json`` describes."""
+    leaves: dict[str, Any] = {}
+    for count, (path, leaf) in enumerate(_walk(document, "", 0)):
+        if count >= max_leaves:
+            return leaves, True
+        leaves[path] = leaf
+    return leaves, False
+
+
 def flatten_json(document: Any) -> tuple[dict[str, float], dict[str, str | bool | None], bool]:
     """Split a parsed JSON document into (numbers, other scalars, truncated) keyed by dotted paths.
 
@@ -315,9 +326,8 @@ def flatten_json(document: Any) -> tuple[dict[str, float], dict[str, str | bool 
     """
     metrics: dict[str, float] = {}
     fields: dict[str, str | bool | None] = {}
-    for count, (path, leaf) in enumerate(_walk(document, "", 0)):
-        if count >= MAX_FLAT_KEYS:
-            return metrics, fields, True
+    leaves, truncated = json_leaves(document)
+    for path, leaf in leaves.items():
         number = _number(leaf)
         if number is not None:
             metrics[path] = number
@@ -325,7 +335,7 @@ def flatten_json(document: Any) -> tuple[dict[str, float], dict[str, str | bool 
             fields[path] = leaf[:MAX_FIELD_CHARS]
         elif leaf is None or isinstance(leaf, bool):
             fields[path] = leaf
-    return metrics, fields, False
+    return metrics, fields, truncated
 
 
 def analyze_json_bytes(data: bytes) -> ContentAnalysis:
@@ -521,9 +531,7 @@ def analyze_junit(path: Path, max_bytes: int = MAX_XML_BYTES) -> TestCounts:
     return result.tests
 
 
-def analyze_csv_text(
-    lines: Iterator[str], delimiter: str = ",", max_bytes: int = MAX_CSV_BYTES
-) -> ContentAnalysis:
+def analyze_csv_text(lines: Iterator[str], delimiter: str = ",", max_bytes: int = MAX_CSV_BYTES) -> ContentAnalysis:
     """Columns, row count and per-column mean/min/max/last of numeric columns of CSV lines.
 
     Reading stops after ``max_bytes`` characters; the result then says ``truncated`` and ``row_count``
