@@ -60,7 +60,12 @@ def test_sound_zip_extracts_with_folders_and_inside_symlink(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("name", "why"),
-    [("../evil.txt", "'..'"), ("a/../../evil.txt", "'..'"), ("/tmp/evil.txt", "absolute"), ("C:/evil.txt", "absolute")],
+    [
+        ("../evil.txt", r"'\.\.'"),
+        ("a/../../evil.txt", r"'\.\.'"),
+        ("/tmp/evil.txt", "absolute"),
+        ("C:/evil.txt", "absolute"),
+    ],
 )
 def test_zip_entries_escaping_the_target_are_refused(tmp_path: Path, name: str, why: str) -> None:
     archive = _zip(tmp_path / "bad.zip", [("fine.txt", b"ok", None), (name, b"pwned", None)])
@@ -107,7 +112,7 @@ def test_zip_whose_headers_understate_the_size_is_stopped_while_writing(tmp_path
 def test_tar_traversal_symlink_and_device_entries_are_refused(tmp_path: Path) -> None:
     slip = tarfile.TarInfo("../evil.txt")
     archive = _tar(tmp_path / "slip.tgz", [slip], {"../evil.txt": b"x"})
-    with pytest.raises(UnsafeArchiveError, match="'..'"):
+    with pytest.raises(UnsafeArchiveError, match=r"'\.\.'"):
         safe_extract(archive, tmp_path / "out1")
 
     link = tarfile.TarInfo("data/link")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ci_fakes import TOKEN, Sleeps, _api_server, api, make_zip, sleeps  # noqa: F401
+from ci_fakes import TOKEN, Sleeps, make_zip
 from pytest_httpserver import HTTPServer
 
 from tracelet_artifacts.ci.download import Expectation, download_to_path
