@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS aliases (
   PRIMARY KEY (artifact_id, alias));
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, created_at REAL NOT NULL,
-  backend_state TEXT NOT NULL DEFAULT '{}');
+  backend_state TEXT NOT NULL DEFAULT '{}', owner TEXT, ended_at REAL);
 CREATE TABLE IF NOT EXISTS receipts (
   id INTEGER PRIMARY KEY, version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
   backend TEXT NOT NULL, run_id TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
@@ -90,6 +90,7 @@ class ArtifactVersion:
     run_id: str | None = None
     created: bool = True
     manifest_json: str = field(default="", repr=False, compare=False)
+    row_id: int = field(default=0, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -294,7 +295,7 @@ class Catalog:
             name=row["name"], version=row["version"], digest=row["digest"],
             artifact_type=ArtifactType(row["type"]), size_bytes=row["size_bytes"],
             created_at=row["created_at"], aliases=aliases, description=row["description"],
-            run_id=row["run_id"], created=created, manifest_json=row["manifest"])
+            run_id=row["run_id"], created=created, manifest_json=row["manifest"], row_id=row["id"])
 
     def _version_by_id(self, db: sqlite3.Connection, version_id: int, created: bool = True) -> ArtifactVersion:
         row = db.execute(self._VERSION_SELECT + " WHERE v.id=?", (version_id,)).fetchone()
@@ -439,10 +440,37 @@ class Catalog:
         return row["sha256"] if same and mtime_ns + margin_ns < row["recorded_ns"] else None
 
     # -- runs, receipts ---------------------------------------------------------------------------
-    def add_run(self, run_id: str, experiment: str) -> None:
+    def add_run(self, run_id: str, experiment: str, owner: str) -> None:
+        """Record a run and the process (``host:pid``) that owns it."""
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO runs (run_id, experiment, created_at) VALUES (?, ?, ?)",
-                       (run_id, experiment, time.time()))
+            db.execute("INSERT INTO runs (run_id, experiment, created_at, owner) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (run_id) DO UPDATE SET owner=excluded.owner, ended_at=NULL",
+                       (run_id, experiment, time.time(), owner))
+
+    def end_run(self, run_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET ended_at=?, owner=NULL WHERE run_id=?", (time.time(), run_id))
+
+    def runs_with_outstanding(self) -> list[tuple[str, str | None, float | None]]:
+        """(run_id, owner, ended_at) of runs that still have deliveries not done."""
+        return [(r["run_id"], r["owner"], r["ended_at"]) for r in self._read(
+            "SELECT DISTINCT r.run_id, r.owner, r.ended_at FROM runs r JOIN outbox o ON o.run_id=r.run_id "
+            "WHERE o.status != 'done' ORDER BY r.created_at")]
+
+    def backends_of_run(self, run_id: str) -> list[str]:
+        """Backends that have deliveries (of any status) for a run."""
+        return [r["backend"] for r in self._read(
+            "SELECT DISTINCT backend FROM outbox WHERE run_id=? ORDER BY backend", (run_id,))]
+
+    def release_orphans(self, is_dead: Callable[[str], bool]) -> int:
+        """Return in-flight deliveries whose owner process is dead to pending; return how many."""
+        rows = self._read("SELECT id, lease_owner FROM outbox WHERE status='inflight'")
+        dead = [r["id"] for r in rows if r["lease_owner"] and is_dead(r["lease_owner"])]
+        if dead:
+            with self.transaction() as db:
+                db.executemany("UPDATE outbox SET status='pending', lease_owner=NULL, lease_until=0 "
+                               "WHERE id=? AND status='inflight'", [(i,) for i in dead])
+        return len(dead)
 
     def run_state(self, run_id: str) -> tuple[str, dict[str, Any]]:
         """(experiment name, backend state) saved for a run, so a later process can resume it."""
@@ -470,7 +498,7 @@ class Catalog:
         return OutboxItem(row["id"], row["version_id"], row["backend"], row["run_id"], json.loads(row["plan"]),
                           row["status"], row["attempts"], row["next_attempt_at"], row["last_error"])
 
-    def claim(self, owner: str, lease_s: float, *, run_id: str | None = None, ids: Iterable[int] | None = None,
+    def claim(self, owner: str, lease_s: float, *, run_id: str | None = None, backend: str | None = None,
               due_only: bool = True, limit: int = 100) -> list[OutboxItem]:
         """Take pending (or lease-expired in-flight) deliveries for ``owner``; each is taken by one owner only."""
         now = time.time()
@@ -482,10 +510,9 @@ class Catalog:
         if run_id is not None:
             sql += " AND run_id=?"
             params.append(run_id)
-        wanted = list(ids) if ids is not None else None
-        if wanted is not None:
-            sql += f" AND id IN ({','.join('?' * len(wanted)) or 'NULL'})"
-            params += wanted
+        if backend is not None:
+            sql += " AND backend=?"
+            params.append(backend)
         with self.transaction() as db:
             rows = db.execute(sql + f" ORDER BY id LIMIT {int(limit)}", params).fetchall()
             db.executemany("UPDATE outbox SET status='inflight', lease_owner=?, lease_until=?, "
@@ -515,7 +542,7 @@ class Catalog:
     def requeue_failed(self, run_id: str | None = None) -> int:
         """Put deliveries that gave up back to pending (what ``sync`` does first); return how many."""
         with self.transaction() as db:
-            sql = "UPDATE outbox SET status='pending', next_attempt_at=0 WHERE status='failed'"
+            sql = "UPDATE outbox SET status='pending', attempts=0, next_attempt_at=0 WHERE status='failed'"
             cursor = db.execute(sql + (" AND run_id=?" if run_id else ""), (run_id,) if run_id else ())
             return cursor.rowcount
 
@@ -523,6 +550,22 @@ class Catalog:
         """Outbox rows, optionally only those with ``status`` (pending, inflight, done, failed)."""
         sql = "SELECT * FROM outbox" + (" WHERE status=?" if status else "") + " ORDER BY id"
         return [self._outbox_item(r) for r in self._read(sql, (status,) if status else ())]
+
+    def delivered(self, version_id: int, run_id: str) -> dict[str, dict[str, Any]]:
+        """Receipts already given for a version in a run, by backend (the latest one wins)."""
+        rows = self._read("SELECT backend, payload FROM receipts WHERE version_id=? AND run_id=? ORDER BY id",
+                          (version_id, run_id))
+        return {r["backend"]: json.loads(r["payload"]) for r in rows}
+
+    def outbox_counts(self, run_id: str | None = None, backends: Sequence[str] | None = None) -> dict[str, int]:
+        """How many deliveries are in each status (for one run, or all; for some backends, or all)."""
+        sql, params = "SELECT status, COUNT(*) AS n FROM outbox WHERE 1=1", list[Any]()
+        if run_id:
+            sql, params = sql + " AND run_id=?", [run_id]
+        if backends is not None:
+            sql += f" AND backend IN ({','.join('?' * len(backends)) or 'NULL'})"
+            params += list(backends)
+        return {r["status"]: r["n"] for r in self._read(sql + " GROUP BY status", params)}
 
     def outbox_item(self, item_id: int) -> OutboxItem:
         rows = self._read("SELECT * FROM outbox WHERE id=?", (item_id,))

@@ -1,0 +1,254 @@
+"""Background delivery: one worker thread per backend sends the outbox's pending deliveries in order.
+
+Every delivery is already in the catalog's outbox before a worker sees it, and is marked done only when
+the adapter returns a receipt; failures go back to the outbox with exponential backoff. Nothing here
+raises into the caller's code. ``sync_outbox`` delivers what earlier (stopped or killed) runs left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tracelet_artifacts.backends import registry
+from tracelet_artifacts.backends.base import BackendAdapter, Delivery, RunContext
+from tracelet_artifacts.errors import DeliveryError, TraceletError
+from tracelet_artifacts.routing import BackendPlan
+from tracelet_artifacts.store.catalog import OutboxItem
+from tracelet_artifacts.store.embedded import EmbeddedStore
+
+log = logging.getLogger(__name__)
+HOST = socket.gethostname()
+ProgressFn = Callable[[int, int], None]
+
+
+def process_owner() -> str:
+    """``host:pid``: who owns runs and in-flight deliveries."""
+    return f"{HOST}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` (``host:pid[:…]``) is a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != HOST or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how fast failed deliveries are retried."""
+
+    max_attempts: int = 6
+    backoff_s: float = 0.5
+    backoff_max_s: float = 60.0
+
+    def delay(self, attempts: int) -> float:
+        """Exponential backoff with ±20 % jitter after ``attempts`` tries."""
+        base = min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempts - 1))
+        return base * random.uniform(0.8, 1.2)
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """Outbox counts for a run after a flush: done, pending (incl. in flight) and failed."""
+
+    done: int
+    pending: int
+    failed: int
+
+    @property
+    def complete(self) -> bool:
+        return self.pending == 0 and self.failed == 0
+
+
+class DeliveryQueue:
+    """Delivers one run's outbox to its adapters in the background.
+
+    Example::
+
+        queue = DeliveryQueue(store, {"mlflow": adapter}, run_id="abc")
+        queue.start()
+        queue.wake("mlflow")          # after a new outbox row
+        queue.close(timeout=60)       # flushes, then stops the workers
+    """
+
+    def __init__(
+        self,
+        store: EmbeddedStore,
+        adapters: Mapping[str, BackendAdapter],
+        *,
+        run_id: str,
+        retry: RetryPolicy | None = None,
+        lease_s: float = 600.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.adapters = dict(adapters)
+        self.run_id = run_id
+        self.retry = retry or RetryPolicy()
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.owner = f"{process_owner()}:{uuid.uuid4().hex[:8]}"
+        self._wake = {name: threading.Event() for name in self.adapters}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Return orphaned deliveries to the queue and start one worker per backend."""
+        self.store.catalog.release_orphans(owner_is_dead)
+        for name in self.adapters:
+            thread = threading.Thread(target=self._work, args=(name,), name=f"tracelet-deliver-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wake(self, backend: str | None = None) -> None:
+        """Tell a backend's worker (or all) that new deliveries are waiting."""
+        for name, event in self._wake.items():
+            if backend is None or name == backend:
+                event.set()
+
+    def _work(self, backend: str) -> None:
+        while not self._stop.is_set():
+            try:
+                items = self.store.catalog.claim(self.owner, self.lease_s, run_id=self.run_id, backend=backend,
+                                                 limit=1)
+            except Exception:  # a locked or broken catalog must not kill the worker
+                log.exception("Could not read the outbox; retrying in %.1fs", self.poll_s)
+                items = []
+            if not items:
+                self._wake[backend].wait(self.poll_s)
+                self._wake[backend].clear()
+                continue
+            self.deliver(items[0])
+
+    def deliver(self, item: OutboxItem) -> bool:
+        """Send one claimed delivery; record the receipt or schedule a retry. True when done."""
+        adapter = self.adapters.get(item.backend)
+        try:
+            if adapter is None:
+                raise DeliveryError(f"Backend {item.backend!r} is not configured in this process.", retryable=True)
+            record = self.store.catalog.version_by_id(item.version_id)
+            delivery = Delivery(record.manifest, record.version, BackendPlan.from_dict(item.plan),
+                                self.store.blobs.root)
+            receipt = adapter.log(delivery)
+            self.store.catalog.complete(item.id, receipt.to_dict())
+            log.debug("Delivered %s to %s", record.ref, item.backend)
+            return True
+        except Exception as exc:  # every failure goes back to the outbox; none reaches the caller
+            retryable = not (isinstance(exc, DeliveryError) and not exc.retryable)
+            give_up = not retryable or item.attempts >= self.retry.max_attempts
+            message = f"{type(exc).__name__}: {exc}"
+            log.warning("Delivery %d to %s failed (attempt %d%s): %s", item.id, item.backend, item.attempts,
+                        ", giving up until `tracelet-artifacts sync`" if give_up else ", will retry", message)
+            try:
+                self.store.catalog.retry_later(item.id, message, self.retry.delay(item.attempts), give_up=give_up)
+            except Exception:
+                log.exception("Could not record the failed delivery %d; its lease will expire", item.id)
+            return False
+
+    def counts(self) -> FlushResult:
+        counts = self.store.catalog.outbox_counts(self.run_id, list(self.adapters))
+        return FlushResult(counts.get("done", 0), counts.get("pending", 0) + counts.get("inflight", 0),
+                           counts.get("failed", 0))
+
+    def flush(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:
+        """Wait until every delivery of the run is done or failed, or ``timeout`` passes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.wake()
+        while True:
+            result = self.counts()
+            if progress:
+                progress(result.done, result.done + result.pending + result.failed)
+            if result.pending == 0 or (deadline is not None and time.monotonic() >= deadline):
+                return result
+            time.sleep(0.05)
+
+    def close(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:
+        """Flush (up to ``timeout``), then stop the workers; what is left stays in the outbox."""
+        result = self.flush(timeout, progress)
+        self._stop.set()
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        if result.pending or result.failed:
+            log.warning("%d delivery(ies) still pending and %d failed; `tracelet-artifacts sync` delivers them.",
+                        result.pending, result.failed)
+        return result
+
+
+def open_adapters(
+    store: EmbeddedStore,
+    run_id: str,
+    experiment: str,
+    backends: list[str],
+    options: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, BackendAdapter], dict[str, str]]:
+    """Create and start (or resume) adapters for a run; return (adapters, errors by backend)."""
+    _, saved = store.catalog.run_state(run_id)
+    adapters: dict[str, BackendAdapter] = {}
+    errors: dict[str, str] = {}
+    for name in backends:
+        try:
+            adapter = registry.create(name, options.get(name))
+            state = adapter.start_run(RunContext(run_id, experiment, store.root, saved.get(name, {})))
+            store.catalog.save_backend_state(run_id, name, state)
+            adapters[name] = adapter
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            log.warning("Backend %s is unavailable for run %s: %s", name, run_id, errors[name])
+    return adapters, errors
+
+
+def sync_outbox(
+    store: EmbeddedStore,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    timeout: float | None = None,
+    include_live: bool = False,
+    progress: ProgressFn | None = None,
+) -> dict[str, FlushResult]:
+    """Deliver what stopped or killed runs left in the outbox; return the result per run.
+
+    Runs whose owning process is still alive are skipped unless ``include_live``.
+    """
+    store.catalog.release_orphans(owner_is_dead)
+    store.catalog.requeue_failed()
+    results: dict[str, FlushResult] = {}
+    for run_id, owner, _ended in store.catalog.runs_with_outstanding():
+        if owner and not owner_is_dead(owner) and not include_live:
+            log.info("Run %s is still active in %s; leaving its deliveries to it.", run_id, owner)
+            continue
+        experiment, _ = store.catalog.run_state(run_id)
+        adapters, _errors = open_adapters(store, run_id, experiment, store.catalog.backends_of_run(run_id),
+                                          options or {})
+        queue = DeliveryQueue(store, adapters, run_id=run_id, retry=RetryPolicy(max_attempts=3, backoff_s=0.2))
+        queue.start()
+        results[run_id] = queue.close(timeout, progress)
+        for adapter in adapters.values():
+            _end_quietly(adapter)
+    return results
+
+
+def _end_quietly(adapter: BackendAdapter) -> None:
+    try:
+        adapter.end_run()
+    except TraceletError as exc:
+        log.warning("Closing the %s run failed: %s", adapter.name, exc)
+    except Exception:
+        log.exception("Closing the %s run failed", adapter.name)

@@ -1,0 +1,272 @@
+"""Experiment: the user-facing run. Creates, logs, gets and lists artifacts; passes params and metrics on.
+
+``log_artifact`` stores the artifact in the embedded store at once (the source of truth), records its
+deliveries in the outbox in the same transaction, and returns; backends receive it in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
+from tracelet_artifacts.backends import registry
+from tracelet_artifacts.backends.base import BackendAdapter, Receipt, RemoteArtifact
+from tracelet_artifacts.delivery import (
+    DeliveryQueue,
+    FlushResult,
+    ProgressFn,
+    RetryPolicy,
+    open_adapters,
+    owner_is_dead,
+    process_owner,
+    sync_outbox,
+)
+from tracelet_artifacts.errors import (
+    ArtifactStoreNotFoundError,
+    BackendNotInstalledError,
+    ConfigurationError,
+    TraceletError,
+)
+from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
+from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings
+from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion
+from tracelet_artifacts.store.embedded import EmbeddedStore
+
+log = logging.getLogger(__name__)
+
+
+def _backend_list(backend: str | Sequence[str] | None, settings: TraceletSettings) -> list[str]:
+    names = [backend] if isinstance(backend, str) else list(backend or settings.backends)
+    out: list[str] = []
+    for name in names:
+        if name not in out and name != LOCAL:
+            out.append(name)
+    for name in out:
+        if not registry.is_installed(name):  # raises UnknownBackendError for unknown names
+            spec = registry.known()[name]
+            raise BackendNotInstalledError(f"The {name} backend needs the {spec.sdk} package: {spec.install}")
+    return out
+
+
+class Experiment:
+    """One tracked run whose artifacts are versioned locally and delivered to its backends.
+
+    Example::
+
+        with Experiment("run-1", backend=["mlflow"]) as exp:
+            art = exp.create_artifact("classifier", ArtifactType.MODEL)
+            art.add_file("model.pth", "model/classifier.pth")
+            exp.log_artifact(art)           # {"mlflow": Receipt(status="pending"), "local": Receipt(status="done")}
+    """
+
+    def __init__(
+        self,
+        name: str,
+        backend: str | Sequence[str] | None = None,
+        artifacts: bool | None = None,
+        automagic_artifacts: bool | None = None,
+        config: ExperimentConfig | Mapping[str, Any] | None = None,
+        *,
+        settings: TraceletSettings | None = None,
+    ) -> None:
+        settings = settings or TraceletSettings()
+        if config is not None:
+            config = config if isinstance(config, ExperimentConfig) else ExperimentConfig(**dict(config))
+            settings = config.apply(settings)
+        explicit = {"enable_artifacts": artifacts, "automagic_artifacts": automagic_artifacts}
+        self.settings = settings.model_copy(update={k: v for k, v in explicit.items() if v is not None})
+        self.name = name
+        self.backends = _backend_list(backend, self.settings)
+        self.run_id = uuid.uuid4().hex
+        self._store: EmbeddedStore | None = None
+        self._queue: DeliveryQueue | None = None
+        self._policy: RoutingPolicy | None = None
+        self._adapters: dict[str, BackendAdapter] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "running" if self._store else "stopped"
+        return f"Experiment({self.name!r}, backends={self.backends}, run_id={self.run_id[:8]}, {state})"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @property
+    def store(self) -> EmbeddedStore:
+        """The embedded store of this experiment (opened by ``start``)."""
+        if self._store is None:
+            raise TraceletError(f"Experiment {self.name!r} is not started; call start() or use it as a context manager.")
+        return self._store
+
+    @property
+    def started(self) -> bool:
+        return self._store is not None
+
+    def start(self) -> Experiment:
+        """Open the store, start each backend's run and the delivery workers."""
+        if self._store is not None:
+            return self
+        store = EmbeddedStore(self.settings.store_path)
+        store.catalog.add_run(self.run_id, self.name, process_owner())
+        self._adapters, errors = open_adapters(store, self.run_id, self.name, self.backends,
+                                               self.settings.backend_options)
+        available = {LOCAL: registry.adapter_class(LOCAL).capabilities}
+        available.update({n: type(a).capabilities for n, a in self._adapters.items()})
+        for name in errors:  # keep routing to a backend that failed to start: its deliveries wait in the outbox
+            available[name] = registry.adapter_class(name).capabilities
+        self._policy = RoutingPolicy(available, threshold_bytes=self.settings.reference_threshold_bytes,
+                                     overrides=self.settings.routing)
+        retry = RetryPolicy(self.settings.delivery_max_attempts, self.settings.delivery_backoff_s,
+                            self.settings.delivery_backoff_max_s)
+        self._queue = DeliveryQueue(store, self._adapters, run_id=self.run_id, retry=retry)
+        self._queue.start()
+        self._store = store
+        self._recover_earlier_runs(store)
+        if self.settings.automagic_artifacts:
+            log.warning("automagic_artifacts is on, but this version has no automatic producers yet; "
+                        "log artifacts with log_artifact().")
+        return self
+
+    def _recover_earlier_runs(self, store: EmbeddedStore) -> None:
+        """Deliver, in the background, what runs of stopped or killed processes left in the outbox."""
+        leftovers = [r for r, owner, _ in store.catalog.runs_with_outstanding()
+                     if r != self.run_id and (owner is None or owner_is_dead(owner))]
+        if not leftovers:
+            return
+        log.info("Delivering %d earlier run(s)' pending artifacts in the background.", len(leftovers))
+        options = self.settings.backend_options
+        threading.Thread(target=self._sync_quietly, args=(store, options), name="tracelet-recover",
+                         daemon=True).start()
+
+    @staticmethod
+    def _sync_quietly(store: EmbeddedStore, options: Mapping[str, Mapping[str, Any]]) -> None:
+        try:
+            sync_outbox(store, options, timeout=600)
+        except Exception:
+            log.exception("Delivering earlier runs' artifacts failed; `tracelet-artifacts sync` retries.")
+
+    def stop(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult | None:
+        """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""
+        if self._store is None or self._queue is None:
+            return None
+        result = self._queue.close(self.settings.flush_timeout_s if timeout is None else timeout, progress)
+        for adapter in self._adapters.values():
+            try:
+                adapter.end_run()
+            except Exception:
+                log.exception("Closing the %s run failed", adapter.name)
+        self._store.catalog.end_run(self.run_id)
+        self._store.close()
+        self._store, self._queue = None, None
+        return result
+
+    def __enter__(self) -> Experiment:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- artifacts --------------------------------------------------------------------------------
+    def create_artifact(
+        self, name: str, artifact_type: ArtifactType | str, description: str | None = None
+    ) -> TraceletArtifact:
+        """A new artifact builder (log it with ``log_artifact``)."""
+        return TraceletArtifact(name, artifact_type, description)
+
+    def plan(self, artifact: TraceletArtifact) -> RoutePlan:
+        """Where ``artifact`` would go, without logging it."""
+        if self._policy is None:
+            raise TraceletError("Call start() before planning artifacts.")
+        return self._policy.plan(artifact.freeze())
+
+    def log_artifact(
+        self, artifact: TraceletArtifact, *, version: int | None = None, aliases: Iterable[str] = ()
+    ) -> dict[str, Receipt]:
+        """Store the artifact and queue it for its backends; returns a receipt per backend.
+
+        The ``local`` receipt is done at once; remote ones are ``pending`` (or ``done`` when this run
+        already delivered identical content). Backend trouble never raises here.
+        """
+        if not self.settings.enable_artifacts:
+            log.info("Artifacts are disabled (enable_artifacts=False); %s not logged.", artifact.name)
+            return {}
+        store, policy = self.store, self._policy
+        assert policy is not None
+        plans: dict[str, RoutePlan] = {}
+
+        def deliveries(manifest: Any) -> dict[str, dict[str, Any]]:
+            plans["plan"] = policy.plan(manifest)
+            return {p.backend: p.to_dict() for p in plans["plan"].backends if p.backend != LOCAL}
+
+        record = store.log(artifact, version=version, aliases=aliases, run_id=self.run_id, plan=deliveries)
+        delivered = store.catalog.delivered(record.row_id, self.run_id)
+        results: dict[str, Receipt] = {}
+        for backend in plans["plan"].targets:
+            if backend == LOCAL:
+                results[LOCAL] = Receipt(LOCAL, "done", record.name, record.version, record.digest, record.label,
+                                         f"tracelet://{record.ref}", tuple(e.path for e in record.manifest.entries))
+            elif backend in delivered:
+                results[backend] = Receipt.from_dict(delivered[backend])
+            else:
+                results[backend] = Receipt(backend, "pending", record.name, record.version)
+        assert self._queue is not None
+        self._queue.wake()
+        return results
+
+    def get_artifact(
+        self, name: str, version: str | int = LATEST, backend: str | None = None
+    ) -> ArtifactVersion | RemoteArtifact:
+        """A version from the embedded store (default) or as a backend lists it."""
+        if backend in (None, LOCAL):
+            return self.store.get(name, version)
+        wanted = str(version)
+        for item in self._adapter(backend).list():
+            if item.name == name and (wanted in (item.version, LATEST) or wanted in item.aliases):
+                return item
+        raise ArtifactStoreNotFoundError(f"{backend} holds no {name!r} at {wanted!r}.")
+
+    def fetch_artifact(
+        self, name: str, version: str | int = LATEST, dest: str | Path = ".", backend: str | None = None
+    ) -> Path:
+        """Download a version's files under ``dest`` (from the embedded store, or through a backend)."""
+        if backend in (None, LOCAL):
+            self.store.fetch(name, version, dest)
+            return Path(dest)
+        return self._adapter(backend).fetch(name, str(version), Path(dest))
+
+    def list_artifacts(
+        self, type_filter: ArtifactType | str | None = None, backend: str | None = None
+    ) -> list[ArtifactVersion] | list[RemoteArtifact]:
+        """The latest version of each artifact (embedded store), or what a backend lists."""
+        wanted = ArtifactType.parse(type_filter) if type_filter is not None else None
+        if backend in (None, LOCAL):
+            return self.store.catalog.search(artifact_type=wanted, latest_only=True)
+        return self._adapter(backend).list(wanted)
+
+    def _adapter(self, backend: str) -> BackendAdapter:
+        self.store  # noqa: B018 - raises when not started
+        if backend not in self._adapters:
+            raise ConfigurationError(
+                f"Backend {backend!r} is not running in this experiment (running: {', '.join(self._adapters) or 'none'})."
+            )
+        return self._adapters[backend]
+
+    # -- params and metrics -----------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Send hyper-parameters to every running backend (a failing backend is logged, never raised)."""
+        for adapter in self._adapters.values():
+            try:
+                adapter.log_params(params)
+            except Exception:
+                log.exception("log_params on %s failed", adapter.name)
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Send one metric value to every running backend (a failing backend is logged, never raised)."""
+        for adapter in self._adapters.values():
+            try:
+                adapter.log_metric(name, value, step)
+            except Exception:
+                log.exception("log_metric on %s failed", adapter.name)
