@@ -149,7 +149,7 @@ class BlobStore:
             if actual != sha256:
                 raise IntegrityError(
                     f"Blob {sha256[:12]}… is corrupt (its content hashes to {actual[:12]}…); "
-                    "run `tracelet-artifacts sync` or re-fetch it from a backend."
+                    "log the artifact again from its source files, or fetch it from a backend that holds it."
                 )
             os.replace(temp, dest)
         finally:

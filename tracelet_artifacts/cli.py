@@ -1,0 +1,224 @@
+"""The ``tracelet-artifacts`` command: list, show, fetch, sync and garbage-collect the embedded store.
+
+Every command exits non-zero with a one-line ``error:`` message on bad input; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from tracelet_artifacts.errors import TraceletError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _size(num: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if num < 1024 or unit == "TB":
+            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
+        num /= 1024
+    return f"{num:.1f} TB"
+
+
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _friendly_errors(func: F) -> F:
+    """Turn TraceletError into ``error: …`` on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TraceletError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store(path: str | None) -> Any:
+    from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.store.embedded import EmbeddedStore
+
+    root = Path(path) if path else TraceletSettings().store_path
+    if not (root / "catalog.db").exists():
+        raise TraceletError(f"No store at {str(root)!r}; pass --store PATH or set TRACELET_STORE_PATH.")
+    return EmbeddedStore(root)
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    from tracelet_artifacts.store.service import parse_key
+
+    return parse_key(ref)
+
+
+store_option = click.option("--store", "store_path", envvar="TRACELET_STORE_PATH", default=None,
+                            help="Store folder (default: TRACELET_STORE_PATH or ./.tracelet).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tracelet-artifacts")
+def main() -> None:
+    """Versioned ML artifacts: list, inspect, fetch and deliver what your runs logged."""
+
+
+@main.command("ls")
+@store_option
+@click.option("--type", "type_", help="Only this artifact type (model, checkpoint, image, …).")
+@click.option("--label", "labels", multiple=True, help="Only versions with this label (repeatable).")
+@click.option("--meta", "metas", multiple=True, help="Only versions with metadata KEY=VALUE (repeatable).")
+@click.option("--prefix", help="Only names starting with this.")
+@click.option("--contains", help="Only names containing this.")
+@click.option("--all-versions", is_flag=True, help="Every version, not only the latest of each name.")
+@_friendly_errors
+def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...], metas: tuple[str, ...],
+               prefix: str | None, contains: str | None, all_versions: bool) -> None:
+    """List artifacts with their versions, aliases and sizes."""
+    from rich.table import Table
+
+    metadata: dict[str, str] = {}
+    for item in metas:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TraceletError(f"--meta {item!r} must look like KEY=VALUE.")
+        metadata[key] = value
+    store = _store(store_path)
+    rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=prefix,
+                                contains=contains, latest_only=not all_versions)
+    table = Table("name", "version", "type", "aliases", "size", "files", "created")
+    for r in rows:
+        versions = "" if all_versions else f" of {len(store.catalog.versions(r.name))}"
+        table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), _size(r.size_bytes),
+                      str(len(r.manifest.entries)), _when(r.created_at))
+    console = _console()
+    console.print(table)
+    console.print(f"{len(rows)} artifact version(s) in {store.root}")
+
+
+@main.command("show")
+@store_option
+@click.argument("ref")
+@_friendly_errors
+def show_command(store_path: str | None, ref: str) -> None:
+    """Show one version: NAME, NAME:v3 or NAME@alias."""
+    from rich.table import Table
+
+    name, version = _split_ref(ref)
+    store = _store(store_path)
+    record = store.get(name, version)
+    manifest = record.manifest
+    console = _console()
+    console.print(f"[bold]{record.ref}[/bold]  type={record.artifact_type.value}  digest={record.digest}")
+    console.print(f"aliases: {', '.join(record.aliases) or '-'}   created: {_when(record.created_at)}   "
+                  f"size: {_size(record.size_bytes)}")
+    if manifest.description:
+        console.print(f"description: {manifest.description}")
+    if manifest.labels:
+        console.print(f"labels: {', '.join(manifest.labels)}")
+    if manifest.metadata:
+        console.print(f"metadata: {dict(manifest.metadata)}")
+    if manifest.model:
+        console.print(f"model: {manifest.model.framework} {manifest.model.class_name} at {manifest.model.path}")
+    table = Table("path", "size", "sha256", "mime", "text")
+    for e in manifest.entries:
+        table.add_row(e.path, _size(e.size), e.sha256[:16] + "…", e.mime, "yes" if e.is_text else "no")
+    console.print(table)
+    for reference in manifest.references:
+        console.print(f"reference: {reference.uri} ({_size(reference.size_bytes or 0)})")
+    for receipt in store.catalog.receipts(record.name, record.version):
+        console.print(f"delivered to {receipt['backend']}: {receipt.get('uri') or receipt.get('remote_id') or ''}")
+    console.print("versions: " + ", ".join(v.label for v in store.catalog.versions(record.name)))
+
+
+@main.command("get")
+@store_option
+@click.argument("ref")
+@click.argument("dest", type=click.Path(file_okay=False))
+@_friendly_errors
+def get_command(store_path: str | None, ref: str, dest: str) -> None:
+    """Write a version's files (NAME[:VERSION|@ALIAS]) under DEST, checking every digest."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    name, version = _split_ref(ref)
+    store = _store(store_path)
+    record = store.get(name, version)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), transient=True) as bar:
+        task = bar.add_task(record.ref, total=max(record.size_bytes, 1))
+        paths = store.fetch(name, record.version, dest, progress=lambda done, total: bar.update(task, completed=done))
+    click.echo(f"{record.ref}: {len(paths)} file(s), {_size(record.size_bytes)} written to {dest} (digests verified)")
+
+
+@main.command("sync")
+@store_option
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for deliveries.")
+@click.option("--include-live", is_flag=True, help="Also deliver for runs whose process still runs.")
+@_friendly_errors
+def sync_command(store_path: str | None, timeout: float, include_live: bool) -> None:
+    """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries)."""
+    from tracelet_artifacts.delivery import sync_outbox
+    from tracelet_artifacts.settings import TraceletSettings
+
+    store = _store(store_path)
+    results = sync_outbox(store, TraceletSettings().backend_options, timeout=timeout, include_live=include_live)
+    if not results:
+        click.echo("Nothing to deliver.")
+        return
+    failed = 0
+    for run_id, result in results.items():
+        click.echo(f"run {run_id[:12]}: {result.done} done, {result.pending} pending, {result.failed} failed")
+        failed += result.pending + result.failed
+    if failed:
+        raise TraceletError(f"{failed} delivery(ies) could not be completed; see the log above and run sync again.")
+
+
+@main.command("gc")
+@store_option
+@click.option("--grace", type=float, default=3600.0, show_default=True,
+              help="Keep unreferenced blobs younger than this many seconds (a run may be writing them).")
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@_friendly_errors
+def gc_command(store_path: str | None, grace: float, dry_run: bool) -> None:
+    """Remove blobs that no version references."""
+    count, size = _store(store_path).gc(grace_s=grace, dry_run=dry_run)
+    click.echo(f"{'Would remove' if dry_run else 'Removed'} {count} blob(s), {_size(size)}.")
+
+
+@main.command("alias")
+@store_option
+@click.argument("ref")
+@click.argument("alias")
+@_friendly_errors
+def alias_command(store_path: str | None, ref: str, alias: str) -> None:
+    """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION."""
+    name, version = _split_ref(ref)
+    record = _store(store_path).catalog.set_alias(name, alias, version)
+    click.echo(f"{name}@{alias} -> {record.label}")
+
+
+def _mount_ci() -> None:
+    try:
+        from tracelet_artifacts.ci.cli import ci
+    except ImportError:  # the CI bridge is optional at run time
+        return
+    main.add_command(ci)
+
+
+_mount_ci()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
