@@ -478,6 +478,8 @@ def _feed_xml(chunks: Iterator[bytes]) -> _XmlReport:
         pass
     except expat.ExpatError as exc:
         raise ContentAnalysisError(f"malformed or truncated XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:  # an unknown or unsupported declared encoding
+        raise ContentAnalysisError(f"XML in an unreadable encoding: {exc}") from exc
     except RecursionError as exc:
         raise ContentAnalysisError("XML nested too deeply") from exc
     return report

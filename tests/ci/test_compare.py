@@ -100,3 +100,21 @@ def test_metadata_objects_can_be_compared(tmp_path: Path) -> None:
 def test_missing_side_is_a_comparison_error(tmp_path: Path) -> None:
     with pytest.raises(ComparisonError, match="does not exist"):
         compare_artifacts(write(tmp_path, "a.json", {}), tmp_path / "missing.json")
+
+
+def test_cli_compare_prints_metric_deltas_and_json(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tracelet_artifacts.ci.cli import ci
+
+    old = write(tmp_path, "a.json", {"metrics": {"throughput": 100}, "tag[x]": "a"})
+    new = write(tmp_path, "b.json", {"metrics": {"throughput": 80}, "tag[x]": "b"})
+    shown = CliRunner().invoke(ci, ["compare", str(old), str(new)])
+    assert shown.exit_code == 0, shown.output
+    assert "-20.00%" in shown.stdout and "tag[x]" in shown.stdout
+    as_json = CliRunner().invoke(ci, ["compare", str(old), str(new), "--json"])
+    assert json.loads(as_json.stdout)["metric_deltas"]["metrics.throughput"]["percent"] == -20.0
+    text = CliRunner().invoke(
+        ci, ["compare", str(write(tmp_path, "a.txt", "x\n")), str(write(tmp_path, "b.txt", "y\n"))]
+    )
+    assert "-x\n+y\n" in text.stdout

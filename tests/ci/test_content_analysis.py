@@ -144,9 +144,7 @@ def test_non_junit_xml_is_reported_with_its_root() -> None:
 
 
 def test_cobertura_coverage_rates_become_metrics() -> None:
-    result = analyze_xml_bytes(
-        b'<coverage line-rate="0.85" branch-rate="0.5" version="1"><packages/></coverage>'
-    )
+    result = analyze_xml_bytes(b'<coverage line-rate="0.85" branch-rate="0.5" version="1"><packages/></coverage>')
     assert result.format == "cobertura"
     assert result.metrics == {"coverage.line_rate": 0.85, "coverage.branch_rate": 0.5}
 
@@ -263,3 +261,9 @@ def test_csv_reader_survives_truncated_and_malformed_input(data: bytes) -> None:
 @given(st.text(max_size=300))
 def test_csv_text_reader_survives_arbitrary_text(text: str) -> None:
     _result_or_tracelet_error(analyze_csv_text, iter(text.splitlines(keepends=True)))
+
+
+@pytest.mark.parametrize("encoding", ["AUTF-8", "utf-16"])
+def test_xml_declaring_an_unknown_or_mismatched_encoding_is_a_content_error(encoding: str) -> None:
+    with pytest.raises(ContentAnalysisError):
+        analyze_xml_bytes(f'<?xml version="1.0" encoding="{encoding}"?><testsuite/>'.encode())

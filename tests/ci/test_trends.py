@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from tracelet_artifacts.ci.cli import ci
 from tracelet_artifacts.ci.errors import TrendAnalysisError
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
+from tracelet_artifacts.ci.plot import plot_trend, write_html_report
 from tracelet_artifacts.ci.trends import (
     T_CAP,
     analyze_metrics_trend,
@@ -165,3 +173,95 @@ def test_metrics_trend_reads_only_matching_recent_artifacts() -> None:
 def test_metrics_trend_without_enough_data_says_what_is_missing() -> None:
     with pytest.raises(TrendAnalysisError, match=r"0 perf_report artifact\(s\) from jenkins"):
         analyze_metrics_trend("jenkins", "perf_report", "metrics.latency", 30, source=[], now=NOW)
+
+
+# --- pictures and the command line ------------------------------------------------------------
+
+
+def test_plot_writes_a_png_without_touching_pyplot(tmp_path: Path) -> None:
+    script = (
+        "import sys, numpy as np\n"
+        "from tracelet_artifacts.ci.plot import plot_trend\n"
+        "rng = np.random.default_rng(1)\n"
+        "plot_trend(np.r_[rng.normal(10, .1, 30), rng.normal(12, .1, 30)], sys.argv[1])\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    target = tmp_path / "plots" / "trend.png"
+    subprocess.run([sys.executable, "-c", script, str(target)], check=True, env=_env())
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert target.stat().st_size > 10_000
+
+
+def test_html_report_embeds_the_plot_and_escapes_text(tmp_path: Path) -> None:
+    values = list(noisy((100, 30), (120, 30)))
+    analysis = analyze_series(values)
+    png = plot_trend(values, tmp_path / "t.png", analysis=analysis)
+    page = write_html_report(
+        tmp_path / "r.html", values, analysis, png=png, metric_name="<b>lat</b>", labels=[f"r{i}" for i in range(60)]
+    ).read_text()
+    assert "data:image/png;base64," in page
+    assert "&lt;b&gt;lat&lt;/b&gt;" in page and "<b>lat</b>" not in page
+    assert '<td class="regression">regression</td>' in page and "<td>r30</td>" in page
+
+
+def test_importing_the_ci_package_loads_neither_numpy_nor_matplotlib() -> None:
+    script = (
+        "import sys, tracelet_artifacts.ci, tracelet_artifacts.ci.cli\n"
+        "assert 'numpy' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)\n"
+        "assert tracelet_artifacts.ci.analyze_series.__module__ == 'tracelet_artifacts.ci.trends'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, env=_env())
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.fixture
+def perf_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for i, value in enumerate(noisy((200, 30), (170, 30), sd=2.0)):
+        when = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(hours=i)
+        report = {"metrics": {"throughput": float(value)}, "date": when.isoformat()}
+        (folder / f"run-{i}.json").write_text(json.dumps(report))
+    (folder / "broken.json").write_text("{")
+    return folder
+
+
+def test_cli_trend_over_a_folder_writes_plot_and_report(perf_folder: Path, tmp_path: Path) -> None:
+    args = ["trend", str(perf_folder), "-m", "metrics.throughput", "--higher-is-better", "--json"]
+    args += ["--plot", str(tmp_path / "trend.png"), "--html", str(tmp_path / "report.html")]
+    result = CliRunner().invoke(ci, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["labels"][:3] == ["run-0", "run-1", "run-2"]  # natural order, not run-0, run-1, run-10
+    assert {c["index"] for c in report["change_points"]} == {30}
+    assert {c["kind"] for c in report["change_points"]} == {"regression"}
+    assert (tmp_path / "trend.png").stat().st_size > 0 and (tmp_path / "report.html").stat().st_size > 0
+    assert "skipping broken.json" in result.stderr
+
+
+def test_cli_trend_orders_by_a_time_field_and_can_fail_on_regression(perf_folder: Path) -> None:
+    args = ["trend", str(perf_folder), "-m", "metrics.throughput", "--higher-is-better", "--time-field", "date"]
+    result = CliRunner().invoke(ci, [*args, "--fail-on-regression"])
+    assert result.exit_code == 1
+    assert "regression" in result.stdout
+
+
+def test_cli_trend_reads_a_series_file(tmp_path: Path) -> None:
+    series = tmp_path / "series.json"
+    latency = [{"value": float(v), "label": f"build-{i}"} for i, v in enumerate(noisy((10, 30), (12, 30), sd=0.1))]
+    series.write_text(json.dumps({"latency": latency, "memory": [1, 2, 3]}))
+    result = CliRunner().invoke(ci, ["trend", str(series), "--metric", "latency", "--method", "ttest"])
+    assert result.exit_code == 0, result.output
+    assert "build-30" in result.stdout and "regression" in result.stdout
+    missing = CliRunner().invoke(ci, ["trend", str(series)])
+    assert missing.exit_code != 0 and "choose one with --metric" in missing.output
+
+
+def test_cli_trend_with_too_little_data_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "one.json").write_text('{"x": 1}')
+    result = CliRunner().invoke(ci, ["trend", str(tmp_path), "-m", "x"])
+    assert result.exit_code != 0 and "a trend needs two" in result.output
