@@ -370,7 +370,9 @@ class TraceletArtifact:
         try:
             info = source.stat()
         except FileNotFoundError:
-            raise ArtifactFileError(f"No file at {str(source)!r}; check the path (relative to {os.getcwd()}).") from None
+            raise ArtifactFileError(
+                f"No file at {str(source)!r}; check the path (relative to {os.getcwd()})."
+            ) from None
         except OSError as exc:
             raise ArtifactFileError(f"Cannot read {str(source)!r}: {exc.strerror}.") from exc
         if stat.S_ISDIR(info.st_mode):
@@ -420,7 +422,8 @@ class TraceletArtifact:
         clash = sorted(set(claimed) & self._paths)
         if clash:
             raise InvalidArtifactPathError(
-                f"Artifact {self._name!r} already has entries at {clash[:3]}; add the folder under another artifact_path."
+                f"Artifact {self._name!r} already has entries at {clash[:3]}; "
+                "add the folder under another artifact_path."
             )
         for (file_path, _), inner in zip(found, claimed, strict=False):
             self._paths.add(inner)

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,7 @@ class DeliveryQueue:
         retry: RetryPolicy | None = None,
         lease_s: float = 600.0,
         poll_s: float = 1.0,
+        max_calls: int = 100_000,
     ) -> None:
         self.store = store
         self.adapters = dict(adapters)
@@ -106,6 +108,9 @@ class DeliveryQueue:
         self.poll_s = poll_s
         self.owner = f"{process_owner()}:{uuid.uuid4().hex[:8]}"
         self._wake = {name: threading.Event() for name in self.adapters}
+        self._calls: dict[str, deque[tuple[str, Callable[[], None]]]] = {
+            name: deque(maxlen=max_calls) for name in self.adapters}
+        self._call_failures = dict.fromkeys(self.adapters, 0)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -123,8 +128,45 @@ class DeliveryQueue:
             if backend is None or name == backend:
                 event.set()
 
+    def call(self, backend: str, what: str, func: Callable[[], None]) -> None:
+        """Run ``func`` (a params/metrics call) on the backend's worker, in order, retrying while it fails.
+
+        Calls live in memory only (bounded: the oldest are dropped past ``max_calls``).
+        """
+        calls = self._calls[backend]
+        if len(calls) == calls.maxlen:
+            log.warning("%s: too many queued calls; dropping the oldest (%s)", backend, calls[0][0])
+        calls.append((what, func))
+        self._wake[backend].set()
+
+    def _run_calls(self, backend: str) -> bool:
+        """Run queued calls; False when there were none. A failing call is retried with backoff."""
+        calls = self._calls[backend]
+        if not calls:
+            return False
+        while calls and not self._stop.is_set():
+            what, func = calls[0]
+            try:
+                func()
+            except Exception as exc:
+                self._call_failures[backend] += 1
+                failures = self._call_failures[backend]
+                if failures >= self.retry.max_attempts:
+                    log.warning("%s: %s failed %d times, dropped: %s", backend, what, failures, exc)
+                    calls.popleft()
+                    self._call_failures[backend] = 0
+                else:
+                    self._wake[backend].wait(self.retry.delay(failures))
+                    self._wake[backend].clear()
+                return True
+            calls.popleft()
+            self._call_failures[backend] = 0
+        return True
+
     def _work(self, backend: str) -> None:
         while not self._stop.is_set():
+            if self._run_calls(backend):
+                continue
             try:
                 items = self.store.catalog.claim(self.owner, self.lease_s, run_id=self.run_id, backend=backend,
                                                  limit=1)
@@ -164,7 +206,8 @@ class DeliveryQueue:
 
     def counts(self) -> FlushResult:
         counts = self.store.catalog.outbox_counts(self.run_id, list(self.adapters))
-        return FlushResult(counts.get("done", 0), counts.get("pending", 0) + counts.get("inflight", 0),
+        queued = sum(len(calls) for calls in self._calls.values())
+        return FlushResult(counts.get("done", 0), counts.get("pending", 0) + counts.get("inflight", 0) + queued,
                            counts.get("failed", 0))
 
     def flush(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:

@@ -6,10 +6,11 @@ deliveries in the outbox in the same transaction, and returns; backends receive 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,9 @@ class Experiment:
     def store(self) -> EmbeddedStore:
         """The embedded store of this experiment (opened by ``start``)."""
         if self._store is None:
-            raise TraceletError(f"Experiment {self.name!r} is not started; call start() or use it as a context manager.")
+            raise TraceletError(
+                f"Experiment {self.name!r} is not started; call start() or use it as a context manager."
+            )
         return self._store
 
     @property
@@ -250,23 +253,24 @@ class Experiment:
         self.store  # noqa: B018 - raises when not started
         if backend not in self._adapters:
             raise ConfigurationError(
-                f"Backend {backend!r} is not running in this experiment (running: {', '.join(self._adapters) or 'none'})."
+                f"Backend {backend!r} is not running in this experiment "
+                f"(running: {', '.join(self._adapters) or 'none'})."
             )
         return self._adapters[backend]
 
     # -- params and metrics -----------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Send hyper-parameters to every running backend (a failing backend is logged, never raised)."""
-        for adapter in self._adapters.values():
-            try:
-                adapter.log_params(params)
-            except Exception:
-                log.exception("log_params on %s failed", adapter.name)
+        """Send hyper-parameters to every running backend, in the background (never blocks, never raises)."""
+        values = dict(params)
+        for name, adapter in self._adapters.items():
+            self._background(name, "log_params", functools.partial(adapter.log_params, values))
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        """Send one metric value to every running backend (a failing backend is logged, never raised)."""
-        for adapter in self._adapters.values():
-            try:
-                adapter.log_metric(name, value, step)
-            except Exception:
-                log.exception("log_metric on %s failed", adapter.name)
+        """Send one metric value to every running backend, in the background (never blocks, never raises)."""
+        for backend, adapter in self._adapters.items():
+            self._background(backend, f"log_metric({name})", functools.partial(adapter.log_metric, name, value, step))
+
+    def _background(self, backend: str, what: str, func: Callable[[], None]) -> None:
+        if self._queue is None:
+            raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
+        self._queue.call(backend, what, func)

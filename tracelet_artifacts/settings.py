@@ -43,11 +43,9 @@ class TraceletSettings(BaseSettings):
     routing: dict[str, list[str]] = Field(default_factory=dict)
     backends: Annotated[list[str], NoDecode] = Field(default_factory=list)
     backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    delivery_workers: int = Field(2, ge=1, le=32)
     delivery_max_attempts: int = Field(6, ge=1)
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_backoff_max_s: float = Field(60.0, ge=0)
-    delivery_queue_size: int = Field(1000, ge=1)
     flush_timeout_s: float = Field(120.0, ge=0)
 
     _split = field_validator("artifact_watch_dirs", "backends", mode="before")(_split_csv)

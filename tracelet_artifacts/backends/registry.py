@@ -72,11 +72,11 @@ def known() -> Mapping[str, AdapterSpec]:
 
 def register(name: str, target: str, *, sdk: str | None = None, install: str | None = None,
              clobber: bool = False) -> None:
-    """Register an adapter under ``name`` (``"package.module:Class"``); refuses to replace one unless ``clobber``."""
+    """Register an adapter (``"package.module:Class"``) under ``name``; never replaces one unless ``clobber``."""
     with _lock:
         _load_entry_points()
         if name in _registry and not clobber:
-            raise ConfigurationError(f"A backend named {name!r} is already registered; pass clobber=True to replace it.")
+            raise ConfigurationError(f"A backend named {name!r} is already registered; pass clobber=True to replace.")
         _registry[name] = AdapterSpec(target, sdk, install)
         _classes.pop(name, None)
 
@@ -113,7 +113,7 @@ def adapter_class(name: str) -> type[BackendAdapter]:
         raise BackendNotInstalledError(f"Cannot load the {name} adapter ({spec.target}): {exc}; {hint}.") from exc
     with _lock:
         _classes[name] = cls
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def create(name: str, options: Mapping[str, Any] | None = None) -> BackendAdapter:

@@ -110,7 +110,8 @@ class BlobStore:
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise ArtifactStoreError(
-                f"Writing a blob into {str(self.root)!r} failed: {exc.strerror or exc}; free disk space or check permissions."
+                f"Writing a blob into {str(self.root)!r} failed: {exc.strerror or exc}; "
+                "free disk space or check permissions."
             ) from exc
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -145,7 +146,7 @@ class BlobStore:
         temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
         try:
             with source.open("rb") as reader, temp.open("wb") as writer:
-                actual, _ = digest.copy_and_hash(reader, writer)  # type: ignore[arg-type]
+                actual, _ = digest.copy_and_hash(reader, writer)
             if actual != sha256:
                 raise IntegrityError(
                     f"Blob {sha256[:12]}… is corrupt (its content hashes to {actual[:12]}…); "

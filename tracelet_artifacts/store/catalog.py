@@ -237,7 +237,9 @@ class Catalog:
                            [(*row, time.time_ns()) for row in stat_rows])
             return self._version_by_id(db, version_id, created=created)
 
-    def _existing(self, db: sqlite3.Connection, artifact_id: int, manifest: Manifest, version: int | None) -> int | None:
+    def _existing(
+        self, db: sqlite3.Connection, artifact_id: int, manifest: Manifest, version: int | None
+    ) -> int | None:
         if version is not None:
             row = db.execute("SELECT id, digest FROM versions WHERE artifact_id=? AND version=?",
                              (artifact_id, version)).fetchone()

@@ -40,7 +40,7 @@ __all__ = [
 def parse_key(key: str) -> tuple[str, str]:
     """``name`` → (name, "latest"); ``name:v3`` → (name, "v3"); ``name@best`` → (name, "best")."""
     if not isinstance(key, str) or not key:
-        raise ArtifactStoreError("A store key must be a non-empty artifact name such as 'classifier' or 'classifier:v2'.")
+        raise ArtifactStoreError("A store key must be an artifact name such as 'classifier' or 'classifier:v2'.")
     if "@" in key:
         name, _, alias = key.partition("@")
         return name, alias or LATEST
