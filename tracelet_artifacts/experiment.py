@@ -11,6 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ class Experiment:
         self._queue: DeliveryQueue | None = None
         self._policy: RoutingPolicy | None = None
         self._adapters: dict[str, BackendAdapter] = {}
-        self._lock = threading.Lock()
+        self._ingest: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         state = "running" if self._store else "stopped"
@@ -126,6 +127,7 @@ class Experiment:
                             self.settings.delivery_backoff_max_s)
         self._queue = DeliveryQueue(store, self._adapters, run_id=self.run_id, retry=retry)
         self._queue.start()
+        self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracelet-ingest")
         self._store = store
         self._recover_earlier_runs(store)
         if self.settings.automagic_artifacts:
@@ -155,6 +157,9 @@ class Experiment:
         """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""
         if self._store is None or self._queue is None:
             return None
+        if self._ingest is not None:
+            self._ingest.shutdown(wait=True)
+            self._ingest = None
         result = self._queue.close(self.settings.flush_timeout_s if timeout is None else timeout, progress)
         for adapter in self._adapters.values():
             try:
@@ -218,6 +223,27 @@ class Experiment:
         assert self._queue is not None
         self._queue.wake()
         return results
+
+    def submit_artifact(
+        self, artifact: TraceletArtifact, *, aliases: Iterable[str] = ()
+    ) -> Future[dict[str, Receipt]]:
+        """Log ``artifact`` on a background thread (hashing and copying included); returns a Future.
+
+        Producers that must not slow the caller (hooks, the watcher) use this; ``stop()`` waits for it.
+        A failure is logged and kept in the Future, never raised into the caller.
+        """
+        if self._ingest is None:
+            raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
+        wanted = tuple(aliases)
+
+        def run() -> dict[str, Receipt]:
+            try:
+                return self.log_artifact(artifact, aliases=wanted)
+            except Exception:
+                log.exception("Background logging of %s failed", artifact.name)
+                raise
+
+        return self._ingest.submit(run)
 
     def get_artifact(
         self, name: str, version: str | int = LATEST, backend: str | None = None

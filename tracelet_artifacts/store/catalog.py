@@ -411,6 +411,20 @@ class Catalog:
         return int(db.execute("SELECT id FROM versions WHERE artifact_id=? AND version=?",
                               (artifact_id, version)).fetchone()["id"])
 
+    def add_labels(self, name: str, version: str | int, labels: Iterable[str]) -> ArtifactVersion:
+        """Attach labels to an existing version (e.g. ``evicted``); the logged manifest stays as it was."""
+        target = self.get(name, version)
+        with self.transaction() as db:
+            version_id = self._version_row(db, self._artifact_id(db, name), target.version)
+            db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(version_id, lb) for lb in labels])
+        return target
+
+    def labels(self, name: str, version: str | int) -> list[str]:
+        """Every label of a version: those logged with it and those added later."""
+        version_id = self.get(name, version).row_id
+        return [r["label"] for r in self._read("SELECT label FROM labels WHERE version_id=? ORDER BY label",
+                                                (version_id,))]
+
     # -- deletion ---------------------------------------------------------------------------------
     def delete(self, name: str) -> None:
         """Remove an artifact and all its versions (blobs stay until ``gc``)."""
