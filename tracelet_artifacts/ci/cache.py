@@ -1,0 +1,219 @@
+"""The on-disk cache of retrieved CI artifacts, keyed by provider + run + attempt + name, with LRU
+eviction by total size and by age, and an index written atomically so a crash never corrupts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+logger = logging.getLogger("tracelet_artifacts.ci")
+
+INDEX_NAME = "index.json"
+INDEX_VERSION = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached artifact file and what it must hash to."""
+
+    provider: str
+    run_id: str
+    attempt: int
+    name: str
+    relpath: str
+    size: int
+    sha256: str
+    stored_at: float
+    last_access: float
+
+    @property
+    def key(self) -> str:
+        return cache_key(self.provider, self.run_id, self.attempt, self.name)
+
+
+def cache_key(provider: str, run_id: str, attempt: int, name: str) -> str:
+    """The index key of one artifact: provider, run, attempt and name, unambiguously joined."""
+    return json.dumps([provider, str(run_id), int(attempt), name], separators=(",", ":"))
+
+
+def safe_filename(name: str) -> str:
+    """A file name derived from an artifact name (which may contain slashes) that is safe on disk."""
+    leaf = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE.sub("_", leaf).strip("._") or "artifact"
+    return cleaned[:120]
+
+
+class ArtifactCache:
+    """Cached artifact files under ``root``; at most ``max_bytes`` in total, none older than ``max_age``.
+
+    Thread-safe; ``flush()`` writes the index (stores and removals flush at once, access times are
+    written on the next flush).
+
+    >>> cache = ArtifactCache(Path("~/.cache/tracelet/ci").expanduser(), max_bytes=1 << 30)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_bytes: int,
+        max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._dirty = False
+        self._entries: dict[str, CacheEntry] = self._load()
+
+    def _load(self) -> dict[str, CacheEntry]:
+        index = self.root / INDEX_NAME
+        if not index.exists():
+            return {}
+        try:
+            raw = json.loads(index.read_text(encoding="utf-8"))
+            entries = [CacheEntry(**item) for item in raw.get("entries", [])]
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("CI artifact cache index %s is unreadable (%s); starting empty", index, exc)
+            return {}
+        return {entry.key: entry for entry in entries}
+
+    def flush(self) -> None:
+        """Write the index atomically (temp file + rename)."""
+        with self._lock:
+            payload = {"version": INDEX_VERSION, "entries": [asdict(e) for e in self._entries.values()]}
+            fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".json", dir=self.root)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(payload, out)
+                os.replace(tmp, self.root / INDEX_NAME)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self._dirty = False
+
+    def flush_if_dirty(self) -> None:
+        if self._dirty:
+            self.flush()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[CacheEntry]:
+        with self._lock:
+            return iter(list(self._entries.values()))
+
+    @property
+    def total_bytes(self) -> int:
+        with self._lock:
+            return sum(e.size for e in self._entries.values())
+
+    def path_of(self, entry: CacheEntry) -> Path:
+        return self.root / entry.relpath
+
+    def slot(self, provider: str, run_id: str, attempt: int, name: str) -> Path:
+        """Where the file for this key lives (its folder is created)."""
+        digest = hashlib.sha256(cache_key(provider, run_id, attempt, name).encode()).hexdigest()[:32]
+        folder = self.objects / digest[:2] / digest
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / safe_filename(name)
+
+    def lookup(self, provider: str, run_id: str, name: str, attempt: int | None = None) -> CacheEntry | None:
+        """The entry for the key; with ``attempt=None``, the newest cached attempt. Expired → None."""
+        with self._lock:
+            if attempt is not None:
+                entry = self._entries.get(cache_key(provider, run_id, attempt, name))
+            else:
+                candidates = [
+                    e for e in self._entries.values()
+                    if e.provider == provider and e.run_id == str(run_id) and e.name == name
+                ]  # fmt: skip
+                entry = max(candidates, key=lambda e: e.attempt) if candidates else None
+            if entry is None:
+                return None
+            if self.clock() - entry.stored_at > self.max_age_seconds:
+                self.remove(entry)
+                return None
+            return entry
+
+    def touch(self, entry: CacheEntry) -> None:
+        """Mark ``entry`` as just used (for LRU)."""
+        with self._lock:
+            if entry.key in self._entries:
+                self._entries[entry.key] = replace(entry, last_access=self.clock())
+                self._dirty = True
+
+    def record(
+        self, provider: str, run_id: str, attempt: int, name: str, path: Path, size: int, sha256: str
+    ) -> CacheEntry:
+        """Index a file already written to ``slot(...)``, then evict to stay within the limits."""
+        now = self.clock()
+        entry = CacheEntry(
+            provider=provider,
+            run_id=str(run_id),
+            attempt=int(attempt),
+            name=name,
+            relpath=Path(path).relative_to(self.root).as_posix(),
+            size=size,
+            sha256=sha256,
+            stored_at=now,
+            last_access=now,
+        )
+        with self._lock:
+            self._entries[entry.key] = entry
+            self.evict(keep=entry.key)
+            self.flush()
+        return entry
+
+    def remove(self, entry: CacheEntry) -> None:
+        """Forget the entry and delete its file."""
+        with self._lock:
+            self._entries.pop(entry.key, None)
+            self._dirty = True
+            shutil.rmtree(self.path_of(entry).parent, ignore_errors=True)
+
+    def evict(self, *, keep: str | None = None) -> list[CacheEntry]:
+        """Drop entries older than the age limit, then least recently used ones until under size."""
+        removed: list[CacheEntry] = []
+        with self._lock:
+            now = self.clock()
+            for entry in list(self._entries.values()):
+                if entry.key != keep and now - entry.stored_at > self.max_age_seconds:
+                    self.remove(entry)
+                    removed.append(entry)
+            by_age = sorted(self._entries.values(), key=lambda e: e.last_access)
+            total = sum(e.size for e in by_age)
+            for entry in by_age:
+                if total <= self.max_bytes:
+                    break
+                if entry.key == keep:
+                    continue
+                self.remove(entry)
+                removed.append(entry)
+                total -= entry.size
+        for entry in removed:
+            logger.debug("evicted %s from the CI artifact cache", entry.key)
+        return removed
+
+    def clear(self) -> None:
+        """Remove every cached file and the index."""
+        with self._lock:
+            for entry in list(self._entries.values()):
+                self.remove(entry)
+            self.flush()

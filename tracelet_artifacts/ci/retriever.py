@@ -1,0 +1,326 @@
+"""ArtifactRetriever: fetch CI artifacts through registered providers into a verified local cache,
+one at a time or as a batch with bounded concurrency; plus the process-wide artifact systems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from tracelet_artifacts.ci.cache import ArtifactCache, CacheEntry
+from tracelet_artifacts.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from tracelet_artifacts.ci.handler import ArtifactHandler
+    from tracelet_artifacts.ci.metadata import ArtifactMetadata
+    from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider
+
+logger = logging.getLogger("tracelet_artifacts.ci")
+
+DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class ArtifactRequest:
+    """One artifact to retrieve: which provider, which run (and attempt), which name."""
+
+    test_run_id: str
+    artifact_name: str
+    provider_name: str
+    attempt: int | None = None
+
+    @classmethod
+    def of(cls, item: ArtifactRequest | Mapping[str, Any] | Sequence[Any]) -> ArtifactRequest:
+        """Accept a request, a dict with the same keys, or a ``(run, name, provider[, attempt])`` tuple."""
+        if isinstance(item, ArtifactRequest):
+            return item
+        if isinstance(item, Mapping):
+            return cls(str(item["test_run_id"]), item["artifact_name"], item["provider_name"], item.get("attempt"))
+        return cls(str(item[0]), item[1], item[2], item[3] if len(item) > 3 else None)
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """The outcome of one request in a batch: a path and metadata, or the error that stopped it."""
+
+    request: ArtifactRequest
+    path: Path | None = None
+    metadata: ArtifactMetadata | None = None
+    from_cache: bool = False
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ArtifactRetriever:
+    """Retrieve artifacts by (run, name, provider), caching them on disk.
+
+    The cache is keyed by provider + run + attempt + name; every hit is re-hashed and a corrupt
+    entry is fetched again. Old entries (``max_cache_age_days``) and least recently used ones beyond
+    ``max_cache_size_mb`` are evicted. With ``attempt=None`` the newest cached attempt is served; pass
+    ``attempt=`` or ``use_cache=False`` to ask the provider again.
+
+    >>> retriever = ArtifactRetriever(Path(".ci-cache"), max_cache_size_mb=512, max_cache_age_days=7)
+    >>> retriever.register_provider("github", GitHubActionsProvider("octo/repo"))  # doctest: +SKIP
+    >>> path, meta = asyncio.run(retriever.retrieve_artifact("30433642", "perf", "github"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path | str,
+        max_cache_size_mb: float = 1024,
+        max_cache_age_days: float = 30,
+        *,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigurationError("max_concurrency must be at least 1")
+        self.cache_dir = Path(cache_dir)
+        self.cache = ArtifactCache(
+            self.cache_dir,
+            max_bytes=int(max_cache_size_mb * 1024 * 1024),
+            max_age_seconds=max_cache_age_days * 86400,
+            clock=clock,
+        )
+        self.max_concurrency = max_concurrency
+        self._providers: dict[str, CIProvider] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"ArtifactRetriever(cache_dir={str(self.cache_dir)!r}, providers={sorted(self._providers)})"
+
+    @property
+    def providers(self) -> Mapping[str, CIProvider]:
+        """Registered providers by name (read-only)."""
+        return MappingProxyType(self._providers)
+
+    def register_provider(self, name: str, provider: CIProvider, *, replace: bool = False) -> None:
+        """Make ``provider`` available as ``name``; replacing an existing name needs ``replace=True``."""
+        if name in self._providers and not replace:
+            raise ConfigurationError(f"a CI provider named {name!r} is already registered")
+        self._providers[name] = provider
+
+    def _provider(self, name: str) -> CIProvider:
+        try:
+            return self._providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self._providers)) or "none"
+            raise ConfigurationError(
+                f"no CI provider registered as {name!r} (registered: {known}); call register_provider first."
+            ) from None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="tracelet-ci")
+        return self._executor
+
+    def close(self) -> None:
+        """Write the cache index and stop the worker threads (providers are left open)."""
+        self.cache.flush_if_dirty()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- the synchronous pieces (run in worker threads) ---------------------------------------------
+
+    def _metadata(self, request: ArtifactRequest, path: Path, created_at: str | None = None) -> ArtifactMetadata:
+        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+
+        try:
+            return ArtifactMetadata(
+                request.artifact_name, path, request.test_run_id, request.provider_name, created_at=created_at
+            )
+        except Exception:
+            if created_at is None:
+                raise
+            return ArtifactMetadata(request.artifact_name, path, request.test_run_id, request.provider_name)
+
+    def _verified_hit(self, request: ArtifactRequest, entry: CacheEntry) -> ArtifactMetadata | None:
+        """Metadata of a cache hit whose bytes still hash to the recorded digest; None otherwise."""
+        path = self.cache.path_of(entry)
+        if not path.is_file():
+            logger.warning("cached %s is missing on disk; fetching it again", entry.key)
+            self.cache.remove(entry)
+            return None
+        meta = self._metadata(request, path)
+        if meta.sha256 != entry.sha256:
+            logger.warning("cached %s is corrupt (digest mismatch); fetching it again", entry.key)
+            self.cache.remove(entry)
+            return None
+        self.cache.touch(entry)
+        return meta
+
+    def _fetch(self, request: ArtifactRequest) -> tuple[Path, ArtifactMetadata]:
+        provider = self._provider(request.provider_name)
+        artifact: CIArtifact = provider.get_artifact(
+            request.test_run_id, request.artifact_name, attempt=request.attempt
+        )
+        slot = self.cache.slot(request.provider_name, artifact.run_id, artifact.attempt, artifact.name)
+        downloaded = provider.download_artifact(artifact, slot)
+        meta = self._metadata(request, downloaded.path, artifact.created_at)
+        if artifact.extra.get("cacheable", True):
+            self.cache.record(
+                request.provider_name,
+                artifact.run_id,
+                artifact.attempt,
+                artifact.name,
+                downloaded.path,
+                downloaded.size,
+                downloaded.sha256,
+            )
+        meta.add_metadata({"ci_attempt": artifact.attempt, "ci_cached": False})
+        return downloaded.path, meta
+
+    def _retrieve_sync(self, request: ArtifactRequest, use_cache: bool) -> tuple[Path, ArtifactMetadata, bool]:
+        self._provider(request.provider_name)
+        if use_cache:
+            entry = self.cache.lookup(
+                request.provider_name, request.test_run_id, request.artifact_name, request.attempt
+            )
+            if entry is not None:
+                meta = self._verified_hit(request, entry)
+                if meta is not None:
+                    meta.add_metadata({"ci_attempt": entry.attempt, "ci_cached": True})
+                    return self.cache.path_of(entry), meta, True
+        path, meta = self._fetch(request)
+        return path, meta, False
+
+    # -- the async API -------------------------------------------------------------------------------
+
+    async def retrieve_artifact(
+        self,
+        test_run_id: str,
+        artifact_name: str,
+        provider_name: str,
+        use_cache: bool = True,
+        *,
+        attempt: int | None = None,
+    ) -> tuple[Path, ArtifactMetadata]:
+        """The local path and metadata of one artifact, from the cache when it holds a sound copy."""
+        request = ArtifactRequest(str(test_run_id), artifact_name, provider_name, attempt)
+        loop = asyncio.get_running_loop()
+        try:
+            path, meta, _ = await loop.run_in_executor(self._pool(), self._retrieve_sync, request, use_cache)
+        finally:
+            self.cache.flush_if_dirty()
+        return path, meta
+
+    async def retrieve_artifacts_batch(
+        self,
+        requests: Iterable[ArtifactRequest | Mapping[str, Any] | Sequence[Any]],
+        *,
+        use_cache: bool = True,
+        max_concurrency: int | None = None,
+        progress: Callable[[RetrievalResult], None] | None = None,
+    ) -> list[RetrievalResult]:
+        """Retrieve many artifacts, at most ``max_concurrency`` at a time, results in request order.
+
+        A failed item is reported in its result (``error``, ``error_type``); the others continue.
+        """
+        items = [ArtifactRequest.of(item) for item in requests]
+        limit = asyncio.Semaphore(max_concurrency or self.max_concurrency)
+        loop = asyncio.get_running_loop()
+        pool = self._pool()
+
+        async def one(request: ArtifactRequest) -> RetrievalResult:
+            async with limit:
+                try:
+                    path, meta, hit = await loop.run_in_executor(pool, self._retrieve_sync, request, use_cache)
+                    result = RetrievalResult(request, path, meta, from_cache=hit)
+                except Exception as exc:
+                    logger.warning(
+                        "retrieving %s of run %s from %s failed: %s",
+                        request.artifact_name,
+                        request.test_run_id,
+                        request.provider_name,
+                        exc,
+                    )
+                    result = RetrievalResult(request, error=str(exc), error_type=type(exc).__name__)
+            if progress is not None:
+                progress(result)
+            return result
+
+        try:
+            return list(await asyncio.gather(*(one(r) for r in items)))
+        finally:
+            self.cache.flush_if_dirty()
+
+    def retrieve_batch(self, requests: Iterable[Any], **options: Any) -> list[RetrievalResult]:
+        """``retrieve_artifacts_batch`` for synchronous code (runs its own event loop)."""
+        return asyncio.run(self.retrieve_artifacts_batch(requests, **options))
+
+    def cache_stats(self) -> dict[str, Any]:
+        """Entries, bytes used and the limits."""
+        return {
+            "entries": len(self.cache),
+            "bytes": self.cache.total_bytes,
+            "max_bytes": self.cache.max_bytes,
+            "max_age_seconds": self.cache.max_age_seconds,
+        }
+
+
+# -- process-wide artifact systems (the original design's entry points) ------------------------------
+
+_HANDLER: ArtifactHandler | None = None
+_RETRIEVER: ArtifactRetriever | None = None
+
+
+def initialize_artifact_systems(
+    provider_configs: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]],
+    artifact_handler_storage_dir: Path | str,
+    artifact_retriever_cache_dir: Path | str,
+    *,
+    max_cache_size_mb: float = 1024,
+    max_cache_age_days: float = 30,
+    **provider_overrides: Any,
+) -> tuple[ArtifactHandler, ArtifactRetriever]:
+    """Build the handler and the retriever, with one provider per config, and make them current.
+
+    ``provider_configs`` is ``{name: {"type": "github", ...}}`` or a list of configs with ``name``
+    (defaulting to the type). ``provider_overrides`` (e.g. ``transport=``) go to every provider.
+
+    >>> initialize_artifact_systems({"gh": {"type": "github", "repo": "octo/repo"}},
+    ...                             "ci-artifacts", ".ci-cache")  # doctest: +SKIP
+    """
+    global _HANDLER, _RETRIEVER
+    from tracelet_artifacts.ci.handler import ArtifactHandler
+    from tracelet_artifacts.ci.providers.factory import CIProviderFactory
+
+    if isinstance(provider_configs, Mapping):
+        named = [(str(name), dict(cfg)) for name, cfg in provider_configs.items()]
+    else:
+        named = [(str(cfg.get("name") or cfg.get("type")), dict(cfg)) for cfg in provider_configs]
+    handler = ArtifactHandler(Path(artifact_handler_storage_dir))
+    retriever = ArtifactRetriever(artifact_retriever_cache_dir, max_cache_size_mb, max_cache_age_days)
+    for name, cfg in named:
+        cfg.setdefault("type", name)
+        retriever.register_provider(name, CIProviderFactory.create(cfg, **provider_overrides))
+    if _RETRIEVER is not None:
+        _RETRIEVER.close()
+    _HANDLER, _RETRIEVER = handler, retriever
+    return handler, retriever
+
+
+def get_artifact_handler() -> ArtifactHandler:
+    """The handler built by ``initialize_artifact_systems``."""
+    if _HANDLER is None:
+        raise ConfigurationError("CI artifact systems are not initialised; call initialize_artifact_systems().")
+    return _HANDLER
+
+
+def get_artifact_retriever() -> ArtifactRetriever:
+    """The retriever built by ``initialize_artifact_systems``."""
+    if _RETRIEVER is None:
+        raise ConfigurationError("CI artifact systems are not initialised; call initialize_artifact_systems().")
+    return _RETRIEVER
