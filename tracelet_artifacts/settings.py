@@ -38,6 +38,9 @@ class TraceletSettings(BaseSettings):
     watch_filesystem: bool = False
     artifact_watch_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [Path(p) for p in DEFAULT_WATCH_DIRS])
+    capture_include: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    capture_exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    capture_all_ranks: bool = False
     store_path: Path = Path(".tracelet")
     reference_threshold_mb: float = Field(100.0, gt=0)
     routing: dict[str, list[str]] = Field(default_factory=dict)
@@ -48,7 +51,8 @@ class TraceletSettings(BaseSettings):
     delivery_backoff_max_s: float = Field(60.0, ge=0)
     flush_timeout_s: float = Field(120.0, ge=0)
 
-    _split = field_validator("artifact_watch_dirs", "backends", mode="before")(_split_csv)
+    _split = field_validator("artifact_watch_dirs", "backends", "capture_include", "capture_exclude",
+                             mode="before")(_split_csv)
 
     @property
     def reference_threshold_bytes(self) -> int:
