@@ -265,3 +265,14 @@ def test_cli_trend_with_too_little_data_fails_clearly(tmp_path: Path) -> None:
     (tmp_path / "one.json").write_text('{"x": 1}')
     result = CliRunner().invoke(ci, ["trend", str(tmp_path), "-m", "x"])
     assert result.exit_code != 0 and "a trend needs two" in result.output
+
+
+def test_the_example_finds_the_regression_and_writes_its_plot(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "ci_trends.py"
+    run = subprocess.run(
+        [sys.executable, str(example), str(tmp_path)], check=True, capture_output=True, text=True, env=_env()
+    )
+    assert "ttest: regression at nightly-40" in run.stdout
+    assert "edivisive: regression at nightly-40" in run.stdout
+    assert (tmp_path / "ci_trend.png").read_bytes()[:4] == b"\x89PNG"
+    assert "nightly-40" in (tmp_path / "ci_trend.html").read_text()

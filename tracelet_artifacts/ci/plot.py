@@ -78,8 +78,9 @@ def plot_trend(
             bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": color, "alpha": 0.9},
         )  # fmt: skip
     axes.plot([], [], color="#ef8f00", linewidth=2, label="segment mean")
-    axes.plot([], [], color=REGRESSION_COLOR, linestyle=":", label="regression")
-    axes.plot([], [], color=IMPROVEMENT_COLOR, linestyle=":", label="improvement")
+    for kind, color in (("regression", REGRESSION_COLOR), ("improvement", IMPROVEMENT_COLOR)):
+        if any(c.kind == kind for c in analysis.change_points):
+            axes.plot([], [], color=color, linestyle=":", label=kind)
     better = "lower" if analysis.lower_is_better else "higher"
     axes.set_title(title or f"{metric_name}: {analysis.n} runs, {better} is better", fontsize=12)
     axes.set_xlabel("time" if x is not None else "run")
