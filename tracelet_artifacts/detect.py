@@ -153,7 +153,7 @@ def artifact_type_for(name: str | PurePath) -> ArtifactType:
         return ArtifactType.CUSTOM
     if kind.artifact_type == "model" and any(w in PurePath(name).name.lower() for w in _CHECKPOINT_WORDS):
         return ArtifactType.CHECKPOINT
-    return ArtifactType(kind.artifact_type)
+    return ArtifactType.parse(kind.artifact_type)  # the table names VISUALIZATION in full
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""The content-addressed blob store: one file per SHA-256, atomic writes, verification, temp clean-up."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
+from tracelet_artifacts.store.blobs import BlobStore
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs", fsync=False)
+
+
+def test_put_bytes_stores_content_under_its_digest(blobs: BlobStore) -> None:
+    sha, size = blobs.put_bytes(b"hello")
+    assert sha == hashlib.sha256(b"hello").hexdigest() and size == 5
+    assert blobs.path(sha) == blobs.root / sha[:2] / sha[2:]
+    assert blobs.path(sha).read_bytes() == b"hello"
+
+
+def test_put_file_and_put_stream_agree_with_put_bytes(blobs: BlobStore, tmp_path: Path) -> None:
+    data = os.urandom(10_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    assert blobs.put_file(tmp_path / "f.bin") == blobs.put_bytes(data) == blobs.put_stream(io.BytesIO(data))
+
+
+def test_identical_content_is_stored_once(blobs: BlobStore) -> None:
+    first, _ = blobs.put_bytes(b"same")
+    second, _ = blobs.put_stream(io.BytesIO(b"same"))
+    assert first == second
+    assert list(blobs.digests()) == [first]
+
+
+def test_no_temp_files_are_left_after_writes(blobs: BlobStore) -> None:
+    blobs.put_bytes(b"one")
+    blobs.put_bytes(b"one")
+    blobs.put_stream(io.BytesIO(b"two"))
+    assert list(blobs.tmp.iterdir()) == []
+
+
+def test_failed_write_leaves_no_blob_and_no_temp_file(blobs: BlobStore) -> None:
+    class Broken(io.RawIOBase):
+        def readinto(self, buffer: bytearray) -> int:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(ArtifactStoreError, match="free disk space"):
+        blobs.put_stream(Broken())  # type: ignore[arg-type]
+    assert list(blobs.tmp.iterdir()) == []
+    assert list(blobs.digests()) == []
+
+
+def test_verify_detects_a_corrupted_blob(blobs: BlobStore) -> None:
+    sha, _ = blobs.put_bytes(b"original")
+    assert blobs.verify(sha)
+    blobs.path(sha).write_bytes(b"tampered")
+    assert not blobs.verify(sha)
+
+
+def test_copy_to_refuses_corrupt_content_and_leaves_no_partial_file(blobs: BlobStore, tmp_path: Path) -> None:
+    sha, _ = blobs.put_bytes(b"original")
+    blobs.path(sha).write_bytes(b"tampered")
+    dest = tmp_path / "out" / "file.bin"
+    with pytest.raises(IntegrityError, match="corrupt"):
+        blobs.copy_to(sha, dest)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_copy_to_missing_blob_is_not_found(blobs: BlobStore, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactStoreNotFoundError, match="missing"):
+        blobs.copy_to("a" * 64, tmp_path / "x")
+
+
+def test_path_refuses_a_non_digest(blobs: BlobStore) -> None:
+    with pytest.raises(ArtifactStoreError, match="not a SHA-256"):
+        blobs.path("../../etc/passwd")
+
+
+def test_delete_removes_the_blob(blobs: BlobStore) -> None:
+    sha, _ = blobs.put_bytes(b"x")
+    blobs.delete(sha)
+    assert not blobs.exists(sha)
+
+
+def test_clean_temp_removes_files_of_dead_writers_only(blobs: BlobStore) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    host = socket.gethostname()
+    orphan = blobs.tmp / f"{host}-{dead.stdout.strip()}-abc.tmp"
+    mine = blobs.tmp / f"{host}-{os.getpid()}-def.tmp"
+    other_host = blobs.tmp / f"elsewhere-{dead.stdout.strip()}-ghi.tmp"
+    for path in (orphan, mine, other_host):
+        path.write_bytes(b"partial")
+    assert blobs.clean_temp() == 1
+    assert not orphan.exists() and mine.exists() and other_host.exists()
