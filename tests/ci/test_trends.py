@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracelet_artifacts.ci.cli import ci
 from tracelet_artifacts.ci.errors import TrendAnalysisError
@@ -127,6 +129,27 @@ def test_unusable_series_raise_a_trend_error(bad: list) -> None:
 def test_unknown_method_is_a_trend_error() -> None:
     with pytest.raises(TrendAnalysisError, match="unknown change-point method"):
         analyze_series([1.0, 2.0], methods=["magic"])
+
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(finite, min_size=2, max_size=60))
+def test_any_finite_series_is_analysed_without_error(values: list[float]) -> None:
+    result = analyze_series(values, edivisive_options={"permutations": 20})
+    assert result.n == len(values)
+    assert result.direction in {"increasing", "decreasing", "stable"}
+    for change in result.change_points:
+        assert 0 < change.index < len(values)
+        assert change.kind in {"regression", "improvement"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([1.0, 2.0]), min_size=30, max_size=60))
+def test_detectors_handle_series_of_few_distinct_values(values: list[float]) -> None:
+    for detect in DETECTORS:
+        assert all(0 < c.index < len(values) for c in detect(values))
 
 
 # --- over stored metadata ---------------------------------------------------------------------

@@ -183,25 +183,22 @@ def detect_changes_ttest(
         raise TrendAnalysisError("windows must be positive and max_back_window >= back_window")
     n = x.size
     t_values = np.zeros(n)
-    full = np.zeros(n, dtype=bool)
+    sizes = np.zeros(n, dtype=int)  # back-window length used at each point
     quiet = 0
     for i in range(1, n):
-        size = min(max(quiet, back_window), max_back_window, i)
-        back, fore = x[i - size : i][::-1], x[i : i + fore_window]
+        sizes[i] = min(max(quiet, back_window), max_back_window, i)
+        back, fore = x[i - sizes[i] : i][::-1], x[i : i + fore_window]
         t_values[i] = min(abs(welch_t(back, fore)), T_CAP)
-        full[i] = back.size >= back_window and fore.size >= fore_window
         quiet = 0 if t_values[i] > t_threshold else quiet + 1
     changes: list[ChangePoint] = []
-    quiet = 0
     for i in range(1, n):
-        size = min(max(quiet, back_window), max_back_window, i)
-        quiet = 0 if t_values[i] > t_threshold else quiet + 1
+        full = sizes[i] >= back_window and n - i >= fore_window
         t = t_values[i]
-        if not full[i] or t <= t_threshold or t < t_values[i - 1]:
+        if not full or t <= t_threshold or t < t_values[i - 1]:
             continue
         if (i + 1 < n and t < t_values[i + 1]) or (changes and changes[-1].index == i - 1):
             continue
-        before, after = float(x[i - size : i].mean()), float(x[i : i + fore_window].mean())
+        before, after = float(x[i - sizes[i] : i].mean()), float(x[i : i + fore_window].mean())
         if abs(_percent(before, after)) < min_percent_change:
             continue
         changes.append(_change(i, "ttest", before, after, lower_is_better, statistic=float(t)))
