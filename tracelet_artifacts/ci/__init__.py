@@ -20,6 +20,24 @@ _EXPORTS: dict[str, str] = {
     "compare_artifacts": "tracelet_artifacts.ci.compare",
     "plot_trend": "tracelet_artifacts.ci.plot",
     "write_html_report": "tracelet_artifacts.ci.plot",
+    # providers, retrieval and the Taskcluster downloader
+    "CIProvider": "tracelet_artifacts.ci.providers.base",
+    "CIRun": "tracelet_artifacts.ci.providers.base",
+    "CIArtifact": "tracelet_artifacts.ci.providers.base",
+    "CIProviderFactory": "tracelet_artifacts.ci.providers.factory",
+    "GitHubActionsProvider": "tracelet_artifacts.ci.providers.github",
+    "GitLabProvider": "tracelet_artifacts.ci.providers.gitlab",
+    "JenkinsProvider": "tracelet_artifacts.ci.providers.jenkins",
+    "TaskclusterProvider": "tracelet_artifacts.ci.providers.taskcluster",
+    "ArtifactRetriever": "tracelet_artifacts.ci.retriever",
+    "ArtifactRequest": "tracelet_artifacts.ci.retriever",
+    "RetrievalResult": "tracelet_artifacts.ci.retriever",
+    "initialize_artifact_systems": "tracelet_artifacts.ci.retriever",
+    "get_artifact_handler": "tracelet_artifacts.ci.retriever",
+    "get_artifact_retriever": "tracelet_artifacts.ci.retriever",
+    "ArtifactHandler": "tracelet_artifacts.ci.handler",
+    "safe_extract": "tracelet_artifacts.ci.archive",
+    "TaskGroupDownloader": "tracelet_artifacts.ci.taskcluster_download",
 }
 
 __all__ = sorted(_EXPORTS)
