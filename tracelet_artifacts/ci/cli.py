@@ -159,12 +159,12 @@ def trend(
         raise click.ClickException(f"found {len(values)} point(s) of {name!r} in {source}; a trend needs two")
     methods = METHODS if method == "both" else (method,)
     analysis = analyze_series(values, lower_is_better=lower_is_better, methods=methods)
-    if plot_path or html_path:
-        _write_pictures(values, labels, times, analysis, name, plot_path, html_path)
     if as_json:
         click.echo(json.dumps({"metric": name, "labels": labels, "values": values, **analysis.to_dict()}, indent=2))
     else:
         _print_trend(name, labels, analysis)
+    if plot_path or html_path:
+        _write_pictures(values, labels, times, analysis, name, plot_path, html_path)
     if fail_on_regression and any(c.kind == "regression" for c in analysis.change_points):
         raise SystemExit(1)
 
