@@ -76,11 +76,14 @@ def test_metadata_query_uses_user_metadata_then_record_fields(artifacts: list[Ar
     discovery = ArtifactDiscovery()
     assert runs(discovery.discover_artifacts(artifacts, metadata_query={"branch": "main"})) == ["1", "2"]
     assert runs(discovery.discover_artifacts(artifacts, metadata_query={"ci.attempt": 2})) == ["1", "3"]
+    since = discovery.discover_artifacts(artifacts, metadata_query={"created_at": ">=2024-03-03T00:00:00Z"})
+    assert {meta.artifact_name for meta in since} == {"perf", "tests", "log"} and len(since) == 3
+    assert runs(discovery.discover_artifacts(artifacts, metadata_query={"created_at": "<2024-03-02"})) == ["1"]
     gitlab = discovery.discover_artifacts(artifacts, metadata_query={"provider_name": "gitlab"})
     assert {meta.artifact_name for meta in gitlab} == {"tests", "log"}
 
 
-@pytest.mark.parametrize("spec", [">fast", "<", "~("])
+@pytest.mark.parametrize("spec", [">fast", "<", "~(", ">=2024-13-45"])
 def test_bad_query_operands_are_clear_errors(spec: str) -> None:
     with pytest.raises(ArtifactQueryError):
         Condition.parse("metrics.throughput", spec)

@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from tracelet_artifacts.ci.errors import ArtifactQueryError
@@ -43,12 +43,26 @@ def _as_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 @dataclass(frozen=True)
 class Condition:
     """One test on the value found at a dotted ``path``.
 
-    Operators, written as a string prefix: ``">100"``, ``">=1.5"``, ``"<"``, ``"<="`` (numeric; a value
-    that is not a number never matches), ``"==x"``/``"!=x"`` (numeric when both sides are numbers,
+    Operators, written as a string prefix: ``">100"``, ``">=1.5"``, ``"<"``, ``"<="`` (numeric, or
+    chronological with an ISO-8601 operand such as ``">=2024-03-01"``; a value of the other kind never
+    matches), ``"==x"``/``"!=x"`` (numeric when both sides are numbers,
     otherwise text; ``"true"``/``"false"`` match booleans), ``"~regex"`` (``re.search`` on the text).
     A string with no operator means equality; a list, tuple or set means "one of"; a callable is a
     predicate; any other value is compared with ``==``. A missing value matches only ``"!=…"``.
@@ -71,8 +85,14 @@ class Condition:
         if not match:
             return cls(path, "==", spec)
         op, operand = match.groups()
-        if op in (">", ">=", "<", "<=") and _as_number(operand) is None:
-            raise ArtifactQueryError(f"query {path!r}: {spec!r} compares with {operand!r}, which is not a number")
+        if op in (">", ">=", "<", "<="):
+            limit = _as_number(operand)
+            bound = _as_time(operand) if limit is None else limit
+            if bound is None:
+                raise ArtifactQueryError(
+                    f"query {path!r}: {spec!r} compares with {operand!r}, which is neither a number nor a time"
+                )
+            return cls(path, op, bound)
         if op == "~":
             try:
                 return cls(path, op, re.compile(operand))
@@ -92,10 +112,11 @@ class Condition:
             return _equal(value, self.operand) == (self.op == "==")
         if self.op == "~":
             return self.operand.search(str(value)) is not None
-        number, limit = _as_number(value), float(self.operand)
-        if number is None:
+        limit = self.operand
+        current = _as_time(value) if isinstance(limit, datetime) else _as_number(value)
+        if current is None:
             return False
-        return {">": number > limit, ">=": number >= limit, "<": number < limit, "<=": number <= limit}[self.op]
+        return {">": current > limit, ">=": current >= limit, "<": current < limit, "<=": current <= limit}[self.op]
 
 
 def _equal(value: Any, operand: Any) -> bool:
