@@ -1,0 +1,580 @@
+"""The ClearML adapter: logs artifact versions into a ClearML Task, in offline mode (no server, no network).
+
+Each version becomes task artifacts keyed ``<name>:v<version>/<path>`` (one per uploaded file, paths kept),
+link artifacts ``<name>:v<version>/ref:<uri>`` for remote references, and a manifest artifact
+``<name>:v<version>`` (a JSON dict: entries, digests, description, metadata, labels, where each file lives)
+whose ``metadata`` holds the name, version, type and artifact digest. MODEL/WEIGHTS/CHECKPOINT weights are
+registered as an ``OutputModel`` with the framework. The manifest artifact is written last: it marks the
+version complete. ``list``/``fetch`` and the idempotency check read the offline sessions' ``task.json``
+(folder, or the ``.zip`` ClearML writes on close).
+
+Options (``ClearmlAdapter({...})``):
+
+- ``project``: ClearML project name (default: the run's experiment name).
+- ``task_name``: task name (default: the run id).
+- ``root``: folder for ``clearml.conf`` and the ClearML cache/offline sessions (default: ``<store root>/clearml``).
+- ``config_file``: a ``clearml.conf`` to use. Default: ``$CLEARML_CONFIG_FILE`` if set, else one written under
+  ``root`` (no subprocess reporter, no update check).
+- ``task``: an already created ``clearml.Task`` to log into (online or offline); the adapter never closes it.
+- ``tags``: tags added to the task it creates.
+- ``timeout_s``: seconds one ``log``/``fetch`` may take before a retryable DeliveryError (default 300).
+- ``close_wait_s``: seconds ``end_run`` waits for the background close (default 0: return at once).
+
+Process-wide effects (ClearML has no per-task switch for these): ``Task.set_offline(True)``; the env vars
+``CLEARML_CACHE_DIR`` (→ ``root/cache``) and ``CLEARML_CONFIG_FILE`` (when unset); ClearML itself writes
+``~/.clearml/.session.json``. Only one ``Task.init`` task may be open per process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tracelet_artifacts import digest
+from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, validate_artifact_path
+from tracelet_artifacts.backends.base import (
+    BackendAdapter,
+    Capabilities,
+    Delivery,
+    Receipt,
+    RemoteArtifact,
+    RunContext,
+)
+from tracelet_artifacts.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SESSION_FILE = "task.json"
+LINK_SCHEMES = ("s3", "gs", "azure", "http", "https")
+FRAMEWORKS = {"pytorch": "PyTorch", "sklearn": "ScikitLearn", "tensorflow": "TensorFlow",
+              "xgboost": "XGBoost", "lightgbm": "LightGBM"}
+EXTENSION_FRAMEWORKS = {".pt": "PyTorch", ".pth": "PyTorch", ".ckpt": "PyTorch", ".onnx": "ONNX",
+                        ".h5": "Keras", ".keras": "Keras", ".pkl": "ScikitLearn", ".joblib": "ScikitLearn"}
+CONFIG_TEXT = """sdk {{
+  development {{ report_use_subprocess: false, suppress_update_message: true, vcs_repo_detect_async: false }}
+  storage {{ cache {{ default_base_dir: "{cache}" }} }}
+}}
+"""
+NO_FRAMEWORKS = {"detect_repository": False, "pytorch": False, "tensorflow": False, "tensorboard": False,
+                 "tensorboardx": False, "scikit": False, "matplotlib": False, "joblib": False, "xgboost": False,
+                 "lightgbm": False, "hydra": False, "fastai": False, "catboost": False, "jsonargparse": False,
+                 "megengine": False}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One artifact (or offline output model) a ClearML session holds, as its ``task.json`` records it."""
+
+    key: str
+    uri: str | None
+    sha256: str | None
+    size: int | None
+    meta: Mapping[str, str]
+    session: Path | None
+
+
+@dataclass
+class SessionIndex:
+    """What the known sessions hold: artifacts by key, model weights by digest, manifests by (name, version)."""
+
+    files: dict[str, StoredFile] = field(default_factory=dict)
+    models: dict[str, StoredFile] = field(default_factory=dict)
+    manifests: dict[tuple[str, int], StoredFile] = field(default_factory=dict)
+
+    def add(self, item: StoredFile) -> None:
+        self.files[item.key] = item
+        if item.meta.get("tracelet.kind") == "manifest":
+            self.manifests[(item.meta["tracelet.name"], int(item.meta["tracelet.version"]))] = item
+
+
+def version_key(name: str, version: int) -> str:
+    """The manifest artifact's key; files of the version live under ``<key>/``."""
+    return f"{name}:v{version}"
+
+
+def read_session(folder: Path) -> dict[str, Any] | None:
+    """The ``task.json`` of an offline session, from its folder or, once closed, its zip (None if neither)."""
+    path = folder / SESSION_FILE
+    try:
+        if path.is_file():
+            data: dict[str, Any] = json.loads(path.read_text("utf-8"))
+            return data
+        archive = folder.with_name(folder.name + ".zip")
+        if archive.is_file():
+            with zipfile.ZipFile(archive) as zf:
+                data = json.loads(zf.read(SESSION_FILE).decode("utf-8"))
+                return data
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        log.warning("Cannot read the ClearML offline session %s: %s", folder, exc)
+    return None
+
+
+def session_files(folder: Path) -> Iterator[StoredFile]:
+    """Artifacts and output models recorded in an offline session's ``task.json``."""
+    data = read_session(folder) or {}
+    for item in (data.get("execution") or {}).get("artifacts") or []:
+        meta = {str(k): str(v) for k, v in item.get("display_data") or []}
+        yield StoredFile(item["key"], item.get("uri"), item.get("hash"), item.get("content_size"), meta, folder)
+    for model in data.get("offline_output_models") or []:
+        init, weights = model.get("init") or {}, model.get("weights") or {}
+        meta = {str(k): str(v) for k, v in ((init.get("config_dict") or {}).get("tracelet") or {}).items()}
+        if meta.get("sha256"):
+            yield StoredFile(f"model:{init.get('name')}", weights.get("weights_filename"), meta["sha256"],
+                             None, meta, folder)
+
+
+def open_stored(item: StoredFile, task: Any = None) -> Path:
+    """A local path holding a stored file: in its session folder, else extracted from the session zip,
+    else downloaded through the live task's artifact."""
+    if item.uri and Path(item.uri).is_file():
+        return Path(item.uri)
+    if item.uri and item.session is not None:
+        archive = item.session.with_name(item.session.name + ".zip")
+        inner = Path(item.uri).relative_to(item.session).as_posix() if item.uri.startswith(str(item.session)) else ""
+        if inner and archive.is_file():
+            target = item.session.parent / "extracted" / item.session.name
+            with zipfile.ZipFile(archive) as zf:
+                return Path(zf.extract(inner, target))
+    if task is not None and item.key in task.artifacts:
+        local = task.artifacts[item.key].get_local_copy(extract_archive=False)
+        if local:
+            return Path(local)
+    raise DeliveryError(f"ClearML no longer holds {item.key!r} (looked for {item.uri!r}).", retryable=False)
+
+
+def classify(exc: BaseException, action: str) -> DeliveryError:
+    """Translate an SDK/OS error into a DeliveryError: transient trouble is retryable, the rest is not."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        retryable = status >= 500 or status in (408, 429)
+    else:
+        retryable = isinstance(exc, (OSError, TimeoutError, ConnectionError))
+    kind = "transient" if retryable else "permanent"
+    return DeliveryError(f"ClearML {action} failed ({kind}): {type(exc).__name__}: {exc}", retryable=retryable)
+
+
+def safe_filename(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "file"
+
+
+class ClearmlAdapter(BackendAdapter):
+    """Logs, lists and fetches artifact versions through a ClearML Task (offline by default).
+
+    Example::
+
+        adapter = ClearmlAdapter({"project": "demo"})
+        state = adapter.start_run(RunContext("run-1", "demo", Path(".tracelet")))
+        receipt = adapter.log(delivery)           # artifacts + OutputModel in the offline session
+        adapter.fetch("classifier", "v1", Path("out"))
+        adapter.end_run()                         # closes the task on a background thread
+    """
+
+    name = "clearml"
+    capabilities = Capabilities(model_registry=True, media=False, references=True, aliases=False, versioning=False)
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._task: Any = None
+        self._owns_task = False
+        self._sessions: list[Path] = []
+        self._run_state: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._closer: threading.Thread | None = None
+        self.root: Path | None = None
+
+    # -- run lifecycle ----------------------------------------------------------------------------
+    def start_run(self, run: RunContext) -> dict[str, Any]:
+        """Create the offline task (or adopt ``options["task"]``); resume the sessions listed in ``run.state``.
+
+        ClearML cannot continue an offline task in a new process (its ``task.json`` would be rewritten empty),
+        so a resumed run opens a new offline session and keeps the earlier ones readable: ``list``, ``fetch``
+        and the idempotency check look at every session in the state. The first task id stays the run's id;
+        pass it as ``previous_task_id`` to ``Task.import_offline_session`` when syncing to a server.
+        """
+        self.wait_closed(timeout=float(self.options.get("close_wait_s") or 30.0))
+        self.root = Path(self.options.get("root") or Path(run.store_root) / "clearml").absolute()
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = dict(run.state or {})
+        self._sessions = [Path(p) for p in state.get("sessions", []) if Path(p).exists()
+                          or Path(p).with_name(Path(p).name + ".zip").exists()]
+        given = self.options.get("task")
+        if given is not None:
+            self._task, self._owns_task = given, False
+        else:
+            self._task, self._owns_task = self._init_task(run), True
+        folder = self._session_folder()
+        if folder is not None and folder not in self._sessions:
+            self._sessions.append(folder)
+        self._run_state = {"task_id": state.get("task_id") or self._task.id, "current_task_id": self._task.id,
+                           "project": self._project(run), "sessions": [str(p) for p in self._sessions]}
+        return dict(self._run_state)
+
+    def _project(self, run: RunContext) -> str:
+        return str(self.options.get("project") or run.experiment or "tracelet")
+
+    def _prepare_environment(self) -> None:
+        assert self.root is not None
+        cache = self.root / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        os.environ["CLEARML_CACHE_DIR"] = str(cache)
+        config = self.options.get("config_file")
+        if config:
+            os.environ["CLEARML_CONFIG_FILE"] = str(Path(config).absolute())
+        elif not os.environ.get("CLEARML_CONFIG_FILE"):
+            path = self.root / "clearml.conf"
+            path.write_text(CONFIG_TEXT.format(cache=cache.as_posix()), "utf-8")
+            os.environ["CLEARML_CONFIG_FILE"] = str(path)
+
+    def _init_task(self, run: RunContext) -> Any:
+        self._prepare_environment()
+        from clearml import Task
+
+        Task.set_offline(True)
+        try:
+            task = Task.init(
+                project_name=self._project(run), task_name=str(self.options.get("task_name") or run.run_id),
+                tags=list(self.options.get("tags") or []) or None, reuse_last_task_id=False,
+                continue_last_task=False, auto_connect_frameworks=dict(NO_FRAMEWORKS),
+                auto_resource_monitoring=False, auto_connect_arg_parser=False, auto_connect_streams=False,
+            )
+        except Exception as exc:
+            raise DeliveryError(
+                f"Cannot start a ClearML offline task: {exc}. If your code already called Task.init, pass that "
+                "task as options={'task': task}.", retryable=False) from exc
+        folder = task.get_offline_mode_folder()  # pin the session folder to this adapter's cache dir now
+        log.info("ClearML offline session for run %s: %s", run.run_id, folder)
+        return task
+
+    def _session_folder(self) -> Path | None:
+        if self._task is None or not self._task.is_offline():
+            return None
+        folder = self._task.get_offline_mode_folder()
+        return Path(folder) if folder else None
+
+    @property
+    def task(self) -> Any:
+        """The ClearML task this adapter logs into."""
+        if self._task is None:
+            raise DeliveryError("The ClearML adapter has no task: call start_run() first.", retryable=False)
+        return self._task
+
+    def end_run(self) -> None:
+        """Close the task the adapter created on a background thread (ClearML may block ~10 s closing it).
+
+        ``options["close_wait_s"]`` seconds are waited for it here; an ``atexit`` hook waits up to 30 s more
+        at interpreter exit so the session zip is written. A task given through options is left open.
+        """
+        with self._lock:
+            task, self._task = self._task, None
+        if task is None or not self._owns_task:
+            return
+        self._closer = threading.Thread(target=self._close, args=(task,), name="tracelet-clearml-close", daemon=True)
+        self._closer.start()
+        atexit.register(self.wait_closed, 30.0)
+        wait = float(self.options.get("close_wait_s") or 0)
+        if wait > 0:
+            self.wait_closed(wait)
+
+    @staticmethod
+    def _close(task: Any) -> None:
+        started = time.monotonic()
+        try:
+            task.close()
+        except Exception:
+            log.exception("Closing the ClearML task %s failed", getattr(task, "id", "?"))
+        log.debug("ClearML task closed in %.2f s", time.monotonic() - started)
+
+    def wait_closed(self, timeout: float = 30.0) -> bool:
+        """Wait for a background close started by ``end_run``; True when no close is pending."""
+        closer = self._closer
+        if closer is not None:
+            closer.join(timeout)
+            if closer.is_alive():
+                return False
+            self._closer = None
+        return True
+
+    @property
+    def sessions(self) -> list[Path]:
+        """Offline session folders of this run, oldest first (each may be closed into ``<folder>.zip``)."""
+        return list(self._sessions)
+
+    # -- params and metrics -----------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Hyper-parameters under the task's ``Tracelet`` section (nested keys joined with ``/``)."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, Mapping) and value:
+                for key, inner in value.items():
+                    walk(f"{prefix}/{key}" if prefix else str(key), inner)
+            else:
+                flat[f"Tracelet/{prefix}"] = value if isinstance(value, (int, float, str, bool)) else json.dumps(
+                    value, default=str)
+
+        walk("", params)
+        with self._lock:
+            self.task.update_parameters(flat)
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """A scalar: ``"train/loss"`` is plotted as title ``train``, series ``loss``; ``"loss"`` as ``loss/loss``."""
+        title, _, series = name.rpartition("/")
+        with self._lock:
+            self.task.get_logger().report_scalar(title or series, series, float(value), iteration=step or 0)
+
+    # -- logging ----------------------------------------------------------------------------------
+    def _guarded(self, action: str, work: Callable[[], T]) -> T:
+        """Run ``work`` on a helper thread; past ``timeout_s`` raise a retryable DeliveryError instead of hanging."""
+        timeout = float(self.options.get("timeout_s") or 300.0)
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = work()
+            except BaseException as exc:
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"tracelet-clearml-{action}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise DeliveryError(f"ClearML {action} did not finish within {timeout:.0f} s.", retryable=True)
+        if "error" in box:
+            raise classify(box["error"], action) from box["error"]
+        return box["value"]  # type: ignore[no-any-return]
+
+    def log(self, delivery: Delivery) -> Receipt:
+        """Upload a version's files, register its model and write its manifest artifact (skipping what is held)."""
+        task = self.task
+        return self._guarded("log", lambda: self._log(task, delivery))
+
+    def _index(self, task: Any) -> SessionIndex:
+        index = SessionIndex()
+        for folder in self._sessions:
+            for item in session_files(folder):
+                (index.models.__setitem__(item.sha256 or "", item) if item.key.startswith("model:")
+                 else index.add(item))
+        if not task.is_offline():
+            for key, art in task.artifacts.items():
+                meta = {str(k): str(v) for k, v in (art.metadata or {}).items()}
+                index.add(StoredFile(key, art.url, art.hash, art.size, meta, None))
+        return index
+
+    def _log(self, task: Any, delivery: Delivery) -> Receipt:
+        manifest, version = delivery.manifest, delivery.version
+        with self._lock:
+            index = self._index(task)
+            held = index.manifests.get((manifest.name, version))
+            if held is not None:
+                if held.meta.get("tracelet.digest") != manifest.digest:
+                    raise DeliveryError(
+                        f"ClearML already holds {manifest.name}:v{version} with another digest "
+                        f"({held.meta.get('tracelet.digest')}); versions are immutable.", retryable=False)
+                return self._receipt(task, delivery, held, skipped=True)
+            base = version_key(manifest.name, version)
+            common = {"tracelet.name": manifest.name, "tracelet.version": str(version),
+                      "tracelet.digest": manifest.digest, "tracelet.type": manifest.artifact_type.value}
+            weights = self._weights_entry(delivery)
+            staging = self._staging_dir(base)
+            locations: dict[str, str] = {}
+            try:
+                for entry in delivery.uploads():
+                    if weights is not None and entry.path == weights.path:
+                        locations[entry.path] = self._register_model(task, delivery, entry, index, staging)
+                        continue
+                    key = f"{base}/{entry.path}"
+                    stored = index.files.get(key)
+                    if stored is not None and stored.sha256 == entry.sha256 and stored.uri:
+                        locations[entry.path] = stored.uri
+                        continue
+                    source = self._stage(delivery, entry, staging / "files" / entry.path)
+                    meta = {**common, "tracelet.kind": "file", "tracelet.path": entry.path,
+                            "tracelet.sha256": entry.sha256}
+                    locations[entry.path] = self._upload(task, key, source, meta, entry.sha256)
+                references = self._register_references(task, delivery, base, common, index)
+                record = self._manifest_record(delivery, locations, references)
+                meta = {**common, "tracelet.kind": "manifest", "description": manifest.description or "",
+                        "labels": json.dumps(list(manifest.labels)),
+                        "metadata": json.dumps(dict(record["manifest"]["metadata"]), sort_keys=True)}
+                if not task.upload_artifact(base, artifact_object=record, metadata=meta, wait_on_upload=True,
+                                            sort_keys=True):
+                    raise DeliveryError(f"ClearML refused the manifest artifact {base!r}.", retryable=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            art = task.artifacts[base]
+            stored_manifest = StoredFile(base, art.url, art.hash, art.size, meta, self._session_folder())
+            return self._receipt(task, delivery, stored_manifest, skipped=False)
+
+    def _receipt(self, task: Any, delivery: Delivery, manifest: StoredFile, *, skipped: bool) -> Receipt:
+        not_held = dict(delivery.plan.not_held)
+        if delivery.manifest.artifact_type in MODEL_TYPES and self._weights_entry(delivery) is None:
+            not_held["model"] = "no weights file among the uploads; nothing registered as an OutputModel"
+        if skipped:
+            log.info("ClearML already holds %s:v%s; nothing uploaded", delivery.manifest.name, delivery.version)
+        holder = manifest.session.name if manifest.session is not None else str(task.id)  # folder = task id
+        return delivery.receipt(self.name, remote_id=holder, remote_version=None,
+                                uri=f"clearml://{holder}/{manifest.key}", not_held=not_held)
+
+    def _staging_dir(self, base: str) -> Path:
+        root = self.root or Path(".")
+        folder = root / "staging" / f"{safe_filename(base)}-{os.getpid()}-{threading.get_ident()}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
+
+    @staticmethod
+    def _stage(delivery: Delivery, entry: ManifestEntry, target: Path) -> Path:
+        blob = delivery.blob_path(entry)
+        if not blob.is_file():
+            raise DeliveryError(f"The embedded store lacks the content of {entry.path!r} ({blob}).", retryable=False)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(delivery.blob_path(entry), target)
+        except OSError:
+            shutil.copyfile(delivery.blob_path(entry), target)
+        return target
+
+    @staticmethod
+    def _upload(task: Any, key: str, source: Path, meta: Mapping[str, str], sha256: str) -> str:
+        if not task.upload_artifact(key, artifact_object=source, metadata=dict(meta), wait_on_upload=True):
+            raise DeliveryError(f"ClearML refused the artifact {key!r}.", retryable=True)
+        art = task.artifacts[key]
+        if art.hash and art.hash != sha256:
+            raise DeliveryError(f"ClearML recorded digest {art.hash} for {key!r}, expected {sha256}.", retryable=True)
+        url = str(art.url)
+        if task.is_offline() and not Path(url).is_file():
+            raise DeliveryError(f"ClearML did not write {key!r} to its offline session ({url}).", retryable=True)
+        return url
+
+    @staticmethod
+    def _weights_entry(delivery: Delivery) -> ManifestEntry | None:
+        """The file registered as the OutputModel's weights: the saved model, else the largest upload."""
+        manifest = delivery.manifest
+        if manifest.artifact_type not in MODEL_TYPES:
+            return None
+        uploads = delivery.uploads()
+        if manifest.model is not None:
+            return next((e for e in uploads if e.path == manifest.model.path), None)
+        return max(uploads, key=lambda e: e.size, default=None)
+
+    def _register_model(self, task: Any, delivery: Delivery, entry: ManifestEntry, index: SessionIndex,
+                        staging: Path) -> str:
+        """Register the weights as an OutputModel (offline: copied to the session's ``models/``)."""
+        manifest, version = delivery.manifest, delivery.version
+        stored = index.models.get(entry.sha256)
+        if stored is not None and stored.meta.get("name") == manifest.name and stored.uri:
+            return stored.uri
+        from clearml import OutputModel
+
+        class OfflineOutputModel(OutputModel):  # type: ignore[misc]
+            """ClearML 2.1 reads ``published`` from a placeholder model offline and fails; offline models are
+            never published, so say so."""
+
+            @property
+            def published(self) -> bool:
+                return False
+
+        framework = (FRAMEWORKS.get(manifest.model.framework) if manifest.model
+                     else EXTENSION_FRAMEWORKS.get(Path(entry.path).suffix.lower()))
+        model_cls = OfflineOutputModel if task.is_offline() else OutputModel
+        info = {"name": manifest.name, "version": str(version), "path": entry.path, "sha256": entry.sha256,
+                "digest": manifest.digest, "type": manifest.artifact_type.value}
+        model = model_cls(task=task, name=f"{manifest.name}:v{version}", framework=framework,
+                          tags=[*manifest.labels, f"tracelet-digest:{manifest.digest}"],
+                          comment=manifest.description or "", config_dict={"tracelet": info})
+        source = self._stage(delivery, entry, staging / "model" / f"{safe_filename(manifest.name)}.v{version}."
+                             f"{Path(entry.path).name}")
+        uri = model.update_weights(weights_filename=str(source), auto_delete_file=False, update_comment=False)
+        return str(uri)
+
+    def _register_references(self, task: Any, delivery: Delivery, base: str, common: Mapping[str, str],
+                             index: SessionIndex) -> list[dict[str, Any]]:
+        """Remote URIs become ClearML link artifacts (nothing uploaded); every reference is kept in the manifest."""
+        out: list[dict[str, Any]] = []
+        for ref in delivery.references():
+            linked = ref.uri.split("://", 1)[0].lower() in LINK_SCHEMES
+            if linked:
+                key = f"{base}/ref:{ref.uri}"
+                if key not in index.files:
+                    meta = {**common, "tracelet.kind": "reference", "tracelet.path": ref.path,
+                            "tracelet.sha256": ref.sha256 or "", "tracelet.size": str(ref.size_bytes or "")}
+                    if not task.upload_artifact(key, artifact_object=ref.uri, metadata=meta, wait_on_upload=True):
+                        raise DeliveryError(f"ClearML refused the link artifact {key!r}.", retryable=True)
+            out.append({"path": ref.path, "uri": ref.uri, "size_bytes": ref.size_bytes, "sha256": ref.sha256,
+                        "link_artifact": linked})
+        return out
+
+    def _manifest_record(self, delivery: Delivery, locations: Mapping[str, str],
+                         references: list[dict[str, Any]]) -> dict[str, Any]:
+        weights = self._weights_entry(delivery)
+        return {"manifest": delivery.manifest.to_dict(), "version": delivery.version,
+                "locations": dict(locations), "references": references,
+                "output_model": weights.path if weights is not None else None}
+
+    # -- reading back -----------------------------------------------------------------------------
+    def _reader_index(self) -> SessionIndex:
+        with self._lock:
+            task = self._task
+            if task is None:
+                index = SessionIndex()
+                for folder in self._sessions:
+                    for item in session_files(folder):
+                        if not item.key.startswith("model:"):
+                            index.add(item)
+                return index
+            return self._index(task)
+
+    def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
+        """Every version whose manifest artifact a session of this run holds."""
+        found = []
+        for (name, version), item in sorted(self._reader_index().manifests.items()):
+            kind = ArtifactType.parse(item.meta.get("tracelet.type", "custom"))
+            if type_filter is not None and kind != ArtifactType.parse(type_filter):
+                continue
+            found.append(RemoteArtifact(self.name, name, f"v{version}", kind, item.meta.get("tracelet.digest"),
+                                        f"clearml://{item.key}", ()))
+        return found
+
+    def fetch(self, name: str, version: str, dest: Path) -> Path:
+        """Copy a version's files from the ClearML session(s) under ``dest``, verifying every digest."""
+        return self._guarded("fetch", lambda: self._fetch(name, version, Path(dest)))
+
+    def _fetch(self, name: str, version: str, dest: Path) -> Path:
+        index = self._reader_index()
+        numbers = sorted(v for (n, v) in index.manifests if n == name)
+        if not numbers:
+            raise DeliveryError(f"ClearML holds no version of {name!r}.", retryable=False)
+        text = str(version).lower().lstrip("v")
+        number = numbers[-1] if text in ("latest", "") else int(text) if text.isdigit() else -1
+        if number not in numbers:
+            raise DeliveryError(f"ClearML holds {name!r} versions {numbers}, not {version!r}.", retryable=False)
+        record = json.loads(open_stored(index.manifests[(name, number)], self._task).read_text("utf-8"))
+        entries = {e["path"]: e for e in record["manifest"]["entries"]}
+        for path, uri in record["locations"].items():
+            item = index.files.get(f"{version_key(name, number)}/{path}") or StoredFile(
+                path, uri, None, None, {}, self._owner_session(uri))
+            source = open_stored(item, self._task)
+            target = dest / validate_artifact_path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            if digest.sha256_file(target) != entries[path]["sha256"]:
+                raise DeliveryError(f"ClearML's copy of {name}:v{number}/{path} does not match its digest.",
+                                    retryable=False)
+        return dest
+
+    def _owner_session(self, uri: str) -> Path | None:
+        return next((s for s in self._sessions if uri.startswith(str(s))), None)
