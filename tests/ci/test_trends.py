@@ -299,3 +299,15 @@ def test_the_example_finds_the_regression_and_writes_its_plot(tmp_path: Path) ->
     assert "edivisive: regression at nightly-40" in run.stdout
     assert (tmp_path / "ci_trend.png").read_bytes()[:4] == b"\x89PNG"
     assert "nightly-40" in (tmp_path / "ci_trend.html").read_text()
+
+
+def test_cli_trend_over_a_folder_of_junit_reports(tmp_path: Path) -> None:
+    for run in range(40):
+        failures = 0 if run < 20 else 5
+        suite = f'<testsuite tests="100" failures="{failures}" time="{30 + run % 3}"><testcase name="t"/></testsuite>'
+        (tmp_path / f"junit-{run}.xml").write_text(suite)
+    result = CliRunner().invoke(ci, ["trend", str(tmp_path), "-m", "failures", "--method", "ttest", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["labels"][20] == "junit-20"
+    assert [(c["index"], c["kind"]) for c in report["change_points"]] == [(20, "regression")]

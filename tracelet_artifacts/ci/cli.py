@@ -61,13 +61,15 @@ def _as_time(value: Any) -> datetime | None:
 def _series_from_folder(
     folder: Path, metric: str, time_field: str | None
 ) -> tuple[list[float], list[str], list[datetime] | None]:
-    """One point per ``*.json`` file that holds ``metric``; ordered by ``time_field`` or by file name."""
-    from tracelet_artifacts.detect import ContentAnalysisError, analyze_json, json_leaves
+    """One point per file (JSON, JUnit XML, CSV, …) whose content holds ``metric``; ordered by
+    ``time_field`` (a content value) or by file name."""
+    from tracelet_artifacts.detect import ContentAnalysisError, analyze_content
 
     rows: list[tuple[Any, float, str, datetime | None]] = []
-    for path in sorted(folder.glob("*.json"), key=_natural_key):
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    for path in sorted(files, key=_natural_key):
         try:
-            analysis = analyze_json(path)
+            analysis = analyze_content(path)
         except ContentAnalysisError as exc:
             click.echo(f"skipping {path.name}: {exc}", err=True)
             continue
@@ -75,8 +77,7 @@ def _series_from_folder(
             continue
         when = None
         if time_field:
-            leaves, _ = json_leaves(json.loads(path.read_bytes()))
-            when = _as_time(leaves.get(time_field))
+            when = _as_time(analysis.fields.get(time_field, analysis.metrics.get(time_field)))
             if when is None:
                 raise click.ClickException(f"{path.name} has no time at {time_field!r}")
         rows.append((when or len(rows), analysis.metrics[metric], path.stem, when))
@@ -122,9 +123,7 @@ def _series_from_file(path: Path, metric: str | None) -> tuple[list[float], list
     "--method", type=click.Choice(["both", "ttest", "edivisive"]), default="both", show_default=True,
     help="Change-point detector(s).",
 )  # fmt: skip
-@click.option(
-    "--time-field", help="Dotted path of each JSON artifact's time (ISO-8601 or epoch); default: file name order."
-)
+@click.option("--time-field", help="Dotted path of each artifact's time (ISO-8601 or epoch); default: file name order.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG here.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
@@ -143,14 +142,15 @@ def trend(
 ) -> None:
     """Trend and change points of a metric across runs.
 
-    SOURCE is a folder of JSON artifacts (one run each; --metric is the dotted path inside them) or a
-    JSON file of series (a list of numbers, or {"name": [numbers or {"value": …, "label": …}]}).
+    SOURCE is a folder of artifacts, one run each (JSON, JUnit XML or CSV; --metric is the dotted path
+    inside them, e.g. metrics.throughput or failures), or a JSON file of series: a list of numbers, or
+    {"name": [numbers or {"value": …, "label": …}]}.
     """
     from tracelet_artifacts.ci.trends import METHODS, analyze_series
 
     if source.is_dir():
         if not metric:
-            raise click.UsageError("--metric is required when SOURCE is a folder of JSON artifacts")
+            raise click.UsageError("--metric is required when SOURCE is a folder of artifacts")
         values, labels, times = _series_from_folder(source, metric, time_field)
     else:
         values, labels, times = _series_from_file(source, metric)
@@ -264,3 +264,7 @@ def compare(left: Path, right: Path, as_json: bool) -> None:
             click.echo("… diff cut after 2,000 lines", err=True)
     elif not result.identical:
         console.print(f"sha256 {result.left_sha256}\n    →  {result.right_sha256}")
+
+
+# --- runs, ls, get, taskcluster-download (defined in cli_providers; importing it registers them) ---------
+from tracelet_artifacts.ci import cli_providers as _cli_providers  # noqa: E402,F401
