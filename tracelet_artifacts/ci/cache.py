@@ -127,12 +127,15 @@ class ArtifactCache:
     def path_of(self, entry: CacheEntry) -> Path:
         return self.root / entry.relpath
 
-    def slot(self, provider: str, run_id: str, attempt: int, name: str) -> Path:
-        """Where the file for this key lives (its folder is created)."""
+    def slot(self, provider: str, run_id: str, attempt: int, name: str, *, suffix: str = "") -> Path:
+        """Where the file for this key lives (its folder is created); ``suffix`` e.g. ``.zip``."""
         digest = hashlib.sha256(cache_key(provider, run_id, attempt, name).encode()).hexdigest()[:32]
         folder = self.objects / digest[:2] / digest
         folder.mkdir(parents=True, exist_ok=True)
-        return folder / safe_filename(name)
+        filename = safe_filename(name)
+        if suffix and not filename.lower().endswith(suffix):
+            filename += suffix
+        return folder / filename
 
     def lookup(self, provider: str, run_id: str, name: str, attempt: int | None = None) -> CacheEntry | None:
         """The entry for the key; with ``attempt=None``, the newest cached attempt. Expired → None."""

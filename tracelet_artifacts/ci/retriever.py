@@ -166,7 +166,13 @@ class ArtifactRetriever:
         artifact: CIArtifact = provider.get_artifact(
             request.test_run_id, request.artifact_name, attempt=request.attempt
         )
-        slot = self.cache.slot(request.provider_name, artifact.run_id, artifact.attempt, artifact.name)
+        slot = self.cache.slot(
+            request.provider_name,
+            artifact.run_id,
+            artifact.attempt,
+            artifact.name,
+            suffix=".zip" if artifact.archive else "",
+        )
         downloaded = provider.download_artifact(artifact, slot)
         meta = self._metadata(request, downloaded.path, artifact.created_at)
         if artifact.extra.get("cacheable", True):
