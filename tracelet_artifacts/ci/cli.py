@@ -268,7 +268,3 @@ def compare(left: Path, right: Path, as_json: bool) -> None:
 
 # --- runs, ls, get, taskcluster-download (defined in cli_providers; importing it registers them) ---------
 from tracelet_artifacts.ci import cli_providers as _cli_providers  # noqa: E402,F401
-
-
-# --- runs, ls, get, taskcluster-download (defined in cli_providers; importing it registers them) ---------
-from tracelet_artifacts.ci import cli_providers as _cli_providers  # noqa: E402,F401
