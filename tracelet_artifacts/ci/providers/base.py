@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from tracelet_artifacts.ci.errors import (
     ArtifactExpiredError,
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from tracelet_artifacts.ci.download import Downloaded, Expectation, ProgressCallback
     from tracelet_artifacts.ci.http import Opened, ProviderHTTP
 
+
+
+_P = TypeVar("_P", bound="CIProvider")
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class CIProvider(abc.ABC):
         if getattr(self, "_owns_client", False):
             self.http.client.close()
 
-    def __enter__(self) -> CIProvider:
+    def __enter__(self: _P) -> _P:
         return self
 
     def __exit__(self, *exc: object) -> None:
