@@ -245,7 +245,7 @@ class ClearmlAdapter(BackendAdapter):
 
         Task.set_offline(True)
         try:
-            task = Task.init(
+            task: Any = Task.init(
                 project_name=self._project(run), task_name=str(self.options.get("task_name") or run.run_id),
                 tags=list(self.options.get("tags") or []) or None, reuse_last_task_id=False,
                 continue_last_task=False, auto_connect_frameworks=dict(NO_FRAMEWORKS),
@@ -355,7 +355,8 @@ class ClearmlAdapter(BackendAdapter):
             raise DeliveryError(f"ClearML {action} did not finish within {timeout:.0f} s.", retryable=True)
         if "error" in box:
             raise classify(box["error"], action) from box["error"]
-        return box["value"]  # type: ignore[no-any-return]
+        value: T = box["value"]
+        return value
 
     def log(self, delivery: Delivery) -> Receipt:
         """Upload a version's files, register its model and write its manifest artifact (skipping what is held)."""
@@ -480,7 +481,7 @@ class ClearmlAdapter(BackendAdapter):
             return stored.uri
         from clearml import OutputModel
 
-        class OfflineOutputModel(OutputModel):  # type: ignore[misc]
+        class OfflineOutputModel(OutputModel):
             """ClearML 2.1 reads ``published`` from a placeholder model offline and fails; offline models are
             never published, so say so."""
 
