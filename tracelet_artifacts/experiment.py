@@ -51,7 +51,9 @@ def _backend_list(backend: str | Sequence[str] | None, settings: TraceletSetting
     for name in out:
         if not registry.is_installed(name):  # raises UnknownBackendError for unknown names
             spec = registry.known()[name]
-            raise BackendNotInstalledError(f"The {name} backend needs the {spec.sdk} package: {spec.install}")
+            raise BackendNotInstalledError(
+                f"The {name} backend needs the {spec.sdk} package: {spec.install or f'pip install {spec.sdk}'}"
+            )
     return out
 
 
