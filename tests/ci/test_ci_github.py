@@ -132,6 +132,7 @@ def test_download_follows_302_to_blob_host_without_the_token(
         art = gh.get_artifact("42", "perf")
         result = gh.download_artifact(art, tmp_path / "perf.zip")
     assert (tmp_path / "perf.zip").read_bytes() == body and result.size == len(body)
+    assert api.log[0][0].args["name"] == "perf"  # GitHub filters by name: one listing request
     api_headers = headers_seen(api, f"/repos/{REPO}/actions/artifacts/11/zip")[0]
     assert api_headers["authorization"] == f"Bearer {TOKEN}"
     assert api_headers["x-github-api-version"] == "2022-11-28"

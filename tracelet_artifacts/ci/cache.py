@@ -14,8 +14,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
@@ -37,6 +38,7 @@ class CacheEntry:
     sha256: str
     stored_at: float
     last_access: float
+    metadata: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -80,19 +82,34 @@ class ArtifactCache:
         self.clock = clock
         self._lock = threading.RLock()
         self._dirty = False
-        self._entries: dict[str, CacheEntry] = self._load()
+        self._entries: dict[str, CacheEntry] = {}
+        self._attempts: dict[tuple[str, str, str], set[int]] = {}
+        for entry in self._load():
+            self._add(entry)
 
-    def _load(self) -> dict[str, CacheEntry]:
+    def _add(self, entry: CacheEntry) -> None:
+        self._entries[entry.key] = entry
+        self._attempts.setdefault((entry.provider, entry.run_id, entry.name), set()).add(entry.attempt)
+
+    def _drop(self, entry: CacheEntry) -> None:
+        self._entries.pop(entry.key, None)
+        attempts = self._attempts.get((entry.provider, entry.run_id, entry.name))
+        if attempts is not None:
+            attempts.discard(entry.attempt)
+            if not attempts:
+                del self._attempts[(entry.provider, entry.run_id, entry.name)]
+
+    def _load(self) -> list[CacheEntry]:
         index = self.root / INDEX_NAME
         if not index.exists():
-            return {}
+            return []
         try:
             raw = json.loads(index.read_text(encoding="utf-8"))
             entries = [CacheEntry(**item) for item in raw.get("entries", [])]
         except (OSError, ValueError, TypeError) as exc:
             logger.warning("CI artifact cache index %s is unreadable (%s); starting empty", index, exc)
-            return {}
-        return {entry.key: entry for entry in entries}
+            return []
+        return entries
 
     def flush(self) -> None:
         """Write the index atomically (temp file + rename)."""
@@ -140,14 +157,12 @@ class ArtifactCache:
     def lookup(self, provider: str, run_id: str, name: str, attempt: int | None = None) -> CacheEntry | None:
         """The entry for the key; with ``attempt=None``, the newest cached attempt. Expired → None."""
         with self._lock:
-            if attempt is not None:
-                entry = self._entries.get(cache_key(provider, run_id, attempt, name))
-            else:
-                candidates = [
-                    e for e in self._entries.values()
-                    if e.provider == provider and e.run_id == str(run_id) and e.name == name
-                ]  # fmt: skip
-                entry = max(candidates, key=lambda e: e.attempt) if candidates else None
+            if attempt is None:
+                attempts = self._attempts.get((provider, str(run_id), name))
+                if not attempts:
+                    return None
+                attempt = max(attempts)
+            entry = self._entries.get(cache_key(provider, run_id, attempt, name))
             if entry is None:
                 return None
             if self.clock() - entry.stored_at > self.max_age_seconds:
@@ -163,7 +178,15 @@ class ArtifactCache:
                 self._dirty = True
 
     def record(
-        self, provider: str, run_id: str, attempt: int, name: str, path: Path, size: int, sha256: str
+        self,
+        provider: str,
+        run_id: str,
+        attempt: int,
+        name: str,
+        path: Path,
+        size: int,
+        sha256: str,
+        metadata: dict[str, Any] | None = None,
     ) -> CacheEntry:
         """Index a file already written to ``slot(...)``, then evict to stay within the limits."""
         now = self.clock()
@@ -177,9 +200,10 @@ class ArtifactCache:
             sha256=sha256,
             stored_at=now,
             last_access=now,
+            metadata=metadata,
         )
         with self._lock:
-            self._entries[entry.key] = entry
+            self._add(entry)
             self.evict(keep=entry.key)
             self.flush()
         return entry
@@ -187,7 +211,7 @@ class ArtifactCache:
     def remove(self, entry: CacheEntry) -> None:
         """Forget the entry and delete its file."""
         with self._lock:
-            self._entries.pop(entry.key, None)
+            self._drop(entry)
             self._dirty = True
             shutil.rmtree(self.path_of(entry).parent, ignore_errors=True)
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from tracelet_artifacts.ci.cache import ArtifactCache, CacheEntry
+from tracelet_artifacts.ci.errors import DownloadIntegrityError
 from tracelet_artifacts.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tracelet_artifacts.ci")
 
 DEFAULT_CONCURRENCY = 16
+INLINE_HIT_BYTES = 4 * 1024 * 1024  # cache hits up to this size are verified on the event loop
 
 
 @dataclass(frozen=True)
@@ -148,18 +150,42 @@ class ArtifactRetriever:
 
     def _verified_hit(self, request: ArtifactRequest, entry: CacheEntry) -> ArtifactMetadata | None:
         """Metadata of a cache hit whose bytes still hash to the recorded digest; None otherwise."""
+        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+        from tracelet_artifacts.digest import sha256_file
+
         path = self.cache.path_of(entry)
-        if not path.is_file():
+        try:
+            digest = sha256_file(path)
+        except OSError:
             logger.warning("cached %s is missing on disk; fetching it again", entry.key)
             self.cache.remove(entry)
             return None
-        meta = self._metadata(request, path)
-        if meta.sha256 != entry.sha256:
+        if digest != entry.sha256:
             logger.warning("cached %s is corrupt (digest mismatch); fetching it again", entry.key)
             self.cache.remove(entry)
             return None
         self.cache.touch(entry)
-        return meta
+        if entry.metadata is None:
+            return self._metadata(request, path)
+        stored = {
+            **entry.metadata,
+            "artifact_path": str(path),
+            "artifact_name": request.artifact_name,
+            "test_run_id": request.test_run_id,
+            "provider_name": request.provider_name,
+        }
+        return ArtifactMetadata.from_dict(stored)
+
+    def _cached(self, request: ArtifactRequest, *, inline_only: bool = False) -> tuple[Path, ArtifactMetadata] | None:
+        """A verified cache hit, or None. ``inline_only`` declines entries too big to hash on the loop."""
+        entry = self.cache.lookup(request.provider_name, request.test_run_id, request.artifact_name, request.attempt)
+        if entry is None or (inline_only and entry.size > INLINE_HIT_BYTES):
+            return None
+        meta = self._verified_hit(request, entry)
+        if meta is None:
+            return None
+        meta.add_metadata({"ci_attempt": entry.attempt, "ci_cached": True})
+        return self.cache.path_of(entry), meta
 
     def _fetch(self, request: ArtifactRequest) -> tuple[Path, ArtifactMetadata]:
         provider = self._provider(request.provider_name)
@@ -175,6 +201,8 @@ class ArtifactRetriever:
         )
         downloaded = provider.download_artifact(artifact, slot)
         meta = self._metadata(request, downloaded.path, artifact.created_at)
+        if meta.sha256 != downloaded.sha256:
+            raise DownloadIntegrityError(f"{artifact.name} changed on disk while it was being described")
         if artifact.extra.get("cacheable", True):
             self.cache.record(
                 request.provider_name,
@@ -184,6 +212,7 @@ class ArtifactRetriever:
                 downloaded.path,
                 downloaded.size,
                 downloaded.sha256,
+                metadata=meta.to_dict(),
             )
         meta.add_metadata({"ci_attempt": artifact.attempt, "ci_cached": False})
         return downloaded.path, meta
@@ -191,14 +220,9 @@ class ArtifactRetriever:
     def _retrieve_sync(self, request: ArtifactRequest, use_cache: bool) -> tuple[Path, ArtifactMetadata, bool]:
         self._provider(request.provider_name)
         if use_cache:
-            entry = self.cache.lookup(
-                request.provider_name, request.test_run_id, request.artifact_name, request.attempt
-            )
-            if entry is not None:
-                meta = self._verified_hit(request, entry)
-                if meta is not None:
-                    meta.add_metadata({"ci_attempt": entry.attempt, "ci_cached": True})
-                    return self.cache.path_of(entry), meta, True
+            hit = self._cached(request)
+            if hit is not None:
+                return hit[0], hit[1], True
         path, meta = self._fetch(request)
         return path, meta, False
 
@@ -215,6 +239,11 @@ class ArtifactRetriever:
     ) -> tuple[Path, ArtifactMetadata]:
         """The local path and metadata of one artifact, from the cache when it holds a sound copy."""
         request = ArtifactRequest(str(test_run_id), artifact_name, provider_name, attempt)
+        if use_cache and provider_name in self._providers:
+            hit = self._cached(request, inline_only=True)
+            if hit is not None:
+                self.cache.flush_if_dirty()
+                return hit
         loop = asyncio.get_running_loop()
         try:
             path, meta, _ = await loop.run_in_executor(self._pool(), self._retrieve_sync, request, use_cache)
@@ -235,6 +264,16 @@ class ArtifactRetriever:
         A failed item is reported in its result (``error``, ``error_type``); the others continue.
         """
         items = [ArtifactRequest.of(item) for item in requests]
+        done: dict[int, RetrievalResult] = {}
+        if use_cache:  # small verified hits are answered here, without a thread hop
+            for i, request in enumerate(items):
+                if request.provider_name not in self._providers:
+                    continue
+                hit = self._cached(request, inline_only=True)
+                if hit is not None:
+                    done[i] = RetrievalResult(request, hit[0], hit[1], from_cache=True)
+                    if progress is not None:
+                        progress(done[i])
         limit = asyncio.Semaphore(max_concurrency or self.max_concurrency)
         loop = asyncio.get_running_loop()
         pool = self._pool()
@@ -258,7 +297,10 @@ class ArtifactRetriever:
             return result
 
         try:
-            return list(await asyncio.gather(*(one(r) for r in items)))
+            missing = [i for i in range(len(items)) if i not in done]
+            fetched = await asyncio.gather(*(one(items[i]) for i in missing))
+            done.update(zip(missing, fetched, strict=True))
+            return [done[i] for i in range(len(items))]
         finally:
             self.cache.flush_if_dirty()
 
