@@ -5,7 +5,8 @@ delivery worker thread and in a subprocess:
 
 - ``record``: path of the JSON-lines file every confirmed delivery (and param / metric) is appended to;
 - ``fail_flag``: while a file exists at this path, ``log`` raises a retryable DeliveryError;
-- ``crash``: ``log`` kills the process (``os._exit``) before it confirms anything.
+- ``crash``: ``log`` kills the process (``os._exit``) before it confirms anything;
+- ``fail_start``: ``start_run`` raises, as a backend that cannot open its run would.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType
-from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact
+from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
 from tracelet_artifacts.errors import DeliveryError
 
 
@@ -45,6 +46,11 @@ class FlakyAdapter(BackendAdapter):
         flag = self.options.get("fail_flag")
         if flag and Path(flag).exists():
             raise DeliveryError(f"{self.name} is down (remove {flag} to bring it back)")
+
+    def start_run(self, run: RunContext) -> dict[str, Any]:
+        if self.options.get("fail_start"):
+            raise DeliveryError(f"{self.name} cannot open a run")
+        return {"opened_by": run.run_id}
 
     def log(self, delivery: Delivery) -> Receipt:
         if self.options.get("crash"):
