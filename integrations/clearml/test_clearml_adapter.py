@@ -265,6 +265,30 @@ def test_unwritable_session_gives_a_retryable_error_then_delivers(
 
 
 @pytest.mark.integration
+def test_retry_after_a_failed_manifest_registers_the_model_once(
+    adapter: ClearmlAdapter, store: EmbeddedStore, tmp_path: Path
+) -> None:
+    """The weights went to models/, then writing the manifest artifact failed: the retry reuses the weights."""
+    art = every_type(tmp_path / "src")[ArtifactType.CHECKPOINT]
+    session = adapter.sessions[-1]
+    data_dir = session / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.write_text("blocks the manifest artifact")
+    with pytest.raises(DeliveryError) as failed:
+        deliver(store, adapter, art)
+    assert failed.value.retryable
+    models_before = files_under(session / "models")
+    assert len(models_before) == 1
+
+    data_dir.unlink()
+    assert adapter.log(make_delivery(store, store.get("ckpts/run-1"))).ok
+    assert files_under(session / "models") == models_before
+    adapter.end_run()
+    assert adapter.wait_closed(30)
+    assert [m["init"]["name"] for m in session_json(session)["offline_output_models"]] == ["ckpts/run-1:v1"]
+
+
+@pytest.mark.integration
 def test_missing_stored_content_is_a_permanent_error(
     adapter: ClearmlAdapter, store: EmbeddedStore, tmp_path: Path
 ) -> None:

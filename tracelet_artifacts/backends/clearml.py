@@ -94,6 +94,9 @@ class SessionIndex:
     manifests: dict[tuple[str, int], StoredFile] = field(default_factory=dict)
 
     def add(self, item: StoredFile) -> None:
+        if item.key.startswith("model:"):
+            self.models[item.sha256 or ""] = item
+            return
         self.files[item.key] = item
         if item.meta.get("tracelet.kind") == "manifest":
             self.manifests[(item.meta["tracelet.name"], int(item.meta["tracelet.version"]))] = item
@@ -194,6 +197,8 @@ class ClearmlAdapter(BackendAdapter):
         self._run_state: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._closer: threading.Thread | None = None
+        self._parsed: dict[Path, tuple[list[int], list[StoredFile]]] = {}
+        self._registered: dict[str, StoredFile] = {}
         self.root: Path | None = None
 
     # -- run lifecycle ----------------------------------------------------------------------------
@@ -363,16 +368,31 @@ class ClearmlAdapter(BackendAdapter):
         task = self.task
         return self._guarded("log", lambda: self._log(task, delivery))
 
+    def _session_items(self, folder: Path) -> list[StoredFile]:
+        """What a session's ``task.json`` (or zip) records, parsed once per change of the file."""
+        stamps = [p.stat().st_mtime_ns for p in (folder / SESSION_FILE, folder.with_name(folder.name + ".zip"))
+                  if p.is_file()]
+        cached = self._parsed.get(folder)
+        if cached is not None and cached[0] == stamps:
+            return cached[1]
+        items = list(session_files(folder))
+        self._parsed[folder] = (stamps, items)
+        return items
+
     def _index(self, task: Any) -> SessionIndex:
+        """Everything this run's sessions hold; the open task is read through its live ``artifacts``."""
         index = SessionIndex()
+        current = self._session_folder() if task is not None else None
         for folder in self._sessions:
-            for item in session_files(folder):
-                (index.models.__setitem__(item.sha256 or "", item) if item.key.startswith("model:")
-                 else index.add(item))
-        if not task.is_offline():
+            for item in self._session_items(folder):
+                if folder != current or item.key.startswith("model:"):
+                    index.add(item)
+        if task is not None:
             for key, art in task.artifacts.items():
                 meta = {str(k): str(v) for k, v in (art.metadata or {}).items()}
-                index.add(StoredFile(key, art.url, art.hash, art.size, meta, None))
+                index.add(StoredFile(key, art.url, art.hash, art.size, meta, current))
+        for item in self._registered.values():  # models registered here, maybe not yet in task.json
+            index.add(item)
         return index
 
     def _log(self, task: Any, delivery: Delivery) -> Receipt:
@@ -499,8 +519,10 @@ class ClearmlAdapter(BackendAdapter):
                           comment=manifest.description or "", config_dict={"tracelet": info})
         source = self._stage(delivery, entry, staging / "model" / f"{safe_filename(manifest.name)}.v{version}."
                              f"{Path(entry.path).name}")
-        uri = model.update_weights(weights_filename=str(source), auto_delete_file=False, update_comment=False)
-        return str(uri)
+        uri = str(model.update_weights(weights_filename=str(source), auto_delete_file=False, update_comment=False))
+        self._registered[entry.sha256] = StoredFile(f"model:{manifest.name}:v{version}", uri, entry.sha256, entry.size,
+                                                    info, self._session_folder())
+        return uri
 
     def _register_references(self, task: Any, delivery: Delivery, base: str, common: Mapping[str, str],
                              index: SessionIndex) -> list[dict[str, Any]]:
@@ -529,15 +551,7 @@ class ClearmlAdapter(BackendAdapter):
     # -- reading back -----------------------------------------------------------------------------
     def _reader_index(self) -> SessionIndex:
         with self._lock:
-            task = self._task
-            if task is None:
-                index = SessionIndex()
-                for folder in self._sessions:
-                    for item in session_files(folder):
-                        if not item.key.startswith("model:"):
-                            index.add(item)
-                return index
-            return self._index(task)
+            return self._index(self._task)
 
     def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
         """Every version whose manifest artifact a session of this run holds."""
