@@ -4,6 +4,7 @@ ClearML's own records (the live Task's artifacts, the session's task.json and it
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -345,3 +346,45 @@ def test_params_and_metrics_reach_the_task(adapter: ClearmlAdapter) -> None:
                if e.get("type") == "training_stats_scalar"}
     assert scalars == {("train", "loss", 0): 0.9, ("train", "loss", 1): 0.5, ("train", "loss", 2): 0.25,
                        ("accuracy", "accuracy", 0): 0.93}
+
+
+SLOW_CLOSE_SCRIPT = """
+import json, os, sys, time
+from pathlib import Path
+attempts = []
+def audit(event, args):
+    if event in ("socket.getaddrinfo", "socket.gethostbyname") and args[0] not in ("localhost", "127.0.0.1", "::1"):
+        attempts.append(str(args[0]))
+    if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in ("127.0.0.1", "::1"):
+        attempts.append(repr(args[1]))
+sys.addaudithook(audit)
+from tracelet_artifacts.backends.base import RunContext
+from tracelet_artifacts.backends.clearml import ClearmlAdapter
+root = Path(sys.argv[1])
+adapter = ClearmlAdapter({"config_file": str(root / "default.conf")})
+adapter.start_run(RunContext("slow", "it", root / "store"))
+adapter.log_metric("loss", 0.5)
+started = time.monotonic()
+adapter.end_run()
+returned = time.monotonic() - started
+closed = adapter.wait_closed(90)
+zipped = adapter.sessions[-1].with_name(adapter.sessions[-1].name + ".zip").is_file()
+print(json.dumps({"end_run_s": returned, "closed": closed, "total_s": time.monotonic() - started,
+                  "zipped": zipped, "attempts": attempts}))
+"""
+
+
+@pytest.mark.integration
+def test_end_run_returns_at_once_while_clearml_closes_slowly(tmp_path: Path) -> None:
+    """With ClearML's default config (reporting subprocess) closing takes seconds; end_run must not wait for it."""
+    (tmp_path / "default.conf").write_text("sdk {}\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-c", SLOW_CLOSE_SCRIPT, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["attempts"] == [], "the subprocess tried to reach the network"
+    assert result["end_run_s"] < 1.0, result
+    assert result["closed"] and result["zipped"], result
