@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers_adapters import AdapterFiles
 
 from tracelet_artifacts.backends import registry
 
@@ -21,23 +20,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@dataclass
-class AdapterFiles:
-    """Where the test adapters record deliveries and the flag file that takes them down."""
-
-    record: Path
-    fail_flag: Path
-
-    def options(self, **extra: Any) -> dict[str, Any]:
-        return {"record": str(self.record), "fail_flag": str(self.fail_flag), **extra}
-
-    def down(self) -> None:
-        self.fail_flag.touch()
-
-    def up(self) -> None:
-        self.fail_flag.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -14,12 +14,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
 from tracelet_artifacts.errors import DeliveryError
+
+
+@dataclass
+class AdapterFiles:
+    """Where the test adapters record deliveries and the flag file that takes them down."""
+
+    record: Path
+    fail_flag: Path
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        return {"record": str(self.record), "fail_flag": str(self.fail_flag), **extra}
+
+    def down(self) -> None:
+        self.fail_flag.touch()
+
+    def up(self) -> None:
+        self.fail_flag.unlink(missing_ok=True)
 
 
 def read_records(path: Path, kind: str = "log") -> list[dict[str, Any]]:

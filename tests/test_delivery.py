@@ -12,8 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AdapterFiles
-from helpers_adapters import FlakyAdapter, read_records
+from helpers_adapters import AdapterFiles, FlakyAdapter, read_records
 
 from tracelet_artifacts import Capabilities, EmbeddedStore, RoutingPolicy, TraceletArtifact
 from tracelet_artifacts.backends import registry

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AdapterFiles
-from helpers_adapters import read_records
+from helpers_adapters import AdapterFiles, read_records
 
 from tracelet_artifacts import (
     ArtifactType,
