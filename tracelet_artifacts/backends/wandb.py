@@ -37,6 +37,8 @@ import string
 import struct
 import tempfile
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,7 +67,8 @@ _TAG = re.compile(r"^[-\w]+( +[-\w]+)*$")
 _BLOCK = 32 * 1024
 _HEADER = 7  # ":W&B" + 2-byte magic + 1-byte version
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_TRANSIENT = ("CommError", "Timeout", "TimeoutError", "ConnectionError", "ConnectError", "HTTPError",
+_TRANSIENT_TEXT = re.compile(r"timed out|timeout|retry|retrying|refused|reset by peer|\b(5\d\d|429)\b", re.I)
+_TRANSIENT = ("Timeout", "TimeoutError", "ConnectionError", "ConnectError", "HTTPError",
               "ServiceUnavailable", "BrokenPipeError", "ConnectionResetError")
 _PERMANENT = ("UsageError", "AuthenticationError", "AuthorizationError", "ValueError", "TypeError",
               "PermissionError", "ArtifactFinalizedError", "FileNotFoundError", "IsADirectoryError")
@@ -89,8 +92,8 @@ def read_run_file(path: Path) -> Iterator[bytes]:
     """Yield each serialised ``Record`` of a ``run-<id>.wandb`` file.
 
     The file is a 7-byte header (``:W&B``, magic, version) then the LevelDB log format: 32 KiB blocks of
-    chunks, each with a 7-byte header (CRC32 of type and data, little-endian length, type: 1 full,
-    2 first, 3 middle, 4 last). Reading stops quietly at a truncated tail (a run killed mid-write).
+    chunks, each with a 7-byte header (little-endian zlib CRC32 of type byte + data, length, type: 1 full,
+    2 first, 3 middle, 4 last). Reading stops at a truncated or corrupt tail (a run killed mid-write).
     """
     data = path.read_bytes()
     if data[:4] != b":W&B":
@@ -100,9 +103,12 @@ def read_run_file(path: Path) -> Iterator[bytes]:
         if _BLOCK - pos % _BLOCK < 7:  # block trailer too small for a chunk header: padding
             pos += _BLOCK - pos % _BLOCK
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0 and length == 0:  # zero fill: nothing more in this block
+            pos += _BLOCK - pos % _BLOCK
+            continue
         chunk = data[pos + 7:pos + 7 + length]
-        if len(chunk) < length:
+        if len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) != crc:
             return
         pos += 7 + length
         if kind == _FULL:
@@ -207,16 +213,43 @@ class _Versions:
 
 
 def _classify(exc: BaseException, doing: str) -> DeliveryError:
+    """Transient trouble (timeouts, refused connections, 5xx, 429) is retryable; the rest is permanent.
+
+    W&B's core retries transient HTTP failures itself until its timeout, so a ``CommError`` that does not
+    say it timed out or retried is an answer such as 401/403/404: permanent.
+    """
     names = {cls.__name__ for cls in type(exc).__mro__}
     status = getattr(getattr(exc, "response", None), "status_code", None)
     message = f"W&B failed while {doing}: {type(exc).__name__}: {exc}"
     if isinstance(status, int):
         return DeliveryError(message, retryable=status >= 500 or status in (408, 429))
+    if "CommError" in names and "AuthenticationError" not in names:
+        return DeliveryError(message, retryable=bool(_TRANSIENT_TEXT.search(str(exc))))
     if names & set(_TRANSIENT) or isinstance(exc, (TimeoutError, ConnectionError)):
         return DeliveryError(message, retryable=True)
     if names & set(_PERMANENT):
         return DeliveryError(message, retryable=False)
     return DeliveryError(message, retryable=True)
+
+
+def _new_run_id() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def _wait_for_exit_record(run_file: Path, timeout: float) -> None:
+    """Wait until a finished run's file holds its ``exit`` record (everything before it is then written)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run_file.is_file():
+            for raw in list(read_run_file(run_file))[-3:]:
+                record = pb.Record()
+                record.ParseFromString(raw)
+                if record.WhichOneof("record_type") == "exit":
+                    return
+        time.sleep(0.05)
+    log.warning("W&B run file %s has no exit record after %.0f s.", run_file, timeout)
 
 
 def _md5_b64(path: Path) -> str:
@@ -240,13 +273,15 @@ def _file_path(uri: str) -> Path | None:
     return Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None
 
 
-def _media_class(mime: str, suffix: str) -> str | None:
+def _media_class(mime: str, suffix: str, kind: ArtifactType) -> str | None:
+    if kind is ArtifactType.VIDEO and suffix in (".mp4", ".webm", ".ogg", ".gif"):
+        return "Video"
     if mime.startswith("image/") and mime != "image/svg+xml":
         return "Image"
     if mime.startswith("audio/"):
         return "Audio"
-    if mime.startswith("video/") or suffix == ".gif":
-        return "Video" if suffix in (".mp4", ".webm", ".ogg", ".gif") else None
+    if mime.startswith("video/"):
+        return "Video" if suffix in (".mp4", ".webm", ".ogg") else None
     if mime == "text/html":
         return "Html"
     return None
@@ -271,7 +306,6 @@ class WandbAdapter(BackendAdapter):
         self._run: Any = self.options.get("run")
         self._owns_run = self._run is None
         self._init_kwargs: dict[str, Any] | None = None
-        self._init_error: BaseException | None = None
         self._context: RunContext | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -327,8 +361,7 @@ class WandbAdapter(BackendAdapter):
         self._context = run
         if self._run is not None:
             return {"run_id": str(self._run.id), "project": self.project}
-        run_id = str(run.state.get("run_id") or "".join(secrets.choice(string.ascii_lowercase + string.digits)
-                                                        for _ in range(8)))
+        run_id = str(run.state.get("run_id") or _new_run_id())
         base = self.options.get("dir") or run.state.get("dir") or run.store_root
         Path(base).mkdir(parents=True, exist_ok=True)
         self._init_kwargs = {"project": self.project, "entity": self.options.get("entity"), "id": run_id,
@@ -350,25 +383,30 @@ class WandbAdapter(BackendAdapter):
         settings = wandb.Settings(**kwargs.pop("settings"))
         try:
             self._run = wandb.init(settings=settings, **kwargs)
-            self._init_error = None
         except Exception as exc:
-            self._init_error = exc
+            # wandb-core keeps a failed run's id busy for the rest of the process: retry under a new id
+            self._init_kwargs["id"] = _new_run_id()
             raise _classify(exc, "starting the run") from exc
         return self._run
 
     def end_run(self) -> None:
-        """Finish the run if the adapter started it, waiting up to ``wait_timeout`` seconds."""
+        """Finish the run if the adapter started it, waiting up to ``wait_timeout`` seconds until its
+        run file is written out (W&B's ``finish()`` can return a moment before that)."""
+        timeout = float(self.options.get("wait_timeout", 120))
+
         def finish() -> None:
             if self._run is not None and self._owns_run:
+                run_file = Path(self._run.dir).parent / f"run-{self._run.id}.wandb"
                 self._run.finish()
                 self._run = None
+                _wait_for_exit_record(run_file, timeout)
 
         with self._lock:
             worker = self._worker
         if worker is None:
             return
         try:
-            self._submit(finish).result(timeout=float(self.options.get("wait_timeout", 120)))
+            self._submit(finish).result(timeout=timeout)
         except Exception as exc:
             log.warning("W&B run did not finish cleanly: %s", exc)
         finally:
@@ -491,14 +529,17 @@ class WandbAdapter(BackendAdapter):
         skipped: dict[str, str] = {}
         for entry in delivery.uploads():
             path = staged / entry.path
-            kind = _media_class(entry.mime, path.suffix.lower())
+            kind = _media_class(entry.mime, path.suffix.lower(), manifest.artifact_type)
             if kind is None:
                 continue
             try:
+                key = f"{manifest.name}/{entry.path}"
                 if kind == "Video":
-                    panels[f"{manifest.name}/{entry.path}"] = wandb.Video(str(path), format=path.suffix[1:].lower())
+                    panels[key] = wandb.Video(str(path), format=path.suffix[1:].lower())
+                elif kind == "Html":
+                    panels[key] = wandb.Html(str(path), inject=False)  # the user's page, unchanged
                 else:
-                    panels[f"{manifest.name}/{entry.path}"] = getattr(wandb, kind)(str(path))
+                    panels[key] = getattr(wandb, kind)(str(path))
             except Exception as exc:
                 skipped[f"media:{entry.path}"] = f"not shown as W&B {kind} ({exc}); still in the artifact"
         if panels:
