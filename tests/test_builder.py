@@ -312,6 +312,28 @@ def test_add_dir_includes_outside_symlink_when_allowed(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_add_dir_includes_an_outside_folder_symlink_when_allowed(tmp_path: Path) -> None:
+    _file(tmp_path / "elsewhere" / "x.txt", b"x")
+    root = tmp_path / "out"
+    _file(root / "a.txt")
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    art = TraceletArtifact("d", "dataset").add_dir(root, allow_outside_symlinks=True)
+    assert sorted(f.artifact_path for f in art.files) == ["a.txt", "linked/x.txt"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_add_dir_stops_at_a_symlink_loop(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    _file(root / "a.txt")
+    _file(tmp_path / "elsewhere" / "x.txt")
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "back").symlink_to(root, target_is_directory=True)
+    (root / "self").symlink_to(root, target_is_directory=True)
+    art = TraceletArtifact("d", "dataset").add_dir(root, allow_outside_symlinks=True)
+    assert sorted(f.artifact_path for f in art.files) == ["a.txt", "linked/x.txt"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
 def test_add_dir_accepts_a_symlink_inside_the_folder(tmp_path: Path) -> None:
     root = tmp_path / "out"
     _file(root / "a.txt")

@@ -404,11 +404,16 @@ class TraceletArtifact:
             raise ArtifactFileError(f"{str(root)!r} is a file; use add_file() for single files.")
         real_root = root.resolve()
         found: list[tuple[Path, str]] = []
-        for current, dirs, names in os.walk(root, followlinks=False):
+        # Allowed links to folders are followed; a link back into a folder being walked is a loop, skipped.
+        chains: dict[str, tuple[Path, ...]] = {os.fspath(root): (real_root,)}
+        for current, dirs, names in os.walk(root, followlinks=allow_outside_symlinks):
             dirs.sort()
             base = Path(current)
             for child in [base / d for d in dirs if (base / d).is_symlink()]:
                 self._check_link(child, real_root, allow_outside_symlinks)
+            chain = chains.pop(current, ())
+            dirs[:] = [d for d in dirs if (base / d).resolve() not in chain]
+            chains.update({os.path.join(current, d): (*chain, (base / d).resolve()) for d in dirs})
             for file_name in sorted(names):
                 file_path = base / file_name
                 if file_path.is_symlink():
