@@ -388,3 +388,17 @@ def test_end_run_returns_at_once_while_clearml_closes_slowly(tmp_path: Path) -> 
     assert result["attempts"] == [], "the subprocess tried to reach the network"
     assert result["end_run_s"] < 1.0, result
     assert result["closed"] and result["zipped"], result
+
+
+@pytest.mark.integration
+def test_a_second_run_in_the_same_process_fails_clearly_and_leaves_the_first_alone(
+    adapter: ClearmlAdapter, store: EmbeddedStore, tmp_path: Path
+) -> None:
+    """ClearML allows one Task.init task per process: another run (or the same run twice) is refused, never
+    handed the open task (whose end_run would then close it under the first adapter)."""
+    for run_id, message in (("run-2", r"one Task\.init task per process"), ("run-1", "already open")):
+        other = ClearmlAdapter({"project": "tracelet-it"})
+        with pytest.raises(DeliveryError, match=message):
+            other.start_run(RunContext(run_id, "integration", store.root))
+        other.end_run()
+    assert deliver(store, adapter, every_type(tmp_path / "src")[ArtifactType.SAMPLE])[2].ok

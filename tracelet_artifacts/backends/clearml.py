@@ -39,7 +39,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, validate_artifact_path
@@ -188,6 +188,8 @@ class ClearmlAdapter(BackendAdapter):
 
     name = "clearml"
     capabilities = Capabilities(model_registry=True, media=False, references=True, aliases=False, versioning=False)
+    _open_tasks: ClassVar[set[str]] = set()  # ids of tasks our adapters created and have not closed yet
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -258,8 +260,13 @@ class ClearmlAdapter(BackendAdapter):
             )
         except Exception as exc:
             raise DeliveryError(
-                f"Cannot start a ClearML offline task: {exc}. If your code already called Task.init, pass that "
-                "task as options={'task': task}.", retryable=False) from exc
+                f"Cannot start a ClearML offline task: {exc}. ClearML allows one Task.init task per process: end "
+                "the other run first, or pass your own task as options={'task': task}.", retryable=True) from exc
+        with self._open_lock:
+            if task.id in self._open_tasks:  # Task.init handed back the task another adapter here has open
+                raise DeliveryError(f"ClearML task {task.id} is already open by another ClearmlAdapter in this "
+                                    "process; end that run first.", retryable=True)
+            self._open_tasks.add(task.id)
         folder = task.get_offline_mode_folder()  # pin the session folder to this adapter's cache dir now
         log.info("ClearML offline session for run %s: %s", run.run_id, folder)
         return task
@@ -294,13 +301,16 @@ class ClearmlAdapter(BackendAdapter):
         if wait > 0:
             self.wait_closed(wait)
 
-    @staticmethod
-    def _close(task: Any) -> None:
+    @classmethod
+    def _close(cls, task: Any) -> None:
         started = time.monotonic()
         try:
             task.close()
         except Exception:
             log.exception("Closing the ClearML task %s failed", getattr(task, "id", "?"))
+        finally:
+            with cls._open_lock:
+                cls._open_tasks.discard(task.id)
         log.debug("ClearML task closed in %.2f s", time.monotonic() - started)
 
     def wait_closed(self, timeout: float = 30.0) -> bool:
