@@ -1,0 +1,538 @@
+"""Lightning capture: ``TraceletCallback`` versions every checkpoint Lightning writes, the final model,
+the hyper-parameters and (optionally) validation samples, for ``lightning.pytorch`` and ``pytorch_lightning``.
+
+Checkpoints are seen one level above ``torch.save`` (the strategy's innermost ``CheckpointIO``), after the
+file is in place, and every ``ModelCheckpoint`` is scanned as a safety net. Each file is hard-linked into
+the store folder before the hook returns and logged in the background through the Experiment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
+from tracelet_artifacts.hooks.rank import is_rank_zero
+
+if TYPE_CHECKING:
+    from tracelet_artifacts.experiment import Experiment
+
+log = logging.getLogger(__name__)
+
+NAMESPACES = ("lightning.pytorch", "pytorch_lightning")
+SAMPLES_HOOK = "tracelet_validation_samples"
+BEST, EVICTED, STAGING_FOLDER = "best", "evicted", "staging"
+_MARK = "__tracelet_capture__"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_classes: dict[tuple[str, ...], type] = {}
+
+
+# -- naming -----------------------------------------------------------------------------------------
+def _segment(text: str) -> str:
+    cleaned = _UNSAFE.sub("_", text).strip("_") or "_"
+    return cleaned if cleaned[0].isalnum() or cleaned[0] == "_" else f"_{cleaned}"
+
+
+def artifact_name_for(path: str | os.PathLike[str], fallback: str) -> str:
+    """An artifact name from ``path`` relative to the working directory, sanitised to ``[A-Za-z0-9._-]``.
+
+    ``lightning_logs/version_0/checkpoints`` stays as it is, ``epoch=2.ckpt`` becomes ``epoch_2.ckpt``; a
+    path outside the working directory keeps its absolute parts; the working directory itself is ``fallback``.
+    """
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute, os.getcwd())
+    parts = Path(absolute).parts[1:] if relative.startswith("..") else Path(relative).parts
+    segments = [_segment(p) for p in parts if p not in ("", ".")]
+    name = "/".join(segments) or fallback
+    return name[-200:].lstrip("/.") or fallback
+
+
+# -- coordination with the torch.save patch -----------------------------------------------------------
+def _torch_save_suppressed() -> contextlib.AbstractContextManager[Any]:
+    """The torch.save patch's "a wrapper reports this save itself" context, when that patch is loaded."""
+    module = sys.modules.get("tracelet_artifacts.hooks.torch_save")
+    for name in ("suppressed", "suppress_capture", "capture_suppressed"):
+        factory = getattr(module, name, None) if module is not None else None
+        if callable(factory):
+            return factory()
+    return contextlib.nullcontext()
+
+
+# -- small helpers ----------------------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-able copy of hyper-parameters: containers kept, tensors as lists, anything else as repr."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth > 8:
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_safe(v, depth + 1) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist"):
+        return _json_safe(value.tolist(), depth + 1)
+    return repr(value)
+
+
+def _same_file(a: str | os.PathLike[str] | None, b: str) -> bool:
+    return bool(a) and os.path.abspath(os.fspath(a)) == b  # type: ignore[arg-type]
+
+
+def _innermost_io(checkpoint_io: Any) -> Any:
+    """The CheckpointIO that really writes: unwrap AsyncCheckpointIO and other wrappers."""
+    seen = {id(checkpoint_io)}
+    while True:
+        inner = getattr(checkpoint_io, "checkpoint_io", None)
+        if inner is None or id(inner) in seen or not callable(getattr(inner, "save_checkpoint", None)):
+            return checkpoint_io
+        seen.add(id(inner))
+        checkpoint_io = inner
+
+
+@dataclass
+class _Capture:
+    """One file handed to the Experiment: where its staged copy is, and (once logged) its version."""
+
+    name: str
+    path: str
+    staged: Path | None
+    version: int | None = None
+    evicted: bool = False
+    when_logged: list[Callable[[int], None]] = field(default_factory=list)
+
+
+class _CaptureLogic:
+    """The namespace-independent body of TraceletCallback (the Callback base comes from Lightning)."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        *,
+        log_checkpoints: bool = True,
+        log_model: bool = True,
+        log_hparams: bool = True,
+        samples_every_n_epochs: int = 1,
+        flush_on_exception_s: float = 120.0,
+    ) -> None:
+        self.experiment = experiment
+        self.log_checkpoints = log_checkpoints
+        self.log_model = log_model
+        self.log_hparams = log_hparams
+        self.samples_every_n_epochs = samples_every_n_epochs
+        self.flush_on_exception_s = flush_on_exception_s
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, int, int]] = {}
+        self._captures: dict[str, _Capture] = {}
+        self._best: dict[str, str] = {}
+        self._pending: set[Future[Any]] = set()
+        self._restore: list[Callable[[], None]] = []
+        self._trainer: Any = None
+        self._active = False
+
+    # -- lifecycle hooks --------------------------------------------------------------------------
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._trainer = trainer
+        self._active = bool(trainer.is_global_zero) and is_rank_zero() and self.experiment.started
+        if not self._active:
+            log.debug("TraceletCallback idle: not global rank 0, or the experiment is not started.")
+            return
+        if self.log_checkpoints and not self._restore:
+            self._wrap_checkpoint_io(trainer)
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        while self._restore:
+            self._restore.pop()()
+        self._trainer = None
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._active and self.log_hparams:
+            self._guarded("logging hyper-parameters", self._log_hparams, trainer, pl_module)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not self._active or trainer.sanity_checking:
+            return
+        self._guarded("scanning checkpoints", self._scan, trainer)
+        every = self.samples_every_n_epochs
+        if every > 0 and trainer.current_epoch % every == 0:
+            self._guarded("logging validation samples", self._log_samples, trainer, pl_module)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._active:
+            self._guarded("scanning checkpoints", self._scan, trainer)
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        if not self._active:
+            return
+        self._guarded("scanning checkpoints", self._scan, trainer)
+        if self.log_model:
+            self._guarded("logging the final model", self._log_final_model, trainer, pl_module)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if not self._active:
+            return
+        self._guarded("scanning checkpoints", self._scan, trainer)
+        self.flush(self.flush_on_exception_s)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until what this callback handed over is in the store; True when nothing is left pending."""
+        with self._lock:
+            pending = set(self._pending)
+        _, not_done = wait_futures(pending, timeout=timeout)
+        return not not_done
+
+    def _guarded(self, what: str, func: Callable[..., None], *args: Any) -> None:
+        try:
+            func(*args)
+        except Exception:  # a capture problem never breaks training
+            log.exception("TraceletCallback: %s failed", what)
+
+    # -- the CheckpointIO wrapper -----------------------------------------------------------------
+    def _wrap_checkpoint_io(self, trainer: Any) -> None:
+        io = _innermost_io(trainer.strategy.checkpoint_io)
+        save, remove = getattr(io, "save_checkpoint", None), getattr(io, "remove_checkpoint", None)
+        if save is None or getattr(save, _MARK, None) is not None:
+            return
+
+        def save_checkpoint(checkpoint: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+            with _torch_save_suppressed():
+                result = save(checkpoint, path, *args, **kwargs)
+            self._guarded("capturing a checkpoint", self._on_saved, path, checkpoint)
+            return result
+
+        def remove_checkpoint(path: Any, *args: Any, **kwargs: Any) -> Any:
+            self._guarded("marking an evicted checkpoint", self._on_removed, path)
+            assert remove is not None
+            return remove(path, *args, **kwargs)
+
+        setattr(save_checkpoint, _MARK, self)
+        self._patch(io, "save_checkpoint", save_checkpoint)
+        if remove is not None:
+            self._patch(io, "remove_checkpoint", remove_checkpoint)
+
+    def _patch(self, target: Any, attr: str, value: Any) -> None:
+        had_own = attr in vars(target)
+        previous = vars(target).get(attr)
+        setattr(target, attr, value)
+
+        def restore() -> None:
+            if vars(target).get(attr) is not value:
+                log.warning("%s.%s was replaced after TraceletCallback wrapped it; leaving it as it is.",
+                            type(target).__name__, attr)
+            elif had_own:
+                setattr(target, attr, previous)
+            else:
+                delattr(target, attr)
+
+        self._restore.append(restore)
+
+    def _on_saved(self, path: Any, checkpoint: Any) -> None:
+        if not self._active or not isinstance(path, (str, os.PathLike)):
+            return
+        text = os.fspath(path)
+        if "://" in text and not text.startswith("file://"):
+            log.info("TraceletCallback does not capture remote checkpoint %s (no local file).", text)
+            return
+        info = checkpoint if isinstance(checkpoint, Mapping) else {}
+        self._capture(text.removeprefix("file://"), info.get("epoch"), info.get("global_step"), "checkpoint_io")
+
+    def _on_removed(self, path: Any) -> None:
+        if not self._active or not isinstance(path, (str, os.PathLike)):
+            return
+        with self._lock:
+            capture = self._captures.get(os.path.abspath(os.fspath(path)))
+            if capture is None:
+                return
+            capture.evicted = True
+            version = capture.version
+            if version is None:
+                capture.when_logged.append(lambda v: self._label_evicted(capture.name, v))
+        if version is not None:
+            self._label_evicted(capture.name, version)
+
+    def _label_evicted(self, name: str, version: int) -> None:
+        self.experiment.store.catalog.add_labels(name, version, [EVICTED])
+        log.debug("Marked %s:v%d evicted", name, version)
+
+    # -- capturing one checkpoint -----------------------------------------------------------------
+    def _scan(self, trainer: Any) -> None:
+        """Capture every file a ModelCheckpoint knows about that was not captured as it is now."""
+        if not self.log_checkpoints:
+            return
+        for callback in self._model_checkpoints(trainer):
+            paths = [*getattr(callback, "best_k_models", {}), callback.best_model_path, callback.last_model_path]
+            for path in dict.fromkeys(p for p in paths if p):
+                if os.path.exists(path):
+                    self._capture(os.fspath(path), trainer.current_epoch, trainer.global_step, "scan")
+            best = callback.best_model_path
+            if best and os.path.exists(best):
+                self._point_best(os.path.abspath(best))
+
+    @staticmethod
+    def _model_checkpoints(trainer: Any) -> list[Any]:
+        return [c for c in getattr(trainer, "checkpoint_callbacks", []) if hasattr(c, "best_model_path")]
+
+    def _owner(self, absolute: str) -> Any:
+        """The ModelCheckpoint that wrote ``absolute`` (None for a manual ``trainer.save_checkpoint``)."""
+        trainer = self._trainer
+        callbacks = self._model_checkpoints(trainer) if trainer is not None else []
+        for callback in callbacks:
+            known = [*getattr(callback, "best_k_models", {}), callback.best_model_path, callback.last_model_path]
+            if any(_same_file(p, absolute) for p in known):
+                return callback
+        for callback in callbacks:
+            if _same_file(getattr(callback, "dirpath", None), os.path.dirname(absolute)):
+                return callback
+        return None
+
+    def _capture(self, path: str, epoch: Any, step: Any, source: str) -> None:
+        absolute = os.path.abspath(path)
+        info = os.stat(absolute)
+        key = (info.st_size, info.st_mtime_ns, info.st_ino)
+        with self._lock:
+            if self._seen.get(absolute) == key:
+                return
+            self._seen[absolute] = key
+        name = artifact_name_for(os.path.dirname(absolute), "checkpoints")
+        owner = self._owner(absolute)
+        metadata: dict[str, Any] = {"source_path": os.path.relpath(absolute), "file_name": os.path.basename(path),
+                                    "epoch": epoch, "global_step": step, "captured_by": source}
+        is_best = False
+        if owner is not None:
+            monitor = getattr(owner, "monitor", None)
+            metrics = getattr(self._trainer, "callback_metrics", {}) or {}
+            scores = getattr(owner, "best_k_models", {})
+            score = next((v for k, v in scores.items() if _same_file(k, absolute)), None)
+            metadata.update(monitor=monitor, mode=getattr(owner, "mode", None),
+                            monitor_value=_number(score if score is not None else metrics.get(monitor)))
+            is_best = _same_file(owner.best_model_path, absolute)
+            metadata["is_best"] = is_best
+        artifact = TraceletArtifact(name, ArtifactType.CHECKPOINT, f"Lightning checkpoint {metadata['source_path']}",
+                                    metadata={k: v for k, v in metadata.items() if v is not None})
+        staged = self._stage(Path(absolute))
+        inside = f"checkpoint{Path(absolute).suffix}"  # one path for all versions: same bytes, same version
+        if staged.is_dir():
+            artifact.add_dir(staged, inside)
+        else:
+            artifact.add_file(staged, inside)
+        capture = _Capture(name, absolute, staged)
+        with self._lock:
+            self._captures[absolute] = capture
+            if is_best:
+                self._best[name] = absolute
+        self._submit(artifact, capture, [BEST] if is_best else [])
+
+    def _stage(self, source: Path) -> Path:
+        """Hard-link (or, across filesystems, copy) ``source`` into the store folder, so it outlives eviction."""
+        folder = self.experiment.store.root / STAGING_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{source.name}"
+
+        def link(src: str, dst: str) -> None:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+        if source.is_dir():
+            shutil.copytree(source, target, copy_function=link)
+        else:
+            link(os.fspath(source), os.fspath(target))
+        return target
+
+    def _submit(self, artifact: TraceletArtifact, capture: _Capture | None, aliases: list[str]) -> None:
+        if not self.experiment.started:
+            log.warning("The experiment stopped; %s was not captured.", artifact.name)
+            return
+        future = self.experiment.submit_artifact(artifact, aliases=aliases)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(lambda f: self._logged(f, capture))
+
+    def _logged(self, future: Future[Any], capture: _Capture | None) -> None:
+        with self._lock:
+            self._pending.discard(future)
+        if capture is None:
+            return
+        if capture.staged is not None:
+            if capture.staged.is_dir():
+                shutil.rmtree(capture.staged, ignore_errors=True)
+            else:
+                capture.staged.unlink(missing_ok=True)
+        if future.cancelled() or future.exception() is not None:
+            return  # submit_artifact logged the failure
+        receipts = future.result()
+        local = receipts.get("local")
+        if local is None:
+            return
+        with self._lock:
+            capture.version = local.version
+            todo, capture.when_logged = capture.when_logged, []
+        for action in todo:
+            self._guarded("updating a captured checkpoint", action, local.version)
+
+    def _point_best(self, absolute: str) -> None:
+        """Move ``best`` onto the version of ``absolute`` if it points elsewhere (e.g. after a resume)."""
+        with self._lock:
+            capture = self._captures.get(absolute)
+            if capture is None or self._best.get(capture.name) == absolute:
+                return
+            self._best[capture.name] = absolute
+            version = capture.version
+            if version is None:
+                capture.when_logged.append(lambda v: self._set_best(capture.name, v))
+        if version is not None:
+            self._set_best(capture.name, version)
+
+    def _set_best(self, name: str, version: int) -> None:
+        self.experiment.store.catalog.set_alias(name, BEST, version)
+
+    # -- model, hyper-parameters, samples ---------------------------------------------------------
+    def _run_name(self, trainer: Any, leaf: str) -> str:
+        root = getattr(trainer, "log_dir", None) or trainer.default_root_dir
+        base = artifact_name_for(root, "")
+        return f"{base}/{leaf}" if base else leaf
+
+    def _log_hparams(self, trainer: Any, pl_module: Any) -> None:
+        values = dict(getattr(pl_module, "hparams", {}) or {})
+        datamodule = getattr(trainer, "datamodule", None)
+        values.update(dict(getattr(datamodule, "hparams", {}) or {}))
+        if not values:
+            return
+        artifact = TraceletArtifact(self._run_name(trainer, "hparams"), ArtifactType.CONFIG,
+                                    f"Hyper-parameters of {type(pl_module).__name__}")
+        artifact.add_object(_json_safe(values), "hparams", "json")
+        self._submit(artifact, None, [])
+
+    def _log_final_model(self, trainer: Any, pl_module: Any) -> None:
+        metadata = {"epoch": trainer.current_epoch, "global_step": trainer.global_step,
+                    "class_name": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}"}
+        artifact = TraceletArtifact(self._run_name(trainer, "model"), ArtifactType.MODEL,
+                                    f"Final {type(pl_module).__name__} after fit", metadata=metadata)
+        with _torch_save_suppressed():
+            try:
+                artifact.add_model(pl_module, framework="pytorch")
+            except Exception as exc:  # e.g. a module class pickle cannot reach: keep its weights instead
+                log.info("Saving the whole %s failed (%s); logging its state dict.", type(pl_module).__name__, exc)
+                artifact.metadata["saved_as"] = "state_dict"
+                artifact.add_object(pl_module.state_dict(), "model/state_dict", "torch")
+        self._submit(artifact, None, [])
+
+    def _log_samples(self, trainer: Any, pl_module: Any) -> None:
+        hook = getattr(pl_module, SAMPLES_HOOK, None)
+        if not callable(hook):
+            return
+        samples = hook()
+        if not samples:
+            return
+        artifact = TraceletArtifact(self._run_name(trainer, "samples"), ArtifactType.SAMPLE,
+                                    f"Validation samples at epoch {trainer.current_epoch}",
+                                    metadata={"epoch": trainer.current_epoch, "global_step": trainer.global_step})
+        staged: list[Path] = []
+        for key, value in dict(samples).items():
+            if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+                copy = self._stage(Path(value))
+                staged.append(copy)
+                suffix = Path(os.fspath(value)).suffix
+                artifact.add_file(copy, key if Path(key).suffix or not suffix else f"{key}{suffix}")
+            else:
+                artifact.add_object(_json_safe(value), str(key), "json")
+        capture = _Capture(artifact.name, "", None)
+
+        def clean_up(_version: int) -> None:
+            for path in staged:
+                path.unlink(missing_ok=True)
+
+        capture.when_logged.append(clean_up)
+        self._submit(artifact, capture, [])
+
+
+def installed_namespaces() -> list[str]:
+    """The Lightning namespaces importable here (``lightning.pytorch``, ``pytorch_lightning``)."""
+    found = []
+    for namespace in NAMESPACES:
+        with contextlib.suppress(ImportError, ValueError):
+            if importlib.util.find_spec(namespace.split(".")[0]) is not None and (
+                    namespace in sys.modules or importlib.util.find_spec(namespace) is not None):
+                found.append(namespace)
+    return found
+
+
+def callback_class(*namespaces: str) -> type:
+    """The TraceletCallback class deriving from the ``Callback`` of each namespace given (built once)."""
+    key = tuple(dict.fromkeys(namespaces))
+    if not key:
+        raise ValueError("Name at least one Lightning namespace: 'lightning.pytorch' or 'pytorch_lightning'.")
+    if key not in _classes:
+        bases = tuple(importlib.import_module(ns).Callback for ns in key)
+        doc = _CaptureLogic.__doc__
+        _classes[key] = type("TraceletCallback", (_CaptureLogic, *bases),
+                             {"__doc__": doc, "__module__": __name__, "__qualname__": "TraceletCallback"})
+    return _classes[key]
+
+
+class _CallbackMeta(type):
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, _CaptureLogic)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, _CaptureLogic)
+
+
+class TraceletCallback(metaclass=_CallbackMeta):
+    """A Lightning callback that versions checkpoints, the final model, hparams and samples in ``experiment``.
+
+    ``TraceletCallback(exp)`` builds an instance of the class for ``namespace`` (``"lightning.pytorch"`` or
+    ``"pytorch_lightning"``); by default it fits every namespace already imported (else the first installed),
+    so either Trainer accepts it, and ``isinstance(cb, TraceletCallback)`` holds for all of them. Options:
+    ``log_checkpoints``, ``log_model``, ``log_hparams``, ``samples_every_n_epochs`` (0 turns samples off),
+    ``flush_on_exception_s``.
+
+    Example::
+
+        with Experiment("run-1") as exp:
+            ckpt = ModelCheckpoint(monitor="val_loss", save_top_k=2, save_last=True)
+            trainer = L.Trainer(max_epochs=3, callbacks=[TraceletCallback(exp), ckpt])
+            trainer.fit(model, data)
+        # exp.get_artifact("lightning_logs/version_0/checkpoints", "best")
+    """
+
+    def __new__(cls, experiment: Experiment, *, namespace: str | None = None, **options: Any) -> Any:
+        if namespace is not None:
+            chosen = [namespace]
+        else:
+            chosen = [ns for ns in NAMESPACES if ns in sys.modules] or installed_namespaces()[:1]
+        if not chosen:
+            raise ImportError("TraceletCallback needs Lightning: pip install 'tracelet-artifacts[lightning]'.")
+        return callback_class(*chosen)(experiment, **options)
+
+
+def is_tracelet_callback(callback: Any) -> bool:
+    """True for a TraceletCallback of any namespace."""
+    return isinstance(callback, _CaptureLogic)
