@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT, FailingServer, WandbRun, artifact_records, run_records, start
+from wandb_suite import PROJECT, FailingServer, WandbRun, artifact_records, run_records, start
 
 from tracelet_artifacts.artifact import ArtifactType, Reference, TraceletArtifact, compute_digest
 from tracelet_artifacts.backends.wandb import WandbAdapter, wandb_name

@@ -1,0 +1,119 @@
+"""Helpers of the W&B suite: deliver artifacts to a started adapter, read the run files with W&B's own
+record schema (``wandb.proto.wandb_internal_pb2.Record``), and a loopback server that fails every request.
+"""
+
+from __future__ import annotations
+
+import http.server
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracelet_artifacts.artifact import TraceletArtifact
+from tracelet_artifacts.backends.base import Delivery, Receipt, RunContext
+from tracelet_artifacts.backends.local import LocalAdapter
+from tracelet_artifacts.backends.wandb import WandbAdapter
+from tracelet_artifacts.routing import RoutingPolicy
+from tracelet_artifacts.store.catalog import ArtifactVersion
+from tracelet_artifacts.store.embedded import EmbeddedStore
+
+PROJECT = "tracelet-it"
+
+
+@dataclass
+class WandbRun:
+    """A started adapter with its store: deliver artifacts to it, then read the run files back."""
+
+    adapter: WandbAdapter
+    store: EmbeddedStore
+    state: dict[str, Any]
+    threshold_bytes: int = 100 * 1024 * 1024
+
+    def deliver(self, art: TraceletArtifact, aliases: tuple[str, ...] = ()) -> tuple[ArtifactVersion, Receipt]:
+        record = self.store.log(art, aliases=aliases)
+        return record, self.adapter.log(self.delivery(record))
+
+    def delivery(self, record: ArtifactVersion) -> Delivery:
+        policy = RoutingPolicy({"wandb": WandbAdapter.capabilities, "local": LocalAdapter.capabilities},
+                               threshold_bytes=self.threshold_bytes)
+        plan = policy.plan(record.manifest)
+        return Delivery(record.manifest, record.version, plan.for_backend("wandb"), self.store.blobs.root)
+
+    @property
+    def wandb_dir(self) -> Path:
+        return Path(self.state["dir"]) / "wandb"
+
+
+def start(store: EmbeddedStore, state: dict[str, Any] | None = None, **options: Any) -> WandbRun:
+    adapter = WandbAdapter({"project": PROJECT, **options})
+    new_state = adapter.start_run(RunContext("run-1", "integration", store.root, state or {}))
+    return WandbRun(adapter, store, dict(new_state))
+
+
+# -- reading the run files with W&B's own record schema ---------------------------------------------
+def run_records(wandb_dir: Path) -> list[Any]:
+    """Every ``wandb_internal_pb2.Record`` of every run file under ``wandb_dir``, oldest run first.
+
+    Run files are LevelDB-log framed after a 7-byte ``:W&B`` header: 32 KiB blocks of chunks, each with
+    ``<crc32 u32><length u16><type u8>`` (1 full, 2 first, 3 middle, 4 last); the CRC is checked here.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    records = []
+    for run_file in sorted(wandb_dir.glob("offline-run-*/run-*.wandb")):
+        data, pos, parts = run_file.read_bytes(), 7, b""
+        assert data[:4] == b":W&B"
+        while pos + 7 <= len(data):
+            if 32768 - pos % 32768 < 7:
+                pos += 32768 - pos % 32768
+                continue
+            crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+            if kind == 0 and length == 0:
+                pos += 32768 - pos % 32768
+                continue
+            chunk = data[pos + 7:pos + 7 + length]
+            pos += 7 + length
+            assert zlib.crc32(bytes([kind]) + chunk) == crc, f"corrupt chunk in {run_file}"
+            parts += chunk
+            if kind in (1, 4):
+                record = pb.Record()
+                record.ParseFromString(parts)
+                records.append(record)
+                parts = b""
+    return records
+
+
+def artifact_records(wandb_dir: Path, name: str | None = None) -> list[Any]:
+    """The ``ArtifactRecord`` messages (optionally of one W&B artifact name), in logging order."""
+    return [r.artifact for r in run_records(wandb_dir)
+            if r.WhichOneof("record_type") == "artifact" and (name is None or r.artifact.name == name)]
+
+
+class FailingServer:
+    """A loopback HTTP server that answers every request with one status code (a W&B server that is down)."""
+
+    def __init__(self, status: int) -> None:
+        code = status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.send_response(code)
+                self.end_headers()
+                self.wfile.write(b"the server says no")
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
