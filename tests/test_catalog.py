@@ -169,6 +169,13 @@ def test_missing_version_lists_the_existing_ones(store: EmbeddedStore) -> None:
         store.get("cfg", "v7")
 
 
+@pytest.mark.parametrize("version", [0, "v0", "0", -1])
+def test_a_version_that_cannot_exist_is_not_found(store: EmbeddedStore, version: object) -> None:
+    store.log(_config())
+    with pytest.raises(ArtifactStoreNotFoundError, match="its versions are: v1"):
+        store.get("cfg", version)  # type: ignore[arg-type]
+
+
 def test_missing_name_is_not_found(store: EmbeddedStore) -> None:
     with pytest.raises(ArtifactStoreNotFoundError, match="No artifact named 'nope'"):
         store.get("nope")

@@ -65,6 +65,8 @@ def test_exists_is_false_for_missing_names_versions_and_aliases(store: ArtifactS
     assert not store.exists("other")
     assert not store.exists("cfg:v2")
     assert not store.exists("cfg@best")
+    assert not store.exists("cfg:v0")
+    assert not store.exists("cfg:0")
 
 
 def test_get_of_a_missing_key_raises_not_found(store: ArtifactStore) -> None:

@@ -318,7 +318,7 @@ class Catalog:
         text = str(version)
         if isinstance(version, int) or _looks_like_version(text):
             row = db.execute(self._VERSION_SELECT + " WHERE v.artifact_id=? AND v.version=?",
-                             (artifact_id, parse_version(version))).fetchone()
+                             (artifact_id, int(text.lstrip("vV")))).fetchone()  # v0 and -1: not found
             what = f"version {text}"
         else:
             row = db.execute(self._VERSION_SELECT + " JOIN aliases x ON x.version_id=v.id "
