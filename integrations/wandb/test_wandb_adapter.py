@@ -243,7 +243,9 @@ def test_new_content_is_a_new_version_and_old_content_keeps_its_version(wandb_ru
     _, again = wandb_run.deliver(config(0.1))
     assert [first.remote_version, second.remote_version, again.remote_version] == ["v0", "v1", "v0"]
     listed = [(a.version, a.aliases) for a in wandb_run.adapter.list()]
-    assert [v for v, _ in listed] == ["v0", "v1"] and "latest" in listed[1][1]
+    assert [v for v, _ in listed] == ["v1", "v0"] and "latest" in listed[0][1], "newest first"
+    assert wandb_run.adapter.find("cfg", "1").digest == first.remote_id, "bare numbers are our versions"
+    assert wandb_run.adapter.find("cfg", "v1").digest == second.remote_id, "vN are W&B's versions"
     wandb_run.adapter.end_run()
     assert [r.digest for r in artifact_records(wandb_run.wandb_dir, "cfg")] == [first.remote_id, second.remote_id]
 

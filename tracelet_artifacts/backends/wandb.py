@@ -200,16 +200,15 @@ class _Versions:
         return tuple(sorted(a for a, d in self.aliases.items() if d == digest))
 
     def find(self, version: str) -> WandbRecord | None:
+        """``vN`` is W&B's version; bare ``N`` is ours (alias ``tracelet-vN``); else an alias or a digest."""
         text = str(version)
+        if text.isdigit():
+            text = f"tracelet-v{text}"
         if text in self.aliases:
             return self.records[self.aliases[text]]
-        number = text[1:] if text[:1] in "vV" else text
-        if number.isdigit() and int(number) < len(self.digests):
-            return self.records[self.digests[int(number)]]
-        for record in self.records.values():  # our own version (tracelet v3 -> alias tracelet-v3) or digest
-            if text in (f"tracelet-v{number}", record.digest, record.tracelet.get("digest")):
-                return record
-        return None
+        if text[:1] in "vV" and text[1:].isdigit() and int(text[1:]) < len(self.digests):
+            return self.records[self.digests[int(text[1:])]]
+        return next((r for r in self.records.values() if text in (r.digest, r.tracelet.get("digest"))), None)
 
 
 def _classify(exc: BaseException, doing: str) -> DeliveryError:
@@ -577,10 +576,10 @@ class WandbAdapter(BackendAdapter):
         return grouped
 
     def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
-        """Every version in the project's run files, newest last (``type_filter`` by W&B type)."""
+        """Every version in the project's run files, newest first per name (``type_filter`` by W&B type)."""
         out: list[RemoteArtifact] = []
         for versions in self._versions().values():
-            for digest in versions.digests:
+            for digest in reversed(versions.digests):
                 record = versions.records[digest]
                 try:
                     kind: ArtifactType | None = ArtifactType.parse(record.type)
@@ -596,7 +595,8 @@ class WandbAdapter(BackendAdapter):
         return out
 
     def find(self, name: str, version: str) -> WandbRecord:
-        """The record of ``name`` at ``version`` (``vN``, an alias such as ``latest``, or a digest)."""
+        """The record of ``name`` at ``version``: W&B's ``vN``, our version number ``N``, an alias such as
+        ``latest``, or a digest."""
         versions = self._versions().get(wandb_name(name))
         record = versions.find(str(version)) if versions else None
         if record is None:
