@@ -1,0 +1,79 @@
+"""End to end through the public API: ``Experiment(..., backend=["wandb"])`` delivers in the background to an
+offline W&B run, lists/gets/fetches through it, passes params and metrics on, and ``stop()`` leaves a
+finished run file that holds it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+from wandb_suite import artifact_records, run_records
+
+from tracelet_artifacts import digest
+from tracelet_artifacts.artifact import ArtifactType
+from tracelet_artifacts.backends.base import RemoteArtifact
+from tracelet_artifacts.experiment import Experiment
+from tracelet_artifacts.settings import TraceletSettings
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_listed(exp: Experiment, names: set[str], timeout: float = 60.0) -> list[RemoteArtifact]:
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = exp.list_artifacts(backend="wandb")
+        if names <= {r.name for r in listed} or time.monotonic() > deadline:
+            return listed  # type: ignore[return-value]
+        time.sleep(0.1)
+
+
+def test_experiment_delivers_to_wandb_and_reads_back(tmp_path: Path, data_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    for key in [k for k in os.environ if k.startswith("TRACELET_")]:
+        monkeypatch.delenv(key)
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(tmp_path / "red.png")
+    settings = TraceletSettings(store_path=tmp_path / "store", backend_options={"wandb": {"project": "tracelet-e2e"}})
+    exp = Experiment("e2e-run", backend=["wandb"], settings=settings).start()
+    try:
+        images = exp.create_artifact("samples/images", ArtifactType.IMAGE, description="one red square")
+        images.add_file(tmp_path / "red.png", "img/red.png")
+        model = exp.create_artifact("clf", ArtifactType.MODEL, description="logistic regression")
+        model.add_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), input_example=[[0.5]])
+        config = exp.create_artifact("cfg", ArtifactType.CONFIG).add_object({"lr": 0.1}, "hparams")
+        receipts = {a.name: exp.log_artifact(a, aliases=["best"]) for a in (images, model, config)}
+        assert all(r["wandb"].status in ("pending", "done") for r in receipts.values())
+        exp.log_params({"lr": 0.1, "epochs": 2})
+        exp.log_metric("val/acc", 0.75, step=1)
+
+        listed = {r.name: r for r in _wait_listed(exp, {"samples/images", "clf", "cfg"})}
+        stored = {name: exp.get_artifact(name) for name in ("samples/images", "clf", "cfg")}
+        assert {n: r.digest for n, r in listed.items()} == {n: s.digest for n, s in stored.items()}
+        got = exp.get_artifact("clf", "latest", backend="wandb")
+        assert isinstance(got, RemoteArtifact)
+        assert got.version == "v0" and got.artifact_type is ArtifactType.MODEL and "best" in got.aliases
+        assert [r.name for r in exp.list_artifacts(ArtifactType.IMAGE, backend="wandb")] == ["samples/images"]
+        out = exp.fetch_artifact("clf", "v0", tmp_path / "fetched", backend="wandb")
+        files = {p.relative_to(out).as_posix(): digest.sha256_file(p) for p in out.rglob("*") if p.is_file()}
+        assert files == {e.path: e.sha256 for e in stored["clf"].manifest.entries}
+
+        again = exp.log_artifact(exp.create_artifact("cfg", ArtifactType.CONFIG).add_object({"lr": 0.1}, "hparams"))
+        assert again["wandb"].status in ("pending", "done")
+    finally:
+        exp.stop(timeout=60)
+
+    wandb_dir = tmp_path / "store" / "wandb"
+    assert [r.name for r in artifact_records(wandb_dir)] == ["samples__images", "clf", "cfg"], "no second cfg"
+    records = run_records(wandb_dir)
+    config = {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "config"
+              for u in r.config.update}
+    assert config["lr"] == 0.1 and config["epochs"] == 2
+    history = [{tuple(i.nested_key) or (i.key,): i.value_json for i in r.history.item}
+               for r in records if r.WhichOneof("record_type") == "history"]
+    assert any(json.loads(h.get(("val/acc",), "null") or "null") == 0.75 for h in history)
+    assert any(("samples/images/img/red.png", "_type") in h for h in history), "the image shows as media"
