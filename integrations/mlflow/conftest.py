@@ -41,7 +41,7 @@ for _key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # the adapter is al
     os.environ.pop(_key, None)
 
 MLFLOW_BIN = Path(sys.executable).with_name("mlflow")
-FAST_FAIL = {"http_timeout_s": 3, "http_max_retries": 0, "http_backoff_factor": 0}
+FAST_FAIL = {"http_timeout_s": 5, "http_max_retries": 0, "http_backoff_factor": 0}
 
 
 def free_port() -> int:
@@ -90,7 +90,7 @@ class MlflowServer:
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=5)
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
@@ -109,7 +109,8 @@ def offline_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     for env in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
-        monkeypatch.delenv(env, raising=False)  # restored after tests whose adapter options set them
+        monkeypatch.setenv(env, "0")  # set, then removed: undo removes what an adapter's http_* options set
+        monkeypatch.delenv(env)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
 

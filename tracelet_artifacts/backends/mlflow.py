@@ -128,6 +128,7 @@ class MlflowAdapter(BackendAdapter):
         self._run_id: str | None = self.options.get("run_id")
         self._owns_run = False
         self._tracking_uri: str | None = None
+        self._artifact_uri: str | None = None
 
     # -- client, experiment and run ---------------------------------------------------------------
     def _uri(self) -> str:
@@ -185,8 +186,11 @@ class MlflowAdapter(BackendAdapter):
         return self._run_id
 
     def start_run(self, run: RunContext) -> dict[str, str]:
-        self._store_root = Path(run.store_root)
-        run_id = self.options.get("run_id") or run.state.get("run_id")
+        self._store_root, self._artifact_uri = Path(run.store_root), None
+        state = dict(run.state)
+        if state.get("tracking_uri") not in (None, str(self.client.tracking_uri)):
+            state = {}  # saved for another tracking server: start (or find) this run there instead
+        run_id = self.options.get("run_id") or state.get("run_id")
         with _backend_errors("starting the run"):
             if run_id:
                 existing = self.client.get_run(str(run_id))
@@ -247,7 +251,7 @@ class MlflowAdapter(BackendAdapter):
             holder = self._holder(manifest.name, version, manifest.digest)
             if holder is None:
                 self._upload(delivery, prefix)
-                holder_id, artifact_uri = self.run_id, self.client.get_run(self.run_id).info.artifact_uri
+                holder_id, artifact_uri = self.run_id, self._own_artifact_uri()
             else:
                 holder_id, artifact_uri = holder.info.run_id, holder.info.artifact_uri
                 log.debug("%s is already in MLflow run %s; nothing uploaded", prefix, holder_id)
@@ -267,6 +271,11 @@ class MlflowAdapter(BackendAdapter):
         uri = f"models:/{model_name}/{model_version}" if model_version else f"runs:/{holder_id}/{prefix}"
         return delivery.receipt(self.name, remote_id=holder_id, remote_version=model_version, uri=uri,
                                 not_held=not_held)
+
+    def _own_artifact_uri(self) -> str:
+        if self._artifact_uri is None:
+            self._artifact_uri = str(self.client.get_run(self.run_id).info.artifact_uri)
+        return self._artifact_uri
 
     def _upload(self, delivery: Delivery, prefix: str) -> None:
         scratch = self._store_root / "tmp" if self._store_root else None
