@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from tracelet_artifacts.artifact import MEDIA_TYPES, ArtifactType, Manifest, thaw_json
+from tracelet_artifacts.artifact import MEDIA_TYPES, ArtifactType, thaw_json
 from tracelet_artifacts.backends.base import (
     BackendAdapter,
     Capabilities,
@@ -68,10 +68,8 @@ _BLOCK = 32 * 1024
 _HEADER = 7  # ":W&B" + 2-byte magic + 1-byte version
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _TRANSIENT_TEXT = re.compile(r"timed out|timeout|retry|retrying|refused|reset by peer|\b(5\d\d|429)\b", re.I)
-_TRANSIENT = ("Timeout", "TimeoutError", "ConnectionError", "ConnectError", "HTTPError",
-              "ServiceUnavailable", "BrokenPipeError", "ConnectionResetError")
-_PERMANENT = ("UsageError", "AuthenticationError", "AuthorizationError", "ValueError", "TypeError",
-              "PermissionError", "ArtifactFinalizedError", "FileNotFoundError", "IsADirectoryError")
+_TRANSIENT = {"Timeout", "TimeoutError", "ConnectionError", "ConnectError", "HTTPError", "ServiceUnavailable"}
+_PERMANENT = {"UsageError", "AuthenticationError", "ValueError", "TypeError", "PermissionError", "FileNotFoundError"}
 
 
 def wandb_name(name: str) -> str:
@@ -162,7 +160,7 @@ def artifact_records(run_file: Path) -> list[WandbRecord]:
 
     found: list[WandbRecord] = []
     for raw in read_run_file(run_file):
-        record = pb.Record()
+        record = pb.Record()  # type: ignore[attr-defined]
         try:
             record.ParseFromString(raw)
         except Exception:  # a damaged record: the rest of the file is not trustworthy either
@@ -224,9 +222,9 @@ def _classify(exc: BaseException, doing: str) -> DeliveryError:
         return DeliveryError(message, retryable=status >= 500 or status in (408, 429))
     if "CommError" in names and "AuthenticationError" not in names:
         return DeliveryError(message, retryable=bool(_TRANSIENT_TEXT.search(str(exc))))
-    if names & set(_TRANSIENT) or isinstance(exc, (TimeoutError, ConnectionError)):
+    if names & _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError)):
         return DeliveryError(message, retryable=True)
-    if names & set(_PERMANENT):
+    if names & _PERMANENT:
         return DeliveryError(message, retryable=False)
     return DeliveryError(message, retryable=True)
 
@@ -243,7 +241,7 @@ def _wait_for_exit_record(run_file: Path, timeout: float) -> None:
     while time.monotonic() < deadline:
         if run_file.is_file():
             for raw in list(read_run_file(run_file))[-3:]:
-                record = pb.Record()
+                record = pb.Record()  # type: ignore[attr-defined]
                 record.ParseFromString(raw)
                 if record.WhichOneof("record_type") == "exit":
                     return
@@ -447,34 +445,32 @@ class WandbAdapter(BackendAdapter):
         for record in versions.records.values():
             if record.tracelet.get("digest") == manifest.digest:
                 return self._receipt(delivery, record, versions.label(record.digest), {})
+        art = wandb.Artifact(name, type=manifest.artifact_type.value, description=manifest.description,
+                             metadata=self._metadata(delivery))
+        for entry in delivery.uploads():  # W&B copies each into its staging folder right here
+            art.add_file(str(delivery.blob_path(entry)), name=entry.path)
         not_held: dict[str, str] = {}
-        with tempfile.TemporaryDirectory(prefix="tracelet-wandb-") as tmp:
-            staged = delivery.stage(Path(tmp))
-            art = wandb.Artifact(name, type=manifest.artifact_type.value, description=manifest.description,
-                                 metadata=self._metadata(delivery))
-            for entry in delivery.uploads():
-                art.add_file(str(staged / entry.path), name=entry.path)
-            for ref in delivery.references():
-                inner = ref.path if ref.path != ref.uri else _reference_name(ref.uri)
-                local = _file_path(ref.uri)
-                try:
-                    art.add_reference(ref.uri, name=inner, checksum=bool(local and local.exists()))
-                except Exception as exc:
-                    not_held[ref.path] = f"W&B cannot record this reference offline ({exc}); kept in metadata"
-            aliases, bad_aliases = self._aliases(delivery)
-            not_held.update({f"alias:{a}": "W&B aliases cannot contain '/' or ':'" for a in bad_aliases})
-            tags = [label for label in manifest.labels if _TAG.match(label)]
-            not_held.update({f"label:{label}": "not a valid W&B tag; kept in metadata['tracelet']['labels']"
-                             for label in manifest.labels if label not in tags})
-            logged = run.log_artifact(art, aliases=aliases, tags=tags)
-            if self.options.get("media", True) and manifest.artifact_type in MEDIA_TYPES:
-                not_held.update(self._log_media(run, manifest, staged, delivery))
-            record = WandbRecord(str(run.id), self.project, str(getattr(run, "entity", "") or ""), name,
-                                 art.type, art.digest, tuple(aliases), art.metadata,
-                                 tuple(WandbEntry(e.path, str(e.digest), str(e.ref or ""), int(e.size or 0),
-                                                  str(e.local_path or "")) for e in art.manifest.entries.values()),
-                                 manifest.description or "")
-            label = self._version_label(logged, versions, record)
+        for ref in delivery.references():
+            local = _file_path(ref.uri)
+            try:
+                art.add_reference(ref.uri, name=ref.path if ref.path != ref.uri else _reference_name(ref.uri),
+                                  checksum=bool(local and local.exists()))
+            except Exception as exc:
+                not_held[ref.path] = f"W&B cannot record this reference ({exc}); kept in metadata['tracelet']"
+        aliases = self._aliases(delivery)
+        not_held.update({f"alias:{a}": "W&B aliases cannot hold '/' or ':'" for a in aliases if set(a) & set("/:")})
+        tags = [label for label in manifest.labels if _TAG.match(label)]
+        not_held.update({f"label:{label}": "not a valid W&B tag; kept in metadata['tracelet']['labels']"
+                         for label in manifest.labels if label not in tags})
+        logged = run.log_artifact(art, aliases=[a for a in aliases if not set(a) & set("/:")], tags=tags)
+        if self.options.get("media", True) and manifest.artifact_type in MEDIA_TYPES:
+            not_held.update(self._log_media(run, delivery))
+        record = WandbRecord(str(run.id), self.project, str(getattr(run, "entity", "") or ""), name, art.type,
+                             art.digest, tuple(aliases), art.metadata,
+                             tuple(WandbEntry(e.path, str(e.digest), str(e.ref or ""), int(e.size or 0),
+                                              str(e.local_path or "")) for e in art.manifest.entries.values()),
+                             manifest.description or "")
+        label = self._version_label(logged, versions, record)
         with self._lock:
             self._logged.append(record)
         return self._receipt(delivery, record, label, not_held)
@@ -501,11 +497,9 @@ class WandbAdapter(BackendAdapter):
                 "model": manifest.model.to_dict() if manifest.model else None}
         return {**thaw_json(manifest.metadata), META_KEY: ours}
 
-    def _aliases(self, delivery: Delivery) -> tuple[list[str], list[str]]:
-        """``latest``, ``tracelet-v<N>`` and the store's aliases of this version (valid / refused)."""
-        wanted = ["latest", f"tracelet-v{delivery.version}", *self._store_aliases(delivery)]
-        unique = list(dict.fromkeys(wanted))
-        return [a for a in unique if not set(a) & set("/:")], [a for a in unique if set(a) & set("/:")]
+    def _aliases(self, delivery: Delivery) -> list[str]:
+        """``latest``, ``tracelet-v<N>`` and the store's aliases of this version."""
+        return list(dict.fromkeys(["latest", f"tracelet-v{delivery.version}", *self._store_aliases(delivery)]))
 
     def _store_aliases(self, delivery: Delivery) -> tuple[str, ...]:
         if self._context is None or not (self._context.store_root / "catalog.db").exists():
@@ -521,28 +515,28 @@ class WandbAdapter(BackendAdapter):
         finally:
             catalog.close()
 
-    def _log_media(self, run: Any, manifest: Manifest, staged: Path, delivery: Delivery) -> dict[str, str]:
+    def _log_media(self, run: Any, delivery: Delivery) -> dict[str, str]:
+        """Media entries as W&B media in the current step (copied under their own names, which W&B needs)."""
         import wandb
 
-        panels: dict[str, Any] = {}
-        skipped: dict[str, str] = {}
-        for entry in delivery.uploads():
-            path = staged / entry.path
-            kind = _media_class(entry.mime, path.suffix.lower(), manifest.artifact_type)
-            if kind is None:
-                continue
-            try:
-                key = f"{manifest.name}/{entry.path}"
-                if kind == "Video":
-                    panels[key] = wandb.Video(str(path), format=path.suffix[1:].lower())
-                elif kind == "Html":
-                    panels[key] = wandb.Html(str(path), inject=False)  # the user's page, unchanged
-                else:
-                    panels[key] = getattr(wandb, kind)(str(path))
-            except Exception as exc:
-                skipped[f"media:{entry.path}"] = f"not shown as W&B {kind} ({exc}); still in the artifact"
-        if panels:
-            run.log(panels, commit=False)  # joins the current step: never moves the user's metric steps
+        manifest, panels, skipped = delivery.manifest, dict[str, Any](), dict[str, str]()
+        with tempfile.TemporaryDirectory(prefix=".tracelet-media-", dir=self.wandb_dir.parent) as tmp:
+            for entry in delivery.uploads():
+                path = Path(tmp) / entry.path
+                kind = _media_class(entry.mime, path.suffix.lower(), manifest.artifact_type)
+                if kind is None:
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(delivery.blob_path(entry), path)
+                try:
+                    options: dict[str, dict[str, Any]] = {"Video": {"format": path.suffix[1:].lower()},
+                                                          "Html": {"inject": False}}  # the page as is
+                    extra = options.get(kind, {})
+                    panels[f"{manifest.name}/{entry.path}"] = getattr(wandb, kind)(str(path), **extra)
+                except Exception as exc:
+                    skipped[f"media:{entry.path}"] = f"not shown as W&B {kind} ({exc}); still in the artifact"
+            if panels:
+                run.log(panels, commit=False)  # joins the current step: never moves the user's metric steps
         return skipped
 
     # -- reading back -----------------------------------------------------------------------------
