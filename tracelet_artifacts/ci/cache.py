@@ -14,14 +14,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
 INDEX_NAME = "index.json"
-INDEX_VERSION = 1
+ACCESS_NAME = "access.json"
+INDEX_VERSION = 2
+ACCESS_FLUSH_SECONDS = 60.0  # access times alone are written at most this often (and on close)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -46,8 +48,8 @@ class CacheEntry:
 
 
 def cache_key(provider: str, run_id: str, attempt: int, name: str) -> str:
-    """The index key of one artifact: provider, run, attempt and name, unambiguously joined."""
-    return json.dumps([provider, str(run_id), int(attempt), name], separators=(",", ":"))
+    """The index key of one artifact: provider, run, attempt and name, joined by a unit separator."""
+    return f"{provider}\x1f{run_id}\x1f{int(attempt)}\x1f{name}"
 
 
 def safe_filename(name: str) -> str:
@@ -60,8 +62,9 @@ def safe_filename(name: str) -> str:
 class ArtifactCache:
     """Cached artifact files under ``root``; at most ``max_bytes`` in total, none older than ``max_age``.
 
-    Thread-safe; ``flush()`` writes the index (stores and removals flush at once, access times are
-    written on the next flush).
+    Thread-safe. ``flush_if_dirty()`` (called by the retriever after every retrieval or batch) rewrites
+    ``index.json`` after stores and removals, or only the small ``access.json`` after mere hits. Files
+    are complete before they are indexed, so a crash before a flush costs cache misses, never bad data.
 
     >>> cache = ArtifactCache(Path("~/.cache/tracelet/ci").expanduser(), max_bytes=1 << 30)  # doctest: +SKIP
     """
@@ -82,10 +85,15 @@ class ArtifactCache:
         self.clock = clock
         self._lock = threading.RLock()
         self._dirty = False
+        self._access_dirty = False
+        self._access_written = 0.0
         self._entries: dict[str, CacheEntry] = {}
         self._attempts: dict[tuple[str, str, str], set[int]] = {}
+        self._access: dict[str, float] = {}
+        self._paths: dict[str, Path] = {}
         for entry in self._load():
             self._add(entry)
+        self._access = {k: v for k, v in self._load_access().items() if k in self._entries}
 
     def _add(self, entry: CacheEntry) -> None:
         self._entries[entry.key] = entry
@@ -105,29 +113,58 @@ class ArtifactCache:
             return []
         try:
             raw = json.loads(index.read_text(encoding="utf-8"))
+            if raw.get("version") != INDEX_VERSION:
+                logger.info("CI artifact cache index %s has an old format; starting empty", index)
+                return []
             entries = [CacheEntry(**item) for item in raw.get("entries", [])]
         except (OSError, ValueError, TypeError) as exc:
             logger.warning("CI artifact cache index %s is unreadable (%s); starting empty", index, exc)
             return []
         return entries
 
-    def flush(self) -> None:
-        """Write the index atomically (temp file + rename)."""
-        with self._lock:
-            payload = {"version": INDEX_VERSION, "entries": [asdict(e) for e in self._entries.values()]}
-            fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".json", dir=self.root)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(payload, out)
-                os.replace(tmp, self.root / INDEX_NAME)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self._dirty = False
+    def _load_access(self) -> dict[str, float]:
+        path = self.root / ACCESS_NAME
+        try:
+            return {str(k): float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
 
-    def flush_if_dirty(self) -> None:
-        if self._dirty:
-            self.flush()
+    def _write(self, name: str, payload: Any) -> None:
+        text = json.dumps(payload, separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(tmp, self.root / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def flush(self) -> None:
+        """Write the index and the access times atomically (temp file + rename)."""
+        with self._lock:
+            entries = [{f.name: getattr(e, f.name) for f in fields(e)} for e in self._entries.values()]
+            self._write(INDEX_NAME, {"version": INDEX_VERSION, "entries": entries})
+            self._write(ACCESS_NAME, self._access)
+            self._dirty = self._access_dirty = False
+
+    def flush_if_dirty(self, *, force: bool = False) -> None:
+        """Write what changed: the whole index after stores/removals; access times alone at most every
+        ``ACCESS_FLUSH_SECONDS`` (or now, with ``force``), since losing them only blurs the LRU order."""
+        with self._lock:
+            if self._dirty:
+                self.flush()
+                self._access_written = self.clock()
+            elif self._access_dirty and (force or self.clock() - self._access_written >= ACCESS_FLUSH_SECONDS):
+                self._write(ACCESS_NAME, self._access)
+                self._access_dirty = False
+                self._access_written = self.clock()
+
+    def last_access(self, entry: CacheEntry) -> float:
+        """When ``entry`` was last served or stored."""
+        return self._access.get(entry.key, entry.last_access)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -142,7 +179,11 @@ class ArtifactCache:
             return sum(e.size for e in self._entries.values())
 
     def path_of(self, entry: CacheEntry) -> Path:
-        return self.root / entry.relpath
+        """The cached file of ``entry``."""
+        path = self._paths.get(entry.relpath)
+        if path is None:
+            path = self._paths[entry.relpath] = self.root / entry.relpath
+        return path
 
     def slot(self, provider: str, run_id: str, attempt: int, name: str, *, suffix: str = "") -> Path:
         """Where the file for this key lives (its folder is created); ``suffix`` e.g. ``.zip``."""
@@ -174,8 +215,8 @@ class ArtifactCache:
         """Mark ``entry`` as just used (for LRU)."""
         with self._lock:
             if entry.key in self._entries:
-                self._entries[entry.key] = replace(entry, last_access=self.clock())
-                self._dirty = True
+                self._access[entry.key] = self.clock()
+                self._access_dirty = True
 
     def record(
         self,
@@ -188,7 +229,9 @@ class ArtifactCache:
         sha256: str,
         metadata: dict[str, Any] | None = None,
     ) -> CacheEntry:
-        """Index a file already written to ``slot(...)``, then evict to stay within the limits."""
+        """Index a file already written to ``slot(...)``, then evict to stay within the limits.
+
+        The index is written by the next ``flush()``/``flush_if_dirty()``."""
         now = self.clock()
         entry = CacheEntry(
             provider=provider,
@@ -204,14 +247,16 @@ class ArtifactCache:
         )
         with self._lock:
             self._add(entry)
+            self._access[entry.key] = now
+            self._dirty = True
             self.evict(keep=entry.key)
-            self.flush()
         return entry
 
     def remove(self, entry: CacheEntry) -> None:
         """Forget the entry and delete its file."""
         with self._lock:
             self._drop(entry)
+            self._access.pop(entry.key, None)
             self._dirty = True
             shutil.rmtree(self.path_of(entry).parent, ignore_errors=True)
 
@@ -224,7 +269,7 @@ class ArtifactCache:
                 if entry.key != keep and now - entry.stored_at > self.max_age_seconds:
                     self.remove(entry)
                     removed.append(entry)
-            by_age = sorted(self._entries.values(), key=lambda e: e.last_access)
+            by_age = sorted(self._entries.values(), key=self.last_access)
             total = sum(e.size for e in by_age)
             for entry in by_age:
                 if total <= self.max_bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,11 +64,15 @@ def redact_url(url: str | httpx.URL) -> str:
 
 def build_client(
     client: httpx.Client | None, transport: httpx.BaseTransport | None, timeout: float = 60.0
-) -> tuple[httpx.Client, bool]:
-    """The injected client, or a new one (and True: the provider owns it and closes it)."""
+) -> tuple[httpx.Client | Callable[[], httpx.Client], bool]:
+    """The injected client, or a factory for one that is built on first use (and owned: True).
+
+    Building an ``httpx.Client`` loads TLS certificates, so a provider that only serves cache hits
+    never pays for it.
+    """
     if client is not None:
         return client, False
-    return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout, connect=15.0)), True
+    return (lambda: httpx.Client(transport=transport, timeout=httpx.Timeout(timeout, connect=15.0))), True
 
 
 def parse_link_header(value: str | None) -> dict[str, str]:
@@ -179,7 +184,7 @@ class ProviderHTTP:
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: httpx.Client | Callable[[], httpx.Client],
         base_url: str,
         *,
         provider: str,
@@ -191,7 +196,9 @@ class ProviderHTTP:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.client = client
+        self._client: httpx.Client | None = client if isinstance(client, httpx.Client) else None
+        self._client_factory = None if isinstance(client, httpx.Client) else client
+        self._client_lock = threading.Lock()
         self.base_url = base_url.rstrip("/")
         self.origin = httpx.URL(self.base_url)
         self._auth_origins = [self.origin, *(httpx.URL(o) for o in auth_origins)]
@@ -206,6 +213,21 @@ class ProviderHTTP:
 
     def __repr__(self) -> str:
         return f"ProviderHTTP(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    @property
+    def client(self) -> httpx.Client:
+        """The httpx client, built on first use when a factory was given."""
+        if self._client is None:
+            with self._client_lock:  # batch workers may all ask at once
+                if self._client is None:
+                    assert self._client_factory is not None
+                    self._client = self._client_factory()
+        return self._client
+
+    def close(self) -> None:
+        """Close the client if it was ever built."""
+        if self._client is not None:
+            self._client.close()
 
     def url(self, path_or_url: str) -> str:
         """An absolute URL: absolute input is kept, a path is joined to the base URL."""

@@ -5,6 +5,7 @@ one at a time or as a batch with bounded concurrency; plus the process-wide arti
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -98,6 +99,7 @@ class ArtifactRetriever:
         self.max_concurrency = max_concurrency
         self._providers: dict[str, CIProvider] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._described: dict[tuple[ArtifactRequest, str], ArtifactMetadata] = {}
 
     def __repr__(self) -> str:
         return f"ArtifactRetriever(cache_dir={str(self.cache_dir)!r}, providers={sorted(self._providers)})"
@@ -129,7 +131,7 @@ class ArtifactRetriever:
 
     def close(self) -> None:
         """Write the cache index and stop the worker threads (providers are left open)."""
-        self.cache.flush_if_dirty()
+        self.cache.flush_if_dirty(force=True)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -150,7 +152,6 @@ class ArtifactRetriever:
 
     def _verified_hit(self, request: ArtifactRequest, entry: CacheEntry) -> ArtifactMetadata | None:
         """Metadata of a cache hit whose bytes still hash to the recorded digest; None otherwise."""
-        from tracelet_artifacts.ci.metadata import ArtifactMetadata
         from tracelet_artifacts.digest import sha256_file
 
         path = self.cache.path_of(entry)
@@ -165,16 +166,30 @@ class ArtifactRetriever:
             self.cache.remove(entry)
             return None
         self.cache.touch(entry)
-        if entry.metadata is None:
-            return self._metadata(request, path)
-        stored = {
-            **entry.metadata,
-            "artifact_path": str(path),
-            "artifact_name": request.artifact_name,
-            "test_run_id": request.test_run_id,
-            "provider_name": request.provider_name,
-        }
-        return ArtifactMetadata.from_dict(stored)
+        return self._describe_hit(request, entry, path)
+
+    def _describe_hit(self, request: ArtifactRequest, entry: CacheEntry, path: Path) -> ArtifactMetadata:
+        """Metadata of verified cached bytes: from the stored record, memoised per request and digest."""
+        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+
+        memo_key = (request, entry.sha256)
+        pristine = self._described.get(memo_key)
+        if pristine is None:
+            if entry.metadata is None:
+                pristine = self._metadata(request, path)
+            else:
+                stored = {
+                    **entry.metadata,
+                    "artifact_path": str(path),
+                    "artifact_name": request.artifact_name,
+                    "test_run_id": request.test_run_id,
+                    "provider_name": request.provider_name,
+                }
+                pristine = ArtifactMetadata.from_dict(stored)
+            self._described[memo_key] = pristine
+        meta = copy.copy(pristine)  # callers may label or annotate their copy
+        meta.labels, meta.metadata = set(pristine.labels), dict(pristine.metadata)
+        return meta
 
     def _cached(self, request: ArtifactRequest, *, inline_only: bool = False) -> tuple[Path, ArtifactMetadata] | None:
         """A verified cache hit, or None. ``inline_only`` declines entries too big to hash on the loop."""

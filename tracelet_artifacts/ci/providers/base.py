@@ -158,7 +158,7 @@ class CIProvider(abc.ABC):
     def close(self) -> None:
         """Close the HTTP client if this provider created it."""
         if getattr(self, "_owns_client", False):
-            self.http.client.close()
+            self.http.close()
 
     def __enter__(self: _P) -> _P:
         return self
