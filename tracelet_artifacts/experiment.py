@@ -92,6 +92,7 @@ class Experiment:
         self._policy: RoutingPolicy | None = None
         self._adapters: dict[str, BackendAdapter] = {}
         self._ingest: ThreadPoolExecutor | None = None
+        self._automagic: Any = None  # hooks.automagic.AutomagicHandle while automagic capture is on
 
     def __repr__(self) -> str:
         state = "running" if self._store else "stopped"
@@ -133,8 +134,9 @@ class Experiment:
         self._store = store
         self._recover_earlier_runs(store)
         if self.settings.automagic_artifacts:
-            log.warning("automagic_artifacts is on, but this version has no automatic producers yet; "
-                        "log artifacts with log_artifact().")
+            from tracelet_artifacts.hooks import automagic
+
+            self._automagic = automagic.enable(self)
         return self
 
     def _recover_earlier_runs(self, store: EmbeddedStore) -> None:
@@ -159,6 +161,9 @@ class Experiment:
         """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""
         if self._store is None or self._queue is None:
             return None
+        if self._automagic is not None:  # producers first: the watcher's last sweep still reaches the ingest pool
+            self._automagic.disable()
+            self._automagic = None
         if self._ingest is not None:
             self._ingest.shutdown(wait=True)
             self._ingest = None

@@ -39,7 +39,7 @@ SAMPLES_HOOK = "tracelet_validation_samples"
 BEST, EVICTED, STAGING_FOLDER = "best", "evicted", "staging"
 _MARK = "__tracelet_capture__"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_classes: dict[tuple[str, ...], type] = {}
+_classes: dict[tuple[type, ...], type] = {}  # keyed by the Callback bases
 
 
 # -- naming -----------------------------------------------------------------------------------------
@@ -431,7 +431,7 @@ class _CaptureLogic:
         self._submit(artifact, None, [])
 
     def _log_final_model(self, trainer: Any, pl_module: Any) -> None:
-        metadata = {"epoch": trainer.current_epoch, "global_step": trainer.global_step,
+        metadata = {"epochs_completed": trainer.current_epoch, "global_step": trainer.global_step,
                     "class_name": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}"}
         artifact = TraceletArtifact(self._run_name(trainer, "model"), ArtifactType.MODEL,
                                     f"Final {type(pl_module).__name__} after fit", metadata=metadata)
@@ -486,15 +486,14 @@ def installed_namespaces() -> list[str]:
 
 def callback_class(*namespaces: str) -> type:
     """The TraceletCallback class deriving from the ``Callback`` of each namespace given (built once)."""
-    key = tuple(dict.fromkeys(namespaces))
-    if not key:
+    if not namespaces:
         raise ValueError("Name at least one Lightning namespace: 'lightning.pytorch' or 'pytorch_lightning'.")
-    if key not in _classes:
-        bases = tuple(importlib.import_module(ns).Callback for ns in key)
+    bases = tuple(dict.fromkeys(importlib.import_module(ns).Callback for ns in namespaces))
+    if bases not in _classes:
         doc = _CaptureLogic.__doc__
-        _classes[key] = type("TraceletCallback", (_CaptureLogic, *bases),
-                             {"__doc__": doc, "__module__": __name__, "__qualname__": "TraceletCallback"})
-    return _classes[key]
+        _classes[bases] = type("TraceletCallback", (_CaptureLogic, *bases),
+                               {"__doc__": doc, "__module__": __name__, "__qualname__": "TraceletCallback"})
+    return _classes[bases]
 
 
 class _CallbackMeta(type):
