@@ -209,6 +209,15 @@ def test_sync_leaves_a_live_runs_deliveries_to_it(store: EmbeddedStore, adapters
     assert results["live-run"].done == 1
 
 
+def test_sync_reports_deliveries_to_a_backend_it_could_not_open_as_pending(store: EmbeddedStore,
+                                                                          adapters: AdapterFiles) -> None:
+    log_for(store, "run1", owner=f"{HOST}:{dead_pid()}")
+    results = sync_outbox(store, {"flaky": adapters.options(fail_start=True)}, timeout=1)
+    assert not results["run1"].complete
+    assert results["run1"].pending == 1
+    assert [i.status for i in store.catalog.outbox()] == ["pending"]
+
+
 def test_sync_reports_progress(store: EmbeddedStore, adapters: AdapterFiles) -> None:
     log_for(store, "run1", owner=f"{HOST}:{dead_pid()}")
     seen: list[tuple[int, int]] = []

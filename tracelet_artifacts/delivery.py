@@ -204,8 +204,9 @@ class DeliveryQueue:
                 log.exception("Could not record the failed delivery %d; its lease will expire", item.id)
             return False
 
-    def counts(self) -> FlushResult:
-        counts = self.store.catalog.outbox_counts(self.run_id, list(self.adapters))
+    def counts(self, *, every_backend: bool = False) -> FlushResult:
+        """Outbox counts of the run for the running adapters (or for every backend the run routed to)."""
+        counts = self.store.catalog.outbox_counts(self.run_id, None if every_backend else list(self.adapters))
         queued = sum(len(calls) for calls in self._calls.values())
         return FlushResult(counts.get("done", 0), counts.get("pending", 0) + counts.get("inflight", 0) + queued,
                            counts.get("failed", 0))
@@ -229,6 +230,7 @@ class DeliveryQueue:
         self.wake()
         for thread in self._threads:
             thread.join(timeout=5.0)
+        result = self.counts(every_backend=True)  # deliveries to a backend that could not start count too
         if result.pending or result.failed:
             log.warning("%d delivery(ies) still pending and %d failed; `tracelet-artifacts sync` delivers them.",
                         result.pending, result.failed)
