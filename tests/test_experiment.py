@@ -93,6 +93,19 @@ def test_store_path_comes_from_settings(tmp_path: Path) -> None:
     assert EmbeddedStore(tmp_path / "custom").get("cfg").ref == "cfg:v1"
 
 
+def test_changing_the_working_folder_after_start_keeps_using_the_same_store(
+        isolated: Path, monkeypatch: pytest.MonkeyPatch, adapters: AdapterFiles) -> None:
+    exp = experiment(adapters).start()
+    elsewhere = isolated / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # as Hydra or a training script might
+    exp.log_artifact(config_artifact())
+    result = exp.stop()
+    assert result is not None and result.done == 1
+    assert EmbeddedStore(isolated / ".tracelet").get("cfg").ref == "cfg:v1"
+    assert list(elsewhere.iterdir()) == []
+
+
 # -- backends by name ------------------------------------------------------------------------------
 
 def test_unknown_backend_is_refused_with_the_known_names() -> None:
@@ -298,7 +311,8 @@ def test_a_backend_that_fails_to_start_keeps_its_deliveries_for_sync(adapters: A
     exp.start()  # does not raise
     receipts = exp.log_artifact(config_artifact())
     assert receipts["flaky"].status == "pending"
-    exp.stop(timeout=5)
+    result = exp.stop(timeout=5)
+    assert result is not None and (result.done, result.pending) == (0, 1)  # reported, not hidden
     store = EmbeddedStore(isolated / ".tracelet")
     assert [(i.backend, i.status) for i in store.catalog.outbox()] == [("flaky", "pending")]
     results = sync_outbox(store, {"flaky": adapters.options()}, timeout=20)

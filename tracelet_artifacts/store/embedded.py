@@ -62,7 +62,7 @@ class EmbeddedStore:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # fixed now: a later chdir must not move the store
         self.blobs = BlobStore(self.root / "blobs", fsync=fsync)
         self.catalog = Catalog(self.root / "catalog.db")
         self.blobs.clean_temp()
