@@ -379,7 +379,9 @@ def test_end_run_returns_at_once_while_clearml_closes_slowly(tmp_path: Path) -> 
     """With ClearML's default config (reporting subprocess) closing takes seconds; end_run must not wait for it."""
     (tmp_path / "default.conf").write_text("sdk {}\n")
     repo = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "HOME": str(tmp_path / "home"),
+    # a fresh process: no CLEARML_PROC_MASTER_ID & co. inherited from the tasks this pytest process opened
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+    env = {**inherited, "HOME": str(tmp_path / "home"),
            "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run([sys.executable, "-c", SLOW_CLOSE_SCRIPT, str(tmp_path)], env=env, capture_output=True,
                           text=True, timeout=150)
@@ -402,3 +404,34 @@ def test_a_second_run_in_the_same_process_fails_clearly_and_leaves_the_first_alo
             other.start_run(RunContext(run_id, "integration", store.root))
         other.end_run()
     assert deliver(store, adapter, every_type(tmp_path / "src")[ArtifactType.SAMPLE])[2].ok
+
+
+CHILD_SCRIPT = """
+import json, sys
+from pathlib import Path
+from tracelet_artifacts.backends.base import RunContext
+from tracelet_artifacts.backends.clearml import ClearmlAdapter
+adapter = ClearmlAdapter({"close_wait_s": 30})
+state = adapter.start_run(RunContext("child", "it", Path(sys.argv[1])))
+adapter.end_run()
+print(json.dumps(state))
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("inherited", ["{pid}:", "{pid}:{task}"])
+def test_a_child_process_starts_its_own_run_despite_the_parents_clearml_marker(
+    adapter: ClearmlAdapter, tmp_path: Path, inherited: str
+) -> None:
+    """A process started with its parent's CLEARML_PROC_MASTER_ID would get a stub task (or the parent's session)
+    from ClearML; the adapter starts a separate offline task under its own root instead."""
+    repo = str(Path(__file__).resolve().parents[2])
+    marker = inherited.format(pid=os.getpid(), task=adapter.task.id)
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": repo, "CLEARML_PROC_MASTER_ID": marker}
+    done = subprocess.run([sys.executable, "-c", CHILD_SCRIPT, str(tmp_path / "child")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = json.loads(done.stdout.strip().splitlines()[-1])
+    assert state["task_id"] != adapter.task.id
+    assert Path(state["sessions"][0]).is_relative_to(tmp_path / "child")
+    assert Path(state["sessions"][0] + ".zip").is_file()

@@ -248,6 +248,13 @@ class ClearmlAdapter(BackendAdapter):
 
     def _init_task(self, run: RunContext) -> Any:
         self._prepare_environment()
+        master = os.environ.get("CLEARML_PROC_MASTER_ID", "")
+        if master and master.split(":")[0] != str(os.getpid()):
+            # Inherited from a parent process that ran a ClearML task: ClearML would treat this process as that
+            # task's subprocess (a stub task, or writing into the parent's session). Start a separate run.
+            log.info("Ignoring CLEARML_PROC_MASTER_ID=%s inherited from another process.", master)
+            os.environ.pop("CLEARML_PROC_MASTER_ID", None)
+            os.environ.pop("TRAINS_PROC_MASTER_ID", None)
         from clearml import Task
 
         Task.set_offline(True)
@@ -262,12 +269,16 @@ class ClearmlAdapter(BackendAdapter):
             raise DeliveryError(
                 f"Cannot start a ClearML offline task: {exc}. ClearML allows one Task.init task per process: end "
                 "the other run first, or pass your own task as options={'task': task}.", retryable=True) from exc
+        folder = task.get_offline_mode_folder()  # pin the session folder to this adapter's cache dir now
+        if not isinstance(folder, (str, os.PathLike)):  # ClearML returned a stub: we look like a child process
+            raise DeliveryError(
+                "ClearML treats this process as a subprocess of another task (CLEARML_PROC_MASTER_ID is inherited "
+                "from a parent process); unset CLEARML_PROC_MASTER_ID to start a separate run.", retryable=False)
         with self._open_lock:
             if task.id in self._open_tasks:  # Task.init handed back the task another adapter here has open
                 raise DeliveryError(f"ClearML task {task.id} is already open by another ClearmlAdapter in this "
                                     "process; end that run first.", retryable=True)
             self._open_tasks.add(task.id)
-        folder = task.get_offline_mode_folder()  # pin the session folder to this adapter's cache dir now
         log.info("ClearML offline session for run %s: %s", run.run_id, folder)
         return task
 
