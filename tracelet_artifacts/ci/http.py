@@ -322,7 +322,7 @@ class ProviderHTTP:
             return self._check(opened, what, ok)
 
         retry = self.retry if method in ("GET", "HEAD", "PUT", "DELETE") else RetryPolicy(attempts=1)
-        opened = call_with_retries(lambda: self._attempt(once), retry, what=f"{self.provider} {what}")
+        opened = call_with_retries(lambda: self._attempt(once), retry, what=f"{self.provider} {what}", sleep=self.sleep)
         return opened.response
 
     def get_json(

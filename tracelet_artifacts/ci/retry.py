@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tracelet_artifacts.ci.errors import CIProviderError, DownloadIntegrityError
+from tracelet_artifacts.ci.errors import CIProviderError, DownloadIntegrityError, RateLimitedError
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
@@ -45,6 +45,8 @@ class RetryPolicy:
 
 def is_retryable(exc: BaseException) -> bool:
     """True for failures that another attempt may fix."""
+    if isinstance(exc, RateLimitedError):
+        return False  # the HTTP layer already waited what it was allowed to; another try cannot help
     if isinstance(exc, CIProviderError | DownloadIntegrityError):
         return exc.retryable
     try:
