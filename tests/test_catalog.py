@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -331,3 +334,27 @@ def test_manifest_is_rejected_when_the_store_lacks_its_content(store: EmbeddedSt
     manifest = _config().freeze()
     with pytest.raises(ArtifactStoreError, match="log the TraceletArtifact builder"):
         store.log(manifest)
+
+
+WRITER = """
+import sys
+from tracelet_artifacts import EmbeddedStore, TraceletArtifact
+store = EmbeddedStore(sys.argv[1], fsync=False)
+for i in range(4):
+    store.log(TraceletArtifact("shared", "config").add_object({"writer": sys.argv[2], "i": i}, "cfg"))
+    store.log(TraceletArtifact("same", "config").add_object({"identical": True}, "cfg"))
+"""
+
+
+def test_concurrent_processes_get_consecutive_versions_without_gaps(tmp_path: Path) -> None:
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "shared-store"), str(n)], env=env,
+                                stderr=subprocess.PIPE, text=True) for n in range(3)]
+    for writer in writers:
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+    store = EmbeddedStore(tmp_path / "shared-store", fsync=False)
+    assert [v.version for v in store.catalog.versions("shared")] == list(range(1, 13))
+    assert len({v.digest for v in store.catalog.versions("shared")}) == 12
+    assert [v.version for v in store.catalog.versions("same")] == [1]
