@@ -211,26 +211,23 @@ def test_the_run_is_delivered_to_mlflow(workdir: Path, monkeypatch: pytest.Monke
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    options = {"mlflow": {"tracking_uri": uri, "artifact_location": (workdir / "mlartifacts").as_uri()}}
-    exp = Experiment("lightning-mlflow", backend=["mlflow"],
-                     settings=TraceletSettings(store_path=workdir / ".tracelet", backend_options=options))
-    exp.start()
+    settings = TraceletSettings(store_path=workdir / ".tracelet", backend_options={"mlflow": {"tracking_uri": uri}})
+    exp = Experiment("lightning-mlflow", backend=["mlflow"], settings=settings).start()
     train(NAMESPACES[0], exp)
-    result = exp.stop()
-    assert result is not None
+    flushed = exp.stop()
+    assert flushed is not None
 
     store = EmbeddedStore(workdir / ".tracelet")
-    wanted = {(v.name, v.version) for v in store.catalog.search() if v.artifact_type in
-              (ArtifactType.CHECKPOINT, ArtifactType.MODEL)}
-    digests = {e.sha256 for v in store.catalog.search(artifact_type=ArtifactType.CHECKPOINT)
-               for e in v.manifest.entries}
+    expected = {f"{v.name}/{v.label}/{e.path}": e.sha256
+                for v in [*store.catalog.search(artifact_type=ArtifactType.CHECKPOINT), store.get("model")]
+                for e in v.manifest.entries}
     store.close()
+    assert len(expected) >= 4  # three-plus checkpoint versions and the final model
     client = MlflowClient(tracking_uri=uri)
-    (mlflow_experiment,) = [e for e in client.search_experiments() if e.name == "lightning-mlflow"]
+    mlflow_experiment = client.get_experiment_by_name("lightning-mlflow")
     (run,) = client.search_runs([mlflow_experiment.experiment_id])
     downloaded = Path(client.download_artifacts(run.info.run_id, "", str(workdir / "download")))
-    files = [p for p in downloaded.rglob("*") if p.is_file()]
-    ckpt_digests = {sha256(p) for p in files if p.suffix == ".ckpt"}
-    assert ckpt_digests == digests
-    assert any(p.name in ("model.pt", "MLmodel") for p in files)
-    assert len(wanted) >= len(digests) + 1
+    delivered = {p.relative_to(downloaded).as_posix(): sha256(p) for p in downloaded.rglob("*") if p.is_file()}
+    assert {k: delivered.get(k) for k in expected} == expected
+    on_disk = {sha256(p) for p in files_on_disk(workdir)}
+    assert on_disk <= set(delivered.values())  # every checkpoint file Lightning left is in MLflow
