@@ -159,3 +159,36 @@ def test_network_errors_become_retryable_provider_errors(sleeps: Sleeps, tmp_pat
     with pytest.raises(CIProviderError) as info:
         _download(_http(f"http://127.0.0.1:{port}", sleeps), "/x", tmp_path / "x", sleeps)
     assert info.value.retryable and len(sleeps) == 2
+
+
+def test_html_split_over_tiny_chunks_is_still_recognised(api: HTTPServer, sleeps: Sleeps, tmp_path: Path) -> None:
+    from werkzeug import Response
+
+    def handler(request: object) -> Response:
+        parts = iter([b" ", b"<", b"!DOC", b"TYPE html><html><body>", b"Session expired</body></html>"])
+        return Response(parts, content_type="application/octet-stream")  # a lying content type, chunked
+
+    api.expect_request("/r.json").respond_with_handler(handler)
+    with pytest.raises(DownloadIntegrityError, match="HTML"):
+        _download(_http(api.url_for("/"), sleeps), "/r.json", tmp_path / "r.json", sleeps)
+    assert _leftovers(tmp_path) == []
+
+
+def test_empty_body_where_a_zip_is_due_is_refused(api: HTTPServer, sleeps: Sleeps, tmp_path: Path) -> None:
+    api.expect_request("/a.zip").respond_with_data(b"", content_type="application/zip")
+    with pytest.raises(DownloadIntegrityError, match="empty"):
+        _download(_http(api.url_for("/"), sleeps), "/a.zip", tmp_path / "a.zip", sleeps, expect=Expectation(zip=True))
+    assert _leftovers(tmp_path) == []
+
+
+def test_progress_reports_bytes_against_the_known_total(api: HTTPServer, sleeps: Sleeps, tmp_path: Path) -> None:
+    body = bytes(range(256)) * 64
+    api.expect_request("/f.bin").respond_with_data(body, content_type="application/octet-stream")
+    seen: list[tuple[int, int | None]] = []
+    download_to_path(
+        lambda: _http(api.url_for("/"), sleeps).open_stream("/f.bin", what="f"),
+        tmp_path / "f.bin",
+        chunk_size=4096,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen[-1] == (len(body), len(body)) and len(seen) >= 2

@@ -23,6 +23,7 @@ from tracelet_artifacts.ci.retry import RetryPolicy, call_with_retries
 logger = logging.getLogger("tracelet_artifacts.ci")
 
 CHUNK = 1 << 20
+SNIFF_BYTES = 64
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 HTML_PREFIXES = (b"<!doctype html", b"<html", b"<head", b"<body")
 
@@ -63,10 +64,16 @@ def _looks_like_html(first: bytes, content_type: str) -> bool:
     return first.lstrip()[:20].lower().startswith(HTML_PREFIXES)
 
 
-def _check_first_chunk(first: bytes, response: httpx.Response, expect: Expectation, dest: Path) -> None:
+def _check_head(first: bytes, response: httpx.Response, expect: Expectation, dest: Path) -> None:
+    """Refuse a body that is plainly not the artifact: an empty or non-zip body where a zip is due,
+    or an HTML page (login, proxy error) where a non-HTML file is due."""
     content_type = response.headers.get("content-type", "")
     wants_html = dest.suffix.lower() in (".html", ".htm")
-    if expect.zip and first and not first.startswith(ZIP_MAGIC):
+    if expect.zip and not first:
+        raise DownloadIntegrityError(
+            f"{redact_url(response.request.url)} returned an empty body where a zip was expected; try again later."
+        )
+    if expect.zip and not first.startswith(ZIP_MAGIC):
         kind = "an HTML page" if _looks_like_html(first, content_type) else "something that is not a zip"
         raise DownloadIntegrityError(
             f"{redact_url(response.request.url)} returned {kind} with HTTP {response.status_code} "
@@ -95,16 +102,22 @@ def _write_body(
     tmp = Path(tmp_name)
     digest = hashlib.sha256()
     written = 0
+    head: bytes | None = b""  # the first bytes, sniffed once there are enough (None: checked)
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in response.iter_bytes(chunk_size):
-                if written == 0:
-                    _check_first_chunk(chunk, response, expect, dest)
+                if head is not None:
+                    head += chunk[:SNIFF_BYTES]
+                    if len(head) >= SNIFF_BYTES:
+                        _check_head(head, response, expect, dest)
+                        head = None
                 out.write(chunk)
                 digest.update(chunk)
                 written += len(chunk)
                 if progress is not None:
                     progress(written, total)
+            if head is not None:
+                _check_head(head, response, expect, dest)
             out.flush()
             os.fsync(out.fileno())
         _verify(response, expect, written, digest.hexdigest(), dest)
