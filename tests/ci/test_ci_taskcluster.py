@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ci_fakes import Sleeps
+from ci_fakes import TOKEN, Sleeps
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -56,9 +56,12 @@ def serve_task_group(api: HTTPServer, pages: list[list[dict[str, Any]]]) -> None
     api.expect_request(f"{Q}/task-group/{GROUP}/list").respond_with_handler(handler)
 
 
-def _provider(api: HTTPServer, sleeps: Sleeps) -> TaskclusterProvider:
+def _provider(api: HTTPServer, sleeps: Sleeps, token: str | None = None) -> TaskclusterProvider:
     return TaskclusterProvider(
-        api.url_for("/").rstrip("/"), retry=RetryPolicy(attempts=5, base_delay=0.01, jitter=0), sleep=sleeps
+        api.url_for("/").rstrip("/"),
+        token=token,
+        retry=RetryPolicy(attempts=5, base_delay=0.01, jitter=0),
+        sleep=sleeps,
     )
 
 
@@ -125,7 +128,7 @@ def test_download_follows_303_and_verifies_taskcluster_digest_headers(
             },
         )
         cdn.expect_request(path).respond_with_data(body, content_type="application/json")
-    with _provider(api, sleeps) as tc:
+    with _provider(api, sleeps, token=TOKEN) as tc:
         from tracelet_artifacts.ci.providers.base import CIArtifact
 
         art = CIArtifact(provider="taskcluster", run_id="A", name=name, attempt=0)
@@ -135,6 +138,8 @@ def test_download_follows_303_and_verifies_taskcluster_digest_headers(
         with pytest.raises(DownloadIntegrityError, match="SHA-256"):
             tc.download_artifact(art, tmp_path / "bad.json")
     assert not (tmp_path / "bad.json").exists()
+    assert api.log[0][0].headers["Authorization"] == TOKEN
+    assert all("Authorization" not in request.headers for request, _ in cdn.log)  # not sent to S3
 
 
 def test_error_artifact_424_is_terminal_and_not_retried(api: HTTPServer, sleeps: Sleeps, tmp_path: Path) -> None:
