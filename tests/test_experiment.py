@@ -245,6 +245,9 @@ def test_get_artifact_from_the_store_and_from_a_backend(adapters: AdapterFiles) 
         wait_for(lambda: len(read_records(adapters.record)) == 2)
         remote = exp.get_artifact("cfg", "v1", backend="flaky")
         assert isinstance(remote, RemoteArtifact) and (remote.backend, remote.version) == ("flaky", "v1")
+        assert exp.get_artifact("cfg", backend="flaky").version == "v2"  # latest, not the first listed
+        assert exp.get_artifact("cfg", 2, backend="flaky").version == "v2"
+        assert exp.get_artifact("cfg", "1", backend="flaky").version == "v1"
         with pytest.raises(ArtifactStoreNotFoundError):
             exp.get_artifact("cfg", "v9", backend="flaky")
         with pytest.raises(ArtifactStoreNotFoundError):

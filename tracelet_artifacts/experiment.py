@@ -258,10 +258,14 @@ class Experiment:
         """A version from the embedded store (default) or as a backend lists it."""
         if backend in (None, LOCAL):
             return self.store.get(name, version)
-        wanted = str(version)
-        for item in self._adapter(backend).list():
-            if item.name == name and (wanted in (item.version, LATEST) or wanted in item.aliases):
+        wanted = f"v{version}" if str(version).isdigit() else str(version)  # adapters list versions as "v3"
+        items = [item for item in self._adapter(backend).list() if item.name == name]
+        for item in items:
+            if wanted == item.version or wanted in item.aliases:
                 return item
+        numbered = [item for item in items if item.version[1:].isdigit()]
+        if wanted == LATEST and numbered:  # no "latest" alias on this backend: the highest version
+            return max(numbered, key=lambda item: int(item.version[1:]))
         raise ArtifactStoreNotFoundError(f"{backend} holds no {name!r} at {wanted!r}.")
 
     def fetch_artifact(
