@@ -8,15 +8,17 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from wandb_suite import PROJECT, FailingServer, WandbRun, artifact_records, run_records, start
+from wandb_suite import PROJECT, FailingServer, WandbRun, artifact_records, run_records, start, wait_until_written
 
 from tracelet_artifacts.artifact import ArtifactType, Reference, TraceletArtifact, compute_digest
+from tracelet_artifacts.backends.base import RunContext
 from tracelet_artifacts.backends.wandb import WandbAdapter, wandb_name
 from tracelet_artifacts.digest import sha256_file
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
@@ -291,7 +293,7 @@ def test_fetch_of_an_unknown_version_says_what_is_missing(wandb_run: WandbRun, t
 
 # -- failures -----------------------------------------------------------------------------------------
 def _online(store: EmbeddedStore, server: FailingServer) -> WandbRun:
-    return start(store, mode="online", settings={"base_url": server.url, "api_key": "x" * 40, "init_timeout": 3})
+    return start(store, mode="online", settings={"base_url": server.url, "api_key": "x" * 40, "init_timeout": 2})
 
 
 def test_server_that_is_down_gives_a_retryable_delivery_error(
@@ -337,3 +339,47 @@ def test_registry_finds_the_adapter() -> None:
 
     adapter: Callable[..., Any] = registry.adapter_class("wandb")
     assert adapter is WandbAdapter and WandbAdapter.capabilities.media and WandbAdapter.capabilities.references
+
+
+# -- run handling -------------------------------------------------------------------------------------
+def test_start_run_and_metrics_return_at_once_even_when_the_server_does_not_answer(
+        store: EmbeddedStore, data_dir: Path, failing_server: FailingServer) -> None:
+    began = time.monotonic()
+    run = _online(store, failing_server)  # wandb.init would take init_timeout (2 s) here
+    run.adapter.log_params({"lr": 0.1})
+    run.adapter.log_metric("loss", 1.0, step=1)
+    assert time.monotonic() - began < 1.0
+    run.adapter.end_run()
+
+
+def test_a_run_given_in_options_is_used_and_left_open(store: EmbeddedStore, data_dir: Path, tmp_path: Path) -> None:
+    import wandb
+
+    own = wandb.init(project=PROJECT, dir=str(tmp_path / "mine"), mode="offline", reinit="create_new")
+    try:
+        adapter = WandbAdapter({"run": own})
+        state = adapter.start_run(RunContext("run-1", "integration", store.root))
+        assert state["run_id"] == own.id
+        run = WandbRun(adapter, store, dict(state))
+        _, receipt = run.deliver(TraceletArtifact("given", ArtifactType.SAMPLE).add_object([1], "ids"))
+        adapter.end_run()
+        own.log({"still_open": 1})  # the adapter did not finish the user's run
+        assert receipt.remote_version == "v0" and adapter.find("given", "latest").run_id == own.id
+    finally:
+        own.finish()
+    wait_until_written(tmp_path / "mine" / "wandb")
+    assert [r.name for r in artifact_records(tmp_path / "mine" / "wandb")] == ["given"]
+
+
+def test_run_files_spanning_many_blocks_are_read_whole(store: EmbeddedStore, data_dir: Path) -> None:
+    run = start(store)
+    for index in range(3):  # ~100 KB of metadata each: every record spans several 32 KiB blocks
+        art = TraceletArtifact(f"wide-{index}", ArtifactType.REPORT, metadata={"notes": "n" * 100_000})
+        run.deliver(art.add_object({"index": index}, "summary"))
+        for step in range(200):
+            run.adapter.log_metric("loss", step / 200, step=index * 200 + step)
+    run.adapter.end_run()
+    assert sum(p.stat().st_size for p in run.wandb_dir.glob("*/run-*.wandb")) > 4 * 32 * 1024
+    fresh = WandbAdapter({"project": PROJECT, "dir": str(run.wandb_dir.parent)})
+    assert sorted(a.name for a in fresh.list()) == ["wide-0", "wide-1", "wide-2"]
+    assert [r.name for r in artifact_records(run.wandb_dir)] == ["wide-0", "wide-1", "wide-2"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,19 @@ def run_records(wandb_dir: Path) -> list[Any]:
                 records.append(record)
                 parts = b""
     return records
+
+
+def wait_until_written(wandb_dir: Path, timeout: float = 30.0) -> None:
+    """Wait until every run file under ``wandb_dir`` ends with its ``exit`` record (a finished run's file
+    can be written a moment after ``run.finish()`` returns)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = list(wandb_dir.glob("offline-run-*"))
+        exits = [r for r in run_records(wandb_dir) if r.WhichOneof("record_type") == "exit"]
+        if runs and len(exits) == len(runs):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"run files under {wandb_dir} were not written out within {timeout} s")
 
 
 def artifact_records(wandb_dir: Path, name: str | None = None) -> list[Any]:

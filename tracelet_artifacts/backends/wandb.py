@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 META_KEY = "tracelet"
+RETRY_START_S = 30.0
 _NAME_MAX = 128
 _TAG = re.compile(r"^[-\w]+( +[-\w]+)*$")
 _BLOCK = 32 * 1024
@@ -308,6 +309,7 @@ class WandbAdapter(BackendAdapter):
         self._lock = threading.Lock()
         self._logged: list[WandbRecord] = []
         self._parsed: dict[Path, tuple[tuple[int, int], list[WandbRecord]]] = {}
+        self._failed_at = float("-inf")
 
     # -- configuration ----------------------------------------------------------------------------
     @property
@@ -368,12 +370,16 @@ class WandbAdapter(BackendAdapter):
         self._background(self._ensure_run, "start the run")
         return {"run_id": run_id, "project": self.project, "dir": str(base)}
 
-    def _ensure_run(self) -> Any:
-        """The run (worker thread only); a failed start is tried again here."""
+    def _ensure_run(self, *, retry: bool = True) -> Any:
+        """The run (worker thread only). A failed start is tried again by deliveries (``retry``); params
+        and metrics are dropped, with a warning, for ``RETRY_START_S`` after a failure instead of each
+        waiting out another ``init_timeout``."""
         if self._run is not None:
             return self._run
         if self._init_kwargs is None:
             raise DeliveryError("The wandb adapter has no run: call start_run() first.", retryable=False)
+        if not retry and time.monotonic() - self._failed_at < RETRY_START_S:
+            raise DeliveryError("the W&B run failed to start a moment ago", retryable=True)
         import wandb
 
         kwargs = dict(self._init_kwargs)
@@ -383,6 +389,7 @@ class WandbAdapter(BackendAdapter):
         except Exception as exc:
             # wandb-core keeps a failed run's id busy for the rest of the process: retry under a new id
             self._init_kwargs["id"] = _new_run_id()
+            self._failed_at = time.monotonic()
             raise _classify(exc, "starting the run") from exc
         return self._run
 
@@ -413,14 +420,16 @@ class WandbAdapter(BackendAdapter):
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         values = dict(params)
-        self._background(lambda: self._ensure_run().config.update(values, allow_val_change=True), "log params")
+        self._background(lambda: self._ensure_run(retry=False).config.update(values, allow_val_change=True),
+                         "log params")
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         def send() -> None:
+            run = self._ensure_run(retry=False)
             if step is None:
-                self._ensure_run().log({name: value})
+                run.log({name: value})
             else:
-                self._ensure_run().log({name: value}, step=step)
+                run.log({name: value}, step=step)
 
         self._background(send, f"log metric {name!r}")
 
