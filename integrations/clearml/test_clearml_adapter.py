@@ -201,6 +201,32 @@ def test_closed_session_zip_is_read_back_in_a_new_process(
 
 
 @pytest.mark.integration
+def test_entries_sent_as_references_are_recorded_not_uploaded(
+    adapter: ClearmlAdapter, store: EmbeddedStore, tmp_path: Path
+) -> None:
+    """Large entries (here forced) go as file:// references to the embedded store's blobs, with size and digest."""
+    src = _sources(tmp_path / "src")
+    art = TraceletArtifact("big-data", ArtifactType.DATASET, metadata={"force_reference": True})
+    art.add_dir(src / "data", "data").add_reference("s3://bucket/big.bin", size_bytes=10)
+    record, _, receipt = deliver(store, adapter, art)
+    assert receipt.ok and receipt.uploaded == ()
+    assert set(receipt.referenced) == {e.path for e in record.manifest.entries} | {"s3://bucket/big.bin"}
+
+    session = adapter.sessions[-1]
+    held = artifacts_of(session)
+    assert set(k for k in held if k.startswith("big-data:")) == {"big-data:v1", "big-data:v1/ref:s3://bucket/big.bin"}
+    assert not [p for p in files_under(session) if "big-data" in p and not p.endswith(".json")], "nothing uploaded"
+    version = json.loads(Path(held["big-data:v1"]["uri"]).read_text())
+    refs = {r["path"]: r for r in version["references"]}
+    for entry in record.manifest.entries:
+        assert refs[entry.path]["sha256"] == entry.sha256 and refs[entry.path]["size_bytes"] == entry.size
+        assert refs[entry.path]["uri"] == store.blob_path(entry.sha256).absolute().as_uri()
+    out = adapter.fetch("big-data", "v1", tmp_path / "out")  # the references resolve to the store's blobs
+    got = {p.relative_to(out).as_posix(): digest.sha256_file(p) for p in out.rglob("*") if p.is_file()}
+    assert got == {e.path: e.sha256 for e in record.manifest.entries}
+
+
+@pytest.mark.integration
 def test_relogging_same_content_uploads_nothing_new(
     adapter: ClearmlAdapter, store: EmbeddedStore, tmp_path: Path
 ) -> None:

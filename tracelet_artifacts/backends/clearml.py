@@ -21,7 +21,8 @@ Options (``ClearmlAdapter({...})``):
 - ``close_wait_s``: seconds ``end_run`` waits for the background close (default 0: return at once).
 
 Process-wide effects (ClearML has no per-task switch for these): ``Task.set_offline(True)``; the env vars
-``CLEARML_CACHE_DIR`` (→ ``root/cache``) and ``CLEARML_CONFIG_FILE`` (when unset); ClearML itself writes
+``CLEARML_CACHE_DIR`` (→ ``root/cache``) and ``CLEARML_CONFIG_FILE`` (when unset) are set, and a
+``CLEARML_PROC_MASTER_ID`` inherited from a parent process is dropped; ClearML itself writes
 ``~/.clearml/.session.json``. Only one ``Task.init`` task may be open per process.
 """
 
@@ -40,18 +41,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from tracelet_artifacts import digest
-from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, validate_artifact_path
-from tracelet_artifacts.backends.base import (
-    BackendAdapter,
-    Capabilities,
-    Delivery,
-    Receipt,
-    RemoteArtifact,
-    RunContext,
-)
-from tracelet_artifacts.errors import DeliveryError
+from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json, validate_artifact_path
+from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +192,6 @@ class ClearmlAdapter(BackendAdapter):
         self._task: Any = None
         self._owns_task = False
         self._sessions: list[Path] = []
-        self._run_state: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._closer: threading.Thread | None = None
         self._parsed: dict[Path, tuple[list[int], list[StoredFile]]] = {}
@@ -226,9 +221,8 @@ class ClearmlAdapter(BackendAdapter):
         folder = self._session_folder()
         if folder is not None and folder not in self._sessions:
             self._sessions.append(folder)
-        self._run_state = {"task_id": state.get("task_id") or self._task.id, "current_task_id": self._task.id,
-                           "project": self._project(run), "sessions": [str(p) for p in self._sessions]}
-        return dict(self._run_state)
+        return {"task_id": state.get("task_id") or self._task.id, "current_task_id": self._task.id,
+                "project": self._project(run), "sessions": [str(p) for p in self._sessions]}
 
     def _project(self, run: RunContext) -> str:
         return str(self.options.get("project") or run.experiment or "tracelet")
@@ -448,10 +442,11 @@ class ClearmlAdapter(BackendAdapter):
                             "tracelet.sha256": entry.sha256}
                     locations[entry.path] = self._upload(task, key, source, meta, entry.sha256)
                 references = self._register_references(task, delivery, base, common, index)
-                record = self._manifest_record(delivery, locations, references)
+                record = {"manifest": manifest.to_dict(), "version": version, "locations": locations,
+                          "references": references, "output_model": weights.path if weights else None}
                 meta = {**common, "tracelet.kind": "manifest", "description": manifest.description or "",
                         "labels": json.dumps(list(manifest.labels)),
-                        "metadata": json.dumps(dict(record["manifest"]["metadata"]), sort_keys=True)}
+                        "metadata": json.dumps(thaw_json(manifest.metadata), sort_keys=True)}
                 if not task.upload_artifact(base, artifact_object=record, metadata=meta, wait_on_upload=True,
                                             sort_keys=True):
                     raise DeliveryError(f"ClearML refused the manifest artifact {base!r}.", retryable=True)
@@ -562,13 +557,6 @@ class ClearmlAdapter(BackendAdapter):
                         "link_artifact": linked})
         return out
 
-    def _manifest_record(self, delivery: Delivery, locations: Mapping[str, str],
-                         references: list[dict[str, Any]]) -> dict[str, Any]:
-        weights = self._weights_entry(delivery)
-        return {"manifest": delivery.manifest.to_dict(), "version": delivery.version,
-                "locations": dict(locations), "references": references,
-                "output_model": weights.path if weights is not None else None}
-
     # -- reading back -----------------------------------------------------------------------------
     def _reader_index(self) -> SessionIndex:
         with self._lock:
@@ -592,25 +580,30 @@ class ClearmlAdapter(BackendAdapter):
     def _fetch(self, name: str, version: str, dest: Path) -> Path:
         index = self._reader_index()
         numbers = sorted(v for (n, v) in index.manifests if n == name)
-        if not numbers:
-            raise DeliveryError(f"ClearML holds no version of {name!r}.", retryable=False)
         text = str(version).lower().lstrip("v")
-        number = numbers[-1] if text in ("latest", "") else int(text) if text.isdigit() else -1
+        number = numbers[-1] if numbers and text in ("latest", "") else int(text) if text.isdigit() else -1
         if number not in numbers:
-            raise DeliveryError(f"ClearML holds {name!r} versions {numbers}, not {version!r}.", retryable=False)
+            raise ArtifactStoreNotFoundError(f"ClearML holds {name!r} versions {numbers}, not {version!r}.")
         record = json.loads(open_stored(index.manifests[(name, number)], self._task).read_text("utf-8"))
         entries = {e["path"]: e for e in record["manifest"]["entries"]}
+        sources: dict[str, StoredFile] = {}
         for path, uri in record["locations"].items():
-            item = index.files.get(f"{version_key(name, number)}/{path}") or StoredFile(
-                path, uri, None, None, {}, self._owner_session(uri))
-            source = open_stored(item, self._task)
+            owner = next((s for s in self._sessions if uri.startswith(str(s))), None)
+            sources[path] = index.files.get(f"{version_key(name, number)}/{path}") or StoredFile(
+                path, uri, None, None, {}, owner)
+        for ref in record["references"]:  # entries sent as file:// references (large files): copy if reachable
+            local = Path(url2pathname(urlparse(ref["uri"]).path)) if ref["uri"].startswith("file://") else None
+            if ref["path"] in entries and local is not None and local.is_file():
+                sources[ref["path"]] = StoredFile(ref["path"], str(local), None, None, {}, None)
+            elif ref["path"] in entries:
+                log.warning("%s:v%s/%s is a reference to %s, which is not reachable; not fetched.", name, number,
+                            ref["path"], ref["uri"])
+        for path, item in sources.items():
             target = dest / validate_artifact_path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            shutil.copyfile(open_stored(item, self._task), target)
             if digest.sha256_file(target) != entries[path]["sha256"]:
+                target.unlink()
                 raise DeliveryError(f"ClearML's copy of {name}:v{number}/{path} does not match its digest.",
                                     retryable=False)
         return dest
-
-    def _owner_session(self, uri: str) -> Path | None:
-        return next((s for s in self._sessions if uri.startswith(str(s))), None)
