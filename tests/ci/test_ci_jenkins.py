@@ -70,6 +70,11 @@ def test_builds_page_through_tree_ranges_and_filter_on_result(api: HTTPServer, s
     assert trees[0].startswith("builds[") and trees[0].endswith("{0,100}")
     assert trees[1].startswith("allBuilds[") and trees[1].endswith("{100,200}")
     assert [r.run_id for r in failures] == ["250", "240", "230"]
+    api.clear()
+    api.expect_request(f"{JOB}/api/json").respond_with_handler(handler)
+    with _provider(api, sleeps) as jk:
+        assert [r.run_id for r in jk.list_runs(limit=5)] == ["250", "249", "248", "247", "246"]
+    assert [r.args["tree"][-5:] for r, _ in api.log] == ["{0,5}"]  # asks for no more than needed
     sent = headers_seen(api, f"{JOB}/api/json")[0]
     assert sent["authorization"] == "Basic " + base64.b64encode(f"alice:{TOKEN}".encode()).decode()
 

@@ -82,16 +82,17 @@ class JenkinsProvider(CIProvider):
         runs: list[CIRun] = []
         start = 0
         while limit is None or len(runs) < limit:
-            field = "builds" if start + PAGE <= 100 else "allBuilds"
-            tree = f"{field}[{BUILD_FIELDS}]{{{start},{start + PAGE}}}"
+            size = PAGE if limit is None or result is not None else min(PAGE, limit - len(runs))
+            field = "builds" if start + size <= 100 else "allBuilds"
+            tree = f"{field}[{BUILD_FIELDS}]{{{start},{start + size}}}"
             data, _ = self.http.get_json(f"{self._job_path}/api/json", what="list builds", params={"tree": tree})
             builds = data.get(field) or []
             for build in builds:
                 if result is None or (build.get("result") or "").upper() == result.upper():
                     runs.append(self._run(build))
-            if len(builds) < PAGE:
+            if len(builds) < size:
                 break
-            start += PAGE
+            start += size
         return runs[:limit] if limit is not None else runs
 
     def _run(self, build: dict[str, Any]) -> CIRun:
