@@ -162,3 +162,8 @@ def test_experiment_takes_backends_from_the_environment(monkeypatch: pytest.Monk
 def test_experiment_config_with_an_invalid_value_is_refused() -> None:
     with pytest.raises(ValidationError):
         ExperimentConfig(enable_artifacts="sometimes")
+
+
+def test_experiment_config_with_a_misspelt_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match="stor_path"):
+        Experiment("run", config={"stor_path": "somewhere"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_WATCH_DIRS = ("./checkpoints", "./outputs", "./artifacts")
@@ -61,6 +61,8 @@ class TraceletSettings(BaseSettings):
 
 class ExperimentConfig(BaseModel):
     """Per-experiment overrides layered over ``TraceletSettings`` (unset fields keep the settings' value)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not silently ignored
 
     enable_artifacts: bool | None = None
     automagic_artifacts: bool | None = None
