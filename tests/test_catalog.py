@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -304,6 +305,38 @@ def test_changed_file_is_stored_as_new_content(store: EmbeddedStore, tmp_path: P
     assert (first.version, second.version) == (1, 2)
     store.fetch("m", "v2", tmp_path / "out")
     assert (tmp_path / "out" / "m.bin").read_bytes() == b"two"
+
+
+def _age(path: Path) -> None:
+    """Make a file look written long ago, so the stat cache trusts what it records for it."""
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+
+
+def test_unchanged_file_is_not_read_again_when_relogged(store: EmbeddedStore, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"weights")
+    _age(path)
+    time.sleep(0.06)  # past the stat cache's same-clock-tick margin
+    store.log(TraceletArtifact("m", "weights").add_file(path))
+    monkeypatch.setattr(store.blobs, "put_file", lambda p: pytest.fail(f"{p} was read again"))
+    assert store.log(TraceletArtifact("m", "weights").add_file(path)).created is False
+
+
+def test_same_size_rewrite_with_restored_mtime_is_stored_as_new_content(store: EmbeddedStore,
+                                                                       tmp_path: Path) -> None:
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"AAAA")
+    _age(path)
+    time.sleep(0.06)
+    store.log(TraceletArtifact("m", "weights").add_file(path))
+    with open(path, "r+b") as handle:
+        handle.write(b"BBBB")
+    _age(path)  # as cp -p, rsync -t or touch -r would leave it
+    record = store.log(TraceletArtifact("m", "weights").add_file(path))
+    assert (record.version, record.created) == (2, True)
+    store.fetch("m", "latest", tmp_path / "out")
+    assert (tmp_path / "out" / "m.bin").read_bytes() == b"BBBB"
 
 
 def test_store_reopens_with_its_versions(tmp_path: Path) -> None:

@@ -54,6 +54,10 @@ def combine(parts: Iterable[str]) -> str:
 
 
 def file_signature(path: Path) -> tuple[int, int, int, int]:
-    """(size, mtime_ns, inode, device) of a file: what the stat cache compares to skip re-hashing."""
+    """(size, change time, inode, device) of a file: what the stat cache compares to skip re-hashing.
+
+    The change time is the later of mtime and ctime: a rewrite that restores the old mtime (``cp -p``,
+    ``rsync -t``, ``touch -r``) still moves ctime, which no user can set back.
+    """
     st = path.stat()
-    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+    return st.st_size, max(st.st_mtime_ns, st.st_ctime_ns), st.st_ino, st.st_dev
