@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wandb_suite import FailingServer, WandbRun, start
+from wandb_suite import GUARD, FailingServer, WandbRun, start
 
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
@@ -35,7 +35,19 @@ def wandb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             patch.setenv(key, value)
             if key.endswith(("_DIR", "HOME")):
                 Path(value).mkdir(parents=True, exist_ok=True)
-        yield root
+        GUARD.install()
+        try:
+            yield root
+        finally:
+            GUARD.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def no_outbound_traffic() -> Iterator[None]:
+    """Fails a test during which Python code tried to reach anything beyond loopback."""
+    GUARD.attempts.clear()
+    yield
+    assert not GUARD.attempts, f"outbound network attempts: {GUARD.attempts}"
 
 
 @pytest.fixture

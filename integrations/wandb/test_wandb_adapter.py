@@ -383,3 +383,16 @@ def test_run_files_spanning_many_blocks_are_read_whole(store: EmbeddedStore, dat
     fresh = WandbAdapter({"project": PROJECT, "dir": str(run.wandb_dir.parent)})
     assert sorted(a.name for a in fresh.list()) == ["wide-0", "wide-1", "wide-2"]
     assert [r.name for r in artifact_records(run.wandb_dir)] == ["wide-0", "wide-1", "wide-2"]
+
+
+def test_the_network_guard_refuses_what_would_leave_the_machine() -> None:
+    import socket
+
+    from wandb_suite import GUARD
+
+    with pytest.raises(OSError, match="test guard"):
+        socket.create_connection(("203.0.113.7", 443), timeout=1)
+    with pytest.raises(OSError, match="test guard"):
+        socket.getaddrinfo("api.wandb.ai", 443)
+    assert len(GUARD.attempts) == 2
+    GUARD.attempts.clear()

@@ -5,6 +5,8 @@ record schema (``wandb.proto.wandb_internal_pb2.Record``), and a loopback server
 from __future__ import annotations
 
 import http.server
+import ipaddress
+import socket
 import struct
 import threading
 import time
@@ -104,6 +106,61 @@ def artifact_records(wandb_dir: Path, name: str | None = None) -> list[Any]:
     """The ``ArtifactRecord`` messages (optionally of one W&B artifact name), in logging order."""
     return [r.artifact for r in run_records(wandb_dir)
             if r.WhichOneof("record_type") == "artifact" and (name is None or r.artifact.name == name)]
+
+
+class OutboundGuard:
+    """Refuses (and remembers) every name lookup and connect from Python that would leave the machine;
+    unix sockets and loopback pass. W&B's Go core is a separate process: its offline silence is measured
+    in the reference notes, and WANDB_BASE_URL points at a closed loopback port in case."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+        self._saved: tuple[Any, Any, Any] | None = None
+
+    @staticmethod
+    def _local(host: Any) -> bool:
+        if host in (None, "", "localhost") or not isinstance(host, str):
+            return True
+        try:
+            return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def install(self) -> None:
+        connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+        self._saved = (connect, connect_ex, getaddrinfo)
+        guard = self
+
+        def check(sock: socket.socket, address: Any) -> None:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and not guard._local(address[0]):
+                guard.attempts.append(f"connect {address}")
+                raise OSError(f"outbound connection to {address} refused by the test guard")
+
+        def guarded_connect(sock: socket.socket, address: Any) -> None:
+            check(sock, address)
+            connect(sock, address)
+
+        def guarded_connect_ex(sock: socket.socket, address: Any) -> int:
+            check(sock, address)
+            return int(connect_ex(sock, address))
+
+        def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if not guard._local(host.decode() if isinstance(host, bytes) else host):
+                guard.attempts.append(f"lookup {host}")
+                raise socket.gaierror(f"lookup of {host} refused by the test guard")
+            return getaddrinfo(host, *args, **kwargs)
+
+        socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = guarded_getaddrinfo
+
+    def uninstall(self) -> None:
+        if self._saved:
+            socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = self._saved  # type: ignore[method-assign]
+            self._saved = None
+
+
+GUARD = OutboundGuard()
 
 
 class FailingServer:
