@@ -145,7 +145,7 @@ def test_every_checkpoint_is_captured_once_with_best_latest_and_evicted(workdir:
     assert hparams.artifact_type is ArtifactType.CONFIG
     assert b'"lr": 0.05' in store.blob_path(hparams.manifest.entries[0].sha256).read_bytes()
     assert [v.manifest.metadata["epoch"] for v in store.catalog.versions("samples")] == [0, 1, 2]
-    assert not list((workdir / ".tracelet" / "staging").iterdir())  # staged links are cleaned up
+    assert not list((workdir / ".tracelet" / "staging" / "lightning").iterdir())  # staged links are cleaned up
     store.close()
 
 

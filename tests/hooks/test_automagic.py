@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import textwrap
 import types
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lightning_fakes import install_fake_lightning, isolate
 
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.hooks import automagic
@@ -21,11 +21,12 @@ from tracelet_artifacts.settings import TraceletSettings
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("TRACELET_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return isolate(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def fake_lightning(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    return install_fake_lightning(monkeypatch)
 
 
 @pytest.fixture
@@ -77,23 +78,6 @@ def fake_torch_save(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     module.enable = enable  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tracelet_artifacts.hooks.torch_save", module)
     return calls
-
-
-@pytest.fixture
-def fake_lightning(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """A stand-in ``pytorch_lightning`` namespace (Callback, Trainer taking ``callbacks=``), so no real import."""
-    module = types.ModuleType("pytorch_lightning")
-
-    class Callback:
-        pass
-
-    class Trainer:
-        def __init__(self, *, callbacks: Any = None, max_epochs: int = 1) -> None:
-            self.callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks] if callbacks else []
-
-    module.Callback, module.Trainer = Callback, Trainer  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pytorch_lightning", module)
-    return module
 
 
 def tracelet_callbacks(trainer: Any) -> list[Any]:

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 NAMESPACES = ("lightning.pytorch", "pytorch_lightning")
 SAMPLES_HOOK = "tracelet_validation_samples"
-BEST, EVICTED, STAGING_FOLDER = "best", "evicted", "staging"
+BEST, EVICTED = "best", "evicted"
+STAGING_FOLDER = "staging/lightning"  # under the store root: hard links need the same filesystem
 _MARK = "__tracelet_capture__"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _classes: dict[tuple[type, ...], type] = {}  # keyed by the Callback bases
@@ -105,6 +106,23 @@ def _same_file(a: str | os.PathLike[str] | None, b: str) -> bool:
     return bool(a) and os.path.abspath(os.fspath(a)) == b  # type: ignore[arg-type]
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _innermost_io(checkpoint_io: Any) -> Any:
     """The CheckpointIO that really writes: unwrap AsyncCheckpointIO and other wrappers."""
     seen = {id(checkpoint_io)}
@@ -155,6 +173,7 @@ class _CaptureLogic:
         self._restore: list[Callable[[], None]] = []
         self._trainer: Any = None
         self._active = False
+        self._staging = Path()
 
     # -- lifecycle hooks --------------------------------------------------------------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
@@ -163,6 +182,7 @@ class _CaptureLogic:
         if not self._active:
             log.debug("TraceletCallback idle: not global rank 0, or the experiment is not started.")
             return
+        self._staging = self._staging_folder()
         if self.log_checkpoints and not self._restore:
             self._wrap_checkpoint_io(trainer)
 
@@ -348,10 +368,20 @@ class _CaptureLogic:
                 self._best[name] = absolute
         self._submit(artifact, capture, [BEST] if is_best else [])
 
+    def _staging_folder(self) -> Path:
+        folder = self.experiment.store.root / STAGING_FOLDER
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        for leftover in folder.iterdir():  # staged by a process that died before its ingest finished
+            pid = leftover.name.split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                _remove(leftover)
+        return folder
+
     def _stage(self, source: Path) -> Path:
         """Hard-link (or, across filesystems, copy) ``source`` into the store folder, so it outlives eviction."""
-        folder = self.experiment.store.root / STAGING_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self._staging
         target = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{source.name}"
 
         def link(src: str, dst: str) -> None:
@@ -381,10 +411,7 @@ class _CaptureLogic:
         if capture is None:
             return
         if capture.staged is not None:
-            if capture.staged.is_dir():
-                shutil.rmtree(capture.staged, ignore_errors=True)
-            else:
-                capture.staged.unlink(missing_ok=True)
+            _remove(capture.staged)
         if future.cancelled() or future.exception() is not None:
             return  # submit_artifact logged the failure
         receipts = future.result()
@@ -467,7 +494,7 @@ class _CaptureLogic:
 
         def clean_up(_version: int) -> None:
             for path in staged:
-                path.unlink(missing_ok=True)
+                _remove(path)
 
         capture.when_logged.append(clean_up)
         self._submit(artifact, capture, [])
