@@ -63,8 +63,14 @@ class MlflowServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 90.0) -> MlflowServer:
-        env = dict(os.environ, HOME=str(self.root), TMPDIR=str(self.root), **OFFLINE_ENV)
+    def start(self, timeout: float = 120.0) -> MlflowServer:
+        return self.launch().wait(timeout)
+
+    def launch(self) -> MlflowServer:
+        """Start the process without waiting (the session server boots while the sqlite tests run)."""
+        # No job-execution workers (huey consumers): they are not needed and slow the start ~2x.
+        env = dict(os.environ, HOME=str(self.root), TMPDIR=str(self.root), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+                   **OFFLINE_ENV)
         command = [str(MLFLOW_BIN), "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
                    "--artifacts-destination", str(self.root / "mlartifacts"), "--host", "127.0.0.1",
                    "--port", str(self.port), "--workers", "1"]
@@ -72,6 +78,11 @@ class MlflowServer:
         self.process = subprocess.Popen(command, cwd=self.root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log_file.close()
+        return self
+
+    def wait(self, timeout: float = 120.0) -> MlflowServer:
+        """Poll /health until it answers 200."""
+        assert self.process is not None, "launch() the server first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -115,27 +126,28 @@ def offline_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """One real MLflow tracking server for the session (tests use distinct experiment names)."""
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+def _needs_session_server(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return "mlflow_server" in getattr(item, "fixturenames", ()) or (
+        callspec is not None and callspec.params.get("tracking_uri") == "server")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Launches the shared server at session start when a selected test needs it (no wait here)."""
+    if not any(_needs_session_server(item) for item in request.session.items):
+        yield None
+        return
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).launch()
     yield server
     server.stop()
 
 
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Any]:
-    """Private servers a test may stop and restart (on the same port); all stopped at the end."""
-    made: list[MlflowServer] = []
-
-    def make() -> MlflowServer:
-        server = MlflowServer(tmp_path / f"server-{len(made)}")
-        made.append(server)
-        return server.start()
-
-    yield make
-    for server in made:
-        server.stop()
+@pytest.fixture(scope="session")
+def mlflow_server(session_server: MlflowServer | None) -> MlflowServer:
+    """One real MLflow tracking server for the session (tests use distinct experiment and model names)."""
+    assert session_server is not None
+    return session_server.wait()
 
 
 @pytest.fixture
