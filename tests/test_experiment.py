@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,6 +205,16 @@ def test_routing_override_from_the_environment_reaches_the_plan(adapters: Adapte
     exp = Experiment("run-1", backend=["plain", "flaky"], config={"backend_options": options})
     with exp:
         assert exp.plan(TraceletArtifact("r", "report").add_object({}, "m")).targets == ("flaky", "local")
+
+
+def test_backends_and_their_options_from_the_environment(adapters: AdapterFiles,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACELET_BACKENDS", "flaky")
+    monkeypatch.setenv("TRACELET_BACKEND_OPTIONS", json.dumps({"flaky": adapters.options()}))
+    with Experiment("run-1") as exp:
+        assert exp.backends == ["flaky"]
+        exp.log_artifact(config_artifact())
+    assert [r["artifact"] for r in read_records(adapters.record)] == ["cfg"]
 
 
 def test_size_threshold_from_settings_sends_large_files_as_references(adapters: AdapterFiles, isolated: Path) -> None:
