@@ -34,8 +34,12 @@ def test_factory_builds_each_builtin_type_and_reads_tokens_from_env(monkeypatch:
     assert isinstance(jk, JenkinsProvider) and jk.http.headers_for(jk.http.origin)["Authorization"].startswith("Basic ")
     gl = CIProviderFactory.create({"type": "gitlab", "project": 5, "token_env": "JENKINS_TOKEN"})
     assert gl.http.headers_for(gl.http.origin)["PRIVATE-TOKEN"] == TOKEN
-    tc = CIProviderFactory.create({"type": "taskcluster", "root_url": "http://127.0.0.1:9"})
+    monkeypatch.setenv("TASKCLUSTER_ROOT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("TASKCLUSTER_CLIENT_ID", "project/perf")
+    monkeypatch.setenv("TASKCLUSTER_ACCESS_TOKEN", TOKEN)
+    tc = CIProviderFactory.create({"type": "taskcluster"})
     assert tc.http.base_url == "http://127.0.0.1:9/api/queue/v1"
+    assert tc.http.headers_for(tc.http.origin)["Authorization"].startswith('Hawk id="project/perf"')
     assert all(TOKEN not in repr(p) for p in (gh, jk, gl, tc))
 
 

@@ -14,6 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tracelet_artifacts.ci.errors import ArtifactUnavailableError, DownloadIntegrityError
+from tracelet_artifacts.ci.providers.hawk import HawkSigner, hawk_header
 from tracelet_artifacts.ci.providers.taskcluster import QUEUE_PATH, TaskclusterProvider
 from tracelet_artifacts.ci.retry import RetryPolicy
 
@@ -59,7 +60,8 @@ def serve_task_group(api: HTTPServer, pages: list[list[dict[str, Any]]]) -> None
 def _provider(api: HTTPServer, sleeps: Sleeps, token: str | None = None) -> TaskclusterProvider:
     return TaskclusterProvider(
         api.url_for("/").rstrip("/"),
-        token=token,
+        client_id="project/perf" if token else None,
+        access_token=token,
         retry=RetryPolicy(attempts=5, base_delay=0.01, jitter=0),
         sleep=sleeps,
     )
@@ -138,7 +140,8 @@ def test_download_follows_303_and_verifies_taskcluster_digest_headers(
         with pytest.raises(DownloadIntegrityError, match="SHA-256"):
             tc.download_artifact(art, tmp_path / "bad.json")
     assert not (tmp_path / "bad.json").exists()
-    assert api.log[0][0].headers["Authorization"] == TOKEN
+    signed = api.log[0][0].headers["Authorization"]
+    assert signed.startswith('Hawk id="project/perf", ts="') and TOKEN not in signed
     assert all("Authorization" not in request.headers for request, _ in cdn.log)  # not sent to S3
 
 
@@ -189,3 +192,30 @@ def test_upload_creates_an_s3_artifact_and_puts_the_bytes(
     assert created["storageType"] == "s3" and created["contentType"] == "application/json"
     put = cdn.log[0][0]
     assert put.get_data() == b'{"a": 1}' and put.headers["Content-Type"] == "application/json"
+
+
+def test_hawk_header_matches_the_specification_example() -> None:
+    header = hawk_header(
+        "dh37fgj492je",
+        "werxhqb98rpaxn39848xrunpaw3489ruxnpa98w4rxn",
+        "GET",
+        "http://example.com:8000/resource/1?b=1&a=2",
+        ts=1353832234,
+        nonce="j4h3g2",
+        ext="some-app-ext-data",
+    )
+    assert header == (
+        'Hawk id="dh37fgj492je", ts="1353832234", nonce="j4h3g2", ext="some-app-ext-data", '
+        'mac="6R4rV5iE+NPoym+WwjeHzjAGXUtLNIxmo1vpMofpLAE="'
+    )
+
+
+def test_hawk_signer_signs_each_request_freshly_and_hides_its_key() -> None:
+    import httpx
+
+    signer = HawkSigner("project/perf", TOKEN, certificate='{"version": 1, "scopes": []}', clock=lambda: 1700000000)
+    url = httpx.URL("https://tc.example/api/queue/v1/task/A/status")
+    first, second = signer("GET", url)["Authorization"], signer("GET", url)["Authorization"]
+    assert first != second  # a new nonce per request
+    assert 'ts="1700000000"' in first and 'ext="' in first and TOKEN not in first
+    assert TOKEN not in repr(signer)

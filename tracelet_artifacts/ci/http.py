@@ -190,6 +190,7 @@ class ProviderHTTP:
         provider: str,
         auth_headers: Mapping[str, Secret] | None = None,
         auth_origins: tuple[str, ...] = (),
+        signer: Callable[[str, httpx.URL], Mapping[str, str]] | None = None,
         default_headers: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
         max_rate_limit_wait: float = 60.0,
@@ -202,6 +203,7 @@ class ProviderHTTP:
         self.base_url = base_url.rstrip("/")
         self.origin = httpx.URL(self.base_url)
         self._auth_origins = [self.origin, *(httpx.URL(o) for o in auth_origins)]
+        self._signer = signer
         self.provider = provider
         self._auth_headers = dict(auth_headers or {})
         self._default_headers = dict(default_headers or {})
@@ -235,11 +237,15 @@ class ProviderHTTP:
             return path_or_url
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
 
-    def headers_for(self, url: httpx.URL, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Request headers; credentials only when ``url`` is on the provider's own origin."""
+    def headers_for(
+        self, url: httpx.URL, extra: Mapping[str, str] | None = None, method: str = "GET"
+    ) -> dict[str, str]:
+        """Request headers; credentials (static or signed per request) only on the provider's origins."""
         headers = dict(self._default_headers)
         if any(same_origin(url, origin) for origin in self._auth_origins):
             headers.update({name: secret.reveal() for name, secret in self._auth_headers.items()})
+            if self._signer is not None:
+                headers.update(self._signer(method, url))
         headers.update(extra or {})
         return headers
 
@@ -257,7 +263,9 @@ class ProviderHTTP:
         target = httpx.URL(self.url(url), params=params) if params else httpx.URL(self.url(url))
         hops: list[httpx.Response] = []
         for _ in range(MAX_REDIRECTS + 1):
-            request = self.client.build_request(method, target, headers=self.headers_for(target, headers), **kwargs)
+            request = self.client.build_request(
+                method, target, headers=self.headers_for(target, headers, method), **kwargs
+            )
             response = self.client.send(request, stream=True, follow_redirects=False)
             if response.status_code in REDIRECT_CODES and "location" in response.headers:
                 response.read()

@@ -20,14 +20,19 @@ _BUILTIN: dict[str, str] = {
     "jenkins": "tracelet_artifacts.ci.providers.jenkins:JenkinsProvider",
     "taskcluster": "tracelet_artifacts.ci.providers.taskcluster:TaskclusterProvider",
 }
-# Where a token comes from when the config names none: (token env var, user env var).
-DEFAULT_ENV: dict[str, tuple[str, str | None]] = {
-    "github": ("GITHUB_TOKEN", None),
-    "gitlab": ("GITLAB_TOKEN", None),
-    "jenkins": ("JENKINS_TOKEN", "JENKINS_USER"),
-    "taskcluster": ("TASKCLUSTER_TOKEN", None),
+# Constructor options read from the environment when the config leaves them out: option -> variable.
+DEFAULT_ENV: dict[str, dict[str, str]] = {
+    "github": {"token": "GITHUB_TOKEN"},
+    "gitlab": {"token": "GITLAB_TOKEN"},
+    "jenkins": {"token": "JENKINS_TOKEN", "user": "JENKINS_USER"},
+    "taskcluster": {
+        "root_url": "TASKCLUSTER_ROOT_URL",
+        "client_id": "TASKCLUSTER_CLIENT_ID",
+        "access_token": "TASKCLUSTER_ACCESS_TOKEN",
+        "certificate": "TASKCLUSTER_CERTIFICATE",
+    },
 }
-_SECRET_KEYS = frozenset({"token", "password", "access_token"})
+_SECRET_KEYS = frozenset({"token", "password", "access_token", "certificate"})
 
 
 class CIProviderFactory:
@@ -79,9 +84,11 @@ class CIProviderFactory:
     def create(cls, config: Mapping[str, Any], **overrides: Any) -> CIProvider:
         """A provider from ``{"type": ..., <constructor options>}``.
 
-        ``token_env`` / ``user_env`` name environment variables to read the credentials from; without
-        them the usual variable of the provider is read (``GITHUB_TOKEN``, ``GITLAB_TOKEN``,
-        ``JENKINS_USER``/``JENKINS_TOKEN``). ``name`` is ignored here (it is the retriever's label).
+        ``<option>_env`` keys (``token_env``, ``user_env``, ``access_token_env``, …) name environment
+        variables to read an option from; without them the provider's usual variables are read
+        (``GITHUB_TOKEN``, ``GITLAB_TOKEN``, ``JENKINS_USER``/``JENKINS_TOKEN``, ``TASKCLUSTER_ROOT_URL``/
+        ``TASKCLUSTER_CLIENT_ID``/``TASKCLUSTER_ACCESS_TOKEN``/``TASKCLUSTER_CERTIFICATE``).
+        ``name`` is ignored here (it is the retriever's label).
         ``overrides`` (e.g. ``client=``/``transport=``) are passed to the constructor.
         """
         options = dict(config)
@@ -90,13 +97,12 @@ class CIProviderFactory:
         if not type_name:
             raise ConfigurationError("a CI provider config needs 'type' (github, gitlab, jenkins, taskcluster).")
         provider_cls = cls.provider_class(str(type_name))
-        token_env, user_env = DEFAULT_ENV.get(str(type_name), (None, None))
-        token_env = options.pop("token_env", token_env)
-        user_env = options.pop("user_env", user_env)
-        if "token" not in options and token_env and os.environ.get(token_env):
-            options["token"] = os.environ[token_env]
-        if user_env and "user" not in options and os.environ.get(user_env):
-            options["user"] = os.environ[user_env]
+        from_env = dict(DEFAULT_ENV.get(str(type_name), {}))
+        for key in [k for k in options if k.endswith("_env")]:  # token_env, user_env, access_token_env, ...
+            from_env[key[: -len("_env")]] = options.pop(key)
+        for option, variable in from_env.items():
+            if option not in options and os.environ.get(variable):
+                options[option] = os.environ[variable]
         options.update(overrides)
         try:
             return provider_cls(**options)

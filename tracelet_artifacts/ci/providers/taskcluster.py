@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 
-from tracelet_artifacts.ci.http import Opened, ProviderHTTP, Secret, build_client
+from tracelet_artifacts.ci.http import Opened, ProviderHTTP, build_client
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
+from tracelet_artifacts.ci.providers.hawk import HawkSigner
 from tracelet_artifacts.ci.retry import RetryPolicy
 
 FIREFOX_CI = "https://firefox-ci-tc.services.mozilla.com"
@@ -25,8 +26,9 @@ TASK_GROUP_PAGE = 1000
 class TaskclusterProvider(CIProvider):
     """Artifacts of Taskcluster tasks; a "run" here is a task and its attempt is the ``runId``.
 
-    Public artifacts (``public/…``) need no credentials. Inside a task, point ``root_url`` at the
-    taskcluster proxy (``http://taskcluster``) to upload; Hawk signing itself is not implemented.
+    Public artifacts (``public/…``) need no credentials; with ``client_id``/``access_token`` (and a
+    ``certificate`` for temporary credentials) every request to the queue is Hawk-signed. Inside a
+    task, pointing ``root_url`` at the taskcluster proxy (``http://taskcluster``) needs no credentials.
 
     >>> tc = TaskclusterProvider()  # doctest: +SKIP
     >>> [a.name for a in tc.list_artifacts("AbCdEf")]  # doctest: +SKIP
@@ -39,7 +41,9 @@ class TaskclusterProvider(CIProvider):
         self,
         root_url: str = FIREFOX_CI,
         *,
-        token: str | None = None,
+        client_id: str | None = None,
+        access_token: str | None = None,
+        certificate: str | None = None,
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
@@ -51,7 +55,7 @@ class TaskclusterProvider(CIProvider):
             http_client,
             self.root_url + QUEUE_PATH,
             provider=self.name,
-            auth_headers={"Authorization": Secret(token)} if token else None,
+            signer=HawkSigner(client_id, access_token, certificate=certificate) if client_id and access_token else None,
             retry=retry or RetryPolicy(attempts=6, base_delay=0.5),
             sleep=sleep,
         )
