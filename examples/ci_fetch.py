@@ -41,7 +41,7 @@ def start_fake_github() -> str:
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
             parts = path.strip("/").split("/")
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            base = f"http://127.0.0.1:{port}"
             if path.endswith("/actions/runs"):
                 page = int(dict(p.split("=") for p in query.split("&") if "=" in p).get("page", "1"))
                 runs = [{"id": 1000 + r, "run_attempt": 1, "status": "completed", "conclusion": "success",
@@ -81,8 +81,9 @@ def start_fake_github() -> str:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
+    return f"http://127.0.0.1:{port}"
 
 
 def main() -> None:
