@@ -4,6 +4,10 @@ artifacts through offline ClearML, passes params and metrics on, and ``stop()`` 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -16,6 +20,7 @@ from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.backends.base import RemoteArtifact
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store.embedded import EmbeddedStore
 
 
 def _wait_listed(exp: Experiment, names: set[str], timeout: float = 60.0) -> list[RemoteArtifact]:
@@ -76,3 +81,74 @@ def test_experiment_delivers_to_clearml_and_reads_back(tmp_path: Path) -> None:
     assert f"models/{Path(model_entry[0]['weights']['weights_filename']).name}" in names
     assert task["hyperparams"]["Tracelet"]["epochs"]["value"] == "2"
     assert '"metric": "val", "variant": "acc"' in metrics and '"value": 0.75' in metrics
+
+
+def _settings(tmp_path: Path) -> TraceletSettings:
+    return TraceletSettings(store_path=tmp_path / "store", delivery_backoff_s=0.1, delivery_backoff_max_s=0.3,
+                            delivery_max_attempts=50,
+                            backend_options={"clearml": {"project": "tracelet-e2e", "close_wait_s": 30}})
+
+
+@pytest.mark.integration
+def test_failed_delivery_waits_in_the_outbox_and_is_retried(tmp_path: Path) -> None:
+    """The session's storage refuses writes: the training call returns, the delivery retries, then succeeds."""
+    (tmp_path / "pixel.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    exp = Experiment("outbox-run", backend=["clearml"], settings=_settings(tmp_path)).start()
+    try:
+        (session,) = (tmp_path / "store" / "clearml" / "cache" / "offline").glob("offline-*[!p]")
+        blocker = session / "data"
+        shutil.rmtree(blocker, ignore_errors=True)
+        blocker.write_text("not a folder")  # every upload into the session fails with an OSError
+        started = time.monotonic()
+        receipt = exp.log_artifact(exp.create_artifact("pixel", ArtifactType.IMAGE).add_file(tmp_path / "pixel.png"))
+        assert time.monotonic() - started < 5 and receipt["clearml"].status == "pending"
+        time.sleep(1.5)  # several retryable failures happen meanwhile
+        assert "pixel" not in {r.name for r in exp.list_artifacts(backend="clearml")}
+        assert exp.store.catalog.outbox_counts(exp.run_id, ["clearml"]).get("failed", 0) == 0, "still retrying"
+        blocker.unlink()
+        assert "pixel" in {r.name for r in _wait_listed(exp, {"pixel"})}
+    finally:
+        result = exp.stop(timeout=60)
+    assert result is not None and result.complete
+
+
+SYNC = "import sys; from tracelet_artifacts.cli import main; sys.exit(main())"
+
+
+@pytest.mark.integration
+def test_what_a_stopped_run_left_undelivered_is_delivered_by_sync(tmp_path: Path) -> None:
+    """Delivery impossible until the run stops; `tracelet-artifacts sync` (another process) delivers it into a new
+    offline session of the same run, and the run's saved state lets a later reader find it."""
+    settings = _settings(tmp_path)
+    (tmp_path / "notes.md").write_text("# notes\n")
+    exp = Experiment("sync-run", backend=["clearml"], settings=settings).start()
+    try:
+        (session,) = (tmp_path / "store" / "clearml" / "cache" / "offline").glob("offline-*[!p]")
+        shutil.rmtree(session / "data", ignore_errors=True)
+        (session / "data").write_text("not a folder")
+        art = exp.create_artifact("notes", ArtifactType.REPORT).add_file(tmp_path / "notes.md")
+        exp.log_artifact(art)
+        run_id = exp.run_id
+    finally:
+        result = exp.stop(timeout=1)
+    assert result is not None and result.pending == 1
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_", "TRACELET_"))}
+    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+               TRACELET_BACKEND_OPTIONS=json.dumps(settings.backend_options))
+    done = subprocess.run([sys.executable, "-c", SYNC, "sync", "--store", str(tmp_path / "store"), "--include-live",
+                           "--timeout", "60"], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "1 done, 0 pending, 0 failed" in done.stdout
+
+    store = EmbeddedStore(tmp_path / "store")
+    try:
+        _, state = store.catalog.run_state(run_id)
+        record = store.get("notes")
+    finally:
+        store.close()
+    sessions = [Path(p) for p in state["clearml"]["sessions"]]
+    assert len(sessions) == 2 and sessions[0] == session
+    with zipfile.ZipFile(sessions[1].with_name(sessions[1].name + ".zip")) as zf:
+        held = {a["key"]: a for a in json.loads(zf.read("task.json"))["execution"]["artifacts"]}
+    assert held["notes:v1"]["display_data"] and held["notes:v1/notes.md"]["hash"] == record.manifest.entries[0].sha256
