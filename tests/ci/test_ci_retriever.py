@@ -173,6 +173,8 @@ def test_batch_is_bounded_ordered_and_reports_failures(tmp_path: Path) -> None:
     assert 2 <= provider.peak <= 4  # concurrent, but never more than the bound
     assert all(r.path is not None and r.path.read_bytes() == files[(r.request.test_run_id, "perf.json", 1)]
                for r in results if r.ok)  # fmt: skip
+    slots = [d for d in (tmp_path / "cache" / "objects").glob("*/*") if d.is_dir()]
+    assert len(slots) == 20 and all(any(d.iterdir()) for d in slots)  # the failed one left no folder
     again = retriever.retrieve_batch([(str(r), "perf.json", "fake") for r in range(20)])
     assert all(r.from_cache for r in again) and provider.downloads == 20
 
@@ -223,6 +225,8 @@ def test_initialize_artifact_systems_end_to_end_against_github(
     assert path.read_bytes() == body and meta.created_at.year == 2024
     assert "Authorization" not in cdn.log[0][0].headers  # werkzeug headers: case-insensitive
     kept = handler.store_artifact(path, "perf", "9", "gh", labels=["nightly"])
+    assert kept.artifact_path.name == "perf.zip"
+    assert handler.store_artifact(path, "perf.zip", "9", "gh-copy").artifact_path.name == "perf.zip"
     assert [m.artifact_name for m in handler.list_artifacts(provider_name="gh")] == ["perf"]
     assert handler.get_artifact("9", "perf", "gh") == kept and "nightly" in kept.labels
     asyncio.run(retriever.retrieve_artifact("9", "perf", "gh"))

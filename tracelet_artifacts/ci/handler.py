@@ -55,7 +55,9 @@ class ArtifactHandler:
 
         folder = self._folder(provider_name, test_run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / safe_filename(artifact_name + "".join(Path(path).suffixes))
+        suffix = "".join(Path(path).suffixes)
+        filename = artifact_name if artifact_name.endswith(suffix) else artifact_name + suffix
+        dest = folder / safe_filename(filename)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=folder)
         os.close(fd)
         try:

@@ -5,6 +5,7 @@ one at a time or as a batch with bounded concurrency; plus the process-wide arti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -214,7 +215,12 @@ class ArtifactRetriever:
             artifact.name,
             suffix=".zip" if artifact.archive else "",
         )
-        downloaded = provider.download_artifact(artifact, slot)
+        try:
+            downloaded = provider.download_artifact(artifact, slot)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                slot.parent.rmdir()  # only succeeds when nothing else lives there
+            raise
         meta = self._metadata(request, downloaded.path, artifact.created_at)
         if meta.sha256 != downloaded.sha256:
             raise DownloadIntegrityError(f"{artifact.name} changed on disk while it was being described")
@@ -284,7 +290,11 @@ class ArtifactRetriever:
             for i, request in enumerate(items):
                 if request.provider_name not in self._providers:
                     continue
-                hit = self._cached(request, inline_only=True)
+                try:
+                    hit = self._cached(request, inline_only=True)
+                except Exception as exc:  # an unreadable record: let the full path fetch it again
+                    logger.warning("cache entry for %s could not be served (%s); fetching it", request, exc)
+                    hit = None
                 if hit is not None:
                     done[i] = RetrievalResult(request, hit[0], hit[1], from_cache=True)
                     if progress is not None:
