@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from tracelet_artifacts.artifact import MEDIA_TYPES, ArtifactType, thaw_json
+from tracelet_artifacts.artifact import MEDIA_TYPES, ArtifactType, thaw_json, validate_artifact_path
 from tracelet_artifacts.backends.base import (
     BackendAdapter,
     Capabilities,
@@ -67,7 +67,7 @@ _NAME_MAX = 128
 _TAG = re.compile(r"^[-\w]+( +[-\w]+)*$")
 _BLOCK = 32 * 1024
 _HEADER = 7  # ":W&B" + 2-byte magic + 1-byte version
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_FULL, _FIRST, _LAST = 1, 2, 4  # 3 is a middle chunk
 _TRANSIENT_TEXT = re.compile(r"timed out|timeout|retry|retrying|refused|reset by peer|\b(5\d\d|429)\b", re.I)
 _TRANSIENT = {"Timeout", "TimeoutError", "ConnectionError", "ConnectError", "HTTPError", "ServiceUnavailable"}
 _PERMANENT = {"UsageError", "AuthenticationError", "ValueError", "TypeError", "PermissionError", "FileNotFoundError"}
@@ -110,15 +110,9 @@ def read_run_file(path: Path) -> Iterator[bytes]:
         if len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) != crc:
             return
         pos += 7 + length
-        if kind == _FULL:
-            yield chunk
-        elif kind == _FIRST:
-            pending = chunk
-        elif kind == _MIDDLE:
-            pending += chunk
-        elif kind == _LAST:
-            yield pending + chunk
-            pending = b""
+        pending = chunk if kind in (_FULL, _FIRST) else pending + chunk
+        if kind in (_FULL, _LAST):
+            yield pending
 
 
 @dataclass(frozen=True)
@@ -272,17 +266,12 @@ def _file_path(uri: str) -> Path | None:
 
 
 def _media_class(mime: str, suffix: str, kind: ArtifactType) -> str | None:
-    if kind is ArtifactType.VIDEO and suffix in (".mp4", ".webm", ".ogg", ".gif"):
+    """The W&B media class that shows a file in a panel (None: the file is only in the artifact)."""
+    if suffix in (".mp4", ".webm", ".ogg", ".gif") and (kind is ArtifactType.VIDEO or mime.startswith("video/")):
         return "Video"
-    if mime.startswith("image/") and mime != "image/svg+xml":
-        return "Image"
-    if mime.startswith("audio/"):
-        return "Audio"
-    if mime.startswith("video/"):
-        return "Video" if suffix in (".mp4", ".webm", ".ogg") else None
-    if mime == "text/html":
-        return "Html"
-    return None
+    if mime.startswith(("image/", "audio/")) and mime != "image/svg+xml":
+        return "Image" if mime.startswith("image/") else "Audio"
+    return "Html" if mime == "text/html" else None
 
 
 class WandbAdapter(BackendAdapter):
@@ -617,7 +606,7 @@ class WandbAdapter(BackendAdapter):
             if source is None:
                 log.info("Not fetching %s of %s: it refers to %s.", entry.path, name, entry.ref)
                 continue
-            path = target / entry.path
+            path = target / validate_artifact_path(entry.path)  # never outside dest
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, path)
             if entry.digest != entry.ref and _md5_b64(path) != entry.digest:
@@ -636,5 +625,3 @@ class WandbAdapter(BackendAdapter):
             raise BackendError(f"W&B entry {entry.path} refers to {entry.ref}, which no longer exists.")
         return source
 
-
-__all__: Sequence[str] = ("WandbAdapter", "WandbRecord", "artifact_records", "read_run_file", "wandb_name")
