@@ -192,3 +192,10 @@ def test_progress_reports_bytes_against_the_known_total(api: HTTPServer, sleeps:
         progress=lambda done, total: seen.append((done, total)),
     )
     assert seen[-1] == (len(body), len(body)) and len(seen) >= 2
+
+
+def test_redirect_without_location_is_an_error_not_a_body(api: HTTPServer, sleeps: Sleeps, tmp_path: Path) -> None:
+    api.expect_request("/moved").respond_with_data("moved somewhere", status=302)
+    with pytest.raises(CIProviderError, match="HTTP 302"):
+        _download(_http(api.url_for("/"), sleeps), "/moved", tmp_path / "moved.bin", sleeps)
+    assert _leftovers(tmp_path) == []

@@ -285,8 +285,8 @@ class ProviderHTTP:
 
     def _check(self, opened: Opened, what: str, ok: frozenset[int]) -> Opened:
         response = opened.response
-        if response.status_code < 400 or response.status_code in ok:
-            return opened
+        if 200 <= response.status_code < 300 or response.status_code in ok:
+            return opened  # a 3xx here had no Location to follow: an error, not a body to keep
         wait = rate_limit_wait(response, self.clock())
         response.close()
         if wait is not None:
