@@ -233,7 +233,7 @@ class TaskGroupDownloader:
             for task_id, future in futures.items():
                 try:
                     file_map[task_id] = future.result()
-                except CIError as exc:
+                except (CIError, OSError) as exc:  # one task failing never stops the others
                     file_map[task_id] = {"error": str(exc)}
                     self._count("failed", f"{task_id}: {exc}")
                 with self._lock:
