@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracelet_artifacts import ArtifactType, TraceletArtifact
+from tracelet_artifacts.artifact import validate_artifact_path, validate_name
 from tracelet_artifacts.errors import (
     ArtifactError,
     ArtifactFileError,
@@ -101,9 +104,16 @@ def test_absolute_artifact_path_is_refused(tmp_path: Path) -> None:
         TraceletArtifact("a", "custom").add_file(src, "/etc/passwd")
 
 
-def test_windows_drive_artifact_path_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("drive", ["C:\\temp\\a.txt", "./C:/a.txt", ".\\d:x"])
+def test_windows_drive_artifact_path_is_refused(tmp_path: Path, drive: str) -> None:
     with pytest.raises(InvalidArtifactPathError, match="absolute"):
-        TraceletArtifact("a", "custom").add_file(_file(tmp_path / "a.txt"), "C:\\temp\\a.txt")
+        TraceletArtifact("a", "custom").add_file(_file(tmp_path / "a.txt"), drive)
+
+
+@pytest.mark.parametrize("blank", [" /", "./ ", " /./"])
+def test_artifact_path_naming_no_file_is_refused(tmp_path: Path, blank: str) -> None:
+    with pytest.raises(InvalidArtifactPathError):
+        TraceletArtifact("a", "custom").add_file(_file(tmp_path / "a.txt"), blank)
 
 
 @pytest.mark.parametrize("escape", ["../outside.txt", "a/../../outside.txt", "a\\..\\..\\x.txt"])
@@ -394,3 +404,29 @@ def test_second_model_in_one_artifact_is_refused() -> None:
     art = TraceletArtifact("reg", "model").add_model(linear_model.LinearRegression())
     with pytest.raises(ModelFrameworkError, match="already holds a model"):
         art.add_model(linear_model.LinearRegression())
+
+
+_PATHS = st.lists(st.sampled_from(["a", "b.txt", "..", ".", "", "/", "\\", "C:", "x\x00", "é", " "]), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PATHS.map("".join) | _PATHS.map("/".join) | st.text(max_size=40))
+def test_any_accepted_artifact_path_stays_inside_the_artifact(raw: str) -> None:
+    try:
+        path = validate_artifact_path(raw)
+    except InvalidArtifactPathError:
+        return
+    parts = path.split("/")
+    assert not path.startswith("/") and "\\" not in path and "\x00" not in path
+    assert all(part not in ("", ".", "..") for part in parts)
+    assert validate_artifact_path(path) == path  # normalised once and for all
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_any_name_is_accepted_or_refused_with_the_name_error(raw: str) -> None:
+    try:
+        name = validate_name(raw)
+    except InvalidArtifactNameError:
+        return
+    assert ":" not in name and "@" not in name and ".." not in name.split("/")

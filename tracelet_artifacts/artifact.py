@@ -102,16 +102,16 @@ def validate_artifact_path(path: str) -> str:
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidArtifactPathError(f"Artifact path is {len(path)} characters; use at most {MAX_PATH_LENGTH}.")
     posix = path.replace("\\", "/")
-    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
+    parts = [p for p in PurePosixPath(posix).parts if p != "."]
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", "/".join(parts)):  # "./C:" is a drive too
         raise InvalidArtifactPathError(
             f"Artifact path {path!r} is absolute; give a path relative to the artifact, e.g. 'model/x.pt'."
         )
-    parts = [p for p in PurePosixPath(posix).parts if p != "."]
     if ".." in parts:
         raise InvalidArtifactPathError(
             f"Artifact path {path!r} escapes the artifact with '..'; give a path inside it."
         )
-    if not parts:
+    if not "".join(parts).strip():  # " /" would otherwise become " ", refused when read back
         raise InvalidArtifactPathError(f"Artifact path {path!r} names no file; give e.g. 'data/train.csv'.")
     return "/".join(parts)
 
