@@ -461,3 +461,25 @@ def test_a_child_process_starts_its_own_run_despite_the_parents_clearml_marker(
     assert state["task_id"] != adapter.task.id
     assert Path(state["sessions"][0]).is_relative_to(tmp_path / "child")
     assert Path(state["sessions"][0] + ".zip").is_file()
+
+
+@pytest.mark.integration
+def test_a_task_given_in_options_is_used_and_left_open(store: EmbeddedStore, tmp_path: Path) -> None:
+    """A user who already runs Task.init passes the task: the adapter logs into it and never closes it."""
+    from clearml import Task
+
+    given = ClearmlAdapter({"root": str(tmp_path / "own")})  # only to get the same offline config and cache
+    given.start_run(RunContext("owner", "integration", store.root))
+    task = given.task
+    adapter = ClearmlAdapter({"task": task})
+    state = adapter.start_run(RunContext("run-1", "integration", store.root))
+    assert state["task_id"] == task.id
+    record, _, receipt = deliver(store, adapter, every_type(tmp_path / "src")[ArtifactType.CONFIG])
+    assert receipt.ok and receipt.remote_id == task.id
+    adapter.end_run()
+    assert task.get_status() != Task.TaskStatusEnum.closed  # still open: its owner closes it
+    assert task.upload_artifact("after", {"still": "open"}, wait_on_upload=True)
+    assert {r.name for r in adapter.list()} == {record.name}
+    given.end_run()
+    assert given.wait_closed(30)
+    assert f"{record.name}:v1" in artifacts_of(adapter.sessions[-1])

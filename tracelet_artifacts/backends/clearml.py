@@ -569,8 +569,9 @@ class ClearmlAdapter(BackendAdapter):
             kind = ArtifactType.parse(item.meta.get("tracelet.type", "custom"))
             if type_filter is not None and kind != ArtifactType.parse(type_filter):
                 continue
+            holder = item.session.name if item.session is not None else getattr(self._task, "id", "")
             found.append(RemoteArtifact(self.name, name, f"v{version}", kind, item.meta.get("tracelet.digest"),
-                                        f"clearml://{item.key}", ()))
+                                        f"clearml://{holder}/{item.key}", ()))
         return found
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
