@@ -396,3 +396,35 @@ def test_the_network_guard_refuses_what_would_leave_the_machine() -> None:
         socket.getaddrinfo("api.wandb.ai", 443)
     assert len(GUARD.attempts) == 2
     GUARD.attempts.clear()
+
+
+_KILLED_PROCESS = """
+import json, os, sys
+from pathlib import Path
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from wandb_suite import start
+from tracelet_artifacts.store.embedded import EmbeddedStore
+store = EmbeddedStore(Path(sys.argv[3]), fsync=False)
+run = start(store)
+record = store.get("survivor", "latest")
+receipt = run.adapter.log(run.delivery(record))
+print(json.dumps({"state": run.state, "version": receipt.remote_version}), flush=True)
+os._exit(9)  # killed before the run finished: W&B never wrote the run file out
+"""
+
+
+def test_a_version_lost_with_a_killed_process_is_logged_once_by_the_next(store: EmbeddedStore, data_dir: Path) -> None:
+    record = store.log(TraceletArtifact("survivor", ArtifactType.CONFIG).add_object({"a": 1}, "x"))
+    here = Path(__file__).parent
+    done = subprocess.run([sys.executable, "-c", _KILLED_PROCESS, str(here), str(here.parents[1]), str(store.root)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 9, done.stderr
+    first = json.loads(done.stdout.strip().splitlines()[-1])
+    later = start(store, state=first["state"])
+    receipt = later.adapter.log(later.delivery(record))
+    again = later.adapter.log(later.delivery(record))
+    later.adapter.end_run()
+    found = [r for r in artifact_records(later.wandb_dir, "survivor")
+             if json.loads(r.metadata)["tracelet"]["digest"] == record.digest]
+    assert len(found) == 1, "logged exactly once across both processes"
+    assert receipt.remote_version == again.remote_version == first["version"] == "v0"
