@@ -68,7 +68,8 @@ class FlakyAdapter(BackendAdapter):
     def start_run(self, run: RunContext) -> dict[str, Any]:
         if self.options.get("fail_start"):
             raise DeliveryError(f"{self.name} cannot open a run")
-        return {"opened_by": run.run_id}
+        self._append({"kind": "start", "backend": self.name, "run_id": run.run_id, "state": dict(run.state)})
+        return {"remote_run": f"remote-{run.run_id}"}
 
     def log(self, delivery: Delivery) -> Receipt:
         if self.options.get("crash"):

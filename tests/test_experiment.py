@@ -27,6 +27,7 @@ from tracelet_artifacts.errors import (
     ConfigurationError,
     TraceletError,
     UnknownBackendError,
+    VersionConflictError,
 )
 from tracelet_artifacts.store.catalog import ArtifactVersion
 
@@ -243,6 +244,45 @@ def test_disabled_by_environment(adapters: AdapterFiles, monkeypatch: pytest.Mon
     monkeypatch.setenv("TRACELET_ENABLE_ARTIFACTS", "false")
     with Experiment("run-1") as exp:
         assert exp.log_artifact(config_artifact()) == {}
+
+
+def test_explicit_version_with_different_content_is_refused(adapters: AdapterFiles) -> None:
+    with experiment(adapters) as exp:
+        exp.log_artifact(config_artifact(1), version=1)
+        with pytest.raises(VersionConflictError, match="immutable"):
+            exp.log_artifact(config_artifact(2), version=1)
+        assert exp.get_artifact("cfg").digest == exp.get_artifact("cfg", 1).digest  # type: ignore[union-attr]
+
+
+def test_submit_artifact_logs_in_the_background_and_stop_waits_for_it(adapters: AdapterFiles) -> None:
+    exp = experiment(adapters).start()
+    future = exp.submit_artifact(config_artifact("bg"), aliases=["best"])
+    result = exp.stop()
+    receipts = future.result(timeout=0)
+    assert receipts["local"].remote_version == "v1"
+    assert result is not None and result.done == 1
+    assert [r["artifact"] for r in read_records(adapters.record)] == ["cfg"]
+
+
+def test_a_failed_background_log_stays_in_its_future(adapters: AdapterFiles, isolated: Path) -> None:
+    (isolated / "gone.txt").write_text("x")
+    art = TraceletArtifact("r", "report").add_file(isolated / "gone.txt")
+    (isolated / "gone.txt").unlink()
+    with experiment(adapters) as exp:
+        future = exp.submit_artifact(art)
+        assert isinstance(future.exception(timeout=20), TraceletError)
+
+
+def test_sync_resumes_the_backend_run_the_experiment_opened(adapters: AdapterFiles, isolated: Path) -> None:
+    adapters.down()
+    exp = experiment(adapters).start()
+    exp.log_artifact(config_artifact())
+    exp.stop(timeout=20)
+    adapters.up()
+    sync_outbox(EmbeddedStore(isolated / ".tracelet"), {"flaky": adapters.options()}, timeout=20)
+    first, resumed = read_records(adapters.record, "start")
+    assert first["run_id"] == resumed["run_id"] == exp.run_id
+    assert (first["state"], resumed["state"]) == ({}, {"remote_run": f"remote-{exp.run_id}"})
 
 
 # -- reading back ----------------------------------------------------------------------------------
