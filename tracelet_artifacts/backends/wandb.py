@@ -1,7 +1,8 @@
 """The ``wandb`` adapter: each version becomes a ``wandb.Artifact`` logged on a W&B run the adapter owns
 (or is given); media types are also logged as ``wandb.Image``/``Audio``/``Video``/``Html`` panels.
 
-Offline (the default) the SDK cannot read artifacts back, so ``list``/``fetch`` parse the run files
+Offline (the default) the SDK cannot read artifacts back, and wandb 0.31 ships no Python reader of its run
+files (the old ``wandb.sdk.internal.datastore`` moved into the Go core), so ``list``/``fetch`` parse them here
 (``<dir>/wandb/*-run-*/run-<id>.wandb``): LevelDB-log framed ``wandb_internal_pb2.Record`` messages whose
 ``artifact`` records hold name, type, aliases, digest, metadata and manifest entries (``local_path`` is
 the staged copy under ``$WANDB_DATA_DIR/artifacts/staging``). A run file is written out when its run
