@@ -223,6 +223,7 @@ def test_a_capture_failure_never_reaches_the_training_loop(exp: Experiment, work
     path = trainer.checkpoint_callback.save(trainer, "epoch=0.ckpt", 0.5, 0)
     callback.on_validation_end(trainer, None)
     assert os.path.exists(path)  # Lightning's save itself went through
+    assert not list((exp.store.root / STAGING_FOLDER).iterdir())  # nothing staged is left behind
     callback.teardown(trainer, None, "fit")
 
 

@@ -123,6 +123,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _known_paths(callback: Any) -> list[str]:
+    """The files a ModelCheckpoint tracks: its top-k, its best and its last checkpoint."""
+    return [*getattr(callback, "best_k_models", {}), callback.best_model_path, callback.last_model_path]
+
+
 def _innermost_io(checkpoint_io: Any) -> Any:
     """The CheckpointIO that really writes: unwrap AsyncCheckpointIO and other wrappers."""
     seen = {id(checkpoint_io)}
@@ -139,10 +144,8 @@ class _Capture:
     """One file handed to the Experiment: where its staged copy is, and (once logged) its version."""
 
     name: str
-    path: str
     staged: Path | None
     version: int | None = None
-    evicted: bool = False
     when_logged: list[Callable[[int], None]] = field(default_factory=list)
 
 
@@ -289,7 +292,6 @@ class _CaptureLogic:
             capture = self._captures.get(os.path.abspath(os.fspath(path)))
             if capture is None:
                 return
-            capture.evicted = True
             version = capture.version
             if version is None:
                 capture.when_logged.append(lambda v: self._label_evicted(capture.name, v))
@@ -306,8 +308,7 @@ class _CaptureLogic:
         if not self.log_checkpoints:
             return
         for callback in self._model_checkpoints(trainer):
-            paths = [*getattr(callback, "best_k_models", {}), callback.best_model_path, callback.last_model_path]
-            for path in dict.fromkeys(p for p in paths if p):
+            for path in dict.fromkeys(p for p in _known_paths(callback) if p):
                 if os.path.exists(path):
                     self._capture(os.fspath(path), trainer.current_epoch, trainer.global_step, "scan")
             best = callback.best_model_path
@@ -323,8 +324,7 @@ class _CaptureLogic:
         trainer = self._trainer
         callbacks = self._model_checkpoints(trainer) if trainer is not None else []
         for callback in callbacks:
-            known = [*getattr(callback, "best_k_models", {}), callback.best_model_path, callback.last_model_path]
-            if any(_same_file(p, absolute) for p in known):
+            if any(_same_file(p, absolute) for p in _known_paths(callback)):
                 return callback
         for callback in callbacks:
             if _same_file(getattr(callback, "dirpath", None), os.path.dirname(absolute)):
@@ -361,7 +361,7 @@ class _CaptureLogic:
             artifact.add_dir(staged, inside)
         else:
             artifact.add_file(staged, inside)
-        capture = _Capture(name, absolute, staged)
+        capture = _Capture(name, staged)
         with self._lock:
             self._captures[absolute] = capture
             if is_best:
@@ -397,10 +397,14 @@ class _CaptureLogic:
         return target
 
     def _submit(self, artifact: TraceletArtifact, capture: _Capture | None, aliases: list[str]) -> None:
-        if not self.experiment.started:
-            log.warning("The experiment stopped; %s was not captured.", artifact.name)
-            return
-        future = self.experiment.submit_artifact(artifact, aliases=aliases)
+        try:
+            if not self.experiment.started:
+                raise RuntimeError(f"the experiment {self.experiment.name!r} is stopped")
+            future = self.experiment.submit_artifact(artifact, aliases=aliases)
+        except Exception:
+            if capture is not None and capture.staged is not None:
+                _remove(capture.staged)
+            raise
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(lambda f: self._logged(f, capture))
@@ -490,7 +494,7 @@ class _CaptureLogic:
                 artifact.add_file(copy, key if Path(key).suffix or not suffix else f"{key}{suffix}")
             else:
                 artifact.add_object(_json_safe(value), str(key), "json")
-        capture = _Capture(artifact.name, "", None)
+        capture = _Capture(artifact.name, None)
 
         def clean_up(_version: int) -> None:
             for path in staged:
