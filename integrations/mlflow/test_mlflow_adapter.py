@@ -257,15 +257,16 @@ def test_new_content_creates_new_model_version_and_moves_aliases(harness_factory
 
 def test_start_run_resumes_the_same_run_and_logs_params_and_metrics(harness_factory: Any, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    first = harness_factory({"tracking_uri": uri}, experiment="resume")
+    first = harness_factory({"tracking_uri": uri}, experiment="resume")  # params/metrics sent in the background
     first.adapter.log_params({"lr": 0.1, "optimizer": {"name": "adam", "betas": [0.9, 0.99]}})
     first.adapter.log_metric("loss", 0.5, step=1)
-    first.adapter.end_run()
+    first.adapter.end_run()  # flushes them first
     client = _client(uri)
     run_id = first.state["run_id"]
     assert client.get_run(run_id).info.status == "FINISHED"
 
-    later = harness_factory({"tracking_uri": uri}, experiment="resume", state=dict(first.state))
+    sync = {"tracking_uri": uri, "async_metrics": False}
+    later = harness_factory(sync, experiment="resume", state=dict(first.state))
     assert later.state["run_id"] == run_id and client.get_run(run_id).info.status == "RUNNING"
     later.adapter.log_metric("loss", 0.25, step=2)
     run = client.get_run(run_id)
@@ -276,10 +277,18 @@ def test_start_run_resumes_the_same_run_and_logs_params_and_metrics(harness_fact
     assert again.state["run_id"] == run_id
     given = harness_factory({"tracking_uri": uri, "run_id": run_id}, experiment="ignored")
     assert given.state["run_id"] == run_id
+    # In the background, one param MLflow refuses (params are immutable) does not drop the others.
+    again.adapter.log_params({"lr": 0.2, "batch_size": 32})
+    assert again.adapter.flush_metrics(timeout=30)
+    assert client.get_run(run_id).data.params["batch_size"] == "32"
+    assert client.get_run(run_id).data.params["lr"] == "0.1"
 
-    with pytest.raises(DeliveryError) as conflict:  # MLflow params are immutable: a permanent failure
+    with pytest.raises(DeliveryError) as conflict:  # sent at the call: the refusal is a permanent failure
         later.adapter.log_params({"lr": 0.2})
     assert conflict.value.retryable is False
+    with pytest.raises(DeliveryError) as bad_name:  # refused at the call, in either mode
+        again.adapter.log_metric("loss@epoch", 1.0)
+    assert bad_name.value.retryable is False
     client.delete_run(run_id)
     with pytest.raises(DeliveryError) as deleted:  # logging into a deleted run cannot succeed by retrying
         later.adapter.log_metric("loss", 1.0)

@@ -106,17 +106,18 @@ def test_server_outage_mid_run_delivers_everything_once_after_restart(
     exp = Experiment("outage", backend=["mlflow"], settings=settings).start()
     exp.log_artifact(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams"))
     _wait(lambda: len(exp.list_artifacts(backend="mlflow")) == 1)
-    probe = MlflowAdapter(options)  # a second adapter, to see what a stopped server does to each call
+    probe = MlflowAdapter(options | {"async_metrics": False})  # to see what a stopped server does to each call
     probe.start_run(RunContext("probe", name, tmp_path / "probe"))
 
     mlflow_server.stop()
     try:
         calls: list[float] = []
-        for artifact in (TraceletArtifact(f"{name}-clf", "model").add_model(_model()), _dataset(tmp_path / "d"),
-                         TraceletArtifact("cfg", "config").add_object({"lr": 0.2}, "hparams")):
+        for step, artifact in enumerate((TraceletArtifact(f"{name}-clf", "model").add_model(_model()),
+                                         _dataset(tmp_path / "d"),
+                                         TraceletArtifact("cfg", "config").add_object({"lr": 0.2}, "hparams"))):
             started = time.monotonic()
             assert exp.log_artifact(artifact)["mlflow"].status == "pending"
-            exp.log_metric("loss", 0.3)  # fails inside (logged), returns at once
+            exp.log_metric("loss", 1.0 / (step + 1), step=step)  # queued in the adapter, sent after the restart
             calls.append(time.monotonic() - started)
         assert max(calls) < 2.0, calls
 
@@ -149,3 +150,5 @@ def test_server_outage_mid_run_delivers_everything_once_after_restart(
         assert _files(client, run.info.run_id, prefix) == [f"{prefix}/{f}" for f in files]
     assert len(client.search_model_versions(f"name='{name}-clf'")) == 1
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]

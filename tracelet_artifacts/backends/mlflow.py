@@ -1,19 +1,10 @@
 """The ``mlflow`` adapter: artifact versions as files of an MLflow run, models in the MLflow model registry.
 
-Everything goes through one ``mlflow.tracking.MlflowClient`` on an explicit tracking URI (never MLflow's
-global state). What lands where, for version N of artifact ``NAME``:
-
-* ``NAME/vN/<path>`` — every uploaded entry, its path inside the artifact preserved;
-* ``NAME/vN.references.json`` — references (external URIs, and entries the router sent as references);
-* ``NAME/vN.tracelet.json`` — the full manifest (description, metadata, labels, digests), written last;
-* run tags ``tracelet.artifact/NAME/vN`` = artifact digest (set last: the "fully delivered" mark that
-  makes re-delivery a no-op), ``tracelet.type/NAME``, ``tracelet.description/NAME``,
-  ``tracelet.labels/NAME``, ``tracelet.metadata/NAME`` (JSON) and ``tracelet.references/NAME`` (JSON);
-* a version with a model (``add_model``) is also registered: model version of ``NAME`` (``/`` → ``.``)
-  whose source is the run's ``NAME/vN`` folder, tagged ``tracelet.digest``/``tracelet.version``; the user
-  aliases of the version (embedded store aliases, ``metadata["aliases"]``, ``"best"`` when
-  ``metadata["best"]`` is true) are set on the registered model. MLflow reserves ``latest``:
-  ``models:/NAME/latest`` is MLflow's own newest version, and ``fetch(name, "latest")`` takes the highest vN.
+One ``MlflowClient`` on an explicit tracking URI (never MLflow's global state). Version N of ``NAME`` goes to
+``NAME/vN/<path>`` of the run, plus ``NAME/vN.references.json`` and ``NAME/vN.tracelet.json`` (the manifest)
+and ``tracelet.*`` run tags, the digest tag ``tracelet.artifact/NAME/vN`` last (it makes re-delivery a
+no-op); a version with a model is registered as a model version with its aliases. docs/backends/mlflow.md
+has the details.
 
 Options (``backend_options["mlflow"]``):
 
@@ -26,6 +17,9 @@ Options (``backend_options["mlflow"]``):
 * ``http_timeout_s``, ``http_max_retries``, ``http_backoff_factor`` — when given, set MLflow's
   ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``_MAX_RETRIES`` / ``_BACKOFF_FACTOR`` (process-wide: MLflow reads
   only these environment variables) so a down server fails fast with a retryable DeliveryError.
+* ``async_metrics`` — default True: ``log_params``/``log_metric`` queue and return at once, a background
+  thread sends them (retrying while MLflow is down); False sends at the call and raises DeliveryError.
+* ``metrics_flush_timeout_s`` — default 30: how long ``end_run`` waits for queued params/metrics.
 """
 
 from __future__ import annotations
@@ -36,7 +30,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -72,6 +68,8 @@ _HTTP_ENV = {"http_timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "http_max_retries"
              "http_backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"}
 _ALIAS = re.compile(r"^[\w\-]+$")
 _VERSION_ALIAS = re.compile(r"^[vV]\d+$")
+_KEY = re.compile(r"^[/\w.\- :]*$")
+MAX_QUEUED_METRICS = 100_000
 _DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "")
 
 
@@ -129,6 +127,7 @@ class MlflowAdapter(BackendAdapter):
         self._owns_run = False
         self._tracking_uri: str | None = None
         self._artifact_uri: str | None = None
+        self._sender: _BatchSender | None = None
 
     # -- client, experiment and run ---------------------------------------------------------------
     def _uri(self) -> str:
@@ -215,32 +214,55 @@ class MlflowAdapter(BackendAdapter):
                 "tracking_uri": str(self.client.tracking_uri)}
 
     def end_run(self) -> None:
+        timeout = float(self.options.get("metrics_flush_timeout_s", 30))
+        if self._sender is not None and not self._sender.close(timeout):
+            log.warning("MLflow did not take every param/metric before end_run; the rest is dropped.")
         if self._run_id is not None and self._owns_run:
             with _backend_errors("ending the run"):
                 self.client.set_terminated(self._run_id, "FINISHED")
 
     # -- params and metrics -----------------------------------------------------------------------
+    def _send_batch(self, params: list[Any], metrics: list[Any]) -> None:
+        with _backend_errors("log_batch"):
+            self.client.log_batch(self.run_id, metrics=metrics, params=params)
+
+    def _queue(self, params: list[Any], metrics: list[Any]) -> None:
+        if not self.options.get("async_metrics", True):
+            for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+                self._send_batch(params[start:start + 100], [])
+            if metrics:
+                self._send_batch([], metrics)
+            return
+        self.run_id  # noqa: B018 - fail now (not in the background) when there is no run
+        if self._sender is None:
+            self._sender = _BatchSender(self._send_batch)
+        self._sender.add(params, metrics)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """Queue params for the run (sent in the background unless ``async_metrics`` is False)."""
         from mlflow.entities import Param
 
-        flat = _flatten(params)
         items = [Param(key, value if isinstance(value, str) else json.dumps(value, default=str))
-                 for key, value in flat.items()]
-        with _backend_errors("log_params"):
-            for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-                self.client.log_batch(self.run_id, params=items[start:start + 100])
+                 for key, value in _flatten(params).items()]
+        self._queue([_checked_key(p) for p in items], [])
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        with _backend_errors(f"log_metric {name!r}"):
-            self.client.log_metric(self.run_id, name, float(value), step=step or 0)
+        """Queue one metric value with the current time (sent in the background unless ``async_metrics`` is False)."""
+        from mlflow.entities import Metric
+
+        self._queue([], [_checked_key(Metric(name, float(value), int(time.time() * 1000), step or 0))])
+
+    def flush_metrics(self, timeout: float | None = None) -> bool:
+        """Wait until queued params and metrics are sent; False if some are still waiting after ``timeout``."""
+        return self._sender is None or self._sender.flush(timeout)
 
     # -- logging artifacts ------------------------------------------------------------------------
     def _holder(self, name: str, version: int, artifact_digest: str | None = None) -> Run | None:
         """The run that fully holds ``name`` vN (this run first), optionally with that digest."""
         key = f"{ARTIFACT_TAG}{name}/v{version}"
         query = f"tags.`{key}` = '{artifact_digest}'" if artifact_digest else f"tags.`{key}` LIKE '%'"
-        runs = self.client.search_runs([self._experiment()], query, max_results=50)
-        runs = sorted(runs, key=lambda r: (r.info.run_id != self._run_id, r.info.start_time or 0))
+        found = self.client.search_runs([self._experiment()], query, max_results=50)
+        runs = sorted(found, key=lambda r: (r.info.run_id != self._run_id, r.info.start_time or 0))
         return runs[0] if runs else None
 
     def log(self, delivery: Delivery) -> Receipt:
@@ -299,7 +321,7 @@ class MlflowAdapter(BackendAdapter):
         manifest, name = delivery.manifest, delivery.manifest.name
         record = manifest.to_dict() | {
             "version": delivery.version, "uploaded": [e.path for e in delivery.uploads()],
-            "references": [asdict(r) for r in delivery.references()],
+            "held_references": [asdict(r) for r in delivery.references()],
             "registered_model": {"name": model_name, "version": model_version} if model_version else None}
         self.client.log_dict(self.run_id, record, f"{prefix}.tracelet.json")
         values = {"type": manifest.artifact_type.value, "description": manifest.description or "",
@@ -473,6 +495,107 @@ class MlflowAdapter(BackendAdapter):
                 out.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(source), out)
         return target
+
+
+def _checked_key(item: Any) -> Any:
+    """Refuse at the call (not later in the background) a param or metric name MLflow would refuse."""
+    if not _KEY.match(item.key) or len(item.key) > 250:
+        raise DeliveryError(f"MLflow refuses the name {item.key!r}: use letters, digits, '_', '-', '.', ' ', ':' "
+                            "and '/' (at most 250 characters).", retryable=False)
+    return item
+
+
+class _BatchSender:
+    """Sends params and metrics from one background thread, so the training loop never waits on MLflow.
+
+    Transient failures keep the items and retry with backoff; a params batch MLflow refuses is retried one
+    param at a time (so one conflicting param does not drop the others); a refused metrics batch is dropped
+    with a warning. Nothing is persisted: what is still queued when the process dies is lost.
+    """
+
+    def __init__(self, send: Callable[[list[Any], list[Any]], None], backoff_max_s: float = 30.0) -> None:
+        self._send = send
+        self._backoff_max_s = backoff_max_s
+        self._params: list[Any] = []
+        self._metrics: list[Any] = []
+        self._busy = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self._kick = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tracelet-mlflow-metrics", daemon=True)
+        self._thread.start()
+
+    def add(self, params: list[Any], metrics: list[Any]) -> None:
+        with self._cond:
+            self._params.extend(params)
+            self._metrics.extend(metrics)
+            if len(self._metrics) > MAX_QUEUED_METRICS:
+                log.warning("MLflow is not taking metrics; dropping the %d oldest queued values.",
+                            len(self._metrics) - MAX_QUEUED_METRICS)
+                del self._metrics[:len(self._metrics) - MAX_QUEUED_METRICS]
+            self._cond.notify_all()
+
+    def _take(self) -> tuple[list[Any], list[Any]] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._params or self._metrics or self._closed)
+            if not (self._params or self._metrics):
+                return None
+            self._busy = True
+            if self._params:
+                params, self._params = self._params[:100], self._params[100:]
+                return params, []
+            metrics, self._metrics = self._metrics[:1000], self._metrics[1000:]
+            return [], metrics
+
+    def _run(self) -> None:
+        failures = 0
+        while (batch := self._take()) is not None:
+            params, metrics = batch
+            delay = 0.0
+            try:
+                self._send(params, metrics)
+                failures = 0
+            except DeliveryError as exc:
+                if exc.retryable:
+                    failures += 1
+                    delay = min(self._backoff_max_s, 0.5 * 2 ** (failures - 1))
+                    log.warning("MLflow params/metrics not sent (retry in %.1fs): %s", delay, exc)
+                    with self._cond:
+                        self._params[:0], self._metrics[:0] = params, metrics
+                else:
+                    self._refused(params, metrics, exc)
+            except Exception:
+                log.exception("Sending params/metrics to MLflow failed; %d item(s) dropped", len(params + metrics))
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+            if delay:
+                self._kick.wait(delay)
+                self._kick.clear()
+
+    def _refused(self, params: list[Any], metrics: list[Any], exc: DeliveryError) -> None:
+        if len(params) > 1:
+            for param in params:
+                try:
+                    self._send([param], [])
+                except DeliveryError as one:
+                    log.warning("MLflow refused param %r: %s", param.key, one)
+        else:
+            log.warning("MLflow refused %d param(s) and %d metric value(s): %s", len(params), len(metrics), exc)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        self._kick.set()  # cut a retry backoff short
+        with self._cond:
+            return self._cond.wait_for(lambda: not (self._params or self._metrics or self._busy), timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        done = self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._params.clear()
+            self._metrics.clear()
+            self._cond.notify_all()
+        return done
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
