@@ -232,3 +232,15 @@ def test_initialize_artifact_systems_end_to_end_against_github(
     asyncio.run(retriever.retrieve_artifact("9", "perf", "gh"))
     assert len([r for r, _ in api.log if r.path.endswith("/zip")]) == 1
     retriever.close()
+
+
+def test_a_batch_larger_than_the_cache_keeps_every_returned_file(tmp_path: Path) -> None:
+    files = {("1", f"f{i}.bin", 1): bytes([i]) * 400_000 for i in range(5)}
+    retriever = _retriever(tmp_path, FakeProvider(files), max_cache_size_mb=1.0, max_concurrency=2)
+    results = retriever.retrieve_batch([("1", f"f{i}.bin", "fake") for i in range(5)])
+    assert all(r.ok and r.path is not None and r.path.read_bytes() == files[("1", r.request.artifact_name, 1)]
+               for r in results)  # fmt: skip
+    assert retriever.cache.total_bytes > 1024 * 1024  # over the limit until the next store
+    files[("2", "late.bin", 1)] = b"x" * 1000
+    asyncio.run(retriever.retrieve_artifact("2", "late.bin", "fake"))
+    assert retriever.cache.total_bytes <= 1024 * 1024

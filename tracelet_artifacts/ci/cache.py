@@ -4,6 +4,7 @@ eviction by total size and by age, and an index written atomically so a crash ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -91,6 +92,7 @@ class ArtifactCache:
         self._attempts: dict[tuple[str, str, str], set[int]] = {}
         self._access: dict[str, float] = {}
         self._paths: dict[str, Path] = {}
+        self._pin_sets: list[set[str]] = []
         for entry in self._load():
             self._add(entry)
         self._access = {k: v for k, v in self._load_access().items() if k in self._entries}
@@ -261,12 +263,16 @@ class ArtifactCache:
             shutil.rmtree(self.path_of(entry).parent, ignore_errors=True)
 
     def evict(self, *, keep: str | None = None) -> list[CacheEntry]:
-        """Drop entries older than the age limit, then least recently used ones until under size."""
+        """Drop entries older than the age limit, then least recently used ones until under size.
+
+        ``keep`` and every pinned key (see ``pinned``) survive, even past the size limit.
+        """
         removed: list[CacheEntry] = []
         with self._lock:
+            spare = set(self._pins) | ({keep} if keep else set())
             now = self.clock()
             for entry in list(self._entries.values()):
-                if entry.key != keep and now - entry.stored_at > self.max_age_seconds:
+                if entry.key not in spare and now - entry.stored_at > self.max_age_seconds:
                     self.remove(entry)
                     removed.append(entry)
             by_age = sorted(self._entries.values(), key=self.last_access)
@@ -274,7 +280,7 @@ class ArtifactCache:
             for entry in by_age:
                 if total <= self.max_bytes:
                     break
-                if entry.key == keep:
+                if entry.key in spare:
                     continue
                 self.remove(entry)
                 removed.append(entry)
@@ -282,6 +288,31 @@ class ArtifactCache:
         for entry in removed:
             logger.debug("evicted %s from the CI artifact cache", entry.key)
         return removed
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[set[str]]:
+        """Keys added to the yielded set are not evicted while the block runs.
+
+        The retriever pins a batch's results so no path it returns is deleted by a later item of the same
+        batch; the cache may then stand over its size limit until the next store evicts.
+        """
+        keys: set[str] = set()
+        with self._lock:
+            self._pin_sets.append(keys)
+        try:
+            yield keys
+        finally:
+            with self._lock:
+                self._pin_sets.remove(keys)
+
+    def pin(self, keys: set[str], key: str) -> None:
+        """Add ``key`` to a set yielded by ``pinned`` (thread-safe)."""
+        with self._lock:
+            keys.add(key)
+
+    @property
+    def _pins(self) -> set[str]:
+        return set().union(*self._pin_sets) if self._pin_sets else set()
 
     def clear(self) -> None:
         """Remove every cached file and the index."""

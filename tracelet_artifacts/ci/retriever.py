@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from tracelet_artifacts.ci.cache import ArtifactCache, CacheEntry
+from tracelet_artifacts.ci.cache import ArtifactCache, CacheEntry, cache_key
 from tracelet_artifacts.ci.errors import DownloadIntegrityError
 from tracelet_artifacts.errors import ConfigurationError
 
@@ -192,18 +192,23 @@ class ArtifactRetriever:
         meta.labels, meta.metadata = set(pristine.labels), dict(pristine.metadata)
         return meta
 
-    def _cached(self, request: ArtifactRequest, *, inline_only: bool = False) -> tuple[Path, ArtifactMetadata] | None:
-        """A verified cache hit, or None. ``inline_only`` declines entries too big to hash on the loop."""
+    def _cached(
+        self, request: ArtifactRequest, *, inline_only: bool = False, pins: set[str] | None = None
+    ) -> tuple[Path, ArtifactMetadata] | None:
+        """A verified cache hit, or None. ``inline_only`` declines entries too big to hash on the loop;
+        ``pins`` (from ``cache.pinned()``) receives the key so a later store cannot evict it."""
         entry = self.cache.lookup(request.provider_name, request.test_run_id, request.artifact_name, request.attempt)
         if entry is None or (inline_only and entry.size > INLINE_HIT_BYTES):
             return None
+        if pins is not None:
+            self.cache.pin(pins, entry.key)
         meta = self._verified_hit(request, entry)
         if meta is None:
             return None
         meta.add_metadata({"ci_attempt": entry.attempt, "ci_cached": True})
         return self.cache.path_of(entry), meta
 
-    def _fetch(self, request: ArtifactRequest) -> tuple[Path, ArtifactMetadata]:
+    def _fetch(self, request: ArtifactRequest, pins: set[str] | None = None) -> tuple[Path, ArtifactMetadata]:
         provider = self._provider(request.provider_name)
         artifact: CIArtifact = provider.get_artifact(
             request.test_run_id, request.artifact_name, attempt=request.attempt
@@ -225,6 +230,8 @@ class ArtifactRetriever:
         if meta.sha256 != downloaded.sha256:
             raise DownloadIntegrityError(f"{artifact.name} changed on disk while it was being described")
         if artifact.extra.get("cacheable", True):
+            if pins is not None:
+                self.cache.pin(pins, cache_key(request.provider_name, artifact.run_id, artifact.attempt, artifact.name))
             self.cache.record(
                 request.provider_name,
                 artifact.run_id,
@@ -238,13 +245,15 @@ class ArtifactRetriever:
         meta.add_metadata({"ci_attempt": artifact.attempt, "ci_cached": False})
         return downloaded.path, meta
 
-    def _retrieve_sync(self, request: ArtifactRequest, use_cache: bool) -> tuple[Path, ArtifactMetadata, bool]:
+    def _retrieve_sync(
+        self, request: ArtifactRequest, use_cache: bool, pins: set[str] | None = None
+    ) -> tuple[Path, ArtifactMetadata, bool]:
         self._provider(request.provider_name)
         if use_cache:
-            hit = self._cached(request)
+            hit = self._cached(request, pins=pins)
             if hit is not None:
                 return hit[0], hit[1], True
-        path, meta = self._fetch(request)
+        path, meta = self._fetch(request, pins)
         return path, meta, False
 
     # -- the async API -------------------------------------------------------------------------------
@@ -285,13 +294,27 @@ class ArtifactRetriever:
         A failed item is reported in its result (``error``, ``error_type``); the others continue.
         """
         items = [ArtifactRequest.of(item) for item in requests]
+        with self.cache.pinned() as pins:  # no path returned by this batch is evicted by a later item
+            try:
+                return await self._batch(items, use_cache, max_concurrency, progress, pins)
+            finally:
+                self.cache.flush_if_dirty()
+
+    async def _batch(
+        self,
+        items: list[ArtifactRequest],
+        use_cache: bool,
+        max_concurrency: int | None,
+        progress: Callable[[RetrievalResult], None] | None,
+        pins: set[str],
+    ) -> list[RetrievalResult]:
         done: dict[int, RetrievalResult] = {}
         if use_cache:  # small verified hits are answered here, without a thread hop
             for i, request in enumerate(items):
                 if request.provider_name not in self._providers:
                     continue
                 try:
-                    hit = self._cached(request, inline_only=True)
+                    hit = self._cached(request, inline_only=True, pins=pins)
                 except Exception as exc:  # an unreadable record: let the full path fetch it again
                     logger.warning("cache entry for %s could not be served (%s); fetching it", request, exc)
                     hit = None
@@ -306,7 +329,7 @@ class ArtifactRetriever:
         async def one(request: ArtifactRequest) -> RetrievalResult:
             async with limit:
                 try:
-                    path, meta, hit = await loop.run_in_executor(pool, self._retrieve_sync, request, use_cache)
+                    path, meta, hit = await loop.run_in_executor(pool, self._retrieve_sync, request, use_cache, pins)
                     result = RetrievalResult(request, path, meta, from_cache=hit)
                 except Exception as exc:
                     logger.warning(
@@ -321,13 +344,10 @@ class ArtifactRetriever:
                 progress(result)
             return result
 
-        try:
-            missing = [i for i in range(len(items)) if i not in done]
-            fetched = await asyncio.gather(*(one(items[i]) for i in missing))
-            done.update(zip(missing, fetched, strict=True))
-            return [done[i] for i in range(len(items))]
-        finally:
-            self.cache.flush_if_dirty()
+        missing = [i for i in range(len(items)) if i not in done]
+        fetched = await asyncio.gather(*(one(items[i]) for i in missing))
+        done.update(zip(missing, fetched, strict=True))
+        return [done[i] for i in range(len(items))]
 
     def retrieve_batch(self, requests: Iterable[Any], **options: Any) -> list[RetrievalResult]:
         """``retrieve_artifacts_batch`` for synchronous code (runs its own event loop)."""
