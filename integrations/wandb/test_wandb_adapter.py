@@ -178,8 +178,13 @@ def test_fetch_and_list_read_every_type_back_with_the_same_digest(
     assert len(fetched) == len(manifest.entries)
     rebuilt = [type(e)(e.path, (folder / e.path).stat().st_size, sha256_file(folder / e.path), e.mime, e.is_text)
                for e in manifest.entries]
-    file_refs = [Reference(r.uri, r.size_bytes, r.sha256) for r in manifest.references]
-    assert compute_digest(rebuilt, file_refs) == manifest.digest
+    held = reader.find(manifest.name, "latest")
+    refs = [Reference(**r) for r in held.tracelet["references"]]  # as W&B holds them, with sizes and digests
+    assert {r.uri for r in refs} == {e.ref for e in held.entries if e.ref}
+    assert compute_digest(rebuilt, refs) == manifest.digest
+    for ref in manifest.references:  # a local file:// reference is fetched too, under references/file/...
+        if ref.uri.startswith("file://"):
+            assert sha256_file(folder / "references" / "file" / ref.uri[len("file:///"):]) == ref.sha256
     listed = {a.name: a for a in reader.list(type_filter=kind)}
     assert set(listed) == {manifest.name}
     assert listed[manifest.name].digest == manifest.digest and listed[manifest.name].version == "v0"
