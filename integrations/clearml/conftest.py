@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -89,6 +90,10 @@ def clearml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 "CLEARML_API_SECRET_KEY", "TRACELET_BACKENDS", "TRACELET_STORE_PATH"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("DO_NOT_TRACK", "1")
+    scratch = tmp_path / "tmp"  # ClearML's own temp files (serialised artifacts, locks) stay under tmp_path
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
