@@ -104,3 +104,18 @@ def test_access_order_survives_close_and_reopen(tmp_path: Path) -> None:
     now[0] += 1
     asyncio.run(reopened.retrieve_artifact("1", "f2.bin", "fake"))
     assert sorted(e.name for e in reopened.cache) == ["f0.bin", "f2.bin"]  # f1 was least recently used
+
+
+def test_unreachable_api_is_a_retryable_ci_error_after_retries(sleeps: Sleeps) -> None:
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    gh = GitHubActionsProvider(
+        "o/r", token=TOKEN, base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(3, 0.1, jitter=0), sleep=sleeps
+    )
+    with pytest.raises(CIProviderError, match="network error") as info:
+        gh.list_runs()
+    assert info.value.retryable and sleeps == [0.1, 0.2] and TOKEN not in str(info.value)

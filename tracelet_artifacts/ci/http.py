@@ -266,7 +266,14 @@ class ProviderHTTP:
             request = self.client.build_request(
                 method, target, headers=self.headers_for(target, headers, method), **kwargs
             )
-            response = self.client.send(request, stream=True, follow_redirects=False)
+            try:
+                response = self.client.send(request, stream=True, follow_redirects=False)
+            except httpx.TransportError as exc:
+                raise CIProviderError(
+                    f"{self.provider}: network error reaching {redact_url(target)} ({type(exc).__name__}); "
+                    "check the base URL and your connection.",
+                    retryable=True,
+                ) from exc
             if response.status_code in REDIRECT_CODES and "location" in response.headers:
                 response.read()
                 response.close()
