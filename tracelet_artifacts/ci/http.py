@@ -333,7 +333,12 @@ class ProviderHTTP:
         """One request with redirects, rate-limit waits and retries; the body is read."""
 
         def once() -> Opened:
-            opened = self._send(method, url, params=params, headers=headers, **kwargs)
+            try:
+                opened = self._send(method, url, params=params, headers=headers, **kwargs)
+            except httpx.TransportError as exc:  # e.g. a JSON body cut short while it was read
+                raise CIProviderError(
+                    f"{self.provider}: {what} was interrupted ({type(exc).__name__}); try again.", retryable=True
+                ) from exc
             return self._check(opened, what, ok)
 
         retry = self.retry if method in ("GET", "HEAD", "PUT", "DELETE") else RetryPolicy(attempts=1)
