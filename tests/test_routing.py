@@ -105,6 +105,11 @@ def test_preferred_backends_may_be_a_single_string() -> None:
     assert _targets(ALL_FOUR, ArtifactType.IMAGE, metadata={"preferred_backends": "aim"}) == ("aim", "local")
 
 
+def test_preferred_backends_local_only_keeps_the_artifact_out_of_every_backend() -> None:
+    assert _targets(ALL_FOUR, ArtifactType.DATASET, metadata={"preferred_backends": ["local"]}) == ("local",)
+    assert _targets(ALL_FOUR, ArtifactType.CONFIG, metadata={"preferred_backends": "local"}) == ("local",)
+
+
 def test_preferred_backends_drop_the_ones_not_enabled() -> None:
     available = {"mlflow": REFS, "wandb": REFS, "local": REFS}
     plan = RoutingPolicy(available).plan(_manifest(ArtifactType.MODEL,

@@ -133,6 +133,8 @@ class RoutingPolicy:
                     skipped[name] = self.unavailable.get(name, "not enabled for this experiment")
             if usable:
                 return usable, "metadata['preferred_backends']"
+            if LOCAL in names:  # the user asked to keep it in the embedded store only
+                return [], "metadata['preferred_backends'] names only the embedded store"
             log.warning("None of preferred_backends %s is enabled; routing %s by its type instead.",
                         names, manifest.name)
         if manifest.artifact_type in self.overrides:
