@@ -232,6 +232,16 @@ def test_search_by_metadata_key_value(store: EmbeddedStore, tmp_path: Path) -> N
     assert store.catalog.search(metadata={"team": "audio"}) == []
 
 
+def test_search_by_metadata_treats_equal_numbers_alike(store: EmbeddedStore) -> None:
+    store.log(TraceletArtifact("a", "report", metadata={"loss": 2.0}).add_object({"a": 1}, "r"))
+    store.log(TraceletArtifact("b", "report", metadata={"loss": 2}).add_object({"b": 1}, "r"))
+    store.log(TraceletArtifact("c", "report", metadata={"loss": 2.5}).add_object({"c": 1}, "r"))
+    assert [v.name for v in store.catalog.search(metadata={"loss": 2})] == ["a", "b"]
+    assert [v.name for v in store.catalog.search(metadata={"loss": 2.0})] == ["a", "b"]
+    assert [v.name for v in store.catalog.search(metadata={"loss": "2"})] == ["a", "b"]  # as the CLI passes it
+    assert [v.name for v in store.catalog.search(metadata={"loss": 2.5})] == ["c"]
+
+
 def test_search_combines_filters(store: EmbeddedStore, tmp_path: Path) -> None:
     _populate(store, tmp_path)
     found = store.catalog.search(artifact_type="model", labels=["prod"], metadata={"team": "vision"}, prefix="vision/")

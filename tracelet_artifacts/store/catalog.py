@@ -71,7 +71,9 @@ CREATE TABLE IF NOT EXISTS stat_cache (
 
 
 def metadata_text(value: Any) -> str:
-    """How a metadata value is stored for equality queries: strings as-is, the rest as JSON."""
+    """How a metadata value is stored for equality queries: strings as-is, the rest as JSON (2.0 as 2)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # equal numbers match: 2.0 == 2, and `--meta epochs=2` finds either
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
