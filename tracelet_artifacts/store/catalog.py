@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS aliases (
   artifact_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE, alias TEXT NOT NULL,
   version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE, updated_at REAL NOT NULL,
   PRIMARY KEY (artifact_id, alias));
+CREATE INDEX IF NOT EXISTS aliases_version ON aliases (version_id);
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, created_at REAL NOT NULL,
   backend_state TEXT NOT NULL DEFAULT '{}', owner TEXT, ended_at REAL);
@@ -364,12 +365,15 @@ class Catalog:
         if artifact_type is not None:
             clauses.append("v.type=?")
             params.append(ArtifactType.parse(artifact_type).value)
-        for label in labels:
-            clauses.append("v.id IN (SELECT version_id FROM labels WHERE label=?)")
-            params.append(label)
+        # One INTERSECT of the label and metadata id lists: cheaper than one IN list per filter at 100k rows.
+        wanted_labels = list(labels)
+        id_lists = ["SELECT version_id FROM labels WHERE label=?" for _ in wanted_labels]
+        params += wanted_labels
         for key, value in (metadata or {}).items():
-            clauses.append("v.id IN (SELECT version_id FROM metadata WHERE key=? AND value=?)")
+            id_lists.append("SELECT version_id FROM metadata WHERE key=? AND value=?")
             params += [key, metadata_text(value)]
+        if id_lists:
+            clauses.append(f"v.id IN ({' INTERSECT '.join(id_lists)})")
         if prefix:
             clauses.append("substr(a.name, 1, ?) = ?")
             params += [len(prefix), prefix]
