@@ -59,6 +59,16 @@ def test_keys_address_versions_and_aliases(store: ArtifactStore) -> None:
     assert store.get("cfg:v2").aliases == ("latest",)
 
 
+def test_local_store_keys_resolve_user_aliases(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    store.save("cfg", _art(1))
+    store.save("cfg", _art(2))
+    store.embedded.catalog.set_alias("cfg", "best", "v1")
+    assert store.get("cfg@best").version == 1
+    assert store.get("cfg@latest").version == 2
+    assert store.get("cfg:v1").aliases == ("best",)
+
+
 def test_exists_is_false_for_missing_names_versions_and_aliases(store: ArtifactStore) -> None:
     store.save("cfg", _art(1))
     assert store.exists("cfg") and store.exists("cfg:v1") and store.exists("cfg@latest")
