@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -421,8 +422,9 @@ os._exit(9)  # killed before the run finished: W&B never wrote the run file out
 def test_a_version_lost_with_a_killed_process_is_logged_once_by_the_next(store: EmbeddedStore, data_dir: Path) -> None:
     record = store.log(TraceletArtifact("survivor", ArtifactType.CONFIG).add_object({"a": 1}, "x"))
     here = Path(__file__).parent
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # its own wandb-core, killed with it
     done = subprocess.run([sys.executable, "-c", _KILLED_PROCESS, str(here), str(here.parents[1]), str(store.root)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 9, done.stderr
     first = json.loads(done.stdout.strip().splitlines()[-1])
     later = start(store, state=first["state"])

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from sklearn.linear_model import LogisticRegression
-from wandb_suite import artifact_records, run_records
+from wandb_suite import FailingServer, artifact_records, run_records
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.backends.base import RemoteArtifact
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +80,35 @@ def test_experiment_delivers_to_wandb_and_reads_back(tmp_path: Path, data_dir: P
                for r in records if r.WhichOneof("record_type") == "history"]
     assert any(json.loads(h.get(("val/acc",), "null") or "null") == 0.75 for h in history)
     assert any(("samples/images/img/red.png", "_type") in h for h in history), "the image shows as media"
+
+
+def test_a_delivery_that_failed_while_wandb_was_down_is_delivered_by_sync(
+        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, failing_server: FailingServer) -> None:
+    for key in [k for k in os.environ if k.startswith("TRACELET_")]:
+        monkeypatch.delenv(key)
+    down = {"project": "tracelet-sync", "mode": "online",
+            "settings": {"base_url": failing_server.url, "api_key": "x" * 40, "init_timeout": 1}}
+    settings = TraceletSettings(store_path=tmp_path / "store", backend_options={"wandb": down},
+                                delivery_max_attempts=1)
+    exp = Experiment("sync-run", backend=["wandb"], settings=settings).start()
+    receipts = exp.log_artifact(exp.create_artifact("cfg", ArtifactType.CONFIG).add_object({"lr": 0.1}, "hparams"))
+    assert receipts["wandb"].status == "pending"  # the call returned at once although W&B is down
+    result = exp.stop(timeout=60)
+    assert result is not None and result.failed == 1, "the failed delivery stays in the outbox"
+
+    store = EmbeddedStore(tmp_path / "store", fsync=False)
+    saved = store.catalog.run_state(exp.run_id)[1]["wandb"]
+    store.close()
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # a new process: its own wandb-core
+    env["TRACELET_BACKEND_OPTIONS"] = json.dumps({"wandb": {"project": "tracelet-sync"}})
+    synced = subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", "sync", "--store",
+                             str(tmp_path / "store"), "--include-live", "--timeout", "60"],
+                            capture_output=True, text=True, timeout=120, env=env, cwd=Path(__file__).parents[2])
+    assert synced.returncode == 0 and "1 done, 0 pending, 0 failed" in synced.stdout, synced.stdout + synced.stderr
+    store = EmbeddedStore(tmp_path / "store", fsync=False)
+    record = store.get("cfg")
+    store.close()
+    wandb_dir = tmp_path / "store" / "wandb"
+    (found,) = artifact_records(wandb_dir, "cfg")
+    assert json.loads(found.metadata)["tracelet"]["digest"] == record.digest
+    assert found.run_id == saved["run_id"], "sync resumed the run the experiment started"
