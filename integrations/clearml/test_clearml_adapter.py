@@ -21,8 +21,8 @@ from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, TraceletArtifact
 from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.base import RunContext
-from tracelet_artifacts.backends.clearml import ClearmlAdapter
-from tracelet_artifacts.errors import DeliveryError
+from tracelet_artifacts.backends.clearml import ClearmlAdapter, classify
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -483,3 +483,34 @@ def test_a_task_given_in_options_is_used_and_left_open(store: EmbeddedStore, tmp
     given.end_run()
     assert given.wait_closed(30)
     assert f"{record.name}:v1" in artifacts_of(adapter.sessions[-1])
+
+
+@pytest.mark.integration
+def test_fetch_of_an_unknown_version_says_what_clearml_holds(adapter: ClearmlAdapter, store: EmbeddedStore,
+                                                              tmp_path: Path) -> None:
+    deliver(store, adapter, every_type(tmp_path / "src")[ArtifactType.SAMPLE])
+    with pytest.raises(ArtifactStoreNotFoundError, match=r"versions \[1\], not 'v7'"):
+        adapter.fetch("samples", "v7", tmp_path / "out")
+    with pytest.raises(ArtifactStoreNotFoundError, match=r"versions \[\]"):
+        adapter.fetch("never-logged", "latest", tmp_path / "out")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("error", "retryable"), [
+    (ConnectionRefusedError(111, "Connection refused"), True),
+    (TimeoutError("read timed out"), True),
+    (OSError(28, "No space left on device"), True),
+    ("http-503", True), ("http-429", True), ("http-404", False),
+    (ValueError("Artifact file could not be found"), False),
+    (TypeError("bad argument"), False),
+])
+def test_backend_errors_are_classified_transient_or_permanent(error: Any, retryable: bool) -> None:
+    """How SDK/OS failures map to DeliveryError(retryable=…): what the outbox retries and what it gives up on."""
+    if isinstance(error, str):  # an HTTP error as requests raises it (ClearML's online transport)
+        import requests
+
+        response = requests.Response()
+        response.status_code = int(error.split("-")[1])
+        error = requests.HTTPError(f"{response.status_code} error", response=response)
+    mapped = classify(error, "log")
+    assert isinstance(mapped, DeliveryError) and mapped.retryable is retryable

@@ -47,7 +47,7 @@ from urllib.request import url2pathname
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json, validate_artifact_path
 from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
-from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, TraceletError
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,11 @@ def read_session(folder: Path) -> dict[str, Any] | None:
     path = folder / SESSION_FILE
     try:
         if path.is_file():
-            data: dict[str, Any] = json.loads(path.read_text("utf-8"))
-            return data
+            return dict(json.loads(path.read_text("utf-8")))
         archive = folder.with_name(folder.name + ".zip")
         if archive.is_file():
             with zipfile.ZipFile(archive) as zf:
-                data = json.loads(zf.read(SESSION_FILE).decode("utf-8"))
-                return data
+                return dict(json.loads(zf.read(SESSION_FILE).decode("utf-8")))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         log.warning("Cannot read the ClearML offline session %s: %s", folder, exc)
     return None
@@ -153,15 +151,13 @@ def open_stored(item: StoredFile, task: Any = None) -> Path:
     raise DeliveryError(f"ClearML no longer holds {item.key!r} (looked for {item.uri!r}).", retryable=False)
 
 
-def classify(exc: BaseException, action: str) -> DeliveryError:
-    """Translate an SDK/OS error into a DeliveryError: transient trouble is retryable, the rest is not."""
-    if isinstance(exc, DeliveryError):
+def classify(exc: BaseException, action: str) -> BaseException:
+    """Translate an SDK/OS error into a DeliveryError: transient trouble is retryable, the rest is not.
+    Our own errors pass unchanged."""
+    if isinstance(exc, TraceletError):
         return exc
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(status, int):
-        retryable = status >= 500 or status in (408, 429)
-    else:
-        retryable = isinstance(exc, (OSError, TimeoutError, ConnectionError))
+    retryable = status >= 500 or status in (408, 429) if isinstance(status, int) else isinstance(exc, OSError)
     kind = "transient" if retryable else "permanent"
     return DeliveryError(f"ClearML {action} failed ({kind}): {type(exc).__name__}: {exc}", retryable=retryable)
 
