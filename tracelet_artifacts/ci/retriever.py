@@ -74,7 +74,7 @@ class ArtifactRetriever:
     ``max_cache_size_mb`` are evicted. With ``attempt=None`` the newest cached attempt is served; pass
     ``attempt=`` or ``use_cache=False`` to ask the provider again.
 
-    >>> retriever = ArtifactRetriever(Path(".ci-cache"), max_cache_size_mb=512, max_cache_age_days=7)
+    >>> retriever = ArtifactRetriever(Path(".ci-cache"), max_cache_size_mb=512, max_cache_age_days=7)  # doctest: +SKIP
     >>> retriever.register_provider("github", GitHubActionsProvider("octo/repo"))  # doctest: +SKIP
     >>> path, meta = asyncio.run(retriever.retrieve_artifact("30433642", "perf", "github"))  # doctest: +SKIP
     """
