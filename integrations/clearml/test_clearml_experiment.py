@@ -80,7 +80,10 @@ def test_experiment_delivers_to_clearml_and_reads_back(tmp_path: Path) -> None:
     assert "baseline" in model_entry[0]["init"]["tags"]
     assert f"models/{Path(model_entry[0]['weights']['weights_filename']).name}" in names
     assert task["hyperparams"]["Tracelet"]["epochs"]["value"] == "2"
-    assert '"metric": "val", "variant": "acc"' in metrics and '"value": 0.75' in metrics
+    rows = [json.loads(line) for line in metrics.splitlines() if line.strip()]
+    events = [e for row in rows for e in (row if isinstance(row, list) else [row])]
+    assert [(e["metric"], e["variant"], e["iter"], e["value"]) for e in events
+            if e.get("type") == "training_stats_scalar"] == [("val", "acc", 1, 0.75)]
 
 
 def _settings(tmp_path: Path) -> TraceletSettings:
