@@ -541,12 +541,14 @@ class WandbAdapter(BackendAdapter):
     # -- reading back -----------------------------------------------------------------------------
     def records(self) -> list[WandbRecord]:
         """Every artifact record of this project: the run files under ``dir`` (oldest run first), then
-        what this process logged that its run file does not hold yet."""
-        folder = self.wandb_dir
+        what this process logged that its run file does not hold yet. The file of the run the adapter is
+        still writing is skipped (it grows with every metric; what the adapter logged there is in memory)."""
+        folder, run = self.wandb_dir, self._run
+        active = Path(run.dir).parent if run is not None and self._owns_run else None
         found: list[WandbRecord] = []
         runs = [p for p in folder.glob("*run-*") if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
         for run_dir in sorted(runs, key=lambda p: p.name.split("run-", 1)[1]):
-            for run_file in run_dir.glob("run-*.wandb"):
+            for run_file in run_dir.glob("run-*.wandb") if run_dir != active else ():
                 found += self._parse(run_file)
         seen = {(r.run_id, r.name, r.digest) for r in found}
         with self._lock:
