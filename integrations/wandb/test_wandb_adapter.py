@@ -82,7 +82,8 @@ def _build(kind: ArtifactType, src: Path) -> TraceletArtifact:
         art.add_dir(_tree(src / "ds"), "data")
     elif kind is ArtifactType.SAMPLE:
         (src / "s.txt").write_text("one sample\n")
-        art.add_file(src / "s.txt", "samples/s.txt").add_object([1, 2, 3], "sample_ids", "yaml")
+        art.add_file(src / "s.txt", "samples/s.txt", description="the first sample")
+        art.add_object([1, 2, 3], "sample_ids", "yaml")
     elif kind is ArtifactType.IMAGE:
         art.add_file(_png(src / "cat.png"), "images/cat.png").add_file(_png(src / "dog.png", 9), "images/dog.png")
     elif kind is ArtifactType.AUDIO:
@@ -163,6 +164,7 @@ def test_every_type_lands_in_the_run_file_with_its_paths_metadata_and_digests(
     if kind is ArtifactType.MODEL:
         assert meta["tracelet"]["model"]["framework"] == "sklearn"
         assert {"model/model.pkl", "model/input_example.json"} <= set(entries)
+    assert meta["tracelet"]["descriptions"] == {e.path: e.description for e in manifest.entries if e.description}
     if kind is ArtifactType.DATASET:
         assert {"data/train/a.csv", "data/train/nested/b.json", "data/test.csv"} == set(entries)
 
