@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -123,6 +124,8 @@ def offline_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(env, "0")  # set, then removed: undo removes what an adapter's http_* options set
         monkeypatch.delenv(env)
     monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # MLflow's temp files (log_dict, downloads)
     monkeypatch.chdir(tmp_path)
 
 

@@ -125,7 +125,6 @@ class MlflowAdapter(BackendAdapter):
         self._experiment_id: str | None = None
         self._run_id: str | None = self.options.get("run_id")
         self._owns_run = False
-        self._tracking_uri: str | None = None
         self._artifact_uri: str | None = None
         self._sender: _BatchSender | None = None
 
@@ -143,15 +142,14 @@ class MlflowAdapter(BackendAdapter):
     def client(self) -> MlflowClient:
         """The MlflowClient this adapter uses (created on first use from the options)."""
         if self._client_obj is None:
-            for key, env in _HTTP_ENV.items():
+            for key, env in _HTTP_ENV.items():  # MLflow parses these as whole numbers
                 if self.options.get(key) is not None:
-                    os.environ[env] = str(self.options[key])
+                    os.environ[env] = str(max(int(key == "http_timeout_s"), round(float(self.options[key]))))
             from mlflow.tracking import MlflowClient
 
-            self._tracking_uri = self._uri()
-            registry = str(self.options.get("registry_uri") or self._tracking_uri)
+            uri = self._uri()
             with _backend_errors("client setup"):
-                self._client_obj = MlflowClient(tracking_uri=self._tracking_uri, registry_uri=registry)
+                self._client_obj = MlflowClient(tracking_uri=uri, registry_uri=self.options.get("registry_uri") or uri)
         return self._client_obj
 
     def _experiment(self, name: str | None = None) -> str:
@@ -299,16 +297,19 @@ class MlflowAdapter(BackendAdapter):
             self._artifact_uri = str(self.client.get_run(self.run_id).info.artifact_uri)
         return self._artifact_uri
 
+    def _scratch(self) -> str | None:
+        """A folder for staging and downloads next to the store (the system temp folder without one)."""
+        if self._store_root is None:
+            return None
+        (self._store_root / "tmp").mkdir(parents=True, exist_ok=True)
+        return str(self._store_root / "tmp")
+
     def _upload(self, delivery: Delivery, prefix: str) -> None:
-        scratch = self._store_root / "tmp" if self._store_root else None
-        if scratch:
-            scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="tracelet-mlflow-", dir=scratch) as folder:
+        with tempfile.TemporaryDirectory(prefix="tracelet-mlflow-", dir=self._scratch()) as folder:
             staged = delivery.stage(Path(folder) / "files")
             if delivery.uploads():
                 self.client.log_artifacts(self.run_id, str(staged), prefix)
-        references = [{"path": r.path, "uri": r.uri, "size_bytes": r.size_bytes, "sha256": r.sha256}
-                      for r in delivery.references()]
+        references = [asdict(r) for r in delivery.references()]
         if references:
             self.client.log_dict(self.run_id, {"artifact": delivery.manifest.name, "version": delivery.version,
                                                "references": references}, f"{prefix}.references.json")
@@ -477,10 +478,7 @@ class MlflowAdapter(BackendAdapter):
             raise ArtifactStoreNotFoundError(f"MLflow holds no {name!r} at v{number}.")
         target = Path(dest)
         target.mkdir(parents=True, exist_ok=True)
-        scratch = self._store_root / "tmp" if self._store_root else None
-        if scratch:
-            scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="tracelet-mlflow-", dir=scratch) as folder:
+        with tempfile.TemporaryDirectory(prefix="tracelet-mlflow-", dir=self._scratch()) as folder:
             with _backend_errors(f"downloading {prefix}"):
                 record_path = self.client.download_artifacts(holder.info.run_id, f"{prefix}.tracelet.json", folder)
                 record = json.loads(Path(record_path).read_text(encoding="utf-8"))
