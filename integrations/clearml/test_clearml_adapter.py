@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,13 @@ def test_hung_backend_call_times_out_as_retryable(store: EmbeddedStore, tmp_path
             worker.join(10)
         assert isinstance(box["r"], DeliveryError) and box["r"].retryable
         assert "did not finish" in str(box["r"])
+        # The abandoned call goes on once unblocked; the outbox's retry then finds the version already held.
+        deadline = time.monotonic() + 20
+        while "samples" not in {r.name for r in slow.list()} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        files = files_under(slow.sessions[-1])
+        assert slow.log(make_delivery(store, record)).ok
+        assert files_under(slow.sessions[-1]) == files
     finally:
         slow.end_run()
         assert slow.wait_closed(30)
