@@ -4,6 +4,7 @@ telemetry, an embedded store, a started adapter, and a loopback server that fail
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def wandb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             patch.setenv(key, value)
             if key.endswith(("_DIR", "HOME")):
                 Path(value).mkdir(parents=True, exist_ok=True)
+        (root / "tmp").mkdir()  # wandb makes temp folders at import (wandb-media, wandb-artifacts): keep them here
+        patch.setattr(tempfile, "tempdir", str(root / "tmp"))
+        patch.setenv("TMPDIR", str(root / "tmp"))
         GUARD.install()
         try:
             yield root
