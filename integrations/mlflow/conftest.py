@@ -42,6 +42,19 @@ for _key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # the adapter is al
     os.environ.pop(_key, None)
 
 MLFLOW_BIN = Path(sys.executable).with_name("mlflow")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_remote_attempts: list[str] = []
+
+
+def _watch_network(event: str, args: tuple[Any, ...]) -> None:
+    """Records every attempt of this process to reach a host other than loopback (an audit hook)."""
+    if event == "socket.getaddrinfo" and args and args[0] not in (None, *LOOPBACK, b"127.0.0.1"):
+        _remote_attempts.append(f"lookup {args[0]!r}")
+    elif event == "socket.connect" and len(args) > 1 and isinstance(args[1], tuple) and args[1][0] not in LOOPBACK:
+        _remote_attempts.append(f"connect {args[1]!r}")
+
+
+sys.addaudithook(_watch_network)
 FAST_FAIL = {"http_timeout_s": 5, "http_max_retries": 0, "http_backoff_factor": 0}
 
 
@@ -112,7 +125,7 @@ class MlflowServer:
 
 
 @pytest.fixture(autouse=True)
-def offline_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def offline_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Offline, telemetry-free MLflow whose stray files (home, cwd, temp) all land under tmp_path."""
     home = tmp_path / "home"
     home.mkdir()
@@ -127,6 +140,9 @@ def offline_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # MLflow's temp files (log_dict, downloads)
     monkeypatch.chdir(tmp_path)
+    _remote_attempts.clear()
+    yield
+    assert not _remote_attempts, f"the test tried to reach the network: {_remote_attempts[:5]}"
 
 
 def _needs_session_server(item: pytest.Item) -> bool:

@@ -16,7 +16,8 @@ import pytest
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import ArtifactType, Manifest, TraceletArtifact
-from tracelet_artifacts.backends.base import Delivery
+from tracelet_artifacts.backends.base import Delivery, RunContext
+from tracelet_artifacts.backends.mlflow import MlflowAdapter
 from tracelet_artifacts.errors import DeliveryError
 
 pytestmark = pytest.mark.integration
@@ -293,3 +294,28 @@ def test_start_run_resumes_the_same_run_and_logs_params_and_metrics(harness_fact
     with pytest.raises(DeliveryError) as deleted:  # logging into a deleted run cannot succeed by retrying
         later.adapter.log_metric("loss", 1.0)
     assert deleted.value.retryable is False
+
+
+def test_unreachable_server_gives_retryable_delivery_error_quickly(harness_factory: Any, fast_fail: dict[str, Any],
+                                                                   tmp_path: Path) -> None:
+    """A tracking server that is not running (nothing listens on its port) fails each call within seconds."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    local = harness_factory({"tracking_uri": f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"})
+    delivery = local.delivery(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams"))
+    given = MlflowAdapter({"tracking_uri": down, "run_id": "0" * 32, "experiment_name": "x", "async_metrics": False,
+                           **fast_fail})
+    fresh = MlflowAdapter({"tracking_uri": down, **fast_fail})
+    calls = {"start_run": lambda: fresh.start_run(RunContext("r", "x", tmp_path / "store")),
+             "log": lambda: given.log(delivery), "log_metric": lambda: given.log_metric("loss", 1.0),
+             "log_params": lambda: given.log_params({"lr": 0.1}), "list": given.list,
+             "fetch": lambda: given.fetch("cfg", "latest", tmp_path / "out")}
+    for what, call in calls.items():
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as failure:
+            call()
+        assert failure.value.retryable is True, what
+        assert time.monotonic() - started < 5.0, what
