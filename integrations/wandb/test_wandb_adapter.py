@@ -326,6 +326,19 @@ def test_server_that_refuses_the_key_gives_a_permanent_delivery_error(
     run.adapter.end_run()
 
 
+@pytest.mark.parametrize("failing_server", [0], indirect=True)
+def test_a_server_that_hangs_gives_a_retryable_delivery_error_after_the_timeout(
+        store: EmbeddedStore, data_dir: Path, failing_server: FailingServer) -> None:
+    run = start(store, mode="online", timeout=1, wait_timeout=1,
+                settings={"base_url": failing_server.url, "api_key": "x" * 40, "init_timeout": 4})
+    record = store.log(TraceletArtifact("cfg", ArtifactType.CONFIG).add_object({"a": 1}, "x"))
+    began = time.monotonic()
+    with pytest.raises(DeliveryError, match="within 1 s") as caught:
+        run.adapter.log(run.delivery(record))
+    assert caught.value.retryable and time.monotonic() - began < 3
+    run.adapter.end_run()
+
+
 def test_log_without_a_run_is_a_permanent_error(store: EmbeddedStore) -> None:
     adapter = WandbAdapter({"project": PROJECT})
     record = store.log(TraceletArtifact("cfg", ArtifactType.CONFIG).add_object({"a": 1}, "x"))

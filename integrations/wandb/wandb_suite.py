@@ -164,13 +164,17 @@ GUARD = OutboundGuard()
 
 
 class FailingServer:
-    """A loopback HTTP server that answers every request with one status code (a W&B server that is down)."""
+    """A loopback HTTP server that answers every request with one status code (a W&B server that is down),
+    or with nothing at all (status 0: a server that hangs)."""
 
     def __init__(self, status: int) -> None:
         code = status
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
+                if code == 0:  # a server that hangs: reads the request, never answers
+                    time.sleep(30)
+                    return
                 self.send_response(code)
                 self.end_headers()
                 self.wfile.write(b"the server says no")
@@ -181,6 +185,7 @@ class FailingServer:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

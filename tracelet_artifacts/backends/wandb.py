@@ -20,6 +20,7 @@ Options (``options`` dict):
 - ``run``: an existing ``wandb.Run`` to log into (the adapter then never finishes it).
 - ``settings``: extra ``wandb.Settings`` fields, e.g. ``{"init_timeout": 30, "x_disable_stats": True}``.
 - ``media``: log media types as W&B media too (default ``True``).
+- ``timeout``: seconds one ``log`` may take before it fails with a retryable error (default 600).
 - ``wait_timeout``: seconds to wait for an online artifact commit / a run to finish (default 120).
 
 W&B reads its own folders from the environment: set ``WANDB_DATA_DIR`` (staged artifact copies),
@@ -42,6 +43,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -427,10 +429,14 @@ class WandbAdapter(BackendAdapter):
     def log(self, delivery: Delivery) -> Receipt:
         """Log one version (on the worker thread); a version W&B already holds is not logged again."""
         future = self._submit(lambda: self._log(delivery))
+        timeout = float(self.options.get("timeout", 600))
         try:
-            return future.result()
+            return future.result(timeout=timeout)
         except DeliveryError:
             raise
+        except FutureTimeout:
+            raise DeliveryError(f"W&B did not log {delivery.manifest.name} within {timeout:.0f} s (hung or slow); "
+                                "it stays in the outbox", retryable=True) from None
         except Exception as exc:
             raise _classify(exc, f"logging {delivery.manifest.name}") from exc
 
