@@ -5,8 +5,8 @@ transaction per artifact, exactly what ``log_artifact`` does) and reports how lo
 artifact has one version, two entries, 3 labels out of 20 and 5 metadata keys whose values come from
 small vocabularies (dataset: 10, framework: 5, owner: 20, stage: 4; plus a float ``accuracy``).
 
-Then it times ``catalog.search(labels=[...], metadata={...})`` for 200 seeded random queries (1–2 labels,
-1–2 metadata pairs each) and prints p50/p95. The baseline is a full scan in Python over the same records
+Then it times ``catalog.search(labels=[...], metadata={...})`` for 200 seeded random queries (1-2 labels,
+1-2 metadata pairs each) and prints p50/p95. The baseline is a full scan in Python over the same records
 already held in memory (a list of (name, labels, metadata) tuples, no I/O) — what a catalog with no index
 would have to do — and every query's result is checked to be the same set of names as the scan's.
 
@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tracelet_artifacts.artifact import ArtifactType, Manifest, ManifestEntry  # noqa: E402
-from tracelet_artifacts.store.catalog import Catalog  # noqa: E402
+from tracelet_artifacts.artifact import ArtifactType, Manifest, ManifestEntry
+from tracelet_artifacts.store.catalog import Catalog
 
 TARGET_P50_MS = 50.0
 LABELS = [f"label-{i:02d}" for i in range(20)]
@@ -141,11 +141,12 @@ def main() -> None:
         ms = 1000.0
         p50, p95 = percentile(ours, 0.5) * ms, percentile(ours, 0.95) * ms
         b50, b95 = percentile(base, 0.5) * ms, percentile(base, 0.95) * ms
-        print(f"  {args.queries} queries (1–2 labels + 1–2 metadata pairs); results per query: "
+        print(f"  {args.queries} queries (1-2 labels + 1-2 metadata pairs); results per query: "
               f"median {statistics.median(hits):.0f}, max {max(hits)}; all equal to the scan's")
-        print(f"  catalog.search            p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   (returns full ArtifactVersion rows)")
+        print(f"  catalog.search            p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   "
+              "(returns full ArtifactVersion rows)")
         print(f"  baseline: Python scan     p50 {b50:8.2f} ms   p95 {b95:8.2f} ms   (in-memory records, names only)")
-        print(f"  ratio search / scan (p50) {p50 / b50:6.2f}×")
+        print(f"  ratio search / scan (p50) {p50 / b50:6.2f}x")
         status = "PASS" if p50 <= TARGET_P50_MS else "MISS"
         print(f"  p50 {p50:.2f} ms   target ≤ {TARGET_P50_MS:.0f} ms   {status}")
         catalog.close()

@@ -56,9 +56,10 @@ def main() -> None:
         print(f"  {label:<45} {best[label] * 1000:8.1f} ms")
     ratio = best["import tracelet_artifacts"] / baseline
     status = "PASS" if ratio <= TARGET else "MISS"
-    print(f"  ratio import tracelet_artifacts / import json   {ratio:6.2f}×   target ≤ {TARGET:.0f}×   {status}")
+    print(f"  ratio import tracelet_artifacts / import json   {ratio:6.2f}x   target ≤ {TARGET:.0f}x   {status}")
     full = best["from tracelet_artifacts import Experiment"] / baseline
-    print(f"  ratio from tracelet_artifacts import Experiment / import json   {full:6.2f}×   (not a target; for honesty)")
+    print(f"  ratio from tracelet_artifacts import Experiment / import json   {full:6.2f}x   "
+          "(not a target; for honesty)")
 
 
 if __name__ == "__main__":

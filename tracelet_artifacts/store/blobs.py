@@ -6,6 +6,7 @@ reader ever sees half a blob; temp files left by a killed process are removed at
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -22,6 +23,11 @@ from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundE
 log = logging.getLogger(__name__)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _HOST = socket.gethostname()
+_COPY_FILE_RANGE = hasattr(os, "copy_file_range")
+_KERNEL_COPY_BYTES = 1 << 30
+# errno values meaning "this pair of files cannot be copied by the kernel": fall back to a Python copy.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM,
+                   errno.ETXTBSY}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -97,6 +103,12 @@ class BlobStore:
         if self.fsync:
             _fsync_dir(final.parent)
 
+    def _write_failed(self, exc: OSError) -> ArtifactStoreError:
+        return ArtifactStoreError(
+            f"Writing a blob into {str(self.root)!r} failed: {exc.strerror or exc}; "
+            "free disk space or check permissions."
+        )
+
     def put_stream(self, source: io.BufferedIOBase | io.RawIOBase) -> tuple[str, int]:
         """Store everything read from ``source``; return (sha256, size). One pass: hash while copying."""
         temp = self._temp_name()
@@ -109,19 +121,55 @@ class BlobStore:
             self._commit(temp, sha)
         except OSError as exc:
             temp.unlink(missing_ok=True)
-            raise ArtifactStoreError(
-                f"Writing a blob into {str(self.root)!r} failed: {exc.strerror or exc}; "
-                "free disk space or check permissions."
-            ) from exc
+            raise self._write_failed(exc) from exc
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         return sha, size
 
     def put_file(self, path: Path) -> tuple[str, int]:
-        """Store a local file's content; return (sha256, size)."""
+        """Store a local file's content; return (sha256, size).
+
+        Where the OS can, the kernel copies the file into the temp blob (``copy_file_range``, as ``cp``
+        does: no trip through Python's buffers) and the temp blob is then hashed, so the name is always
+        the digest of exactly the bytes stored. Elsewhere the file is read, hashed and written in one pass.
+        """
         with open(path, "rb", buffering=0) as source:
+            if _COPY_FILE_RANGE:
+                stored = self._put_by_kernel_copy(source)
+                if stored is not None:
+                    return stored
+                source.seek(0)
             return self.put_stream(source)
+
+    def _put_by_kernel_copy(self, source: io.RawIOBase) -> tuple[str, int] | None:
+        """put_file through ``os.copy_file_range``; None when this filesystem pair cannot do it."""
+        temp = self._temp_name()
+        try:
+            with temp.open("wb") as target:
+                size = 0
+                while True:
+                    try:
+                        copied = os.copy_file_range(source.fileno(), target.fileno(), _KERNEL_COPY_BYTES)
+                    except OSError as exc:
+                        if size == 0 and exc.errno in _NO_KERNEL_COPY:
+                            temp.unlink(missing_ok=True)
+                            return None
+                        raise
+                    if not copied:
+                        break
+                    size += copied
+                if self.fsync:
+                    os.fsync(target.fileno())
+            sha = digest.sha256_file(temp)  # what was stored, whatever the source did meanwhile
+            self._commit(temp, sha)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise self._write_failed(exc) from exc
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store bytes; return (sha256, size). Skips the write when the blob already exists."""

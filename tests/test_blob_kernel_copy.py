@@ -1,0 +1,66 @@
+"""BlobStore.put_file: the kernel-copy path and its fall-back store the same bytes under the same digest."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tracelet_artifacts.errors import ArtifactStoreError
+from tracelet_artifacts.store import blobs as blobs_module
+from tracelet_artifacts.store.blobs import BlobStore
+
+
+def _write(path: Path, size: int) -> bytes:
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * 1024 * 1024 + 3])
+@pytest.mark.parametrize("fsync", [True, False])
+def test_put_file_stores_exact_bytes_under_their_digest(tmp_path: Path, size: int, fsync: bool) -> None:
+    store = BlobStore(tmp_path / "blobs", fsync=fsync)
+    data = _write(tmp_path / "file.bin", size)
+    sha, stored = store.put_file(tmp_path / "file.bin")
+    assert (sha, stored) == (hashlib.sha256(data).hexdigest(), size)
+    assert store.path(sha).read_bytes() == data
+    assert store.put_file(tmp_path / "file.bin") == (sha, size)  # identical content stored once
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_put_file_falls_back_when_the_kernel_cannot_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def cross_device(*_args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", cross_device, raising=False)
+    monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", True)
+    store = BlobStore(tmp_path / "blobs")
+    data = _write(tmp_path / "file.bin", 3 * 1024 * 1024)
+    assert store.put_file(tmp_path / "file.bin") == (hashlib.sha256(data).hexdigest(), len(data))
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_put_file_without_copy_file_range_uses_the_python_copy(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", False)
+    store = BlobStore(tmp_path / "blobs")
+    data = _write(tmp_path / "file.bin", 1000)
+    assert store.put_file(tmp_path / "file.bin") == (hashlib.sha256(data).hexdigest(), 1000)
+
+
+def test_a_failing_copy_raises_a_store_error_and_leaves_no_temp_file(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*_args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", disk_full, raising=False)
+    monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", True)
+    store = BlobStore(tmp_path / "blobs")
+    _write(tmp_path / "file.bin", 1000)
+    with pytest.raises(ArtifactStoreError, match="No space left"):
+        store.put_file(tmp_path / "file.bin")
+    assert list(store.tmp.iterdir()) == []
