@@ -14,9 +14,10 @@ from wandb_suite import GUARD, FailingServer, WandbRun, start
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def wandb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Process-wide W&B environment, set before the SDK is imported (its service reads it once)."""
+    """The W&B environment, set before the SDK is imported (its service reads it when it starts); module
+    scoped, so that tests of other folders run in the same session never see it."""
     root = tmp_path_factory.mktemp("wandb-home")
     values = {
         "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off",
