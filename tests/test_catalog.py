@@ -401,3 +401,16 @@ def test_concurrent_processes_get_consecutive_versions_without_gaps(tmp_path: Pa
     assert [v.version for v in store.catalog.versions("shared")] == list(range(1, 13))
     assert len({v.digest for v in store.catalog.versions("shared")}) == 12
     assert [v.version for v in store.catalog.versions("same")] == [1]
+
+
+def test_relogging_identical_content_adds_its_new_labels_to_the_existing_version(tmp_path: Path) -> None:
+    from tracelet_artifacts.artifact import TraceletArtifact
+    from tracelet_artifacts.store.embedded import EmbeddedStore
+
+    (tmp_path / "w.bin").write_bytes(b"same")
+    store = EmbeddedStore(tmp_path / "s")
+    first = store.log(TraceletArtifact("m", "model").add_file(tmp_path / "w.bin"))
+    again = store.log(TraceletArtifact("m", "model", labels=["promoted"]).add_file(tmp_path / "w.bin"))
+    assert (again.version, again.created) == (first.version, False)
+    assert store.catalog.labels("m", first.version) == ["promoted"]
+    assert [v.label for v in store.catalog.search(labels=["promoted"])] == ["v1"]

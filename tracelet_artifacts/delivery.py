@@ -156,8 +156,7 @@ class DeliveryQueue:
                     calls.popleft()
                     self._call_failures[backend] = 0
                 else:
-                    self._wake[backend].wait(self.retry.delay(failures))
-                    self._wake[backend].clear()
+                    self._stop.wait(self.retry.delay(failures))  # new artifacts must not cut the backoff short
                 return True
             calls.popleft()
             self._call_failures[backend] = 0

@@ -152,10 +152,14 @@ class Experiment:
 
     @staticmethod
     def _sync_quietly(store: EmbeddedStore, options: Mapping[str, Mapping[str, Any]]) -> None:
+        # Its own store handle: stop() closing the experiment's store must not pull it from under this thread.
+        own = EmbeddedStore(store.root)
         try:
-            sync_outbox(store, options, timeout=600)
+            sync_outbox(own, options, timeout=600)
         except Exception:
             log.exception("Delivering earlier runs' artifacts failed; `tracelet-artifacts sync` retries.")
+        finally:
+            own.close()
 
     def stop(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult | None:
         """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""

@@ -230,6 +230,9 @@ class Catalog:
                 created = True
             else:
                 version_id, created = existing, False
+                # Identical content: the version stays as it is, but labels given now are added to it.
+                db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)",
+                               [(version_id, lb) for lb in manifest.labels])
             for alias in (LATEST, *aliases):
                 self._set_alias(db, artifact_id, alias, version_id, now)
             for backend, plan in (deliveries or {}).items():
