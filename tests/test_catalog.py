@@ -404,9 +404,6 @@ def test_concurrent_processes_get_consecutive_versions_without_gaps(tmp_path: Pa
 
 
 def test_relogging_identical_content_adds_its_new_labels_to_the_existing_version(tmp_path: Path) -> None:
-    from tracelet_artifacts.artifact import TraceletArtifact
-    from tracelet_artifacts.store.embedded import EmbeddedStore
-
     (tmp_path / "w.bin").write_bytes(b"same")
     store = EmbeddedStore(tmp_path / "s")
     first = store.log(TraceletArtifact("m", "model").add_file(tmp_path / "w.bin"))
