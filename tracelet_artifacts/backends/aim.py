@@ -1,0 +1,508 @@
+"""The ``aim`` adapter: artifact versions as files of an Aim run, their manifest as run params.
+
+Every entry is stored with ``run.log_artifact`` under ``<artifact>/v<N>/<path>``; images, audio and small
+text files are also tracked as Aim ``Image`` / ``Audio`` / ``Text`` sequences (named after the artifact,
+context ``{"path": …}``, step = version) so they show in Aim's explorers. Description, metadata, labels,
+references, the model's framework and the digest go to ``run["tracelet_artifacts"][name]["v<N>"]``.
+Read back through ``aim.Repo``. Every SDK call runs on one worker thread with a timeout, so a stopped
+``aim server`` gives a retryable DeliveryError instead of a hang.
+
+Options (``options`` dict):
+
+- ``repo``: Aim repo folder or ``aim://HOST:PORT`` URL (default ``<store_root>/aim``; a folder is
+  initialised when missing).
+- ``artifacts_uri``: where Aim copies the files, ``file://…`` or ``s3://…`` (default
+  ``<store_root>/aim_artifacts``). With ``aim://`` the copy is still made by this process.
+- ``experiment``: Aim experiment name (default: the experiment's name).
+- ``run``: an ``aim.Run`` to log into instead of creating one (it is not closed by ``end_run``).
+- ``timeout``: seconds one SDK call may take before the delivery fails as retryable (default 30).
+- ``media``: also track images/audio/text as Aim sequences (default True).
+- ``max_text_bytes``: larger text files are not tracked as ``Text`` (default 262144).
+- ``run_kwargs``: extra keyword arguments for ``aim.Run`` (defaults turn system tracking, terminal
+  capture and system params off).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json
+from tracelet_artifacts.backends.base import (
+    BackendAdapter,
+    Capabilities,
+    Delivery,
+    Receipt,
+    RemoteArtifact,
+    RunContext,
+)
+from tracelet_artifacts.digest import sha256_file
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, IntegrityError, TraceletError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PARAMS_KEY = "tracelet_artifacts"
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_TEXT_BYTES = 256 * 1024
+RASTER_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/webp"})
+AUDIO_FORMATS = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3", "audio/flac": "flac",
+                 "audio/x-flac": "flac"}
+NO_REGISTRY = ("Aim has no model registry: the model's files are run artifacts and its framework and class "
+               "are run params")
+_TRANSIENT_WORDS = ("failed to connect", "connection", "timed out", "timeout", "unavailable", "lock")
+
+
+class _Worker:
+    """One daemon thread that runs every SDK call in order; a call that overruns its timeout fails."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="tracelet-aim", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, future = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the caller, never lost
+                future.set_exception(exc)
+            del fn, future  # hold no run or repo between calls, so a closed run can be reopened
+
+    def call(self, fn: Callable[[], T], timeout: float, what: str) -> T:
+        future: Future[T] = Future()
+        self._jobs.put((fn, future))
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise DeliveryError(f"Aim did not answer within {timeout:g} s while {what}; is the Aim server "
+                                "running? The delivery will be retried.", retryable=True) from None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return status >= 500 or status in (408, 429)
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"RequestException", "ConnectionClosed", "RunLockingError", "Timeout", "InvalidStatus"}:
+        return True
+    if type(exc).__name__ == "UnauthorizedRequestError":  # a restarted server: reconnecting fixes it
+        return True
+    return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in _TRANSIENT_WORDS)
+
+
+def _translate(exc: BaseException, what: str) -> DeliveryError:
+    if isinstance(exc, DeliveryError):
+        return exc
+    retryable = _is_transient(exc)
+    hint = "it will be retried" if retryable else "fix the cause and run `tracelet-artifacts sync`"
+    error = DeliveryError(f"Aim failed while {what}: {type(exc).__name__}: {exc} ({hint}).", retryable=retryable)
+    error.__cause__ = exc
+    return error
+
+
+def _plain(value: Any) -> Any:
+    """A value Aim can hold as a param: JSON types as they are, anything else as its text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _parse_version(version: str | int) -> int | None:
+    """``3``, ``"3"`` or ``"v3"`` → 3; ``"latest"`` → None."""
+    text = str(version).strip().lower()
+    if text == "latest":
+        return None
+    digits = text[1:] if text.startswith("v") else text
+    if not digits.isdigit():
+        raise ArtifactStoreNotFoundError(f"Aim holds versions as v1, v2, … or 'latest', not {version!r}.")
+    return int(digits)
+
+
+class AimAdapter(BackendAdapter):
+    """Logs artifact versions into an Aim run (local repo or ``aim://`` server) and reads them back.
+
+    Example::
+
+        adapter = AimAdapter({"repo": "aim://127.0.0.1:53800"})
+        state = adapter.start_run(RunContext("run-1", "demo", Path(".tracelet")))   # {"run_hash": …}
+        receipt = adapter.log(delivery)
+        adapter.fetch("classifier", "v1", Path("out"))
+    """
+
+    name = "aim"
+    capabilities = Capabilities(model_registry=False, media=True, references=True, aliases=False, versioning=False)
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._worker: _Worker | None = None
+        self._repo: Any = None
+        self._run: Any = None
+        self._owns_run = False
+        self._experiment: str | None = self.options.get("experiment")
+        self._store_root: Path | None = None
+        self._context: RunContext | None = None
+        self._session_lost = False
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @property
+    def timeout(self) -> float:
+        return float(self.options.get("timeout", DEFAULT_TIMEOUT_S))
+
+    def _call(self, fn: Callable[[], T], what: str, timeout: float | None = None) -> T:
+        if self._worker is None:
+            self._worker = _Worker()
+        try:
+            return self._worker.call(fn, self.timeout if timeout is None else timeout, what)
+        except TraceletError:
+            raise
+        except Exception as exc:
+            if type(exc).__name__ == "UnauthorizedRequestError" and self._owns_run:
+                self._session_lost = True  # the next call reopens the run through a new client
+            raise _translate(exc, what) from exc
+
+    def _repo_location(self) -> str:
+        repo = self.options.get("repo")
+        if repo:
+            return str(repo)
+        if self._store_root is None:
+            raise DeliveryError("The aim adapter has no repo: call start_run() or pass options={'repo': …}.",
+                                retryable=False)
+        return str(self._store_root / "aim")
+
+    def _artifacts_uri(self) -> str:
+        uri = self.options.get("artifacts_uri")
+        if uri:
+            return str(uri)
+        if self._store_root is None:
+            raise DeliveryError("The aim adapter needs options['artifacts_uri'] or start_run().", retryable=False)
+        return (self._store_root / "aim_artifacts").absolute().as_uri()
+
+    def _open_repo(self) -> Any:
+        """This adapter's own ``aim.Repo`` (never aim's shared pool, so closing it touches no one else)."""
+        if self._repo is None:
+            from aim import Repo
+
+            location = self._repo_location()
+            if Repo.is_remote_path(location):
+                self._repo = Repo(location)
+            else:
+                Path(location).mkdir(parents=True, exist_ok=True)
+                self._repo = Repo(str(Path(location).absolute()), init=not Repo.exists(location))
+        return self._repo
+
+    def _require_run(self) -> Any:
+        if self._run is None:
+            raise DeliveryError("The aim adapter has no run: call start_run() first.", retryable=False)
+        if self._session_lost:
+            self._call(self._reopen, "reconnecting to the Aim server")
+        return self._run
+
+    def _reopen(self) -> None:
+        """The server forgot this client (it restarted): open the same run again through a new client."""
+        old_run, old_repo, context = self._run, self._repo, self._context
+        assert old_run is not None and context is not None
+        for close in (old_run.close, old_repo.close if old_repo is not None else None):
+            try:
+                if close is not None:
+                    close()
+            except Exception as exc:  # the old session is gone on the server; nothing left to release
+                log.debug("Closing the stale Aim client: %s", exc)
+        self._run = self._repo = None
+        self._run = self._create_run(replace(context, state={"run_hash": str(old_run.hash)}))
+        self._run.set_artifacts_uri(self._artifacts_uri())
+        self._session_lost = False
+        log.info("Reconnected to the Aim server; resumed run %s.", self._run.hash)
+
+    # -- run lifecycle -----------------------------------------------------------------------------
+    def start_run(self, run: RunContext) -> dict[str, str]:
+        self._store_root = Path(run.store_root)
+        self._context = run
+        self._experiment = self._experiment or run.experiment
+        given = self.options.get("run")
+        if given is not None:
+            self._run, self._owns_run = given, False
+        else:
+            self._run = self._call(lambda: self._create_run(run), "opening the Aim run")
+            self._owns_run = True
+        uri = self._artifacts_uri()
+        self._call(lambda: self._run.set_artifacts_uri(uri), "setting the run's artifacts URI")
+        return {"run_hash": str(self._run.hash)}
+
+    def _create_run(self, ctx: RunContext) -> Any:
+        from aim import Run
+
+        kwargs: dict[str, Any] = {"system_tracking_interval": None, "capture_terminal_logs": False,
+                                  "log_system_params": False, **dict(self.options.get("run_kwargs") or {})}
+        repo = self._open_repo()
+        resume = ctx.state.get("run_hash")
+        if resume:
+            log.info("Resuming Aim run %s", resume)
+            return Run(run_hash=str(resume), repo=repo, **kwargs)
+        created = Run(repo=repo, experiment=self._experiment, **kwargs)
+        created.name = ctx.run_id
+        return created
+
+    def end_run(self) -> None:
+        """Close the run (and this adapter's repo); bounded by the timeout, so a dead server cannot hang."""
+        run, repo = self._run, self._repo
+        self._run = self._repo = None
+        if run is None and repo is None:
+            return
+
+        def close() -> None:
+            if run is not None and self._owns_run:
+                run.close()
+            if repo is not None:
+                if not repo.is_remote_repo and run is not None:
+                    self._index(repo, [str(run.hash)])
+                repo.close()
+                if repo.is_remote_repo:
+                    gc.collect()  # release every remote object while the server can still answer
+
+        try:
+            self._call(close, "closing the Aim run")
+        except DeliveryError as exc:
+            log.warning("Could not close the Aim run cleanly: %s", exc)
+
+    # -- params and metrics ------------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        run = self._require_run()
+        values = {str(k): _plain(v) for k, v in params.items()}
+
+        def write() -> None:
+            for key, value in values.items():
+                run.set(("hparams", key), value, strict=False)
+
+        self._call(write, "logging params")
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        run = self._require_run()
+        self._call(lambda: run.track(float(value), name=name, step=step), f"logging metric {name!r}")
+
+    # -- logging -----------------------------------------------------------------------------------
+    def log(self, delivery: Delivery) -> Receipt:
+        run = self._require_run()
+        manifest = delivery.manifest
+        label = f"v{delivery.version}"
+        what = f"logging {manifest.name}:{label}"
+        held = self._call(lambda: run.get((PARAMS_KEY, manifest.name, label)), f"reading {manifest.name}:{label}")
+        if held:
+            if held.get("digest") != manifest.digest:
+                raise DeliveryError(
+                    f"Aim run {run.hash} already holds {manifest.name}:{label} with digest {held.get('digest')}, "
+                    f"not {manifest.digest}; the two stores disagree. Log to a new Aim run.", retryable=False)
+            log.info("Aim already holds %s:%s (digest %s); nothing uploaded.", manifest.name, label, manifest.digest)
+            return self._receipt(delivery, str(run.hash))
+        existing = set(self._call(lambda: dict(run.artifacts), "listing the run's artifacts"))
+        uploaded: list[str] = []
+        for entry in delivery.uploads():
+            aim_name = f"{manifest.name}/{label}/{entry.path}"
+            if aim_name in existing:
+                continue  # copied by an attempt that crashed before its record was written
+            source = delivery.blob_path(entry)
+            if not source.is_file():
+                raise DeliveryError(f"The embedded store lacks {entry.path} of {manifest.name}:{label} "
+                                    f"({source}); run `tracelet-artifacts verify`.", retryable=False)
+            self._call(lambda s=source, n=aim_name: run.log_artifact(str(s), name=n, block=True),
+                       f"{what} ({entry.path})")
+            uploaded.append(entry.path)
+        media = self._track_media(run, delivery, what) if self.options.get("media", True) else []
+        record = self._record(delivery, str(run.hash), media)
+        self._call(lambda: run.set((PARAMS_KEY, manifest.name, label), record, strict=False), what)
+        log.info("Aim run %s: %s:%s, %d file(s) copied, %d media.", run.hash, manifest.name, label,
+                 len(uploaded), len(media))
+        return self._receipt(delivery, str(run.hash))
+
+    def _receipt(self, delivery: Delivery, run_hash: str) -> Receipt:
+        not_held = dict(delivery.plan.not_held)
+        if delivery.manifest.artifact_type in MODEL_TYPES:
+            not_held["model registry"] = NO_REGISTRY
+        base = self._artifacts_uri().rstrip("/")
+        uri = f"{base}/{run_hash}/{delivery.manifest.name}/v{delivery.version}"
+        return delivery.receipt(self.name, remote_id=run_hash, remote_version=f"v{delivery.version}", uri=uri,
+                                not_held=not_held)
+
+    def _record(self, delivery: Delivery, run_hash: str, media: list[str]) -> dict[str, Any]:
+        manifest = delivery.manifest
+        planned = set(delivery.plan.uploads)
+        refs = {r.path: r for r in delivery.references()}
+        entries = []
+        for entry in manifest.entries:
+            item: dict[str, Any] = {k: v for k, v in entry.to_dict().items() if k != "is_text"}
+            item["text"] = entry.is_text
+            if entry.path in planned:
+                item["aim_artifact"] = f"{manifest.name}/v{delivery.version}/{entry.path}"
+            elif entry.path in refs:
+                item["reference"] = refs[entry.path].uri
+            entries.append(item)
+        return _plain({
+            "name": manifest.name,
+            "version": delivery.version,
+            "digest": manifest.digest,
+            "type": manifest.artifact_type.value,
+            "description": manifest.description,
+            "metadata": thaw_json(manifest.metadata),
+            "labels": list(manifest.labels),
+            "entries": entries,
+            "references": [r.to_dict() for r in manifest.references
+                           if r.uri in set(delivery.plan.external_references)],
+            "model": manifest.model.to_dict() if manifest.model else None,
+            "media": media,
+            "run_hash": run_hash,
+            "logged_at": time.time(),
+        })
+
+    def _track_media(self, run: Any, delivery: Delivery, what: str) -> list[str]:
+        """Track viewable entries as Aim sequences (step = version); returns the tracked paths."""
+        tracked: list[str] = []
+        limit = int(self.options.get("max_text_bytes", DEFAULT_MAX_TEXT_BYTES))
+        for entry in delivery.uploads():
+            maker = self._media_maker(entry, delivery, limit)
+            if maker is None:
+                continue
+
+            def track(make: Callable[[], Any] = maker, path: str = entry.path) -> None:
+                run.track(make(), name=delivery.manifest.name, step=delivery.version, context={"path": path})
+
+            try:
+                self._call(track, f"{what} (media {entry.path})")
+            except DeliveryError as exc:
+                if exc.retryable:
+                    raise
+                log.warning("Aim could not show %s as media (%s); the file is still a run artifact.",
+                            entry.path, exc)
+                continue
+            tracked.append(entry.path)
+        return tracked
+
+    @staticmethod
+    def _media_maker(entry: ManifestEntry, delivery: Delivery, limit: int) -> Callable[[], Any] | None:
+        source = str(delivery.blob_path(entry))
+        if entry.mime in RASTER_IMAGES:
+            def image() -> Any:
+                from aim import Image
+                from PIL import Image as PILImage
+
+                with PILImage.open(source) as picture:
+                    picture.load()
+                    return Image(picture.copy(), caption=entry.path)
+            return image
+        if entry.mime in AUDIO_FORMATS:
+            def audio() -> Any:
+                from aim import Audio
+
+                return Audio(source, format=AUDIO_FORMATS[entry.mime], caption=entry.path)
+            return audio
+        if entry.is_text and entry.kind != "model" and entry.size <= limit:
+            def text() -> Any:
+                from aim import Text
+
+                return Text(Path(source).read_text(encoding="utf-8", errors="replace"))
+            return text
+        return None
+
+    # -- reading back ------------------------------------------------------------------------------
+    @staticmethod
+    def _index(repo: Any, hashes: list[str]) -> None:
+        """Refresh Aim's run index for a local repo, so ``Repo`` readers see runs closed since."""
+        from aim.sdk.index_manager import RepoIndexManager
+
+        manager = RepoIndexManager.get_index_manager(repo)
+        for run_hash in hashes:
+            manager.index(run_hash)
+
+    def _runs(self) -> Iterator[tuple[str, Any]]:
+        """(run hash, run) for this adapter's run first, then every readable run of the experiment."""
+        from aim import Run
+
+        own = self._run
+        if own is not None:
+            yield str(own.hash), own
+        repo = self._open_repo()
+        hashes = [h for h in repo.list_all_runs() if own is None or h != str(own.hash)]
+        if not repo.is_remote_repo:
+            self._index(repo, hashes)
+        for run_hash in sorted(hashes):
+            other = Run(run_hash, repo=repo, read_only=True)
+            if self._experiment and other.experiment != self._experiment:
+                continue
+            yield run_hash, other
+
+    def _records(self) -> list[tuple[str, Any, dict[str, Any]]]:
+        """Every (run hash, run, record) held, one per name and version (the first run found wins)."""
+        if self._run is not None:
+            self._require_run()
+
+        def collect() -> list[tuple[str, Any, dict[str, Any]]]:
+            found: dict[tuple[str, int], tuple[str, Any, dict[str, Any]]] = {}
+            for run_hash, run in self._runs():
+                for name, versions in (run.get(PARAMS_KEY) or {}).items():
+                    for record in (versions or {}).values():
+                        found.setdefault((name, int(record["version"])), (run_hash, run, record))
+            return [found[key] for key in sorted(found)]
+
+        return self._call(collect, "reading the Aim repo")
+
+    def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
+        base = self._artifacts_uri().rstrip("/") if (self.options.get("artifacts_uri") or self._store_root) else ""
+        out = []
+        for run_hash, _, record in self._records():
+            kind = ArtifactType.parse(record["type"])
+            if type_filter is not None and kind != ArtifactType.parse(type_filter):
+                continue
+            name = str(record["name"])
+            out.append(RemoteArtifact(self.name, name, f"v{record['version']}", kind, record["digest"],
+                                      f"{base}/{run_hash}/{name}/v{record['version']}" if base else None))
+        return out
+
+    def fetch(self, name: str, version: str, dest: Path) -> Path:
+        wanted = _parse_version(version)
+        matches = [(h, r, rec) for h, r, rec in self._records()
+                   if rec["name"] == name and (wanted is None or int(rec["version"]) == wanted)]
+        if not matches:
+            raise ArtifactStoreNotFoundError(f"Aim holds no {name}:{version} in repo {self._repo_location()}.")
+        run_hash, run, record = max(matches, key=lambda m: int(m[2]["version"]))
+        target = Path(dest)
+
+        def download() -> None:
+            artifacts = run.artifacts
+            for entry in record["entries"]:
+                path = target / entry["path"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if entry.get("aim_artifact"):
+                    artifacts[entry["aim_artifact"]].download(str(path.parent))
+                elif str(entry.get("reference", "")).startswith("file://"):
+                    shutil.copyfile(unquote(urlparse(entry["reference"]).path), path)
+                else:
+                    log.warning("Aim holds only the reference of %s; not fetched.", entry["path"])
+                    continue
+                if sha256_file(path) != entry["sha256"]:
+                    raise IntegrityError(f"{name}:v{record['version']} {entry['path']} from Aim run {run_hash} "
+                                         "does not match its digest.")
+
+        self._call(download, f"fetching {name}:v{record['version']}", timeout=max(self.timeout, 300.0))
+        return target
