@@ -16,10 +16,12 @@ from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.backends.base import Delivery, RunContext
 from tracelet_artifacts.backends.local import LocalAdapter
 from tracelet_artifacts.backends.mlflow import MlflowAdapter
+from tracelet_artifacts.delivery import sync_outbox
 from tracelet_artifacts.errors import DeliveryError
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.routing import RoutingPolicy
 from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +154,37 @@ def test_server_outage_mid_run_delivers_everything_once_after_restart(
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     history = client.get_metric_history(run.info.run_id, "loss")
     assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]
+
+
+def test_deliveries_left_by_a_stopped_run_are_delivered_by_sync_into_the_same_mlflow_run(
+        mlflow_server: Any, fast_fail: dict[str, Any], tmp_path: Path) -> None:
+    name = f"sync-{time.monotonic_ns()}"
+    options = {"tracking_uri": mlflow_server.url, "experiment_name": name, **fast_fail}
+    settings = TraceletSettings(store_path=tmp_path / "store", backend_options={"mlflow": options},
+                                delivery_max_attempts=2, delivery_backoff_s=0.1, flush_timeout_s=3)
+    exp = Experiment("sync", backend=["mlflow"], settings=settings).start()
+    mlflow_server.stop()
+    try:
+        exp.log_artifact(TraceletArtifact(f"{name}-clf", "model").add_model(_model()), aliases=["best"])
+        exp.log_artifact(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams"))
+        result = exp.stop()  # the server is down: nothing can be delivered before the flush gives up
+        assert result is not None and not result.complete and result.done == 0
+    finally:
+        mlflow_server.start()
+
+    store = EmbeddedStore(tmp_path / "store")
+    try:
+        results = sync_outbox(store, {"mlflow": options}, timeout=90, include_live=True)  # `tracelet-artifacts sync`
+        assert results[exp.run_id].complete and results[exp.run_id].done == 2
+        digests = {n: store.get(n).digest for n in (f"{name}-clf", "cfg")}
+    finally:
+        store.close()
+    client = _client(mlflow_server.url)
+    experiment_id = client.get_experiment_by_name(name).experiment_id
+    (run,) = client.search_runs([experiment_id])  # the run created at start, resumed from its saved state
+    assert run.data.tags["tracelet.run_id"] == exp.run_id
+    for artifact, artifact_digest in digests.items():
+        assert run.data.tags[f"tracelet.artifact/{artifact}/v1"] == artifact_digest
+    (version,) = client.search_model_versions(f"name='{name}-clf'")
+    assert version.tags["tracelet.digest"] == digests[f"{name}-clf"]
+    assert client.get_model_version_by_alias(f"{name}-clf", "best").version == version.version
