@@ -136,14 +136,14 @@ def main() -> None:
             for step in (steps if repeat % 2 == 0 else steps[::-1]):
                 step()
             print(f"  repeat {repeat + 1}: "
-                  + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in bench.times.items()), flush=True)
+                  + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in bench.times.items()), flush=True)
 
         med = {k: statistics.median(v) for k, v in bench.times.items()}
         mib_s = {k: total / 2**20 / v for k, v in med.items()}
         print(f"  cp -r (baseline)                 {med['cp']:7.2f} s  {mib_s['cp']:7.0f} MiB/s")
         print(f"  store.log, fsync on (headline)   {med['log']:7.2f} s  {mib_s['log']:7.0f} MiB/s")
         print(f"  store.log, fsync off             {med['log-nofsync']:7.2f} s  {mib_s['log-nofsync']:7.0f} MiB/s")
-        print(f"  re-log unchanged (fsync on)      {med['relog']:7.2f} s")
+        print(f"  re-log unchanged (fsync on)      {med['relog'] * 1000:7.1f} ms")
         print(f"  cp -r && sync (reference)        {med['cp+sync']:7.2f} s  {mib_s['cp+sync']:7.0f} MiB/s")
         ratio = med["log"] / med["cp"]
         print(f"  ratio log / cp -r                {ratio:7.2f}x  target ≤ {TARGET_LOG_VS_CP}  "

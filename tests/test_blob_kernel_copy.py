@@ -64,3 +64,35 @@ def test_a_failing_copy_raises_a_store_error_and_leaves_no_temp_file(tmp_path: P
     with pytest.raises(ArtifactStoreError, match="No space left"):
         store.put_file(tmp_path / "file.bin")
     assert list(store.tmp.iterdir()) == []
+
+
+def test_logging_many_files_at_once_gives_the_manifest_a_plain_freeze_gives(tmp_path: Path) -> None:
+    from tracelet_artifacts.artifact import TraceletArtifact
+    from tracelet_artifacts.store.embedded import EmbeddedStore
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for index in range(6):
+        _write(folder / f"part-{index}.bin", 200_000 + index)
+    (folder / "same-as-0.bin").write_bytes((folder / "part-0.bin").read_bytes())
+    store = EmbeddedStore(tmp_path / "store")
+    record = store.log(TraceletArtifact("parts", "dataset").add_dir(folder))
+    assert record.manifest == TraceletArtifact("parts", "dataset").add_dir(folder).freeze()
+    assert store.verify("parts") == []
+    again = store.log(TraceletArtifact("parts", "dataset").add_dir(folder))
+    assert (again.version, again.created) == (record.version, False)
+
+
+def test_a_file_removed_before_logging_is_reported_by_name(tmp_path: Path) -> None:
+    from tracelet_artifacts.artifact import TraceletArtifact
+    from tracelet_artifacts.errors import ArtifactFileError
+    from tracelet_artifacts.store.embedded import EmbeddedStore
+
+    for index in range(4):
+        _write(tmp_path / f"f{index}.bin", 1000)
+    builder = TraceletArtifact("files", "dataset")
+    for index in range(4):
+        builder.add_file(tmp_path / f"f{index}.bin")
+    (tmp_path / "f2.bin").unlink()
+    with pytest.raises(ArtifactFileError, match=r"f2\.bin"):
+        EmbeddedStore(tmp_path / "store").log(builder)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +27,63 @@ PlanFn = Callable[[Manifest], Mapping[str, Mapping[str, Any]]]
 StatRow = tuple[str, int, int, int, int, str]
 # A file whose mtime is this close to when its digest was recorded is hashed again (same clock tick).
 STAT_CACHE_MARGIN_NS = 50_000_000
+# Files copied and hashed at once while logging one artifact.
+INGEST_WORKERS = min(4, os.cpu_count() or 1)
 
 
 class _IngestSink:
-    """Streams files into the blob store, skipping files whose stat signature says they are unchanged."""
+    """Streams files into the blob store, skipping files whose stat signature says they are unchanged.
 
-    def __init__(self, store: EmbeddedStore) -> None:
+    Given the builder's files up front, it copies and hashes up to ``INGEST_WORKERS`` of them at once
+    (hashing and ``copy_file_range`` release the GIL); ``put_file`` then hands out each file's result in
+    the order the manifest asks for it. The catalog is only read on the calling thread.
+    """
+
+    def __init__(self, store: EmbeddedStore, files: Sequence[Path] = ()) -> None:
         self.store = store
         self.stat_rows: list[StatRow] = []
+        self._ahead: dict[Path, Future[tuple[str, int, StatRow | None]]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        todo = [p for p in dict.fromkeys(files) if self._cached(p) is None]
+        workers = min(INGEST_WORKERS, len(todo))
+        if workers > 1:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tracelet-ingest-blob")
+            self._ahead = {path: self._pool.submit(self._store_file, path) for path in todo}
 
-    def put_file(self, path: Path) -> tuple[str, int]:
-        key = str(path.absolute())
+    def _cached(self, path: Path) -> tuple[str, int] | None:
+        """(sha256, size) from the stat cache when the file is unchanged and its blob is still there."""
+        try:
+            signature = digest.file_signature(path)
+        except OSError:
+            return None  # put_file reports it
+        cached = self.store.catalog.cached_digest(str(path.absolute()), signature, STAT_CACHE_MARGIN_NS)
+        return (cached, signature[0]) if cached and self.store.blobs.touch(cached) else None
+
+    def _store_file(self, path: Path) -> tuple[str, int, StatRow | None]:
         signature = digest.file_signature(path)
-        cached = self.store.catalog.cached_digest(key, signature, STAT_CACHE_MARGIN_NS)
-        if cached and self.store.blobs.touch(cached):
-            return cached, signature[0]
         sha, size = self.store.blobs.put_file(path)
         after = digest.file_signature(path)
-        if after == signature and size == signature[0]:  # unchanged while we read it: safe to remember
-            self.stat_rows.append((key, *signature, sha))
+        unchanged = after == signature and size == signature[0]  # unchanged while we read it: safe to remember
+        return sha, size, (str(path.absolute()), *signature, sha) if unchanged else None
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        ahead = self._ahead.pop(path, None)
+        if ahead is None:
+            cached = self._cached(path)
+            if cached:
+                return cached
+        sha, size, row = ahead.result() if ahead is not None else self._store_file(path)
+        if row is not None:
+            self.stat_rows.append(row)
         return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         return self.store.blobs.put_bytes(data)
+
+    def close(self) -> None:
+        """Wait for (or cancel) files still being stored, e.g. when freezing failed half-way."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class EmbeddedStore:
@@ -85,8 +120,11 @@ class EmbeddedStore:
         ``plan`` turns the manifest into the deliveries (backend → plan) recorded in the outbox.
         """
         if isinstance(artifact, TraceletArtifact):
-            sink = _IngestSink(self)
-            manifest = artifact.freeze(sink)
+            sink = _IngestSink(self, [spec.local_path for spec in artifact.files])
+            try:
+                manifest = artifact.freeze(sink)
+            finally:
+                sink.close()
             stat_rows = sink.stat_rows
         else:
             manifest, stat_rows = artifact, []
