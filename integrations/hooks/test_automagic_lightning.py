@@ -68,4 +68,7 @@ def test_the_autocapture_example_versions_a_real_run(workdir: Path) -> None:
     assert len(on_disk) == 3 and len(checkpoints) >= 3
     assert store.get("lightning_logs/version_0/model").artifact_type is ArtifactType.MODEL
     assert store.get("lightning_logs/version_0/hparams").artifact_type is ArtifactType.CONFIG
+    # the torch.save patch was on too: Lightning's own saves were not captured a second time under other names
+    assert {v.name for v in store.catalog.search()} == {f"lightning_logs/version_0/{leaf}" for leaf in
+                                                        ("checkpoints", "model", "hparams", "samples")}
     store.close()

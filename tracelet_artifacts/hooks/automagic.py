@@ -97,25 +97,11 @@ def _install_torch_save(handle: AutomagicHandle) -> None:
         log.debug("Automagic: no torch.save patch in this version")
         return
     try:
-        undo = _start_torch_save(module, handle.experiment)
+        capture = module.enable(handle.experiment)  # include/exclude/all_ranks come from the settings
     except Exception:
         log.exception("Automagic: installing the torch.save patch failed; torch.save is left as it is")
         return
-    handle._add("torch.save", undo)
-
-
-def _start_torch_save(module: ModuleType, experiment: Experiment) -> Callable[[], None]:
-    """Start the torch.save patch through whichever entry point its module offers; return how to stop it."""
-    enable_patch = getattr(module, "enable", None)
-    if callable(enable_patch):
-        result = enable_patch(experiment)
-        stop = getattr(result, "disable", None)
-        if callable(stop):
-            return stop
-        return lambda: module.disable()
-    context = module.capture_torch_save(experiment)
-    context.__enter__()
-    return lambda: context.__exit__(None, None, None)
+    handle._add("torch.save", capture.disable)
 
 
 # -- watcher ----------------------------------------------------------------------------------------

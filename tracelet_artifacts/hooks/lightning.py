@@ -66,12 +66,9 @@ def artifact_name_for(path: str | os.PathLike[str], fallback: str) -> str:
 # -- coordination with the torch.save patch -----------------------------------------------------------
 def _torch_save_suppressed() -> contextlib.AbstractContextManager[Any]:
     """The torch.save patch's "a wrapper reports this save itself" context, when that patch is loaded."""
-    module = sys.modules.get("tracelet_artifacts.hooks.torch_save")
-    for name in ("suppressed", "suppress_capture", "capture_suppressed"):
-        factory = getattr(module, name, None) if module is not None else None
-        if callable(factory):
-            return factory()
-    return contextlib.nullcontext()
+    module = sys.modules.get("tracelet_artifacts.hooks.torch_save")  # loaded only when the patch is in use
+    suppressed = getattr(module, "suppressed", None)
+    return suppressed() if callable(suppressed) else contextlib.nullcontext()
 
 
 # -- small helpers ----------------------------------------------------------------------------------
