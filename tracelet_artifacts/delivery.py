@@ -186,7 +186,7 @@ class DeliveryQueue:
                 raise DeliveryError(f"Backend {item.backend!r} is not configured in this process.", retryable=True)
             record = self.store.catalog.version_by_id(item.version_id)
             delivery = Delivery(record.manifest, record.version, BackendPlan.from_dict(item.plan),
-                                self.store.blobs.root)
+                                self.store.blobs.root, record.aliases)
             receipt = adapter.log(delivery)
             self.store.catalog.complete(item.id, receipt.to_dict())
             log.debug("Delivered %s to %s", record.ref, item.backend)

@@ -43,7 +43,8 @@ class WandbRun:
         policy = RoutingPolicy({"wandb": WandbAdapter.capabilities, "local": LocalAdapter.capabilities},
                                threshold_bytes=self.threshold_bytes)
         plan = policy.plan(record.manifest)
-        return Delivery(record.manifest, record.version, plan.for_backend("wandb"), self.store.blobs.root)
+        return Delivery(record.manifest, record.version, plan.for_backend("wandb"), self.store.blobs.root,
+                        record.aliases)
 
     @property
     def wandb_dir(self) -> Path:

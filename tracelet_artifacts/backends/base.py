@@ -101,12 +101,14 @@ class PlannedReference:
 
 @dataclass(frozen=True)
 class Delivery:
-    """Everything an adapter needs to log one version: manifest, its plan, and the blob folder."""
+    """Everything an adapter needs to log one version: manifest, its plan, the blob folder, and the
+    version's aliases in the embedded store when the delivery started."""
 
     manifest: Manifest
     version: int
     plan: BackendPlan
     blob_root: Path
+    aliases: tuple[str, ...] = ()
 
     def blob_path(self, entry: ManifestEntry) -> Path:
         """The stored content of an entry (read only)."""

@@ -505,21 +505,7 @@ class WandbAdapter(BackendAdapter):
 
     def _aliases(self, delivery: Delivery) -> list[str]:
         """``latest``, ``tracelet-v<N>`` and the store's aliases of this version."""
-        return list(dict.fromkeys(["latest", f"tracelet-v{delivery.version}", *self._store_aliases(delivery)]))
-
-    def _store_aliases(self, delivery: Delivery) -> tuple[str, ...]:
-        if self._context is None or not (self._context.store_root / "catalog.db").exists():
-            return ()
-        from tracelet_artifacts.store.catalog import Catalog
-
-        catalog = Catalog(self._context.store_root / "catalog.db")
-        try:
-            return catalog.get(delivery.manifest.name, delivery.version).aliases
-        except Exception as exc:
-            log.debug("No store aliases for %s:%s: %s", delivery.manifest.name, delivery.version, exc)
-            return ()
-        finally:
-            catalog.close()
+        return list(dict.fromkeys(["latest", f"tracelet-v{delivery.version}", *delivery.aliases]))
 
     def _log_media(self, run: Any, delivery: Delivery) -> dict[str, str]:
         """Media entries as W&B media in the current step (copied under their own names, which W&B needs)."""
