@@ -232,7 +232,7 @@ class MlflowAdapter(BackendAdapter):
                 self._send_batch([], metrics)
             return
         self.run_id  # noqa: B018 - fail now (not in the background) when there is no run
-        if self._sender is None:
+        if self._sender is None or self._sender.closed:
             self._sender = _BatchSender(self._send_batch)
         self._sender.add(params, metrics)
 
@@ -293,8 +293,7 @@ class MlflowAdapter(BackendAdapter):
                                 not_held=not_held)
 
     def _own_artifact_uri(self) -> str:
-        if self._artifact_uri is None:
-            self._artifact_uri = str(self.client.get_run(self.run_id).info.artifact_uri)
+        self._artifact_uri = self._artifact_uri or str(self.client.get_run(self.run_id).info.artifact_uri)
         return self._artifact_uri
 
     def _scratch(self) -> str | None:
@@ -351,16 +350,15 @@ class MlflowAdapter(BackendAdapter):
         if manifest.metadata.get("best") is True:
             aliases.add("best")
         if self._store_root is not None and (self._store_root / "catalog.db").exists():
-            try:
-                from tracelet_artifacts.store.embedded import EmbeddedStore
+            from tracelet_artifacts.store.embedded import EmbeddedStore
 
-                store = EmbeddedStore(self._store_root)
-                try:
-                    aliases.update(store.get(manifest.name, version).aliases)
-                finally:
-                    store.close()
+            store = EmbeddedStore(self._store_root)  # read only: the aliases of this version
+            try:
+                aliases.update(store.get(manifest.name, version).aliases)
             except TraceletError as exc:
                 log.debug("No embedded-store aliases for %s:v%d: %s", manifest.name, version, exc)
+            finally:
+                store.close()
         aliases.discard("latest")
         return aliases
 
@@ -585,6 +583,10 @@ class _BatchSender:
         self._kick.set()  # cut a retry backoff short
         with self._cond:
             return self._cond.wait_for(lambda: not (self._params or self._metrics or self._busy), timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self, timeout: float | None = None) -> bool:
         done = self.flush(timeout)
