@@ -17,6 +17,7 @@ from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.hooks import automagic
 from tracelet_artifacts.hooks.lightning import TraceletCallback
 from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store.embedded import EmbeddedStore
 
 
 @pytest.fixture
@@ -202,3 +203,18 @@ def test_the_newest_enabled_experiment_receives_new_trainers_until_it_is_disable
         second.disable()
         other.stop()
     assert automagic.active_experiment() is None
+
+
+def test_with_watch_filesystem_a_file_written_during_the_run_is_captured(workdir: Path) -> None:
+    pytest.importorskip("watchdog")
+    pytest.importorskip("tracelet_artifacts.hooks.watcher")
+    settings = TraceletSettings(store_path=workdir / ".tracelet", automagic_artifacts=True, watch_filesystem=True,
+                                artifact_watch_dirs=[workdir / "outputs"])
+    (workdir / "outputs").mkdir()
+    with Experiment("watching", settings=settings) as exp:
+        assert "watcher" in exp._automagic.installed
+        (workdir / "outputs" / "metrics.json").write_text('{"accuracy": 0.9}')
+    store = EmbeddedStore(workdir / ".tracelet")
+    (version,) = store.catalog.search(contains="metrics.json")
+    assert version.manifest.entries[0].size == len('{"accuracy": 0.9}')
+    store.close()
