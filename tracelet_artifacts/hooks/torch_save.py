@@ -60,7 +60,6 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -361,8 +360,9 @@ class TorchSaveCapture:
         self.captured: list[CapturedFile] = []
         self._stats = CaptureStats()
         self._lock = threading.Lock()
-        self._pending: dict[str, Future[Any]] = {}  # real path -> the ingest of its latest capture
-        self._futures: set[Future[Any]] = set()
+        self._pending: dict[str, threading.Event] = {}  # real path -> set once its latest capture is done
+        self._in_flight = 0  # captures handed over (or about to be) and not done yet
+        self._idle = threading.Condition(self._lock)
         self._open: list[tuple[_Job, Path | None]] = []  # file objects not closed yet, with their staged link
         self._wake = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -421,19 +421,8 @@ class TorchSaveCapture:
 
         File objects still open are waited for too (they are captured when closed).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                open_files = bool(self._open)
-                pending = set(self._futures)
-            if not open_files:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(CLOSE_POLL_S / 2)
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        _, not_done = wait_futures(pending, timeout=left)
-        return not not_done
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._open and not self._in_flight, timeout)
 
     # -- before and after the original save -------------------------------------------------------
     def _accepts(self, path: str) -> bool:
@@ -467,10 +456,10 @@ class TorchSaveCapture:
         """Let the previous capture of this file finish: the original ``torch.save`` truncates its inode."""
         with self._lock:
             previous = self._pending.get(key)
-        if previous is None or previous.done():
+        if previous is None or previous.is_set():
             return
         started = time.perf_counter()
-        done, _ = wait_futures([previous], timeout=self.wait_limit_s)
+        done = previous.wait(self.wait_limit_s)
         waited = time.perf_counter() - started
         with self._lock:
             self._stats.waits += 1
@@ -534,20 +523,23 @@ class TorchSaveCapture:
         artifact = TraceletArtifact(name, artifact_type, job.description, metadata=dict(job.metadata or {}))
         artifact.add_file(staged, os.path.basename(job.path))
         info = staged.stat()
-        size = info.st_size, info.st_mtime_ns
+        before = info.st_size, info.st_mtime_ns
+        done = threading.Event()
+        with self._lock:
+            self._in_flight += 1
+            self._pending[job.key] = done
         try:
             future = self.experiment.submit_artifact(artifact)
         except Exception:
-            _remove(staged)
+            self._release(job, done, staged)  # the caller counts the failure
             raise
         with self._lock:
             self._stats.captured += 1
-            self._futures.add(future)
-            self._pending[job.key] = future
-        future.add_done_callback(lambda f: self._stored(f, job, name, artifact_type, staged, size))
+        future.add_done_callback(lambda f: self._stored(f, job, done, staged, before, name))
 
-    def _stored(self, future: Future[Any], job: _Job, name: str, artifact_type: ArtifactType, staged: Path,
-                before: tuple[int, int]) -> None:
+    def _stored(self, future: Future[Any], job: _Job, done: threading.Event, staged: Path,
+                before: tuple[int, int], name: str) -> None:
+        """The ingest is over: check the staged file held still, count the outcome, release the capture."""
         try:
             after = staged.stat()
             if (after.st_size, after.st_mtime_ns) != before:
@@ -556,23 +548,31 @@ class TorchSaveCapture:
                             job.path)
         except OSError:
             pass
-        _remove(staged)
         failed = future.cancelled() or future.exception() is not None  # submit_artifact logged the failure
         version = None if failed else getattr(future.result().get("local"), "version", None)
         with self._lock:
-            self._futures.discard(future)
-            if self._pending.get(job.key) is future:
-                del self._pending[job.key]
             if failed:
                 self._stats.failed += 1
             else:
                 self._stats.stored += 1
                 if version is not None:
-                    self.captured.append(CapturedFile(job.path, name, artifact_type, version))
+                    self.captured.append(CapturedFile(job.path, name, job.artifact_type, version))
+        self._release(job, done, staged)
+
+    def _release(self, job: _Job, done: threading.Event, staged: Path) -> None:
+        """Drop the staged link, and wake a re-save of the same file and ``flush()``."""
+        _remove(staged)
+        with self._idle:
+            self._in_flight -= 1
+            if self._pending.get(job.key) is done:
+                del self._pending[job.key]
+            self._idle.notify_all()
+        done.set()
 
     def _failed(self, what: str) -> None:
-        with self._lock:
+        with self._idle:
             self._stats.failed += 1
+            self._idle.notify_all()
         log.warning("torch.save capture: %s failed; the save itself is unaffected.", what, exc_info=True)
 
     # -- file objects: hand over once closed ------------------------------------------------------
@@ -606,6 +606,7 @@ class TorchSaveCapture:
                 file = job.file() if job.file is not None else None
                 (ready if file is None or file.closed else still_open).append((job, staged))
             self._open = [] if final else still_open
+            self._in_flight += len(ready)  # handed over below; keeps flush() waiting in between
         for job, staged in ready:
             try:
                 staged = staged or self._stage(job.path, copy_allowed=True, inode=job.inode)
@@ -615,6 +616,10 @@ class TorchSaveCapture:
                 if staged is not None:
                     _remove(staged)
                 self._failed(f"capturing {job.path}")
+            finally:
+                with self._idle:
+                    self._in_flight -= 1
+                    self._idle.notify_all()
         if final:
             for job, staged in still_open:
                 log.warning("torch.save capture: %s was still open when the capture stopped; not captured.",
