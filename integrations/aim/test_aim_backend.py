@@ -261,3 +261,23 @@ def test_missing_stored_content_is_a_permanent_delivery_error(
     with pytest.raises(DeliveryError) as caught:
         harness.adapter.log(delivery)
     assert not caught.value.retryable
+
+
+def test_entries_sent_as_references_are_recorded_not_copied_and_still_fetch(
+    make_harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    harness = make_harness()
+    run_hash = harness.start()["run_hash"]
+    (tmp_path / "big.bin").write_bytes(b"\x07" * 4096)
+    builder = TraceletArtifact("bulk", "dataset", metadata={"force_reference": True}).add_file(tmp_path / "big.bin")
+    delivery = harness.delivery(builder)
+    receipt = harness.adapter.log(delivery)
+    assert receipt.referenced == ("big.bin",) and receipt.uploaded == ()
+    out = harness.adapter.fetch("bulk", "latest", tmp_path / "out")
+    assert sha256_file(out / "big.bin") == delivery.manifest.entry("big.bin").sha256
+    harness.adapter.end_run()
+    run = open_repo(harness.store.root / "aim", run_hash).get_run(run_hash)
+    (entry,) = run[("tracelet_artifacts", "bulk", "v1", "entries")]
+    assert entry["reference"] == delivery.blob_path(delivery.manifest.entry("big.bin")).absolute().as_uri()
+    assert entry["sha256"] == delivery.manifest.entry("big.bin").sha256
+    assert dict(run.artifacts) == {}

@@ -34,11 +34,12 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json
+from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json, validate_artifact_path
 from tracelet_artifacts.backends.base import (
     BackendAdapter,
     Capabilities,
@@ -166,6 +167,7 @@ class AimAdapter(BackendAdapter):
         self._store_root: Path | None = None
         self._context: RunContext | None = None
         self._session_lost = False
+        self._elsewhere: dict[tuple[str, int], dict[str, Any]] | None = None
 
     # -- plumbing ----------------------------------------------------------------------------------
     @property
@@ -317,6 +319,13 @@ class AimAdapter(BackendAdapter):
                     f"not {manifest.digest}; the two stores disagree. Log to a new Aim run.", retryable=False)
             log.info("Aim already holds %s:%s (digest %s); nothing uploaded.", manifest.name, label, manifest.digest)
             return self._receipt(delivery, str(run.hash))
+        linked = self._held_elsewhere(manifest.name, delivery.version, manifest.digest)
+        if linked is not None:  # another run of this repo holds the same files: point to them, copy nothing
+            record = {**linked, "linked_from": linked["run_hash"], "logged_at": time.time()}
+            self._call(lambda: run.set((PARAMS_KEY, manifest.name, label), record, strict=False), what)
+            log.info("Aim run %s holds %s:%s already; run %s links to it.", linked["run_hash"], manifest.name,
+                     label, run.hash)
+            return self._receipt(delivery, str(linked["run_hash"]))
         existing = set(self._call(lambda: dict(run.artifacts), "listing the run's artifacts"))
         uploaded: list[str] = []
         for entry in delivery.uploads():
@@ -327,8 +336,7 @@ class AimAdapter(BackendAdapter):
             if not source.is_file():
                 raise DeliveryError(f"The embedded store lacks {entry.path} of {manifest.name}:{label} "
                                     f"({source}); run `tracelet-artifacts verify`.", retryable=False)
-            self._call(lambda s=source, n=aim_name: run.log_artifact(str(s), name=n, block=True),
-                       f"{what} ({entry.path})")
+            self._call(partial(run.log_artifact, str(source), name=aim_name, block=True), f"{what} ({entry.path})")
             uploaded.append(entry.path)
         media = self._track_media(run, delivery, what) if self.options.get("media", True) else []
         record = self._record(delivery, str(run.hash), media)
@@ -337,14 +345,25 @@ class AimAdapter(BackendAdapter):
                  len(uploaded), len(media))
         return self._receipt(delivery, str(run.hash))
 
+    def _held_elsewhere(self, name: str, version: int, digest: str) -> dict[str, Any] | None:
+        """The record of another run of the repo holding this exact version (read once per adapter)."""
+        if self._elsewhere is None:
+            own = str(self._require_run().hash)
+            self._elsewhere = {(rec["name"], int(rec["version"])): rec for holder, _, rec in self._records()
+                               if holder != own and rec.get("run_hash") == holder}
+        found = self._elsewhere.get((name, version))
+        return found if found is not None and found.get("digest") == digest else None
+
+    def _version_uri(self, delivery: Delivery, run_hash: str) -> str:
+        """Where the version's files are: ``<artifacts_uri>/<run hash>/<name>/v<N>``."""
+        return f"{self._artifacts_uri().rstrip('/')}/{run_hash}/{delivery.manifest.name}/v{delivery.version}"
+
     def _receipt(self, delivery: Delivery, run_hash: str) -> Receipt:
         not_held = dict(delivery.plan.not_held)
         if delivery.manifest.artifact_type in MODEL_TYPES:
             not_held["model registry"] = NO_REGISTRY
-        base = self._artifacts_uri().rstrip("/")
-        uri = f"{base}/{run_hash}/{delivery.manifest.name}/v{delivery.version}"
-        return delivery.receipt(self.name, remote_id=run_hash, remote_version=f"v{delivery.version}", uri=uri,
-                                not_held=not_held)
+        return delivery.receipt(self.name, remote_id=run_hash, remote_version=f"v{delivery.version}",
+                                uri=self._version_uri(delivery, run_hash), not_held=not_held)
 
     def _record(self, delivery: Delivery, run_hash: str, media: list[str]) -> dict[str, Any]:
         manifest = delivery.manifest
@@ -352,8 +371,7 @@ class AimAdapter(BackendAdapter):
         refs = {r.path: r for r in delivery.references()}
         entries = []
         for entry in manifest.entries:
-            item: dict[str, Any] = {k: v for k, v in entry.to_dict().items() if k != "is_text"}
-            item["text"] = entry.is_text
+            item = entry.to_dict()
             if entry.path in planned:
                 item["aim_artifact"] = f"{manifest.name}/v{delivery.version}/{entry.path}"
             elif entry.path in refs:
@@ -373,6 +391,7 @@ class AimAdapter(BackendAdapter):
             "model": manifest.model.to_dict() if manifest.model else None,
             "media": media,
             "run_hash": run_hash,
+            "uri": self._version_uri(delivery, run_hash),
             "logged_at": time.time(),
         })
 
@@ -435,8 +454,17 @@ class AimAdapter(BackendAdapter):
         for run_hash in hashes:
             manager.index(run_hash)
 
+    def _read_run(self, run_hash: str) -> Any:
+        """A read-only view of another run of the repo (indexed first when the repo is local)."""
+        from aim import Run
+
+        repo = self._open_repo()
+        if not repo.is_remote_repo:
+            self._index(repo, [run_hash])
+        return Run(run_hash, repo=repo, read_only=True)
+
     def _runs(self) -> Iterator[tuple[str, Any]]:
-        """(run hash, run) for this adapter's run first, then every readable run of the experiment."""
+        """(run hash, run) for this adapter's run first, then every other readable run of the repo."""
         from aim import Run
 
         own = self._run
@@ -447,13 +475,10 @@ class AimAdapter(BackendAdapter):
         if not repo.is_remote_repo:
             self._index(repo, hashes)
         for run_hash in sorted(hashes):
-            other = Run(run_hash, repo=repo, read_only=True)
-            if self._experiment and other.experiment != self._experiment:
-                continue
-            yield run_hash, other
+            yield run_hash, Run(run_hash, repo=repo, read_only=True)
 
     def _records(self) -> list[tuple[str, Any, dict[str, Any]]]:
-        """Every (run hash, run, record) held, one per name and version (the first run found wins)."""
+        """Every (run hash, run, record) held, one per name and version (this adapter's run wins)."""
         if self._run is not None:
             self._require_run()
 
@@ -468,15 +493,13 @@ class AimAdapter(BackendAdapter):
         return self._call(collect, "reading the Aim repo")
 
     def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
-        base = self._artifacts_uri().rstrip("/") if (self.options.get("artifacts_uri") or self._store_root) else ""
+        wanted = ArtifactType.parse(type_filter) if type_filter is not None else None
         out = []
-        for run_hash, _, record in self._records():
+        for _, _, record in self._records():
             kind = ArtifactType.parse(record["type"])
-            if type_filter is not None and kind != ArtifactType.parse(type_filter):
-                continue
-            name = str(record["name"])
-            out.append(RemoteArtifact(self.name, name, f"v{record['version']}", kind, record["digest"],
-                                      f"{base}/{run_hash}/{name}/v{record['version']}" if base else None))
+            if wanted in (None, kind):
+                out.append(RemoteArtifact(self.name, str(record["name"]), f"v{record['version']}", kind,
+                                          record["digest"], record.get("uri")))
         return out
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
@@ -485,13 +508,15 @@ class AimAdapter(BackendAdapter):
                    if rec["name"] == name and (wanted is None or int(rec["version"]) == wanted)]
         if not matches:
             raise ArtifactStoreNotFoundError(f"Aim holds no {name}:{version} in repo {self._repo_location()}.")
-        run_hash, run, record = max(matches, key=lambda m: int(m[2]["version"]))
+        holder, run, record = max(matches, key=lambda m: int(m[2]["version"]))
+        run_hash = str(record.get("run_hash") or holder)
         target = Path(dest)
 
         def download() -> None:
-            artifacts = run.artifacts
+            source = run if run_hash == holder else self._read_run(run_hash)  # a linked record: files elsewhere
+            artifacts = source.artifacts
             for entry in record["entries"]:
-                path = target / entry["path"]
+                path = target / validate_artifact_path(entry["path"])
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if entry.get("aim_artifact"):
                     artifacts[entry["aim_artifact"]].download(str(path.parent))
