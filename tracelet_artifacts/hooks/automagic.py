@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -122,11 +122,6 @@ def _install_watcher(handle: AutomagicHandle) -> None:
 
 
 # -- Lightning --------------------------------------------------------------------------------------
-def _wants_callback(callbacks: Any) -> bool:
-    items: Sequence[Any] = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
-    return not any(lightning_hooks.is_tracelet_callback(c) for c in items if c is not None)
-
-
 def _wrap_trainer_init(namespace: str, trainer_class: type) -> Callable[[], None]:
     """Make ``trainer_class.__init__`` add a TraceletCallback for the active experiment; return the undo."""
     original = trainer_class.__dict__["__init__"]
@@ -134,13 +129,12 @@ def _wrap_trainer_init(namespace: str, trainer_class: type) -> Callable[[], None
         return lambda: None
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        experiment = active_experiment()
-        if experiment is not None and experiment.started and _wants_callback(kwargs.get("callbacks")):
+        experiment, given = active_experiment(), kwargs.get("callbacks")
+        callbacks = list(given) if isinstance(given, (list, tuple)) else [] if given is None else [given]
+        if (experiment is not None and experiment.started
+                and not any(lightning_hooks.is_tracelet_callback(c) for c in callbacks)):
             try:
-                given = kwargs.get("callbacks")
-                callbacks = list(given) if isinstance(given, (list, tuple)) else [given] if given else []
-                callback = lightning_hooks.callback_class(namespace)(experiment)
-                kwargs["callbacks"] = [callback, *callbacks]
+                kwargs["callbacks"] = [lightning_hooks.callback_class(namespace)(experiment), *callbacks]
             except Exception:
                 log.exception("Automagic: adding TraceletCallback to the %s Trainer failed", namespace)
         original(self, *args, **kwargs)
