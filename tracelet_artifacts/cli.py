@@ -210,6 +210,48 @@ def alias_command(store_path: str | None, ref: str, alias: str) -> None:
     click.echo(f"{name}@{alias} -> {record.label}")
 
 
+@main.command("watch")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--backend", "backends", multiple=True, help="Deliver to this backend too (repeatable).")
+@click.option("--pattern", "patterns", multiple=True, help="Only files matching this glob, e.g. '*.ckpt' (repeatable).")
+@click.option("--settle", type=float, default=None,
+              help="Seconds a file must stay unchanged where no close is seen (default: TRACELET_WATCH_SETTLE_S or 1).")
+@_friendly_errors
+def watch_command(dirs: tuple[str, ...], backends: tuple[str, ...], patterns: tuple[str, ...],
+                  settle: float | None) -> None:
+    """Version every complete file written under DIR... until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from tracelet_artifacts.experiment import Experiment
+    from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile
+
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def report(item: CapturedFile) -> None:
+        click.echo(f"captured {item.name} ({item.artifact_type.value}, {_size(item.size)}, {item.reason})")
+
+    try:
+        experiment = Experiment("watch", backend=list(backends) or None, automagic_artifacts=False).start()
+        try:
+            watcher = ArtifactWatcher(dirs, patterns=list(patterns) or None, experiment=experiment,
+                                      settle_s=settle, callback=report).start()
+            click.echo(f"Watching {', '.join(dirs)} (store {experiment.store.root}); Ctrl-C to stop.", err=True)
+            while not stopping.wait(0.2):
+                pass
+            click.echo("Stopping: last sweep of the folders, then delivering.", err=True)
+            captured = watcher.stop()
+        finally:
+            result = experiment.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    left = result.pending + result.failed if result else 0
+    pending = f", {left} delivery(ies) left in the outbox for `tracelet-artifacts sync`" if left else ""
+    click.echo(f"{len(captured)} file(s) captured{pending}.")
+
+
 def _mount_ci() -> None:
     try:
         from tracelet_artifacts.ci.cli import ci

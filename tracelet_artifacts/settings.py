@@ -50,6 +50,8 @@ class TraceletSettings(BaseSettings):
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_backoff_max_s: float = Field(60.0, ge=0)
     flush_timeout_s: float = Field(120.0, ge=0)
+    watch_settle_s: float = Field(1.0, gt=0)  # the file watcher: seconds without change when no close is seen
+    watch_polling: bool = False  # the file watcher polls instead of using inotify (e.g. network filesystems)
 
     _split = field_validator("artifact_watch_dirs", "backends", "capture_include", "capture_exclude",
                              mode="before")(_split_csv)
