@@ -436,7 +436,7 @@ class AimAdapter(BackendAdapter):
 
                 return Audio(source, format=AUDIO_FORMATS[entry.mime], caption=entry.path)
             return audio
-        if entry.is_text and entry.kind != "model" and entry.size <= limit:
+        if entry.is_text and entry.kind != "model" and not entry.mime.startswith("image/") and entry.size <= limit:
             def text() -> Any:
                 from aim import Text
 
