@@ -428,6 +428,8 @@ class TorchSaveCapture:
     def _accepts(self, path: str) -> bool:
         if not self.enabled or _inside(os.path.realpath(path), self._store_root):
             return False
+        if not self.experiment.started:
+            return self._skip(path, "the experiment is stopped")
         relative = os.path.relpath(path).replace(os.sep, "/")
         names = (relative, path.replace(os.sep, "/"), os.path.basename(path))
         if self.include and not any(fnmatch.fnmatch(n, p) for n in names for p in self.include):
