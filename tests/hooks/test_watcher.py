@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -25,7 +26,8 @@ pytest.importorskip("watchdog")
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.hooks import watcher as watcher_module
-from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile, format_problem
+from tracelet_artifacts.hooks.filecheck import format_problem, is_network_filesystem
+from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile
 from tracelet_artifacts.settings import TraceletSettings
 
 SETTLE = 0.4
@@ -232,6 +234,38 @@ def test_inotify_failure_falls_back_to_polling_with_a_log_line(
     assert wait_until(lambda: bool(recorder.items))
     watcher.stop()
     assert [c.name for c in recorder.items] == ["out/config.yaml"]
+
+
+def test_a_folder_on_a_network_filesystem_is_polled(
+    workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(watcher_module, "filesystem_type", lambda path: "nfs4")
+    with caplog.at_level(logging.WARNING, logger="tracelet_artifacts.hooks.watcher"):
+        watcher = watch(poll_interval_s=0.1)
+    assert watcher.roots[0].mode == "polling"
+    assert any("nfs4" in r.message for r in caplog.records)
+    assert is_network_filesystem("fuse.sshfs") and is_network_filesystem("nfs")
+    assert not any(is_network_filesystem(k) for k in ("ext4", "overlay", "tmpfs", "fuse.fuse-overlayfs", None))
+
+
+def test_files_moved_or_copied_in_from_another_folder_are_captured_once(
+    workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder
+) -> None:
+    watcher = watch()
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "last.ckpt").write_bytes(torch_like_zip())  # Lightning writes to a temp file, then moves it
+    os.replace(elsewhere / "last.ckpt", workdir / "out" / "last.ckpt")
+    (elsewhere / "plot.png").write_bytes(b"\x89PNG" + os.urandom(300_000))
+    os.utime(elsewhere / "plot.png", (1_000_000_000, 1_000_000_000))
+    shutil.copy2(elsewhere / "plot.png", workdir / "out" / "plot.png")  # copy, then copystat sets an old mtime
+    assert wait_until(lambda: len(recorder.items) == 2)
+    time.sleep(SETTLE * 2)
+    watcher.stop()
+    got = sorted((c.name, c.sha256) for c in recorder.items)
+    assert got == [("out/last.ckpt", sha256(workdir / "out" / "last.ckpt")),
+                   ("out/plot.png", sha256(elsewhere / "plot.png"))]
 
 
 def test_stop_sweeps_a_file_written_just_before_stop(

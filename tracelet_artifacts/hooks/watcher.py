@@ -11,15 +11,11 @@ from __future__ import annotations
 import errno
 import fnmatch
 import heapq
-import json
 import logging
 import os
-import stat
-import struct
 import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -32,6 +28,13 @@ from watchdog import events as fs_events
 from tracelet_artifacts import detect, digest
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.errors import ConfigurationError
+from tracelet_artifacts.hooks.filecheck import (
+    Signature,
+    file_signature,
+    filesystem_type,
+    format_problem,
+    is_network_filesystem,
+)
 from tracelet_artifacts.hooks.lightning import artifact_name_for
 from tracelet_artifacts.hooks.rank import is_rank_zero
 
@@ -44,15 +47,9 @@ DEFAULT_IGNORE = ("*.tmp", "*.part", "*.incomplete", "*.lock", "*~", ".*")
 DEFAULT_SETTLE_S = 1.0
 CLOSE_CHECK_S = 0.05  # after a close-write (or a rename into place): the gap between the two stats
 STAGING_FOLDER = "staging/watcher"  # under the store root
-NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse", "lustre", "gpfs", "beegfs",
-                                 "9p", "ceph", "glusterfs", "afs", "davfs", "sshfs", "panfs", "wekafs"})
 _ROOT_RETRY_S = 1.0  # how often a watched folder that does not exist yet is looked for
-_ZIP_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".npz", ".zip")
 # watchdog >= 7 reports attribute changes apart from writes; older versions call both "modified"
 _ATTRIB_EVENT: type[Any] | None = getattr(fs_events, "FileAttribEvent", None)
-_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
-
-Signature = tuple[int, int, int, int]  # size, mtime_ns, inode, device
 
 # phases of a file the watcher is waiting on
 WRITING = "writing"    # written to and not closed yet (close-write folders only): wait for the close
@@ -100,40 +97,6 @@ class _Timer:
     generation: int = field(compare=False)
 
 
-def _signature(path: str) -> Signature | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev
-
-
-def format_problem(path: str | os.PathLike[str], size: int) -> str | None:
-    """Why a settled file is not complete yet (a zip without its central directory, a safetensors file
-    shorter than its header says), or None when the cheap checks pass or do not apply."""
-    name = os.fspath(path).lower()
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-            if name.endswith(_ZIP_SUFFIXES) and head.startswith(b"PK\x03\x04"):
-                return None if zipfile.is_zipfile(handle) else "a zip archive with no central directory"
-            if name.endswith(".safetensors"):
-                if len(head) < 8:
-                    return "shorter than a safetensors header"
-                (header_len,) = struct.unpack("<Q", head)
-                if header_len > _MAX_SAFETENSORS_HEADER or 8 + header_len > size:
-                    return "shorter than its safetensors header says"
-                header = json.loads(handle.read(header_len))
-                ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-                expected = 8 + header_len + max(ends, default=0)
-                return None if expected == size else f"{size} bytes where its header says {expected}"
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        return f"unreadable ({exc})"
-    return None
-
-
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -160,29 +123,6 @@ def _native_observer() -> Any:
     from watchdog.observers import Observer
 
     return Observer()
-
-
-def _filesystem_type(path: Path) -> str | None:
-    """The type of the filesystem ``path`` is on, from /proc/mounts (None where that file does not exist)."""
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    best, kind = "", None
-    target = str(path.resolve())
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mount = parts[1].replace("\\040", " ")
-        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
-            best, kind = mount, parts[2]
-    return kind
-
-
-def _is_network(kind: str | None) -> bool:
-    return kind is not None and (kind in NETWORK_FILESYSTEMS or kind.split(".")[0] in NETWORK_FILESYSTEMS
-                                 or kind.startswith("fuse."))
 
 
 class ArtifactWatcher:
@@ -335,8 +275,8 @@ class ArtifactWatcher:
     def _schedule(self, root: _Root) -> None:
         """Watch ``root`` with inotify (or the platform's observer), or poll it where that cannot work."""
         reason = "polling was asked for" if self.polling else None
-        kind = _filesystem_type(root.path)
-        if reason is None and _is_network(kind):
+        kind = filesystem_type(root.path)
+        if reason is None and is_network_filesystem(kind):
             reason = f"it is on a {kind} filesystem, where inotify misses writes made by other machines"
         if reason is None:
             try:
@@ -362,13 +302,14 @@ class ArtifactWatcher:
             observer.start()
             self._observers["polling"] = observer
         root.mode, root.closes = "polling", False
-        log.warning("File watcher: polling %s every %.2fs because %s; a file counts as complete after %.2fs "
-                    "without change.", root.path, self.poll_interval_s, reason, self.settle_s)
+        log.log(logging.INFO if self.polling else logging.WARNING,
+                "File watcher: polling %s every %.2fs because %s; a file counts as complete after %.2fs "
+                "without change.", root.path, self.poll_interval_s, reason, self.settle_s)
 
     def _take_stock(self, root: _Root, *, new: bool) -> None:
         """Record the files already under ``root``: as known (new=False) or as candidates to capture."""
         for path in self._walk(root.path):
-            signature = _signature(path)
+            signature = file_signature(path)
             if signature is None:
                 continue
             if new:
@@ -452,8 +393,8 @@ class ArtifactWatcher:
             state = self._states[path] = _FileState(phase, reason)
         state.phase, state.reason, state.last = phase, reason, None
         state.generation += 1
-        if phase == WRITING:
-            return  # nothing to do until the close-write
+        if phase == WRITING or not self._eligible(path):
+            return  # nothing to do until the close-write; an ignored file is only followed (a temp name)
         state.due = time.monotonic() if phase == CLOSED else time.monotonic() + self._quiet_poll_s
         self._push(state.due, path, state.generation)
 
@@ -511,7 +452,7 @@ class ArtifactWatcher:
     def _check(self, path: str, generation: int) -> None:
         """One timer: stat the file; when two stats agree (and, without a close, for the settle period),
         check its format and queue the capture."""
-        signature = _signature(path)
+        signature = file_signature(path)
         now = time.monotonic()
         with self._lock:
             state = self._states.get(path)
@@ -530,9 +471,6 @@ class ArtifactWatcher:
                 return
             if signature[0] == 0 or self._known.get(path) == signature:
                 del self._states[path]  # empty, or exactly what was already captured / present at start
-                return
-            if not self._eligible(path):
-                del self._states[path]
                 return
             state.phase = CAPTURING
         problem = format_problem(path, signature[0])
@@ -594,7 +532,7 @@ class ArtifactWatcher:
             self._unstage(staged)
             self._settle_again(path, generation)
             return None
-        if _signature(path) != signature or size != signature[0]:
+        if file_signature(path) != signature or size != signature[0]:
             log.debug("File watcher: %s changed while being captured; waiting for it to settle again", path)
             self._unstage(staged)
             self._settle_again(path, generation)
@@ -672,7 +610,7 @@ class ArtifactWatcher:
         for root in self.roots:
             if root.path.is_dir():
                 for path in self._walk(root.path):
-                    signature = _signature(path)
+                    signature = file_signature(path)
                     if signature is not None and signature[0] > 0 and self._known.get(path) != signature:
                         candidates.setdefault(path, "sweep")
         todo = {p: r for p, r in candidates.items() if self._eligible(p)}
@@ -681,7 +619,7 @@ class ArtifactWatcher:
         while todo:
             now = time.monotonic()
             for path in sorted(todo):
-                signature = _signature(path)
+                signature = file_signature(path)
                 if signature is None or signature[0] == 0 or self._known.get(path) == signature:
                     del todo[path]
                     continue
