@@ -6,9 +6,14 @@ and compared by SHA-256 with what the embedded store holds.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import pickle
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,26 +301,56 @@ def test_start_run_resumes_the_same_run_and_logs_params_and_metrics(harness_fact
     assert deleted.value.retryable is False
 
 
-def test_unreachable_server_gives_retryable_delivery_error_quickly(harness_factory: Any, fast_fail: dict[str, Any],
-                                                                   tmp_path: Path) -> None:
-    """A tracking server that is not running (nothing listens on its port) fails each call within seconds."""
-    import socket
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    """Answers every request with 503, like a tracking server behind a proxy while it restarts."""
 
+    def _answer(self) -> None:
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _broken_server(kind: str) -> Iterator[str]:
+    """A tracking URI whose server refuses connections, accepts them but never answers, or answers 503."""
+    if kind == "503":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+        return
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        if kind == "hanging":
+            sock.listen(64)  # the kernel completes the handshake; nobody ever reads or answers
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["refused", "hanging", "503"])
+def test_down_hanging_or_failing_server_gives_retryable_delivery_error_quickly(
+        kind: str, harness_factory: Any, fast_fail: dict[str, Any], tmp_path: Path) -> None:
     local = harness_factory({"tracking_uri": f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"})
     delivery = local.delivery(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams"))
-    given = MlflowAdapter({"tracking_uri": down, "run_id": "0" * 32, "experiment_name": "x", "async_metrics": False,
-                           **fast_fail})
-    fresh = MlflowAdapter({"tracking_uri": down, **fast_fail})
-    calls = {"start_run": lambda: fresh.start_run(RunContext("r", "x", tmp_path / "store")),
-             "log": lambda: given.log(delivery), "log_metric": lambda: given.log_metric("loss", 1.0),
-             "log_params": lambda: given.log_params({"lr": 0.1}), "list": given.list,
-             "fetch": lambda: given.fetch("cfg", "latest", tmp_path / "out")}
-    for what, call in calls.items():
-        started = time.monotonic()
-        with pytest.raises(DeliveryError) as failure:
-            call()
-        assert failure.value.retryable is True, what
-        assert time.monotonic() - started < 5.0, what
+    with _broken_server(kind) as uri:
+        options = {"tracking_uri": uri, **fast_fail, "http_timeout_s": 1}
+        given = MlflowAdapter({**options, "run_id": "0" * 32, "experiment_name": "x", "async_metrics": False})
+        fresh = MlflowAdapter(options)
+        calls = {"start_run": lambda: fresh.start_run(RunContext("r", "x", tmp_path / "store")),
+                 "log": lambda: given.log(delivery), "log_metric": lambda: given.log_metric("loss", 1.0),
+                 "log_params": lambda: given.log_params({"lr": 0.1}), "list": given.list,
+                 "fetch": lambda: given.fetch("cfg", "latest", tmp_path / "out")}
+        for what, call in calls.items():
+            started = time.monotonic()
+            with pytest.raises(DeliveryError) as failure:
+                call()
+            assert failure.value.retryable is True, what
+            assert time.monotonic() - started < 5.0, what
