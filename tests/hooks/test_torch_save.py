@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -358,3 +361,55 @@ def test_classification_by_saved_object() -> None:
     assert ts.classify({"optimizer_state_dict": {}}, "x.bin") is ArtifactType.CHECKPOINT
     assert ts.classify(torch.zeros(3), "x.pt") is ArtifactType.CUSTOM  # a .pt file, but not a Module
     assert ts.classify([torch.zeros(3)], "epoch_3.ckpt") is ArtifactType.CHECKPOINT  # the core's name table
+
+
+# -- staging fallbacks and leftovers -----------------------------------------------------------------
+def refuse_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(*args: Any, **kwargs: Any) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(ts.os, "link", no_link)
+
+
+def test_when_hard_links_are_impossible_the_file_is_copied_and_still_safe_from_deletion(
+        exp: Experiment, capture: ts.TorchSaveCapture, gate: threading.Event,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    refuse_links(monkeypatch)
+    torch.save(model().state_dict(), "copied.pt")
+    with open("copied.ckpt", "wb") as handle:  # a file object: copied once it is closed
+        torch.save({"epoch": 1, "state_dict": model().state_dict()}, handle)
+    expected = {name: sha256(Path(name)) for name in ("copied.pt", "copied.ckpt")}
+    deadline = time.monotonic() + 10
+    while capture.stats.captured < 2 and time.monotonic() < deadline:  # the closed file is handed over
+        time.sleep(0.01)
+    for name in expected:
+        os.remove(name)
+    gate.set()
+    assert capture.flush(10)
+    assert {name: stored_sha(exp, name) for name in expected} == expected
+    assert capture.stats.copies == 2 and staged_files(exp) == []
+
+
+def test_a_file_object_still_open_when_the_capture_stops_is_not_captured(exp: Experiment) -> None:
+    capture = ts.enable(exp)
+    handle = open("open.pt", "wb")  # noqa: SIM115 - deliberately left open past disable()
+    try:
+        torch.save(model().state_dict(), handle)
+        capture.disable()
+    finally:
+        handle.close()
+    assert capture.flush(1) and capture.stats.captured == 0
+    assert exp.store.catalog.names() == [] and staged_files(exp) == []
+
+
+def test_staged_files_left_by_a_dead_process_are_removed_when_a_capture_starts(exp: Experiment) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    folder = exp.store.root / ts.STAGING_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    leftover, ours = folder / f"{dead.stdout.strip()}-0123456789ab-x.pt", folder / f"{os.getpid()}-live-y.pt"
+    leftover.write_bytes(b"left behind")
+    ours.write_bytes(b"still in use")
+    with ts.capture_torch_save(exp):
+        pass
+    assert not leftover.exists() and ours.exists()
