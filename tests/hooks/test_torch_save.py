@@ -220,6 +220,18 @@ def test_a_resave_while_the_previous_capture_is_pending_waits_so_each_version_ke
     assert capture.stats.waits == 1
 
 
+def test_a_resave_from_a_tracelet_worker_thread_does_not_wait_for_itself(
+        exp: Experiment, capture: ts.TorchSaveCapture, gate: threading.Event) -> None:
+    weights = model().state_dict()
+    torch.save(weights, "w.pt")
+    worker = threading.Thread(target=torch.save, args=(weights, "w.pt"), name="tracelet-ingest_0")
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive() and capture.stats.waits == 0
+    gate.set()
+    assert capture.flush(10)
+
+
 # -- what is not captured ---------------------------------------------------------------------------
 def test_include_and_exclude_globs_choose_the_files(exp: Experiment) -> None:
     Path("scratch").mkdir()

@@ -460,6 +460,10 @@ class TorchSaveCapture:
             previous = self._pending.get(key)
         if previous is None or previous.is_set():
             return
+        if threading.current_thread().name.startswith("tracelet-"):  # e.g. the ingest thread: it would wait for itself
+            log.warning("torch.save capture: %s is saved again from %s while its previous capture is pending; not "
+                        "waiting (that version may hold the new bytes).", key, threading.current_thread().name)
+            return
         started = time.perf_counter()
         done = previous.wait(self.wait_limit_s)
         waited = time.perf_counter() - started
