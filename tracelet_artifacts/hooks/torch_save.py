@@ -18,10 +18,11 @@ How a capture works (and why)
    slower, equally safe. The link is removed once the version is stored (or the ingest failed).
 4. One thing a link does not protect against is writing into the same inode: ``torch.save(obj, path)``
    opens ``path`` with ``"wb"``, which truncates it in place. So before calling the original on a path
-   whose previous capture is still being ingested, the wrapper waits for that ingestion (per-path futures,
+   whose previous capture is still being ingested, the wrapper waits for that ingestion (a per-path completion event,
    bounded by ``wait_limit_s``). In a training loop the previous save is stored long before the next one,
    so the wait does not happen; ``TorchSaveCapture.stats`` counts the waits (``waits``, ``wait_s``) so this
-   can be checked (the P1 benchmark prints them). Other writers that rewrite the file in place while it is
+   can be checked (the P1 benchmark prints them). A save on one of our own ``tracelet-*`` worker threads
+   never waits (it could be waiting for itself). Other writers that rewrite the file in place while it is
    being ingested are not covered; the capture logs a warning when the staged file changed meanwhile.
 5. File objects: ``torch.save`` does not close them and Python buffers their last bytes, so the file is
    complete only once it is closed. The wrapper links the file at once (so a delete cannot lose it) and a
