@@ -232,7 +232,7 @@ class AimAdapter(BackendAdapter):
                 if close is not None:
                     close()
             except Exception as exc:  # the old session is gone on the server; nothing left to release
-                log.debug("Closing the stale Aim client: %s", exc)
+                log.debug("Closing the stale Aim client: %s", str(exc))  # text only: a traceback holds the run
         self._run = self._repo = None
         self._run = self._create_run(replace(context, state={"run_hash": str(old_run.hash)}))
         self._run.set_artifacts_uri(self._artifacts_uri())
@@ -288,7 +288,7 @@ class AimAdapter(BackendAdapter):
         try:
             self._call(close, "closing the Aim run")
         except DeliveryError as exc:
-            log.warning("Could not close the Aim run cleanly: %s", exc)
+            log.warning("Could not close the Aim run cleanly: %s", str(exc))
 
     # -- params and metrics ------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -413,7 +413,7 @@ class AimAdapter(BackendAdapter):
                 if exc.retryable:
                     raise
                 log.warning("Aim could not show %s as media (%s); the file is still a run artifact.",
-                            entry.path, exc)
+                            entry.path, str(exc))
                 continue
             tracked.append(entry.path)
         return tracked
