@@ -1,12 +1,14 @@
 """The file watcher on the issue's large writers: a 50 MB file written slowly in chunks with pauses (file
 open throughout), and a 50 MB file written to a temp name and renamed into place; each is in the store
-exactly once with the finished file's digest, on inotify and on the polling fallback.
+exactly once with the finished file's digest, on inotify and on the polling fallback. And the example runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -82,3 +84,16 @@ def test_50mb_slow_writer_and_temp_rename_are_each_captured_once_with_final_dige
             assert [e.sha256 for e in record.manifest.entries] == [sha]
             assert record.size_bytes == SIZE
             assert exp.store.verify(name) == []
+
+
+def test_watch_outputs_example_runs(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, str(root / "examples" / "watch_outputs.py"), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for name in ("outputs/config.json", "outputs/epoch_2.ckpt", "outputs/final.pt", "outputs/plots/loss.svg"):
+        assert f"captured {name}" in done.stdout
+    assert "9 artifact version(s)" in done.stdout  # metrics.csv once per epoch, the rest once each
+    assert ".scratch" not in done.stdout and ".tmp" not in done.stdout

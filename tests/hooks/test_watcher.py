@@ -207,10 +207,10 @@ def test_the_stores_own_folder_is_never_captured(workdir: Path) -> None:
 def test_polling_fallback_when_forced_captures_once_with_final_digest(
     workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder
 ) -> None:
-    watcher = watch(polling=True, settle_s=1.0, poll_interval_s=0.2)
+    watcher = watch(polling=True, settle_s=0.6, poll_interval_s=0.1)
     assert watcher.roots[0].mode == "polling"
     target = workdir / "out" / "metrics.csv"
-    final = slow_write(target, 400_000, chunks=5, pause=0.3)
+    final = slow_write(target, 400_000, chunks=5, pause=0.2)
     assert wait_until(lambda: bool(recorder.items))
     time.sleep(1.0)
     watcher.stop()
