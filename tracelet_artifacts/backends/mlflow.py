@@ -514,8 +514,7 @@ class _BatchSender:
         self._backoff_max_s = backoff_max_s
         self._params: list[Any] = []
         self._metrics: list[Any] = []
-        self._busy = False
-        self._closed = False
+        self._busy = self._closed = self._flushing = False
         self._cond = threading.Condition()
         self._kick = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracelet-mlflow-metrics", daemon=True)
@@ -554,7 +553,7 @@ class _BatchSender:
             except DeliveryError as exc:
                 if exc.retryable:
                     failures += 1
-                    delay = min(self._backoff_max_s, 0.5 * 2 ** (failures - 1))
+                    delay = min(0.5 if self._flushing else self._backoff_max_s, 0.5 * 2 ** (failures - 1))
                     log.warning("MLflow params/metrics not sent (retry in %.1fs): %s", delay, exc)
                     with self._cond:
                         self._params[:0], self._metrics[:0] = params, metrics
@@ -580,9 +579,13 @@ class _BatchSender:
             log.warning("MLflow refused %d param(s) and %d metric value(s): %s", len(params), len(metrics), exc)
 
     def flush(self, timeout: float | None = None) -> bool:
-        self._kick.set()  # cut a retry backoff short
-        with self._cond:
-            return self._cond.wait_for(lambda: not (self._params or self._metrics or self._busy), timeout)
+        self._flushing = True  # retry every 0.5 s while someone waits
+        self._kick.set()  # and cut the current backoff short
+        try:
+            with self._cond:
+                return self._cond.wait_for(lambda: not (self._params or self._metrics or self._busy), timeout)
+        finally:
+            self._flushing = False
 
     @property
     def closed(self) -> bool:
