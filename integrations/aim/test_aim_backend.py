@@ -15,7 +15,7 @@ from tracelet_artifacts.artifact import ArtifactType, Manifest, TraceletArtifact
 from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.aim import AimAdapter
 from tracelet_artifacts.digest import sha256_file
-from tracelet_artifacts.errors import DeliveryError
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +124,8 @@ def test_list_and_fetch_work_through_the_adapter(make_harness: Callable[..., Har
         for entry in manifest.entries:
             assert sha256_file(out / entry.path) == entry.sha256
 
+    with pytest.raises(ArtifactStoreNotFoundError):
+        harness.adapter.fetch("dataset", "v2", tmp_path / "nowhere")
     # a later process (a new adapter, nothing resumed) still lists the closed run through aim.Repo
     harness.adapter.end_run()
     later = make_harness({"repo": str(harness.store.root / "aim")})
@@ -288,3 +290,23 @@ def test_entries_sent_as_references_are_recorded_not_copied_and_still_fetch(
     assert entry["reference"] == delivery.blob_path(delivery.manifest.entry("big.bin")).absolute().as_uri()
     assert entry["sha256"] == delivery.manifest.entry("big.bin").sha256
     assert dict(run.artifacts) == {}
+
+
+def test_a_run_given_in_options_is_used_and_left_open(make_harness: Callable[..., Harness], tmp_path: Path) -> None:
+    from aim import Run
+
+    mine = tmp_path / "my-repo"
+    run = Run(repo=str(mine), experiment="mine", system_tracking_interval=None, capture_terminal_logs=False)
+    try:
+        harness = make_harness({"run": run, "repo": str(mine)})
+        assert harness.start() == {"run_hash": run.hash}
+        (tmp_path / "n.txt").write_text("n")
+        delivery = harness.delivery(TraceletArtifact("note", "custom").add_file(tmp_path / "n.txt"))
+        assert harness.adapter.log(delivery).remote_id == run.hash
+        harness.adapter.end_run()
+        run["after"] = 1  # still writable: the adapter did not close the user's run
+        assert run[("tracelet_artifacts", "note", "v1", "digest")] == delivery.manifest.digest
+        assert list(run.artifacts) == ["note/v1/n.txt"]
+        assert run.experiment == "mine"
+    finally:
+        run.close()

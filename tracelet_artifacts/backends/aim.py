@@ -98,15 +98,15 @@ class _Worker:
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return False
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    if isinstance(exc, OSError):  # connection refused/reset, timeouts, a full disk
         return True
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(status, int):
         return status >= 500 or status in (408, 429)
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"RequestException", "ConnectionClosed", "RunLockingError", "Timeout", "InvalidStatus"}:
-        return True
-    if type(exc).__name__ == "UnauthorizedRequestError":  # a restarted server: reconnecting fixes it
+    # UnauthorizedRequestError: a restarted server forgot this client; reopening the run fixes it
+    if names & {"RequestException", "ConnectionClosed", "RunLockingError", "Timeout", "InvalidStatus",
+                "UnauthorizedRequestError", "RocksIOError"}:
         return True
     return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in _TRANSIENT_WORDS)
 
@@ -116,9 +116,7 @@ def _translate(exc: BaseException, what: str) -> DeliveryError:
         return exc
     retryable = _is_transient(exc)
     hint = "it will be retried" if retryable else "fix the cause and run `tracelet-artifacts sync`"
-    error = DeliveryError(f"Aim failed while {what}: {type(exc).__name__}: {exc} ({hint}).", retryable=retryable)
-    error.__cause__ = exc
-    return error
+    return DeliveryError(f"Aim failed while {what}: {type(exc).__name__}: {exc} ({hint}).", retryable=retryable)
 
 
 def _plain(value: Any) -> Any:
