@@ -381,25 +381,36 @@ def test_experiment_on_another_rank_does_not_watch(workdir: Path, monkeypatch: p
 
 
 def test_cli_watch_runs_until_sigterm_and_stops_cleanly(workdir: Path) -> None:
-    env = {**os.environ, "TRACELET_STORE_PATH": str(workdir / ".tracelet"), "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "TRACELET_STORE_PATH": str(workdir / ".tracelet")}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
     process = subprocess.Popen(
         [sys.executable, "-m", "tracelet_artifacts.cli", "watch", "out", "--pattern", "*.pt", "--settle", "0.3"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    errors: list[str] = []
+    watching = threading.Event()
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            errors.append(line)
+            if line.startswith("Watching"):
+                watching.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 30
-        while not (workdir / ".tracelet" / "catalog.db").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the observer is scheduled right after the store opens
+        assert watching.wait(30), "".join(errors)
         (workdir / "out" / "model.pt").write_bytes(torch_like_zip())
         (workdir / "out" / "ignored.txt").write_text("not a match")
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
+        stdout = process.communicate(timeout=30)[0]
     finally:
         if process.poll() is None:
             process.kill()
+    reader.join(5)
+    stderr = "".join(errors)
     assert process.returncode == 0, stderr
     assert "captured out/model.pt (model" in stdout
     assert "1 file(s) captured." in stdout
