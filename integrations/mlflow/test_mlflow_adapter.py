@@ -256,9 +256,19 @@ def test_new_content_creates_new_model_version_and_moves_aliases(harness_factory
     assert not (old / "notes.json").exists() and (harness.adapter.fetch("clf", "candidate", tmp_path / "c")
                                                    / "notes.json").exists()
 
-    plain = TraceletArtifact("cfg", "config", metadata={"aliases": "prod"}).add_object({"a": 1}, "cfg")
-    _, receipt = harness.log(plain)
+    plain = TraceletArtifact("cfg", "config", metadata={"aliases": "prod", "notes": "x" * 9000})
+    delivery, receipt = harness.log(plain.add_object({"a": 1}, "cfg"))
     assert "aliases" in receipt.not_held  # MLflow holds aliases only on registered models
+    assert "tag:metadata" in receipt.not_held  # over MLflow's 8000-character tag limit: cut in the tag ...
+    run_id = receipt.remote_id
+    assert len(client.get_run(run_id).data.tags["tracelet.metadata/cfg"]) == 8000
+    record = client.download_artifacts(run_id, "cfg/v1.tracelet.json", str(tmp_path / "record"))
+    assert json.loads(Path(record).read_text())["metadata"]["notes"] == "x" * 9000  # ... and whole in the file
+
+    client.delete_experiment(harness.state["experiment_id"])
+    with pytest.raises(DeliveryError) as deleted:  # a deleted experiment needs the user, not a retry
+        harness_factory({"tracking_uri": uri}, run_id="another-run")
+    assert deleted.value.retryable is False and "restore" in str(deleted.value)
 
 
 def test_start_run_resumes_the_same_run_and_logs_params_and_metrics(harness_factory: Any, tmp_path: Path) -> None:

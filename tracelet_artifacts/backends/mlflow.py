@@ -160,6 +160,9 @@ class MlflowAdapter(BackendAdapter):
             raise DeliveryError("The mlflow adapter needs start_run() or options['experiment_name'].", retryable=False)
         with _backend_errors(f"opening experiment {name!r}"):
             found = self.client.get_experiment_by_name(name)
+            if found is not None and found.lifecycle_stage == "deleted":
+                raise DeliveryError(f"MLflow experiment {name!r} is deleted: restore it (`mlflow experiments restore`) "
+                                    "or set options['experiment_name'].", retryable=False)
             if found is not None:
                 self._experiment_id = str(found.experiment_id)
             else:
