@@ -211,20 +211,26 @@ def alias_command(store_path: str | None, ref: str, alias: str) -> None:
 
 
 @main.command("watch")
+@store_option
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--backend", "backends", multiple=True, help="Deliver to this backend too (repeatable).")
 @click.option("--pattern", "patterns", multiple=True, help="Only files matching this glob, e.g. '*.ckpt' (repeatable).")
 @click.option("--settle", type=float, default=None,
               help="Seconds a file must stay unchanged where no close is seen (default: TRACELET_WATCH_SETTLE_S or 1).")
 @_friendly_errors
-def watch_command(dirs: tuple[str, ...], backends: tuple[str, ...], patterns: tuple[str, ...],
-                  settle: float | None) -> None:
+def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple[str, ...],
+                  patterns: tuple[str, ...], settle: float | None) -> None:
     """Version every complete file written under DIR... until Ctrl-C or SIGTERM."""
     import signal
     import threading
 
     from tracelet_artifacts.experiment import Experiment
     from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile
+    from tracelet_artifacts.settings import TraceletSettings
+
+    settings = TraceletSettings()
+    if store_path:
+        settings = settings.model_copy(update={"store_path": Path(store_path)})
 
     stopping = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -233,7 +239,8 @@ def watch_command(dirs: tuple[str, ...], backends: tuple[str, ...], patterns: tu
         click.echo(f"captured {item.name} ({item.artifact_type.value}, {_size(item.size)}, {item.reason})")
 
     try:
-        experiment = Experiment("watch", backend=list(backends) or None, automagic_artifacts=False).start()
+        experiment = Experiment("watch", backend=list(backends) or None, automagic_artifacts=False,
+                                settings=settings).start()
         try:
             watcher = ArtifactWatcher(dirs, patterns=list(patterns) or None, experiment=experiment,
                                       settle_s=settle, callback=report).start()

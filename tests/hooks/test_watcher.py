@@ -381,10 +381,11 @@ def test_experiment_on_another_rank_does_not_watch(workdir: Path, monkeypatch: p
 
 
 def test_cli_watch_runs_until_sigterm_and_stops_cleanly(workdir: Path) -> None:
-    env = {**os.environ, "TRACELET_STORE_PATH": str(workdir / ".tracelet")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracelet_artifacts.cli", "watch", "out", "--pattern", "*.pt", "--settle", "0.3"],
+        [sys.executable, "-m", "tracelet_artifacts.cli", "watch", "out", "--pattern", "*.pt", "--settle", "0.3",
+         "--store", str(workdir / ".tracelet")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     errors: list[str] = []

@@ -634,8 +634,8 @@ class ArtifactWatcher:
                 problem = format_problem(path, signature[0])
                 if problem is not None:
                     log.warning("File watcher: not capturing %s at stop: it looks incomplete (%s).", path, problem)
-                else:
-                    self._capture(path, signature, -1, todo[path])
+                elif self._capture(path, signature, -1, todo[path]) is None and self._known.get(path) != signature:
+                    log.warning("File watcher: not capturing %s at stop: it changed while being copied.", path)
                 del todo[path]
             if not todo:
                 break
