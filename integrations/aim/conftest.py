@@ -31,7 +31,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def aim_server(tmp_path: Path, sandbox: Path) -> Iterator[AimServer]:
-    """A fresh ``aim server`` (after ``aim init``); clients must be closed before it stops (see below)."""
+    """A fresh ``aim server`` (after ``aim init``), stopped after the test's adapters are closed."""
     server = AimServer(init_repo(tmp_path / "server-repo", sandbox), free_port(), sandbox)
     server.start()
     try:
