@@ -217,6 +217,50 @@ def test_polling_fallback_when_forced_captures_once_with_final_digest(
     assert [(c.sha256, c.reason) for c in recorder.items] == [(final, "settled")]
 
 
+def test_without_close_events_a_pause_longer_than_settle_captures_early_then_the_final_content(
+    workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder
+) -> None:
+    """The documented limit of polling: the settle period is all it has, so a long pause with the file open
+    gives an early version; the file is not dropped: its final content is captured once it settles."""
+    watcher = watch(polling=True, poll_interval_s=0.1)
+    target = workdir / "out" / "log.txt"
+    with target.open("w") as handle:
+        handle.write("first half\n")
+        handle.flush()
+        assert wait_until(lambda: bool(recorder.items), timeout=5)
+        handle.write("second half\n")
+    assert wait_until(lambda: len(recorder.items) == 2, timeout=5)
+    watcher.stop()
+    assert recorder.items[0].size == len("first half\n")
+    assert recorder.items[-1].sha256 == sha256(target)
+
+
+def test_a_file_still_growing_at_stop_is_named_not_captured_half_written(
+    workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    watcher = watch()
+    done = threading.Event()
+
+    def grow() -> None:
+        with (workdir / "out" / "stream.bin").open("wb") as handle:
+            while not done.is_set():
+                handle.write(b"x" * 1000)
+                handle.flush()
+                time.sleep(0.02)
+
+    writer = threading.Thread(target=grow)
+    writer.start()
+    try:
+        time.sleep(0.2)
+        with caplog.at_level(logging.WARNING, logger="tracelet_artifacts.hooks.watcher"):
+            captured = watcher.stop()
+    finally:
+        done.set()
+        writer.join()
+    assert captured == []
+    assert any("stream.bin at stop: it was still changing" in r.message for r in caplog.records)
+
+
 def test_inotify_failure_falls_back_to_polling_with_a_log_line(
     workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder,
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
