@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.backends.aim import AimAdapter
@@ -84,6 +85,18 @@ class AimServer:
         deadline = time.monotonic() + 15
         while _status_ok(self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def open_repo(path: Path) -> Any:
+    """A fresh ``aim.Repo`` on a folder with every run indexed, as ``aim up`` would (else closed runs are
+    invisible to ``Repo.get_run``)."""
+    from aim import Repo
+    from aim.sdk.index_manager import RepoIndexManager
+
+    repo = Repo(str(path))
+    for run_hash in repo.list_all_runs():
+        RepoIndexManager.get_index_manager(repo).index(run_hash)
+    return repo
 
 
 def init_repo(path: Path, home: Path) -> Path:

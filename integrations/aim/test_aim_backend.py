@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aim_support import AimServer, Harness, every_type, free_port
+from aim_support import AimServer, Harness, every_type, free_port, open_repo
 
 from tracelet_artifacts.artifact import ArtifactType, Manifest, TraceletArtifact
 from tracelet_artifacts.backends import registry
@@ -18,16 +18,6 @@ from tracelet_artifacts.digest import sha256_file
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
 
 pytestmark = pytest.mark.integration
-
-
-def open_repo(path: Path, run_hash: str) -> Any:
-    """A fresh ``aim.Repo`` on a folder, with the run indexed (Aim only indexes from ``aim up``)."""
-    from aim import Repo
-    from aim.sdk.index_manager import RepoIndexManager
-
-    repo = Repo(str(path))
-    RepoIndexManager.get_index_manager(repo).index(run_hash)
-    return repo
 
 
 def check_run_holds(run: Any, manifest: Manifest, version: int, dest: Path) -> None:
@@ -87,7 +77,7 @@ def test_every_artifact_type_reads_back_through_aim_repo(make_harness: Callable[
         harness.adapter.log_metric("loss", value, step)
     harness.adapter.end_run()
 
-    repo = open_repo(harness.store.root / "aim", run_hash)
+    repo = open_repo(harness.store.root / "aim")
     assert run_hash in repo.list_all_runs()
     run = repo.get_run(run_hash)
     assert run.experiment == "aim-suite" and run.name == "run-0"
@@ -156,7 +146,7 @@ def test_relogging_same_content_creates_no_new_version_and_uploads_nothing(
     assert [(i.name, i.version) for i in harness.adapter.list()] == [("cfg", "v1")]
     harness.adapter.end_run()
     assert [p.relative_to(copies).as_posix() for p in copies.rglob("*") if p.is_file()] == ["cfg/v1/cfg.yaml"]
-    run = open_repo(harness.store.root / "aim", run_hash).get_run(run_hash)
+    run = open_repo(harness.store.root / "aim").get_run(run_hash)
     assert list(run.artifacts) == ["cfg/v1/cfg.yaml"]
     assert list(run["tracelet_artifacts"]["cfg"]) == ["v1"]
 
@@ -188,7 +178,7 @@ def test_redelivery_after_a_crash_resumes_the_run_and_skips_copied_files(
     assert copied.stat().st_mtime_ns == before  # not copied twice
     assert resumed.adapter.log(delivery).ok  # and a third delivery is a no-op
     resumed.adapter.end_run()
-    run = open_repo(resumed.store.root / "aim", state["run_hash"]).get_run(state["run_hash"])
+    run = open_repo(resumed.store.root / "aim").get_run(state["run_hash"])
     assert sorted(run.artifacts) == ["pair/v1/a.txt", "pair/v1/b.txt"]
     assert run[("tracelet_artifacts", "pair", "v1", "digest")] == delivery.manifest.digest
 
@@ -214,7 +204,7 @@ def test_every_artifact_type_through_a_real_aim_server(
     harness.adapter.end_run()
     aim_server.stop()
     # what the server wrote, read through aim.Repo on its folder
-    run = open_repo(aim_server.repo, run_hash).get_run(run_hash)
+    run = open_repo(aim_server.repo).get_run(run_hash)
     for manifest, version in logged:
         check_run_holds(run, manifest, version, tmp_path / "downloads")
     assert [p for p in sandbox.rglob("*") if p.is_file()] == []  # neither client nor server wrote to home
@@ -255,7 +245,7 @@ def test_server_stopped_mid_run_fails_retryably_then_delivers_after_restart(
     assert [i.name for i in harness.adapter.list()] == ["late"]
     harness.adapter.end_run()
     aim_server.stop()
-    run = open_repo(aim_server.repo, run_hash).get_run(run_hash)
+    run = open_repo(aim_server.repo).get_run(run_hash)
     check_run_holds(run, delivery.manifest, 1, tmp_path / "downloads")
 
 
@@ -285,7 +275,7 @@ def test_entries_sent_as_references_are_recorded_not_copied_and_still_fetch(
     out = harness.adapter.fetch("bulk", "latest", tmp_path / "out")
     assert sha256_file(out / "big.bin") == delivery.manifest.entry("big.bin").sha256
     harness.adapter.end_run()
-    run = open_repo(harness.store.root / "aim", run_hash).get_run(run_hash)
+    run = open_repo(harness.store.root / "aim").get_run(run_hash)
     (entry,) = run[("tracelet_artifacts", "bulk", "v1", "entries")]
     assert entry["reference"] == delivery.blob_path(delivery.manifest.entry("big.bin")).absolute().as_uri()
     assert entry["sha256"] == delivery.manifest.entry("big.bin").sha256

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aim_support import every_type
+from aim_support import every_type, open_repo
 
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.digest import sha256_file
@@ -24,13 +24,7 @@ def settings(store: Path) -> TraceletSettings:
 
 
 def read_repo(path: Path) -> list[Any]:
-    """Every run of a local Aim repo, through a fresh ``aim.Repo`` (runs indexed as ``aim up`` would)."""
-    from aim import Repo
-    from aim.sdk.index_manager import RepoIndexManager
-
-    repo = Repo(str(path))
-    for run_hash in repo.list_all_runs():
-        RepoIndexManager.get_index_manager(repo).index(run_hash)
+    repo = open_repo(path)
     return [repo.get_run(h) for h in sorted(repo.list_all_runs())]
 
 
