@@ -303,8 +303,8 @@ class MlflowAdapter(BackendAdapter):
         """A folder for staging and downloads next to the store (the system temp folder without one)."""
         if self._store_root is None:
             return None
-        (self._store_root / "tmp").mkdir(parents=True, exist_ok=True)
-        return str(self._store_root / "tmp")
+        (self._store_root / "mlflow-tmp").mkdir(parents=True, exist_ok=True)
+        return str(self._store_root / "mlflow-tmp")
 
     def _upload(self, delivery: Delivery, prefix: str) -> None:
         with tempfile.TemporaryDirectory(prefix="tracelet-mlflow-", dir=self._scratch()) as folder:
@@ -517,7 +517,7 @@ class _BatchSender:
         self._backoff_max_s = backoff_max_s
         self._params: list[Any] = []
         self._metrics: list[Any] = []
-        self._busy = self._closed = self._flushing = False
+        self._busy = self.closed = self._flushing = False
         self._cond = threading.Condition()
         self._kick = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracelet-mlflow-metrics", daemon=True)
@@ -535,7 +535,7 @@ class _BatchSender:
 
     def _take(self) -> tuple[list[Any], list[Any]] | None:
         with self._cond:
-            self._cond.wait_for(lambda: self._params or self._metrics or self._closed)
+            self._cond.wait_for(lambda: self._params or self._metrics or self.closed)
             if not (self._params or self._metrics):
                 return None
             self._busy = True
@@ -590,14 +590,10 @@ class _BatchSender:
         finally:
             self._flushing = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self, timeout: float | None = None) -> bool:
         done = self.flush(timeout)
         with self._cond:
-            self._closed = True
+            self.closed = True
             self._params.clear()
             self._metrics.clear()
             self._cond.notify_all()
