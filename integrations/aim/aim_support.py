@@ -94,8 +94,12 @@ def open_repo(path: Path) -> Any:
     from aim.sdk.index_manager import RepoIndexManager
 
     repo = Repo(str(path))
-    for run_hash in repo.list_all_runs():
-        RepoIndexManager.get_index_manager(repo).index(run_hash)
+    manager = RepoIndexManager(repo)
+    try:
+        for run_hash in repo.list_all_runs():
+            manager.index(run_hash)
+    finally:
+        manager.stop()
     return repo
 
 

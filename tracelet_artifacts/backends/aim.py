@@ -445,12 +445,19 @@ class AimAdapter(BackendAdapter):
     # -- reading back ------------------------------------------------------------------------------
     @staticmethod
     def _index(repo: Any, hashes: list[str]) -> None:
-        """Refresh Aim's run index for a local repo, so ``Repo`` readers see runs closed since."""
+        """Refresh Aim's run index for a local repo, so ``Repo`` readers see runs closed since.
+
+        A manager of our own (not aim's shared pool, which would keep this repo alive), stopped after
+        use so its file watcher thread ends.
+        """
         from aim.sdk.index_manager import RepoIndexManager
 
-        manager = RepoIndexManager.get_index_manager(repo)
-        for run_hash in hashes:
-            manager.index(run_hash)
+        manager = RepoIndexManager(repo)
+        try:
+            for run_hash in hashes:
+                manager.index(run_hash)
+        finally:
+            manager.stop()
 
     def _read_run(self, run_hash: str) -> Any:
         """A read-only view of another run of the repo (indexed first when the repo is local)."""
