@@ -119,10 +119,18 @@ def _staging_folder(store_root: Path) -> Path:
 
 
 def _native_observer() -> Any:
-    """The platform's event observer (inotify on Linux); tests replace this to simulate inotify failing."""
+    """The platform's event observer; tests replace this to simulate inotify failing.
+
+    On Linux, inotify with "full" events: a file renamed in from outside the watched folders (fsspec and
+    Lightning write to a temp file, then move it into place) arrives as a move, not as a bare creation.
+    """
     from watchdog.observers import Observer
 
-    return Observer()
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:  # not Linux
+        return Observer()
+    return InotifyObserver(generate_full_events=True)
 
 
 class ArtifactWatcher:
