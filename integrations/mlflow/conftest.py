@@ -213,8 +213,8 @@ def harness_factory(tmp_path: Path) -> Iterator[Any]:
     made: list[Harness] = []
 
     def make(options: dict[str, Any], experiment: str = "exp", run_id: str = "run-1",
-             state: dict[str, Any] | None = None) -> Harness:
-        harness = Harness(tmp_path / "store", options, experiment, run_id, state)
+             state: dict[str, Any] | None = None, store: str = "store") -> Harness:
+        harness = Harness(tmp_path / store, options, experiment, run_id, state)
         made.append(harness)
         return harness
 

@@ -23,7 +23,7 @@ from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import ArtifactType, Manifest, TraceletArtifact
 from tracelet_artifacts.backends.base import Delivery, RunContext
 from tracelet_artifacts.backends.mlflow import MlflowAdapter
-from tracelet_artifacts.errors import DeliveryError
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
 
 pytestmark = pytest.mark.integration
 
@@ -264,6 +264,17 @@ def test_new_content_creates_new_model_version_and_moves_aliases(harness_factory
     assert len(client.get_run(run_id).data.tags["tracelet.metadata/cfg"]) == 8000
     record = client.download_artifacts(run_id, "cfg/v1.tracelet.json", str(tmp_path / "record"))
     assert json.loads(Path(record).read_text())["metadata"]["notes"] == "x" * 9000  # ... and whole in the file
+
+    # Another project (its own store, another MLflow experiment) registers a "clf" too and takes "best":
+    other = harness_factory({"tracking_uri": uri}, experiment="other-project", store="other-store")
+    other_model = TraceletArtifact("clf", "model").add_model(_tiny_sklearn_model()).add_object({"p": 2}, "extra")
+    _, theirs = other.log(other_model, aliases=("best",))
+    assert theirs.remote_version == "3" and theirs.uri == "models:/clf/3"
+    ours = [(i.version, set(i.aliases)) for i in harness.adapter.list(ArtifactType.MODEL)]
+    assert ours == [("v2", {"latest", "candidate"}), ("v1", set())]
+    with pytest.raises(ArtifactStoreNotFoundError):  # "best" is now the other project's version, not ours
+        harness.adapter.fetch("clf", "best", tmp_path / "best")
+    assert (other.adapter.fetch("clf", "best", tmp_path / "theirs") / "extra.json").exists()
 
     client.delete_experiment(harness.state["experiment_id"])
     with pytest.raises(DeliveryError) as deleted:  # a deleted experiment needs the user, not a retry

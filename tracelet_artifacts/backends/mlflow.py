@@ -415,8 +415,11 @@ class MlflowAdapter(BackendAdapter):
                 if not token:
                     return found
 
-    def _registry_aliases(self, name: str) -> dict[int, list[str]]:
-        """tracelet version → aliases set on the registered model of ``name`` (empty when unregistered)."""
+    def _registry_aliases(self, name: str) -> dict[tuple[int, str], list[str]]:
+        """(tracelet version, digest) → aliases on the registered model of ``name`` (empty when unregistered).
+
+        The digest tells versions of this experiment from same-named ones another project registered.
+        """
         from mlflow.exceptions import MlflowException
 
         model_name = self.model_name(name)
@@ -426,11 +429,11 @@ class MlflowAdapter(BackendAdapter):
             if exc.get_http_status_code() == 404:
                 return {}
             raise
-        out: dict[int, list[str]] = {}
+        out: dict[tuple[int, str], list[str]] = {}
         for alias, model_version in (model.aliases or {}).items():
-            tag = self.client.get_model_version(model_name, str(model_version)).tags.get("tracelet.version", "")
-            if tag.isdigit():
-                out.setdefault(int(tag), []).append(alias)
+            tags = self.client.get_model_version(model_name, str(model_version)).tags
+            if tags.get("tracelet.version", "").isdigit():
+                out.setdefault((int(tags["tracelet.version"]), tags.get("tracelet.digest", "")), []).append(alias)
         return out
 
     def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
@@ -439,7 +442,7 @@ class MlflowAdapter(BackendAdapter):
         for name, number in versions:
             latest[name] = max(number, latest.get(name, 0))
         out: list[RemoteArtifact] = []
-        aliases_by_name: dict[str, dict[int, list[str]]] = {}
+        aliases_by_name: dict[str, dict[tuple[int, str], list[str]]] = {}
         for (name, number), run in sorted(versions.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
             tags = run.data.tags
             kind = ArtifactType.parse(tags[f"tracelet.type/{name}"]) if f"tracelet.type/{name}" in tags else None
@@ -448,33 +451,35 @@ class MlflowAdapter(BackendAdapter):
             if kind in MODEL_TYPES and name not in aliases_by_name:
                 with _backend_errors("reading registered model aliases"):
                     aliases_by_name[name] = self._registry_aliases(name)
-            aliases = set(aliases_by_name.get(name, {}).get(number, ()))
+            artifact_digest = tags[f"{ARTIFACT_TAG}{name}/v{number}"]
+            aliases = set(aliases_by_name.get(name, {}).get((number, artifact_digest), ()))
             if number == latest[name]:
                 aliases.add("latest")
-            out.append(RemoteArtifact(self.name, name, f"v{number}", kind, tags[f"{ARTIFACT_TAG}{name}/v{number}"],
+            out.append(RemoteArtifact(self.name, name, f"v{number}", kind, artifact_digest,
                                       f"runs:/{run.info.run_id}/{name}/v{number}", tuple(sorted(aliases))))
         return out
 
-    def _resolve(self, name: str, version: str) -> int:
+    def _resolve(self, name: str, version: str) -> tuple[int, str | None]:
+        """(N, digest when known) for ``vN``, ``N``, ``latest`` or a registered-model alias."""
         number = _version_number(version)
         if number is not None:
-            return number
+            return number, None
         if version == "latest":
             numbers = [n for (item, n) in self._tagged_versions() if item == name]
             if numbers:
-                return max(numbers)
+                return max(numbers), None
         else:
             with _backend_errors(f"resolving alias {version!r}"):
-                for number, aliases in self._registry_aliases(name).items():
+                for (number, artifact_digest), aliases in self._registry_aliases(name).items():
                     if version in aliases:
-                        return number
+                        return number, artifact_digest
         raise ArtifactStoreNotFoundError(f"MLflow holds no {name!r} at {version!r}.")
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
-        number = self._resolve(name, version)
+        number, artifact_digest = self._resolve(name, version)
         prefix = f"{name}/v{number}"
         with _backend_errors(f"finding {prefix}"):
-            holder = self._holder(name, number)
+            holder = self._holder(name, number, artifact_digest)
         if holder is None:
             raise ArtifactStoreNotFoundError(f"MLflow holds no {name!r} at v{number}.")
         target = Path(dest)
