@@ -45,11 +45,11 @@ class Regressor(pl.LightningModule):
 
 
 class SlowEpochs(pl.Callback):
-    """Makes each epoch last a while, as real ones do (the tiny model trains in milliseconds)."""
+    """Makes each epoch last longer than the settle period, as real ones do (this model trains in milliseconds)."""
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.current_epoch > 0:
-            time.sleep(0.4)
+            time.sleep(1.0)
 
 
 def loader(seed: int) -> Any:
@@ -82,8 +82,10 @@ def test_checkpoints_of_a_real_training_run_are_captured_whole(tmp_path: Path, m
             record = exp.store.get(artifact_name_for(path, path.name))
             assert record.manifest.entries[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
         assert exp.store.get("outputs/ckpt/last.ckpt").run_id == exp.run_id
-        # an epoch takes 0.4 s here, so each epoch's last.ckpt settles and is captured before it is replaced,
-        # and the top-k file Lightning evicts at epoch 2 was captured before it was deleted
+        # an epoch takes over a second here, so each epoch's last.ckpt is captured before it is replaced (even
+        # epoch 0's, which can land in outputs/ckpt before inotify watches that new folder: the watcher's scan
+        # of a new folder finds it, and it waits the settle period), and the top-k file Lightning evicts at
+        # epoch 2 was captured before it was deleted
         assert len(exp.store.catalog.versions("outputs/ckpt/last.ckpt")) == 3
         assert exp.store.get("outputs/ckpt/epoch_0-step_4.ckpt").version == 1
         for record in exp.store.catalog.search(latest_only=False):
