@@ -198,7 +198,8 @@ class Harness:
     def delivery(self, artifact: TraceletArtifact, aliases: tuple[str, ...] = ()) -> Delivery:
         record = self.store.log(artifact, aliases=aliases)
         plan = self.policy.plan(record.manifest)
-        return Delivery(record.manifest, record.version, plan.for_backend("mlflow"), self.store.blobs.root)
+        return Delivery(record.manifest, record.version, plan.for_backend("mlflow"), self.store.blobs.root,
+                        record.aliases)
 
     def log(self, artifact: TraceletArtifact, aliases: tuple[str, ...] = ()) -> tuple[Delivery, Receipt]:
         delivery = self.delivery(artifact, aliases)

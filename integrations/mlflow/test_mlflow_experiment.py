@@ -126,7 +126,7 @@ def test_server_outage_mid_run_delivers_everything_once_after_restart(
         record = exp.get_artifact(f"{name}-clf")
         plan = RoutingPolicy({"mlflow": MlflowAdapter.capabilities, "local": LocalAdapter.capabilities})
         delivery = Delivery(record.manifest, record.version, plan.plan(record.manifest).for_backend("mlflow"),
-                            exp.store.blobs.root)
+                            exp.store.blobs.root, record.aliases)
         fresh = MlflowAdapter(options)
         for call in (lambda: probe.log(delivery), lambda: probe.log_metric("loss", 1.0), probe.list,
                      lambda: fresh.start_run(RunContext("fresh", name, tmp_path / "fresh"))):

@@ -279,11 +279,12 @@ class MlflowAdapter(BackendAdapter):
                 holder_id, artifact_uri = holder.info.run_id, holder.info.artifact_uri
                 log.debug("%s is already in MLflow run %s; nothing uploaded", prefix, holder_id)
             model_name = model_version = None
+            aliases = self._user_aliases(delivery)
             if manifest.model is not None and self.options.get("register_models", True):
                 model_name = self.model_name(manifest.name)
                 model_version = self._register(manifest, version, model_name, f"{artifact_uri}/{prefix}",
-                                               holder_id, not_held)
-            elif aliases := self._user_aliases(manifest, version):
+                                               holder_id, not_held, aliases)
+            elif aliases:
                 not_held["aliases"] = ("MLflow holds aliases only on registered models; "
                                        f"{sorted(aliases)} kept in the embedded store")
             if holder is None:
@@ -346,27 +347,20 @@ class MlflowAdapter(BackendAdapter):
         names = self.options.get("model_names") or {}
         return str(names.get(artifact) or artifact.replace("/", ".").replace(":", "."))
 
-    def _user_aliases(self, manifest: Manifest, version: int) -> set[str]:
+    @staticmethod
+    def _user_aliases(delivery: Delivery) -> set[str]:
         """Aliases of this version: the embedded store's, ``metadata["aliases"]``, and ``best`` if asked."""
+        manifest = delivery.manifest
         extra = manifest.metadata.get("aliases") or ()
         aliases = {extra} if isinstance(extra, str) else {str(a) for a in extra}
         if manifest.metadata.get("best") is True:
             aliases.add("best")
-        if self._store_root is not None and (self._store_root / "catalog.db").exists():
-            from tracelet_artifacts.store.embedded import EmbeddedStore
-
-            store = EmbeddedStore(self._store_root)  # read only: the aliases of this version
-            try:
-                aliases.update(store.get(manifest.name, version).aliases)
-            except TraceletError as exc:
-                log.debug("No embedded-store aliases for %s:v%d: %s", manifest.name, version, exc)
-            finally:
-                store.close()
+        aliases.update(delivery.aliases)
         aliases.discard("latest")
         return aliases
 
     def _register(self, manifest: Manifest, version: int, model_name: str, source: str, run_id: str,
-                  not_held: dict[str, str]) -> str:
+                  not_held: dict[str, str], aliases: set[str]) -> str:
         """The registered model version holding this digest (created once), with its aliases set."""
         from mlflow.exceptions import MlflowException
 
@@ -390,7 +384,7 @@ class MlflowAdapter(BackendAdapter):
             created = client.create_model_version(model_name, source, run_id=run_id, tags=tags,
                                                   description=manifest.description)
             model_version = str(created.version)
-        for alias in sorted(self._user_aliases(manifest, version)):
+        for alias in sorted(aliases):
             if not _ALIAS.match(alias) or _VERSION_ALIAS.match(alias):
                 not_held[f"alias:{alias}"] = "not a valid MLflow alias (letters, digits, _ and -; not vN)"
                 continue
