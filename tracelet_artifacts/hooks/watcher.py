@@ -355,11 +355,12 @@ class ArtifactWatcher:
             if not self._running:
                 return
             if event.is_directory:
-                if kind in ("created", "moved"):
-                    self._push(time.monotonic(), dest or src, -1)  # scan it: files may predate its watch
-                elif kind == "deleted":
+                if kind == "deleted" or (kind == "moved" and src and not dest):  # gone from the folders
                     for path in [p for p in self._states if p.startswith(src + os.sep)]:
                         del self._states[path]
+                arrived = src if kind == "created" else dest if kind == "moved" else ""
+                if arrived:
+                    self._push(time.monotonic(), arrived, -1)  # scan it: its files may predate its watch
                 return
             if kind == "moved":
                 self._on_moved(src, dest)
