@@ -6,7 +6,8 @@ delivery worker thread and in a subprocess:
 - ``record``: path of the JSON-lines file every confirmed delivery (and param / metric) is appended to;
 - ``fail_flag``: while a file exists at this path, ``log`` raises a retryable DeliveryError;
 - ``crash``: ``log`` kills the process (``os._exit``) before it confirms anything;
-- ``fail_start``: ``start_run`` raises, as a backend that cannot open its run would.
+- ``fail_start``: ``start_run`` raises, as a backend that cannot open its run would;
+- ``fail_start_flag``: while a file exists at this path, ``start_run`` raises (a server not up yet).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class FlakyAdapter(BackendAdapter):
             raise DeliveryError(f"{self.name} is down (remove {flag} to bring it back)")
 
     def start_run(self, run: RunContext) -> dict[str, Any]:
-        if self.options.get("fail_start"):
+        start_flag = self.options.get("fail_start_flag")
+        if self.options.get("fail_start") or (start_flag and Path(start_flag).exists()):
             raise DeliveryError(f"{self.name} cannot open a run")
         self._append({"kind": "start", "backend": self.name, "run_id": run.run_id, "state": dict(run.state)})
         return {"remote_run": f"remote-{run.run_id}"}

@@ -374,6 +374,23 @@ def test_a_backend_that_fails_to_start_keeps_its_deliveries_for_sync(adapters: A
     assert len(read_records(adapters.record)) == 1
 
 
+def test_a_backend_that_starts_late_gets_its_deliveries_and_params_without_sync(adapters: AdapterFiles,
+                                                                               tmp_path: Path) -> None:
+    not_up_yet = tmp_path / "server-not-up"
+    not_up_yet.touch()
+    exp = Experiment("run-1", backend="flaky", settings=fast(
+        delivery_max_attempts=50, backend_options={"flaky": adapters.options(fail_start_flag=str(not_up_yet))}))
+    exp.start()
+    assert exp.log_artifact(config_artifact())["flaky"].status == "pending"
+    exp.log_params({"lr": 0.1})
+    assert read_records(adapters.record) == []
+    not_up_yet.unlink()  # the backend comes up: its worker starts the run and delivers what waited
+    wait_for(lambda: len(read_records(adapters.record)) == 1 and len(read_records(adapters.record, "params")) == 1)
+    result = exp.stop(timeout=20)
+    assert result is not None and (result.done, result.pending, result.failed) == (1, 0, 0)
+    assert len(read_records(adapters.record, "start")) == 1
+
+
 def test_params_and_metrics_reach_every_running_backend(adapters: AdapterFiles) -> None:
     with experiment(adapters, backend=["flaky", "plain"]) as exp:
         exp.log_params({"lr": 0.1, "layers": 3})

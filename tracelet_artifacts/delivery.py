@@ -99,25 +99,29 @@ class DeliveryQueue:
         lease_s: float = 600.0,
         poll_s: float = 1.0,
         max_calls: int = 100_000,
+        late: Mapping[str, Callable[[], BackendAdapter]] | None = None,
     ) -> None:
         self.store = store
         self.adapters = dict(adapters)
+        # Backends whose run could not start yet: their worker retries the start with backoff, then delivers.
+        self._late = dict(late or {})
         self.run_id = run_id
         self.retry = retry or RetryPolicy()
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.owner = f"{process_owner()}:{uuid.uuid4().hex[:8]}"
-        self._wake = {name: threading.Event() for name in self.adapters}
+        backends = [*self.adapters, *self._late]
+        self._wake = {name: threading.Event() for name in backends}
         self._calls: dict[str, deque[tuple[str, Callable[[], None]]]] = {
-            name: deque(maxlen=max_calls) for name in self.adapters}
-        self._call_failures = dict.fromkeys(self.adapters, 0)
+            name: deque(maxlen=max_calls) for name in backends}
+        self._call_failures = dict.fromkeys(backends, 0)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         """Return orphaned deliveries to the queue and start one worker per backend."""
         self.store.catalog.release_orphans(owner_is_dead)
-        for name in self.adapters:
+        for name in self._wake:
             thread = threading.Thread(target=self._work, args=(name,), name=f"tracelet-deliver-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -162,8 +166,25 @@ class DeliveryQueue:
             self._call_failures[backend] = 0
         return True
 
+    def _start_late(self, backend: str) -> bool:
+        """Try once more to start a backend whose run could not start; False (after a backoff) if it still fails."""
+        attempt = self._call_failures[backend] + 1
+        try:
+            self.adapters[backend] = self._late[backend]()
+        except Exception as exc:
+            self._call_failures[backend] = attempt
+            log.warning("%s still cannot start (attempt %d): %s", backend, attempt, exc)
+            self._stop.wait(self.retry.delay(attempt))
+            return False
+        del self._late[backend]
+        self._call_failures[backend] = 0
+        log.info("%s started; delivering what waited for it", backend)
+        return True
+
     def _work(self, backend: str) -> None:
         while not self._stop.is_set():
+            if backend in self._late and not self._start_late(backend):
+                continue
             if self._run_calls(backend):
                 continue
             try:
@@ -236,6 +257,17 @@ class DeliveryQueue:
         return result
 
 
+def start_adapter(
+    store: EmbeddedStore, run_id: str, experiment: str, name: str, options: Mapping[str, Any] | None
+) -> BackendAdapter:
+    """Create an adapter and start (or resume, from the saved state) its run; save the state it returns."""
+    _, saved = store.catalog.run_state(run_id)
+    adapter = registry.create(name, options)
+    state = adapter.start_run(RunContext(run_id, experiment, store.root, saved.get(name, {})))
+    store.catalog.save_backend_state(run_id, name, state)
+    return adapter
+
+
 def open_adapters(
     store: EmbeddedStore,
     run_id: str,
@@ -244,15 +276,11 @@ def open_adapters(
     options: Mapping[str, Mapping[str, Any]],
 ) -> tuple[dict[str, BackendAdapter], dict[str, str]]:
     """Create and start (or resume) adapters for a run; return (adapters, errors by backend)."""
-    _, saved = store.catalog.run_state(run_id)
     adapters: dict[str, BackendAdapter] = {}
     errors: dict[str, str] = {}
     for name in backends:
         try:
-            adapter = registry.create(name, options.get(name))
-            state = adapter.start_run(RunContext(run_id, experiment, store.root, saved.get(name, {})))
-            store.catalog.save_backend_state(run_id, name, state)
-            adapters[name] = adapter
+            adapters[name] = start_adapter(store, run_id, experiment, name, options.get(name))
         except Exception as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
             log.warning("Backend %s is unavailable for run %s: %s", name, run_id, errors[name])

@@ -26,6 +26,7 @@ from tracelet_artifacts.delivery import (
     open_adapters,
     owner_is_dead,
     process_owner,
+    start_adapter,
     sync_outbox,
 )
 from tracelet_artifacts.errors import (
@@ -128,7 +129,10 @@ class Experiment:
                                      overrides=self.settings.routing)
         retry = RetryPolicy(self.settings.delivery_max_attempts, self.settings.delivery_backoff_s,
                             self.settings.delivery_backoff_max_s)
-        self._queue = DeliveryQueue(store, self._adapters, run_id=self.run_id, retry=retry)
+        late = {name: functools.partial(start_adapter, store, self.run_id, self.name, name,
+                                        self.settings.backend_options.get(name)) for name in errors}
+        self._queue = DeliveryQueue(store, self._adapters, run_id=self.run_id, retry=retry, late=late)
+        self._adapters = self._queue.adapters  # one view: a backend that starts late joins it
         self._queue.start()
         self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracelet-ingest")
         self._store = store
@@ -301,15 +305,23 @@ class Experiment:
 
     # -- params and metrics -----------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Send hyper-parameters to every running backend, in the background (never blocks, never raises)."""
+        """Send hyper-parameters to every backend, in the background (never blocks, never raises).
+
+        A backend whose run has not started yet receives them once it starts.
+        """
         values = dict(params)
-        for name, adapter in self._adapters.items():
-            self._background(name, "log_params", functools.partial(adapter.log_params, values))
+        for backend in self.backends:
+            self._background(backend, "log_params", functools.partial(self._send, backend, "log_params", values))
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        """Send one metric value to every running backend, in the background (never blocks, never raises)."""
-        for backend, adapter in self._adapters.items():
-            self._background(backend, f"log_metric({name})", functools.partial(adapter.log_metric, name, value, step))
+        """Send one metric value to every backend, in the background (never blocks, never raises)."""
+        for backend in self.backends:
+            self._background(backend, f"log_metric({name})",
+                             functools.partial(self._send, backend, "log_metric", name, value, step))
+
+    def _send(self, backend: str, method: str, *args: Any) -> None:
+        """Call an adapter method (on its worker thread); the adapter is looked up then, so a late start counts."""
+        getattr(self._adapters[backend], method)(*args)
 
     def _background(self, backend: str, what: str, func: Callable[[], None]) -> None:
         if self._queue is None:
