@@ -225,8 +225,12 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
     import threading
 
     from tracelet_artifacts.experiment import Experiment
-    from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile
     from tracelet_artifacts.settings import TraceletSettings
+
+    try:
+        from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile
+    except ImportError as exc:
+        raise TraceletError(f"The watch command needs watchdog ({exc}): pip install watchdog") from exc
 
     settings = TraceletSettings()
     if store_path:

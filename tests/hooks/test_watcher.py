@@ -463,3 +463,16 @@ def test_cli_watch_runs_until_sigterm_and_stops_cleanly(workdir: Path) -> None:
         names = [r.name for r in reader.store.catalog.search(latest_only=True)]
         assert names == ["out/model.pt"]
         assert reader.store.get("out/model.pt").manifest.entries[0].sha256 == sha256(workdir / "out" / "model.pt")
+
+
+def test_cli_watch_without_watchdog_says_what_to_install(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from tracelet_artifacts.cli import main
+
+    monkeypatch.setitem(sys.modules, "watchdog", None)
+    monkeypatch.delitem(sys.modules, "tracelet_artifacts.hooks.watcher")
+    result = CliRunner().invoke(main, ["watch", "out", "--store", str(workdir / ".tracelet")])
+    assert result.exit_code == 1
+    assert "error: The watch command needs watchdog" in result.output
+    assert "pip install watchdog" in result.output
