@@ -312,6 +312,30 @@ def test_files_moved_or_copied_in_from_another_folder_are_captured_once(
                    ("out/plot.png", sha256(elsewhere / "plot.png"))]
 
 
+def test_a_start_that_fails_raises_and_leaves_nothing_running(
+    workdir: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import watchdog.observers.polling
+
+    def no_inotify() -> None:
+        raise OSError(errno.EMFILE, "too many inotify instances")
+
+    class BrokenPolling:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def schedule(self, *_: object, **__: object) -> None:
+            raise PermissionError("cannot read the folder")
+
+    monkeypatch.setattr(watcher_module, "_native_observer", no_inotify)
+    monkeypatch.setattr(watchdog.observers.polling, "PollingObserver", BrokenPolling)
+    watcher = ArtifactWatcher(["out"], callback=recorder, settle_s=SETTLE)
+    with pytest.raises(PermissionError):
+        watcher.start()
+    assert [t.name for t in threading.enumerate() if t.name.startswith("tracelet-watch")] == []
+    assert watcher.stop() == []
+
+
 def test_stop_sweeps_a_file_written_just_before_stop(
     workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder
 ) -> None:

@@ -227,11 +227,15 @@ class ArtifactWatcher:
                 raise ConfigurationError(f"Cannot watch {str(root.path)!r}: it is a file, not a folder.")
         self._running = True
         self._capturer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracelet-watch-capture")
-        for root in self.roots:
-            if root.path.is_dir():
-                self._take_stock(root, new=self.include_existing)
-                self._schedule(root)
         self._worker = threading.Thread(target=self._run_timers, name="tracelet-watch", daemon=True)
+        try:
+            for root in self.roots:
+                if root.path.is_dir():
+                    self._take_stock(root, new=self.include_existing)
+                    self._schedule(root)
+        except BaseException:
+            self.stop(sweep=False)  # no observer left running behind a failed start
+            raise
         self._worker.start()
         log.info("Watching %s for complete files (settle %.2fs)", ", ".join(f"{r.path} [{r.mode}]" for r in self.roots),
                  self.settle_s)
@@ -247,7 +251,7 @@ class ArtifactWatcher:
         with self._lock:
             self._running = False  # events from here on are left to the sweep
             self._lock.notify_all()
-        if self._worker is not None:
+        if self._worker is not None and self._worker.is_alive():
             self._worker.join(timeout=30)
         for observer in self._observers.values():
             observer.stop()
