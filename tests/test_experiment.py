@@ -412,3 +412,13 @@ def test_params_and_metrics_to_a_failing_backend_never_raise(adapters: AdapterFi
     assert time.monotonic() - started < 1.0  # the training loop is not held up
     exp.stop(timeout=20)
     assert read_records(adapters.record, "params") == []
+
+
+def test_flush_waits_for_deliveries_and_keeps_the_run_going(adapters: AdapterFiles) -> None:
+    with experiment(adapters) as exp:
+        exp.submit_artifact(config_artifact(1))
+        result = exp.flush(timeout=20)
+        assert (result.done, result.pending, result.failed) == (1, 0, 0)
+        assert [r["artifact"] for r in read_records(adapters.record)] == ["cfg"]
+        exp.log_artifact(config_artifact(2))  # still running after the flush
+        assert exp.flush(timeout=20).done == 2

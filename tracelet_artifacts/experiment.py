@@ -165,6 +165,14 @@ class Experiment:
         finally:
             own.close()
 
+    def flush(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:
+        """Wait until the run's deliveries are done (or failed for good), or ``timeout`` passes; keep running."""
+        if self._queue is None:
+            raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
+        if self._ingest is not None:  # artifacts handed over with submit_artifact come first
+            self._ingest.submit(lambda: None).result()
+        return self._queue.flush(self.settings.flush_timeout_s if timeout is None else timeout, progress)
+
     def stop(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult | None:
         """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""
         if self._store is None or self._queue is None:
