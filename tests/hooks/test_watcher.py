@@ -440,6 +440,19 @@ def test_automagic_watch_filesystem_starts_the_watcher(workdir: Path) -> None:
     assert record.manifest.entries[0].sha256 == sha256(workdir / "out" / "summary.json")
 
 
+def test_experiment_settings_give_the_defaults(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACELET_WATCH_POLLING", "true")
+    monkeypatch.setenv("TRACELET_WATCH_SETTLE_S", "0.3")
+    monkeypatch.setenv("TRACELET_CAPTURE_INCLUDE", "*.json")
+    monkeypatch.setenv("TRACELET_CAPTURE_EXCLUDE", "skip*")
+    with Experiment("from-settings", settings=TraceletSettings(store_path=workdir / ".tracelet")) as exp:
+        watcher = ArtifactWatcher(["out"], experiment=exp).start()
+        assert (watcher.roots[0].mode, watcher.settle_s) == ("polling", 0.3)
+        for name in ("a.json", "skip.json", "b.txt"):
+            (workdir / "out" / name).write_text("{}")
+        assert [c.name for c in watcher.stop()] == ["out/a.json"]
+
+
 def test_experiment_on_another_rank_does_not_watch(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "1")
     with Experiment("rank1", settings=TraceletSettings(store_path=workdir / ".tracelet")) as exp:
