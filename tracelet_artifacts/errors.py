@@ -7,6 +7,8 @@ Every error a user can see is one of these, and its message says what to do abou
     │   ├── InvalidArtifactNameError
     │   ├── InvalidArtifactPathError  absolute, escaping with "..", NUL bytes, duplicate
     │   ├── ArtifactFileError         missing file, directory given to add_file, unreadable
+    │   │   └── ContentAnalysisError  a file whose content cannot be analysed (malformed, too large, unsafe)
+    │   │       └── ContentTooLargeError
     │   ├── SerializationError        an object that the chosen serializer cannot write
     │   ├── UnsupportedReferenceError unknown URI scheme
     │   └── ModelFrameworkError       a model whose framework cannot be detected or saved
@@ -43,6 +45,14 @@ class InvalidArtifactPathError(ArtifactError):
 
 class ArtifactFileError(ArtifactError):
     """A local file or folder that is missing, unreadable or of the wrong kind."""
+
+
+class ContentAnalysisError(ArtifactFileError):
+    """A file whose content cannot be analysed: malformed, truncated, too large or unsafe."""
+
+
+class ContentTooLargeError(ContentAnalysisError):
+    """A file larger than the analysis limit for its format (the limit is in the message)."""
 
 
 class SerializationError(ArtifactError):

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from tracelet_artifacts.ci.errors import ArtifactQueryError
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.detect import CIArtifactKind
+from tracelet_artifacts.content import CIArtifactKind
 
 _OPERATOR = re.compile(r"^\s*(>=|<=|!=|==|>|<|~)\s*(.*?)\s*$", re.DOTALL)
 _RECORD_FIELDS = (

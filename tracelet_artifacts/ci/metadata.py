@@ -12,17 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.ci.errors import ArtifactMetadataError
-from tracelet_artifacts.detect import (
+from tracelet_artifacts.content import (
     CIArtifactKind,
     ContentAnalysis,
     ContentAnalysisError,
     analyze_content,
     classify_ci_artifact,
-    is_text,
-    kind_for_name,
-    mime_type,
-    read_head,
 )
+from tracelet_artifacts.detect import is_text, kind_for_name, mime_type, read_head
 from tracelet_artifacts.digest import sha256_file
 
 logger = logging.getLogger("tracelet_artifacts")

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from tracelet_artifacts.ci.discovery import ArtifactDiscovery, MetricPoint
 from tracelet_artifacts.ci.errors import TrendAnalysisError
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.detect import CIArtifactKind
+from tracelet_artifacts.content import CIArtifactKind
 
 FloatArray = npt.NDArray[np.float64]
 T_CAP = 1000.0  # an infinite t (both windows without variance) is reported as 1000, as Perfherder does
