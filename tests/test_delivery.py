@@ -17,8 +17,9 @@ from helpers_adapters import AdapterFiles, FlakyAdapter, read_records
 from tracelet_artifacts import Capabilities, EmbeddedStore, RoutingPolicy, TraceletArtifact
 from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.base import BackendAdapter, Delivery, Receipt
-from tracelet_artifacts.delivery import HOST, DeliveryQueue, RetryPolicy, owner_is_dead, process_owner, sync_outbox
+from tracelet_artifacts.delivery import DeliveryQueue, RetryPolicy, sync_outbox
 from tracelet_artifacts.errors import DeliveryError
+from tracelet_artifacts.procs import HOST, owner_is_dead, process_owner
 from tracelet_artifacts.store.catalog import ArtifactVersion
 
 pytestmark = pytest.mark.usefixtures("isolated")

@@ -8,9 +8,7 @@ raises into the caller's code. ``sync_outbox`` delivers what earlier (stopped or
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import threading
 import time
 import uuid
@@ -22,33 +20,15 @@ from typing import Any
 from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.base import BackendAdapter, Delivery, RunContext
 from tracelet_artifacts.errors import DeliveryError, TraceletError
+from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import BackendPlan
 from tracelet_artifacts.store.catalog import OutboxItem
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
-HOST = socket.gethostname()
 ProgressFn = Callable[[int, int], None]
 
 
-def process_owner() -> str:
-    """``host:pid``: who owns runs and in-flight deliveries."""
-    return f"{HOST}:{os.getpid()}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` (``host:pid[:…]``) is a process on this host that no longer runs."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != HOST or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,6 @@ from tracelet_artifacts.delivery import (
     ProgressFn,
     RetryPolicy,
     open_adapters,
-    owner_is_dead,
-    process_owner,
     start_adapter,
     sync_outbox,
 )
@@ -35,6 +33,7 @@ from tracelet_artifacts.errors import (
     ConfigurationError,
     TraceletError,
 )
+from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
 from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings
 from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion

@@ -18,7 +18,6 @@ import re
 import shutil
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.hooks.rank import is_rank_zero
+from tracelet_artifacts.hooks.staging import remove, staged_name, staging_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.experiment import Experiment
@@ -103,21 +103,6 @@ def _same_file(a: str | os.PathLike[str] | None, b: str) -> bool:
     return bool(a) and os.path.abspath(os.fspath(a)) == b  # type: ignore[arg-type]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _known_paths(callback: Any) -> list[str]:
@@ -182,7 +167,7 @@ class _CaptureLogic:
         if not self._active:
             log.debug("TraceletCallback idle: not global rank 0, or the experiment is not started.")
             return
-        self._staging = self._staging_folder()
+        self._staging = staging_folder(self.experiment.store.root / STAGING_FOLDER)
         if self.log_checkpoints and not self._restore:
             self._wrap_checkpoint_io(trainer)
 
@@ -365,21 +350,10 @@ class _CaptureLogic:
                 self._best[name] = absolute
         self._submit(artifact, capture, [BEST] if is_best else [])
 
-    def _staging_folder(self) -> Path:
-        folder = self.experiment.store.root / STAGING_FOLDER
-        if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
-            return folder
-        for leftover in folder.iterdir():  # staged by a process that died before its ingest finished
-            pid = leftover.name.split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                _remove(leftover)
-        return folder
-
     def _stage(self, source: Path) -> Path:
         """Hard-link (or, across filesystems, copy) ``source`` into the store folder, so it outlives eviction."""
         folder = self._staging
-        target = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{source.name}"
+        target = folder / staged_name(source.name)
 
         def link(src: str, dst: str) -> None:
             try:
@@ -400,7 +374,7 @@ class _CaptureLogic:
             future = self.experiment.submit_artifact(artifact, aliases=aliases)
         except Exception:
             if capture is not None and capture.staged is not None:
-                _remove(capture.staged)
+                remove(capture.staged)
             raise
         with self._lock:
             self._pending.add(future)
@@ -412,7 +386,7 @@ class _CaptureLogic:
         if capture is None:
             return
         if capture.staged is not None:
-            _remove(capture.staged)
+            remove(capture.staged)
         if future.cancelled() or future.exception() is not None:
             return  # submit_artifact logged the failure
         receipts = future.result()
@@ -495,7 +469,7 @@ class _CaptureLogic:
 
         def clean_up(_version: int) -> None:
             for path in staged:
-                _remove(path)
+                remove(path)
 
         capture.when_logged.append(clean_up)
         self._submit(artifact, capture, [])

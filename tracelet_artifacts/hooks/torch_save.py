@@ -57,7 +57,6 @@ import stat
 import tempfile
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
@@ -73,6 +72,7 @@ from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.errors import TraceletError
 from tracelet_artifacts.hooks.lightning import artifact_name_for
 from tracelet_artifacts.hooks.rank import global_rank
+from tracelet_artifacts.hooks.staging import remove, staged_name, staging_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.experiment import Experiment
@@ -388,7 +388,7 @@ class TorchSaveCapture:
             raise TraceletError(f"Start experiment {self.experiment.name!r} before capturing torch.save.")
         root = self.experiment.store.root
         self._store_root = os.path.realpath(root)
-        self._staging = _staging_folder(root)
+        self._staging = staging_folder(root / STAGING_FOLDER)
         with _lock:
             _install()
             _active.append(self)
@@ -495,18 +495,18 @@ class TorchSaveCapture:
             with self._lock:
                 if any(j.file is not None and j.file() is job.file() for j, _ in self._open):
                     if staged is not None:
-                        _remove(staged)
+                        remove(staged)
                     return  # another save into the same open file: the capture at close covers both
                 self._open.append((job, staged))
             self._watch_open_files()
         except Exception:
             if staged is not None:
-                _remove(staged)
+                remove(staged)
             self._failed(f"capturing {job.path}")
 
     def _stage(self, path: str, *, copy_allowed: bool, inode: tuple[int, int] | None = None) -> Path | None:
         """A private hard link to ``path`` in the staging folder (a copy when linking is impossible)."""
-        target = self._staging / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{os.path.basename(path)[-80:]}"
+        target = self._staging / staged_name(os.path.basename(path)[-80:])
         try:
             os.link(path, target)
         except OSError as exc:
@@ -521,7 +521,7 @@ class TorchSaveCapture:
         if inode is not None:
             linked = os.stat(target)
             if (linked.st_dev, linked.st_ino) != inode:  # the path was replaced while the file was written
-                _remove(target)
+                remove(target)
                 raise FileNotFoundError(f"{path} is no longer the file torch.save wrote into")
         return target
 
@@ -568,7 +568,7 @@ class TorchSaveCapture:
 
     def _release(self, job: _Job, done: threading.Event, staged: Path) -> None:
         """Drop the staged link, and wake a re-save of the same file and ``flush()``."""
-        _remove(staged)
+        remove(staged)
         with self._idle:
             self._in_flight -= 1
             if self._pending.get(job.key) is done:
@@ -621,7 +621,7 @@ class TorchSaveCapture:
                 self._submit(job, staged)
             except Exception:
                 if staged is not None:
-                    _remove(staged)
+                    remove(staged)
                 self._failed(f"capturing {job.path}")
             finally:
                 with self._idle:
@@ -632,7 +632,7 @@ class TorchSaveCapture:
                 log.warning("torch.save capture: %s was still open when the capture stopped; not captured.",
                             job.path)
                 if staged is not None:
-                    _remove(staged)
+                    remove(staged)
 
 
 # -- small helpers ----------------------------------------------------------------------------------
@@ -642,31 +642,3 @@ def _rank() -> int:
     if distributed.is_available() and distributed.is_initialized():
         return int(distributed.get_rank())
     return global_rank()
-
-
-def _staging_folder(root: Path) -> Path:
-    """The staging folder, emptied of what dead processes left there."""
-    folder = root / STAGING_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.iterdir():
-        pid = leftover.name.split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            _remove(leftover)
-    return folder
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        log.warning("torch.save capture: could not remove staged file %s", path, exc_info=True)

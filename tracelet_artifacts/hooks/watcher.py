@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -37,6 +36,7 @@ from tracelet_artifacts.hooks.filecheck import (
 )
 from tracelet_artifacts.hooks.lightning import artifact_name_for
 from tracelet_artifacts.hooks.rank import is_rank_zero
+from tracelet_artifacts.hooks.staging import staged_name, staging_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.experiment import Experiment
@@ -97,25 +97,6 @@ class _Timer:
     generation: int = field(compare=False)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def _staging_folder(store_root: Path) -> Path:
-    """The watcher's staging folder in the store, emptied of copies left by processes that died."""
-    folder = store_root / STAGING_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.iterdir():
-        pid = leftover.name.split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            leftover.unlink(missing_ok=True)
-    return folder
 
 
 def _native_observer() -> Any:
@@ -221,7 +202,7 @@ class ArtifactWatcher:
                 return self
             store = self.experiment.store  # raises a clear error when the experiment is not started
             self._excluded.append(str(store.root))
-            self._staging = _staging_folder(store.root)
+            self._staging = staging_folder(store.root / STAGING_FOLDER)
         for root in self.roots:
             if root.path.exists() and not root.path.is_dir():
                 raise ConfigurationError(f"Cannot watch {str(root.path)!r}: it is a file, not a folder.")
@@ -532,7 +513,7 @@ class ArtifactWatcher:
     def _capture(self, path: str, signature: Signature, generation: int, reason: str) -> CapturedFile | None:
         """Snapshot the file (copy into the store folder, or hash in place), verify it did not change
         meanwhile, and hand it over; a file that changed goes back to waiting."""
-        staged = self._staging / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{Path(path).name}" \
+        staged = self._staging / staged_name(Path(path).name) \
             if self._staging is not None else None
         try:
             if staged is not None:

@@ -12,32 +12,22 @@ import logging
 import os
 import re
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
+from tracelet_artifacts.procs import HOST, pid_alive
 
 log = logging.getLogger(__name__)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-_HOST = socket.gethostname()
 _COPY_FILE_RANGE = hasattr(os, "copy_file_range")
 _KERNEL_COPY_BYTES = 1 << 30
 # errno values meaning "this pair of files cannot be copied by the kernel": fall back to a Python copy.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM,
                    errno.ETXTBSY}
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -90,7 +80,7 @@ class BlobStore:
         return True
 
     def _temp_name(self) -> Path:
-        return self.tmp / f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex}.tmp"
+        return self.tmp / f"{HOST}-{os.getpid()}-{uuid.uuid4().hex}.tmp"
 
     def _commit(self, temp: Path, sha256: str) -> None:
         """Rename a finished temp file to its digest name (or drop it if the blob is already there)."""
@@ -229,7 +219,7 @@ class BlobStore:
         removed = 0
         for temp in self.tmp.glob("*.tmp"):
             host, pid, _ = ([*temp.stem.rsplit("-", 2), "", ""])[:3]
-            if host == _HOST and pid.isdigit() and not _pid_alive(int(pid)):
+            if host == HOST and pid.isdigit() and not pid_alive(int(pid)):
                 temp.unlink(missing_ok=True)
                 removed += 1
         if removed:
