@@ -9,8 +9,9 @@ and never imports torch, lightning or a backend SDK::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tracelet_artifacts._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -71,14 +72,4 @@ if TYPE_CHECKING:
     from tracelet_artifacts.store.service import ArtifactStore, ArtifactStoreConfiguration, ArtifactStoreFactory
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tracelet_artifacts' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

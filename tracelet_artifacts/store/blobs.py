@@ -14,6 +14,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tracelet_artifacts import digest
@@ -99,22 +100,28 @@ class BlobStore:
             "free disk space or check permissions."
         )
 
-    def put_stream(self, source: io.BufferedIOBase | io.RawIOBase) -> tuple[str, int]:
-        """Store everything read from ``source``; return (sha256, size). One pass: hash while copying."""
+    @contextmanager
+    def _temp_blob(self) -> Iterator[Path]:
+        """A temp file for one blob write: removed if the write fails; an OS error becomes ArtifactStoreError."""
         temp = self._temp_name()
         try:
-            with temp.open("wb") as target:
-                sha, size = digest.copy_and_hash(source, target)  # type: ignore[arg-type]
-                if self.fsync:
-                    target.flush()
-                    os.fsync(target.fileno())
-            self._commit(temp, sha)
+            yield temp
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise self._write_failed(exc) from exc
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+
+    def put_stream(self, source: io.BufferedIOBase | io.RawIOBase) -> tuple[str, int]:
+        """Store everything read from ``source``; return (sha256, size). One pass: hash while copying."""
+        with self._temp_blob() as temp:
+            with temp.open("wb") as target:
+                sha, size = digest.copy_and_hash(source, target)  # type: ignore[arg-type]
+                if self.fsync:
+                    target.flush()
+                    os.fsync(target.fileno())
+            self._commit(temp, sha)
         return sha, size
 
     def put_file(self, path: Path) -> tuple[str, int]:
@@ -134,8 +141,7 @@ class BlobStore:
 
     def _put_by_kernel_copy(self, source: io.RawIOBase) -> tuple[str, int] | None:
         """put_file through ``os.copy_file_range``; None when this filesystem pair cannot do it."""
-        temp = self._temp_name()
-        try:
+        with self._temp_blob() as temp:
             with temp.open("wb") as target:
                 size = 0
                 while True:
@@ -153,12 +159,6 @@ class BlobStore:
                     os.fsync(target.fileno())
             sha = digest.sha256_file(temp)  # what was stored, whatever the source did meanwhile
             self._commit(temp, sha)
-        except OSError as exc:
-            temp.unlink(missing_ok=True)
-            raise self._write_failed(exc) from exc
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
         return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:

@@ -4,8 +4,7 @@ and ``CIProviderFactory``; provider classes are imported on first use (they need
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from tracelet_artifacts._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "CIProvider": "tracelet_artifacts.ci.providers.base",
@@ -21,14 +20,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tracelet_artifacts.ci.providers' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
