@@ -365,6 +365,10 @@ def test_a_backend_that_fails_to_start_keeps_its_deliveries_for_sync(adapters: A
     exp.start()  # does not raise
     receipts = exp.log_artifact(config_artifact())
     assert receipts["flaky"].status == "pending"
+    exp.log_params({"lr": 0.1})  # waits for the backend in memory; a flush must not wait for it
+    started = time.monotonic()
+    assert exp.flush(timeout=10).pending == 0
+    assert time.monotonic() - started < 5
     result = exp.stop(timeout=5)
     assert result is not None and (result.done, result.pending) == (0, 1)  # reported, not hidden
     store = EmbeddedStore(isolated / ".tracelet")

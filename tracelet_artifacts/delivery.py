@@ -207,7 +207,8 @@ class DeliveryQueue:
     def counts(self, *, every_backend: bool = False) -> FlushResult:
         """Outbox counts of the run for the running adapters (or for every backend the run routed to)."""
         counts = self.store.catalog.outbox_counts(self.run_id, None if every_backend else list(self.adapters))
-        queued = sum(len(calls) for calls in self._calls.values())
+        # Params/metrics calls live in memory: they count while a started backend can still take them.
+        queued = sum(len(calls) for name, calls in self._calls.items() if name in self.adapters)
         return FlushResult(counts.get("done", 0), counts.get("pending", 0) + counts.get("inflight", 0) + queued,
                            counts.get("failed", 0))
 
@@ -230,6 +231,11 @@ class DeliveryQueue:
         self.wake()
         for thread in self._threads:
             thread.join(timeout=5.0)
+        dropped = sum(len(calls) for calls in self._calls.values())
+        if dropped:
+            log.warning("%d params/metrics call(s) never reached their backend (kept in memory only).", dropped)
+            for calls in self._calls.values():
+                calls.clear()
         result = self.counts(every_backend=True)  # deliveries to a backend that could not start count too
         if result.pending or result.failed:
             log.warning("%d delivery(ies) still pending and %d failed; `tracelet-artifacts sync` delivers them.",

@@ -453,15 +453,17 @@ print(json.dumps(state))
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("variable", ["CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"])
 @pytest.mark.parametrize("inherited", ["{pid}:", "{pid}:{task}"])
 def test_a_child_process_starts_its_own_run_despite_the_parents_clearml_marker(
-    adapter: ClearmlAdapter, tmp_path: Path, inherited: str
+    adapter: ClearmlAdapter, tmp_path: Path, inherited: str, variable: str
 ) -> None:
-    """A process started with its parent's CLEARML_PROC_MASTER_ID would get a stub task (or the parent's session)
-    from ClearML; the adapter starts a separate offline task under its own root instead."""
+    """A process started with its parent's master id (current or legacy TRAINS_ name) would get a stub task (or
+    the parent's session) from ClearML; the adapter starts a separate offline task under its own root instead."""
     repo = str(Path(__file__).resolve().parents[2])
     marker = inherited.format(pid=os.getpid(), task=adapter.task.id)
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": repo, "CLEARML_PROC_MASTER_ID": marker}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("PROC_MASTER_ID")}
+    env.update({"HOME": str(tmp_path / "home"), "PYTHONPATH": repo, variable: marker})
     done = subprocess.run([sys.executable, "-c", CHILD_SCRIPT, str(tmp_path / "child")], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -22,7 +22,7 @@ Options (``ClearmlAdapter({...})``):
 
 Process-wide effects (ClearML has no per-task switch for these): ``Task.set_offline(True)``; the env vars
 ``CLEARML_CACHE_DIR`` (→ ``root/cache``) and ``CLEARML_CONFIG_FILE`` (when unset) are set, and a
-``CLEARML_PROC_MASTER_ID`` inherited from a parent process is dropped; ClearML itself writes
+``CLEARML_PROC_MASTER_ID`` / ``TRAINS_PROC_MASTER_ID`` inherited from a parent process is dropped; ClearML itself writes
 ``~/.clearml/.session.json``. Only one ``Task.init`` task may be open per process.
 """
 
@@ -238,11 +238,12 @@ class ClearmlAdapter(BackendAdapter):
 
     def _init_task(self, run: RunContext) -> Any:
         self._prepare_environment()
-        master = os.environ.get("CLEARML_PROC_MASTER_ID", "")
+        # ClearML reads the master id under its current and its legacy (TRAINS_) name.
+        master = os.environ.get("CLEARML_PROC_MASTER_ID") or os.environ.get("TRAINS_PROC_MASTER_ID") or ""
         if master and master.split(":")[0] != str(os.getpid()):
             # Inherited from a parent process that ran a ClearML task: ClearML would treat this process as that
             # task's subprocess (a stub task, or writing into the parent's session). Start a separate run.
-            log.info("Ignoring CLEARML_PROC_MASTER_ID=%s inherited from another process.", master)
+            log.info("Ignoring the ClearML master id %s inherited from another process.", master)
             os.environ.pop("CLEARML_PROC_MASTER_ID", None)
             os.environ.pop("TRAINS_PROC_MASTER_ID", None)
         from clearml import Task
