@@ -93,6 +93,15 @@ def validate_name(name: str) -> str:
     return name
 
 
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def name_segment(text: str) -> str:
+    """``text`` made into one valid name segment: other characters become ``_`` (``lr=0.1`` → ``lr_0.1``)."""
+    cleaned = _UNSAFE_NAME_CHARS.sub("_", text).strip("_") or "_"
+    return cleaned if cleaned[0].isalnum() or cleaned[0] == "_" else f"_{cleaned}"
+
+
 def validate_artifact_path(path: str) -> str:
     """Return the normalised POSIX path inside an artifact, or raise InvalidArtifactPathError."""
     if not isinstance(path, str) or not path.strip():

@@ -20,7 +20,7 @@ pl = pytest.importorskip("lightning.pytorch")
 pytest.importorskip("watchdog")
 
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
-from tracelet_artifacts.hooks.lightning import artifact_name_for  # noqa: E402
+from tracelet_artifacts.hooks.naming import artifact_name_for  # noqa: E402
 from tracelet_artifacts.hooks.watcher import ArtifactWatcher  # noqa: E402
 from tracelet_artifacts.settings import TraceletSettings  # noqa: E402
 

@@ -22,7 +22,8 @@ from lightning_fakes import install_fake_lightning, isolate
 
 from tracelet_artifacts.artifact import ArtifactType, validate_name
 from tracelet_artifacts.experiment import Experiment
-from tracelet_artifacts.hooks.lightning import STAGING_FOLDER, TraceletCallback, artifact_name_for
+from tracelet_artifacts.hooks.lightning import STAGING_FOLDER, TraceletCallback
+from tracelet_artifacts.hooks.naming import artifact_name_for
 from tracelet_artifacts.settings import TraceletSettings
 
 

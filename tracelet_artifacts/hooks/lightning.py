@@ -14,7 +14,6 @@ import importlib.util
 import logging
 import math
 import os
-import re
 import shutil
 import sys
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
+from tracelet_artifacts.hooks.naming import artifact_name_for
 from tracelet_artifacts.hooks.rank import is_rank_zero
 from tracelet_artifacts.hooks.staging import remove, staged_name, staging_folder
 
@@ -39,28 +39,7 @@ SAMPLES_HOOK = "tracelet_validation_samples"
 BEST, EVICTED = "best", "evicted"
 STAGING_FOLDER = "staging/lightning"  # under the store root: hard links need the same filesystem
 _MARK = "__tracelet_capture__"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _classes: dict[tuple[type, ...], type] = {}  # keyed by the Callback bases
-
-
-# -- naming -----------------------------------------------------------------------------------------
-def _segment(text: str) -> str:
-    cleaned = _UNSAFE.sub("_", text).strip("_") or "_"
-    return cleaned if cleaned[0].isalnum() or cleaned[0] == "_" else f"_{cleaned}"
-
-
-def artifact_name_for(path: str | os.PathLike[str], fallback: str) -> str:
-    """An artifact name from ``path`` relative to the working directory, sanitised to ``[A-Za-z0-9._-]``.
-
-    ``lightning_logs/version_0/checkpoints`` stays as it is, ``epoch=2.ckpt`` becomes ``epoch_2.ckpt``; a
-    path outside the working directory keeps its absolute parts; the working directory itself is ``fallback``.
-    """
-    absolute = os.path.abspath(path)
-    relative = os.path.relpath(absolute, os.getcwd())
-    parts = Path(absolute).parts[1:] if relative.startswith("..") else Path(relative).parts
-    segments = [_segment(p) for p in parts if p not in ("", ".")]
-    name = "/".join(segments) or fallback
-    return name[-200:].lstrip("/.") or fallback
 
 
 # -- coordination with the torch.save patch -----------------------------------------------------------
@@ -101,8 +80,6 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
 
 def _same_file(a: str | os.PathLike[str] | None, b: str) -> bool:
     return bool(a) and os.path.abspath(os.fspath(a)) == b  # type: ignore[arg-type]
-
-
 
 
 def _known_paths(callback: Any) -> list[str]:

@@ -70,7 +70,7 @@ import torch
 from tracelet_artifacts import detect
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.errors import TraceletError
-from tracelet_artifacts.hooks.lightning import artifact_name_for
+from tracelet_artifacts.hooks.naming import artifact_name_for
 from tracelet_artifacts.hooks.rank import global_rank
 from tracelet_artifacts.hooks.staging import remove, staged_name, staging_folder
 

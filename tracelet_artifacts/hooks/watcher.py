@@ -34,7 +34,7 @@ from tracelet_artifacts.hooks.filecheck import (
     format_problem,
     is_network_filesystem,
 )
-from tracelet_artifacts.hooks.lightning import artifact_name_for
+from tracelet_artifacts.hooks.naming import artifact_name_for
 from tracelet_artifacts.hooks.rank import is_rank_zero
 from tracelet_artifacts.hooks.staging import staged_name, staging_folder
 
