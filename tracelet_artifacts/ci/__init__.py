@@ -11,6 +11,7 @@ from tracelet_artifacts._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "ArtifactMetadata": "tracelet_artifacts.ci.metadata",
     "ArtifactDiscovery": "tracelet_artifacts.ci.discovery",
+    "CatalogIndex": "tracelet_artifacts.ci.catalog_index",
     "ArtifactQuery": "tracelet_artifacts.ci.discovery",
     "analyze_series": "tracelet_artifacts.ci.trends",
     "analyze_metrics_trend": "tracelet_artifacts.ci.trends",
