@@ -49,6 +49,12 @@ def test_show_prints_entries_aliases_and_versions(store: EmbeddedStore) -> None:
     assert "model/classifier.pt" in out and "versions: v1, v2" in out and "baseline" in out
 
 
+def test_show_lists_labels_added_after_logging(store: EmbeddedStore) -> None:
+    store.catalog.add_labels("classifier", 1, ["evicted"])
+    code, out = run(store, "show", "classifier:v1")
+    assert code == 0 and "labels: baseline, evicted" in out
+
+
 def test_get_writes_files_and_verifies_digests(store: EmbeddedStore, tmp_path: Path) -> None:
     code, out = run(store, "get", "classifier:v1", str(tmp_path / "out"))
     assert code == 0, out

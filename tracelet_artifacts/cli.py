@@ -128,8 +128,9 @@ def show_command(store_path: str | None, ref: str) -> None:
                   f"size: {_size(record.size_bytes)}")
     if manifest.description:
         console.print(f"description: {manifest.description}")
-    if manifest.labels:
-        console.print(f"labels: {', '.join(manifest.labels)}")
+    labels = store.catalog.labels(record.name, record.version)  # logged with it, and added later ("evicted")
+    if labels:
+        console.print(f"labels: {', '.join(labels)}")
     if manifest.metadata:
         console.print(f"metadata: {dict(manifest.metadata)}")
     if manifest.model:
