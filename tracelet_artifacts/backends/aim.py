@@ -26,13 +26,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -48,6 +44,7 @@ from tracelet_artifacts.backends.base import (
     RemoteArtifact,
     RunContext,
 )
+from tracelet_artifacts.backends.sdk_worker import SdkWorker
 from tracelet_artifacts.digest import sha256_file
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, IntegrityError, TraceletError
 
@@ -64,35 +61,6 @@ NO_REGISTRY = ("Aim has no model registry: the model's files are run artifacts a
                "are run params")
 _TRANSIENT_WORDS = ("failed to connect", "connection", "timed out", "timeout", "unavailable", "lock")
 
-
-class _Worker:
-    """One daemon thread that runs every SDK call in order; a call that overruns its timeout fails."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="tracelet-aim", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            fn, future = self._jobs.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the caller, never lost
-                future.set_exception(exc)
-            del fn, future  # hold no run or repo between calls, so a closed run can be reopened
-
-    def call(self, fn: Callable[[], T], timeout: float, what: str) -> T:
-        future: Future[T] = Future()
-        self._jobs.put((fn, future))
-        try:
-            return future.result(timeout)
-        except FutureTimeout:
-            future.cancel()
-            raise DeliveryError(f"Aim did not answer within {timeout:g} s while {what}; is the Aim server "
-                                "running? The delivery will be retried.", retryable=True) from None
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -157,7 +125,7 @@ class AimAdapter(BackendAdapter):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self._worker: _Worker | None = None
+        self._worker: SdkWorker | None = None
         self._repo: Any = None
         self._run: Any = None
         self._owns_run = False
@@ -174,7 +142,7 @@ class AimAdapter(BackendAdapter):
 
     def _call(self, fn: Callable[[], T], what: str, timeout: float | None = None) -> T:
         if self._worker is None:
-            self._worker = _Worker()
+            self._worker = SdkWorker("Aim")
         try:
             return self._worker.call(fn, self.timeout if timeout is None else timeout, what)
         except TraceletError:

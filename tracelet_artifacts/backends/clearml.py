@@ -47,6 +47,7 @@ from urllib.request import url2pathname
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json, validate_artifact_path
 from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
+from tracelet_artifacts.backends.sdk_worker import SdkWorker
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, TraceletError
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class ClearmlAdapter(BackendAdapter):
         self._sessions: list[Path] = []
         self._lock = threading.RLock()
         self._closer: threading.Thread | None = None
+        self._sdk: SdkWorker | None = None
         self._parsed: dict[Path, tuple[list[int], list[StoredFile]]] = {}
         self._registered: dict[str, StoredFile] = {}
         self.root: Path | None = None
@@ -355,25 +357,16 @@ class ClearmlAdapter(BackendAdapter):
 
     # -- logging ----------------------------------------------------------------------------------
     def _guarded(self, action: str, work: Callable[[], T]) -> T:
-        """Run ``work`` on a helper thread; past ``timeout_s`` raise a retryable DeliveryError instead of hanging."""
-        timeout = float(self.options.get("timeout_s") or 300.0)
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["value"] = work()
-            except BaseException as exc:
-                box["error"] = exc
-
-        worker = threading.Thread(target=run, name=f"tracelet-clearml-{action}", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            raise DeliveryError(f"ClearML {action} did not finish within {timeout:.0f} s.", retryable=True)
-        if "error" in box:
-            raise classify(box["error"], action) from box["error"]
-        value: T = box["value"]
-        return value
+        """Run ``work`` on the adapter's SDK thread; past ``timeout_s`` raise a retryable DeliveryError."""
+        if self._sdk is None:
+            self._sdk = SdkWorker("ClearML")
+        try:
+            return self._sdk.call(work, float(self.options.get("timeout_s") or 300.0), action)
+        except Exception as exc:
+            translated = classify(exc, action)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def log(self, delivery: Delivery) -> Receipt:
         """Upload a version's files, register its model and write its manifest artifact (skipping what is held)."""
