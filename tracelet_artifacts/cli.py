@@ -228,10 +228,7 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
     from tracelet_artifacts.experiment import Experiment
     from tracelet_artifacts.settings import TraceletSettings
 
-    try:
-        from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile
-    except ImportError as exc:
-        raise TraceletError(f"The watch command needs watchdog ({exc}): pip install watchdog") from exc
+    from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile  # names the extra if watchdog is missing
 
     settings = TraceletSettings()
     if store_path:

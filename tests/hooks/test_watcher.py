@@ -511,5 +511,6 @@ def test_cli_watch_without_watchdog_says_what_to_install(workdir: Path, monkeypa
     monkeypatch.delitem(sys.modules, "tracelet_artifacts.hooks.watcher")
     result = CliRunner().invoke(main, ["watch", "out", "--store", str(workdir / ".tracelet")])
     assert result.exit_code == 1
-    assert "error: The watch command needs watchdog" in result.output
-    assert "pip install watchdog" in result.output
+    assert result.output.startswith("error: The file watcher needs watchdog")
+    assert "pip install 'tracelet-artifacts[watch]'" in result.output
+

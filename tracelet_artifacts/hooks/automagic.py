@@ -17,6 +17,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from tracelet_artifacts.errors import ConfigurationError
 from tracelet_artifacts.hooks import lightning as lightning_hooks
 
 if TYPE_CHECKING:
@@ -109,8 +110,8 @@ def _install_watcher(handle: AutomagicHandle) -> None:
     settings = handle.experiment.settings
     try:
         module = importlib.import_module("tracelet_artifacts.hooks.watcher")
-    except ImportError:
-        log.warning("watch_filesystem is on, but this version has no file watcher (or watchdog is missing).")
+    except ConfigurationError as exc:  # watchdog is not installed: the message names the pip command
+        log.warning("watch_filesystem is on, but the watcher cannot start: %s", exc)
         return
     try:
         watcher = module.ArtifactWatcher(list(settings.artifact_watch_dirs), experiment=handle.experiment)

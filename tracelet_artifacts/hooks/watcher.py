@@ -22,11 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watchdog import events as fs_events
-
 from tracelet_artifacts import detect, digest
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.errors import ConfigurationError
+
+try:
+    from watchdog import events as fs_events
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ConfigurationError(
+        "The file watcher needs watchdog: pip install 'tracelet-artifacts[watch]'"
+    ) from exc
 from tracelet_artifacts.hooks.filecheck import (
     Signature,
     file_signature,
