@@ -226,9 +226,8 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
     import threading
 
     from tracelet_artifacts.experiment import Experiment
-    from tracelet_artifacts.settings import TraceletSettings
-
     from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile  # names the extra if watchdog is missing
+    from tracelet_artifacts.settings import TraceletSettings
 
     settings = TraceletSettings()
     if store_path:
