@@ -231,3 +231,19 @@ def test_the_run_is_delivered_to_mlflow(workdir: Path, monkeypatch: pytest.Monke
     assert {k: delivered.get(k) for k in expected} == expected
     on_disk = {sha256(p) for p in files_on_disk(workdir)}
     assert on_disk <= set(delivered.values())  # every checkpoint file Lightning left is in MLflow
+
+
+def test_with_the_watcher_on_the_same_folder_checkpoints_are_not_catalogued_twice(workdir: Path) -> None:
+    from tracelet_artifacts.hooks.watcher import ArtifactWatcher
+
+    exp = experiment(workdir).start()
+    watcher = ArtifactWatcher([SERIES], experiment=exp, settle_s=0.3).start()  # as watch_filesystem would
+    train(NAMESPACES[0], exp)
+    watcher.stop()
+    exp.stop()
+    store = EmbeddedStore(workdir / ".tracelet")
+    names = {v.name for v in store.catalog.search(artifact_type=ArtifactType.CHECKPOINT)}
+    assert names == {SERIES}  # only the callback's series; the watcher left the claimed files alone
+    for path in files_on_disk(workdir):
+        assert len(versions_holding(store, sha256(path))) == 1, path.name
+    store.close()

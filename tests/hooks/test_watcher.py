@@ -514,3 +514,20 @@ def test_cli_watch_without_watchdog_says_what_to_install(workdir: Path, monkeypa
     assert result.output.startswith("error: The file watcher needs watchdog")
     assert "pip install 'tracelet-artifacts[watch]'" in result.output
 
+
+
+def test_a_file_another_producer_captured_is_not_catalogued_again(
+    workdir: Path, watch: Callable[..., ArtifactWatcher], recorder: Recorder
+) -> None:
+    from tracelet_artifacts.hooks.staging import claim
+
+    watcher = watch(polling=True, poll_interval_s=5.0)
+    claimed, other = workdir / "out" / "epoch_1.ckpt", workdir / "out" / "notes.txt"
+    claimed.write_bytes(torch_like_zip())
+    claim(claimed, "lightning")  # as the Lightning callback does when it stages a checkpoint
+    other.write_text("not claimed")
+    captured = watcher.stop()
+    assert [c.name for c in captured] == ["out/notes.txt"]
+    claimed.write_bytes(torch_like_zip(entries=4))  # a new write is a new file: no longer claimed
+    again = watch(polling=True, poll_interval_s=5.0, include_existing=True).stop()
+    assert sorted(c.name for c in again) == ["out/epoch_1.ckpt", "out/notes.txt"]

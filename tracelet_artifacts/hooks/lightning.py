@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.hooks.naming import artifact_name_for
 from tracelet_artifacts.hooks.rank import is_rank_zero
-from tracelet_artifacts.hooks.staging import remove, staged_name, staging_folder
+from tracelet_artifacts.hooks.staging import claim, remove, staged_name, staging_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.experiment import Experiment
@@ -342,6 +342,7 @@ class _CaptureLogic:
             shutil.copytree(source, target, copy_function=link)
         else:
             link(os.fspath(source), os.fspath(target))
+            claim(source, "lightning")
         return target
 
     def _submit(self, artifact: TraceletArtifact, capture: _Capture | None, aliases: list[str]) -> None:

@@ -2,7 +2,8 @@
 so a later delete, eviction or rename-over cannot change what is ingested in the background.
 
 A staged name starts with the owning pid; what a dead process left behind is removed when a producer
-opens its staging folder again.
+opens its staging folder again. A producer that stages a file also *claims* it (by size, mtime, inode and
+device), so the file watcher does not catalogue the same write a second time under its own name.
 """
 
 from __future__ import annotations
@@ -10,12 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 
+from tracelet_artifacts.hooks.filecheck import Signature, file_signature
 from tracelet_artifacts.procs import pid_alive
 
 log = logging.getLogger(__name__)
+MAX_CLAIMS = 10_000
+_claims: OrderedDict[Signature, str] = OrderedDict()
+_claims_lock = threading.Lock()
 
 
 def staging_folder(folder: Path) -> Path:
@@ -42,3 +49,21 @@ def remove(path: Path) -> None:
             path.unlink(missing_ok=True)
     except OSError:
         log.warning("Could not remove the staged %s", path, exc_info=True)
+
+
+def claim(path: str | os.PathLike[str], producer: str) -> None:
+    """Record that ``producer`` captured this exact file (the most recent claims are kept)."""
+    signature = file_signature(os.fspath(path))
+    if signature is None:
+        return
+    with _claims_lock:
+        _claims[signature] = producer
+        _claims.move_to_end(signature)
+        while len(_claims) > MAX_CLAIMS:
+            _claims.popitem(last=False)
+
+
+def claimed_by(signature: Signature) -> str | None:
+    """The producer that captured the file with this signature in this process, if any."""
+    with _claims_lock:
+        return _claims.get(signature)

@@ -72,7 +72,7 @@ from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.errors import TraceletError
 from tracelet_artifacts.hooks.naming import artifact_name_for
 from tracelet_artifacts.hooks.rank import global_rank
-from tracelet_artifacts.hooks.staging import remove, staged_name, staging_folder
+from tracelet_artifacts.hooks.staging import claim, remove, staged_name, staging_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.experiment import Experiment
@@ -517,12 +517,14 @@ class TorchSaveCapture:
             shutil.copyfile(path, target)
             with self._lock:
                 self._stats.copies += 1
+            claim(path, "torch.save")
             return target
         if inode is not None:
             linked = os.stat(target)
             if (linked.st_dev, linked.st_ino) != inode:  # the path was replaced while the file was written
                 remove(target)
                 raise FileNotFoundError(f"{path} is no longer the file torch.save wrote into")
+        claim(path, "torch.save")
         return target
 
     def _submit(self, job: _Job, staged: Path) -> None:

@@ -41,7 +41,7 @@ from tracelet_artifacts.hooks.filecheck import (
 )
 from tracelet_artifacts.hooks.naming import artifact_name_for
 from tracelet_artifacts.hooks.rank import is_rank_zero
-from tracelet_artifacts.hooks.staging import staged_name, staging_folder
+from tracelet_artifacts.hooks.staging import claimed_by, staged_name, staging_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.experiment import Experiment
@@ -517,7 +517,17 @@ class ArtifactWatcher:
 
     def _capture(self, path: str, signature: Signature, generation: int, reason: str) -> CapturedFile | None:
         """Snapshot the file (copy into the store folder, or hash in place), verify it did not change
-        meanwhile, and hand it over; a file that changed goes back to waiting."""
+        meanwhile, and hand it over; a file that changed goes back to waiting. A file another producer
+        (the Lightning callback, the torch.save capture) already captured is left to it."""
+        owner = claimed_by(signature)
+        if owner is not None:
+            log.debug("File watcher: %s was captured by the %s producer; not catalogued again", path, owner)
+            with self._lock:
+                state = self._states.get(path)
+                if state is not None and state.generation == generation:
+                    del self._states[path]
+                self._known[path] = signature
+            return None
         staged = self._staging / staged_name(Path(path).name) \
             if self._staging is not None else None
         try:
