@@ -37,6 +37,12 @@ def test_ls_lists_latest_version_of_each_name(store: EmbeddedStore) -> None:
     assert "2 artifact version(s)" in out
 
 
+def test_ls_shows_labels_including_those_added_later(store: EmbeddedStore) -> None:
+    store.catalog.add_labels("classifier", 1, ["evicted"])
+    code, out = run(store, "ls", "--all-versions", "--label", "evicted")
+    assert code == 0 and "baseline, evicted" in out and "1 artifact version(s)" in out
+
+
 def test_ls_filters_by_type_label_and_metadata(store: EmbeddedStore) -> None:
     assert "train-config" not in run(store, "ls", "--type", "model")[1]
     code, out = run(store, "ls", "--all-versions", "--label", "baseline", "--meta", "acc=0.9")

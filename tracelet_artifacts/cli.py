@@ -22,7 +22,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    # Piped or captured output has no terminal width: use a wide one rather than wrapping cells.
+    return console if console.is_terminal else Console(width=200)
 
 
 def _size(num: float) -> str:
@@ -100,11 +102,12 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
     store = _store(store_path)
     rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=prefix,
                                 contains=contains, latest_only=not all_versions)
-    table = Table("name", "version", "type", "aliases", "size", "files", "created")
+    table = Table("name", "version", "type", "aliases", "labels", "size", "files", "created")
     for r in rows:
         versions = "" if all_versions else f" of {len(store.catalog.versions(r.name))}"
-        table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), _size(r.size_bytes),
-                      str(len(r.manifest.entries)), _when(r.created_at))
+        row_labels = ", ".join(store.catalog.labels(r.name, r.version))
+        table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
+                      _size(r.size_bytes), str(len(r.manifest.entries)), _when(r.created_at))
     console = _console()
     console.print(table)
     console.print(f"{len(rows)} artifact version(s) in {store.root}")
