@@ -1,8 +1,9 @@
 """The embedded store: content-addressed blobs plus the SQLite catalog, the source of truth.
 
-``EmbeddedStore.log`` freezes a builder while copying its files into the blob store (one read per
-file: the hash is computed on the way), then records the version, its aliases and its outbox rows in
-one catalog transaction.
+``EmbeddedStore.log`` freezes a builder while copying its files into the blob store (a kernel copy, then
+the SHA-256 of what was stored; several files at once; files unchanged since they were last stored are
+skipped by their stat signature), then records the version, its aliases and its outbox rows in one
+catalog transaction.
 """
 
 from __future__ import annotations
