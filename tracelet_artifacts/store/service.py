@@ -68,9 +68,13 @@ class ArtifactStore(ABC):
     def get(self, key: str) -> ArtifactVersion:
         """The version named by ``key``; raises ArtifactStoreNotFoundError."""
 
-    @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether ``key`` names a stored version."""
+        try:
+            self.get(key)
+        except ArtifactStoreNotFoundError:
+            return False
+        return True
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -102,13 +106,6 @@ class LocalArtifactStore(ArtifactStore):
     def get(self, key: str) -> ArtifactVersion:
         name, version = parse_key(key)
         return self.embedded.get(name, version)
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.get(key)
-        except ArtifactStoreNotFoundError:
-            return False
-        return True
 
     def delete(self, key: str) -> None:
         self.embedded.catalog.delete(parse_key(key)[0])
@@ -161,13 +158,6 @@ class MemoryArtifactStore(ArtifactStore):
             if not 0 < number <= len(self._versions[name]):
                 raise ArtifactStoreNotFoundError(f"{name!r} has no version or alias {version!r}.")
             return self._with_aliases(name, number)
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.get(key)
-        except ArtifactStoreNotFoundError:
-            return False
-        return True
 
     def delete(self, key: str) -> None:
         name = parse_key(key)[0]
