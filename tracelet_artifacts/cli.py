@@ -57,10 +57,11 @@ def _store(path: str | None) -> Any:
     from tracelet_artifacts.settings import TraceletSettings
     from tracelet_artifacts.store.embedded import EmbeddedStore
 
-    root = Path(path) if path else TraceletSettings().store_path
-    if not (root / "catalog.db").exists():
+    settings = TraceletSettings()
+    root = Path(path) if path else settings.store_path
+    if settings.catalog_url is None and not (root / "catalog.db").exists():
         raise TraceletError(f"No store at {str(root)!r}; pass --store PATH or set TRACELET_STORE_PATH.")
-    return EmbeddedStore(root)
+    return EmbeddedStore.from_settings(settings, root)
 
 
 def _split_ref(ref: str) -> tuple[str, str]:

@@ -186,6 +186,7 @@ class DeliveryQueue:
             if adapter is None:
                 raise DeliveryError(f"Backend {item.backend!r} is not configured in this process.", retryable=True)
             record = self.store.catalog.version_by_id(item.version_id)
+            self.store.ensure_local(record.manifest)  # blobs in a bucket: fetched into this machine's cache
             delivery = Delivery(record.manifest, record.version, BackendPlan.from_dict(item.plan),
                                 self.store.blobs.root, record.aliases)
             receipt = adapter.log(delivery)

@@ -116,7 +116,7 @@ class Experiment:
         """Open the store, start each backend's run and the delivery workers."""
         if self._store is not None:
             return self
-        store = EmbeddedStore(self.settings.store_path)
+        store = EmbeddedStore.from_settings(self.settings)
         store.catalog.add_run(self.run_id, self.name, process_owner())
         self._adapters, errors = open_adapters(store, self.run_id, self.name, self.backends,
                                                self.settings.backend_options)
@@ -156,7 +156,7 @@ class Experiment:
     @staticmethod
     def _sync_quietly(store: EmbeddedStore, options: Mapping[str, Mapping[str, Any]]) -> None:
         # Its own store handle: stop() closing the experiment's store must not pull it from under this thread.
-        own = EmbeddedStore(store.root)
+        own = store.reopen()
         try:
             sync_outbox(own, options, timeout=600)
         except Exception:

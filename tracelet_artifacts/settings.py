@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_WATCH_DIRS = ("./checkpoints", "./outputs", "./artifacts")
@@ -42,6 +42,11 @@ class TraceletSettings(BaseSettings):
     capture_exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
     capture_all_ranks: bool = False
     store_path: Path = Path(".tracelet")
+    # A team's shared store: the catalog on PostgreSQL, the blobs in an S3-compatible bucket (store_path
+    # then holds this machine's blob cache). The URL's password stays hidden in reprs and messages.
+    catalog_url: SecretStr | None = None
+    blob_url: str | None = None
+    s3_endpoint_url: str | None = None
     reference_threshold_mb: float = Field(100.0, gt=0)
     routing: dict[str, list[str]] = Field(default_factory=dict)
     backends: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -1,4 +1,5 @@
 """Content-addressed blobs on local disk: one file per SHA-256, identical content stored once.
+(``store/s3.py`` adds an S3-compatible bucket behind the same contract, with this folder as its cache.)
 
 A blob is written to a temp file on the same filesystem, fsynced and renamed into place, so no
 reader ever sees half a blob; temp files left by a killed process are removed at the next start.
@@ -14,7 +15,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tracelet_artifacts import digest
@@ -29,6 +30,11 @@ _KERNEL_COPY_BYTES = 1 << 30
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM,
                    errno.ETXTBSY}
 
+
+
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is a lowercase SHA-256 hex digest (a blob's name)."""
+    return bool(_DIGEST.match(text))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -173,13 +179,18 @@ class BlobStore:
         path = self.path(sha256)
         return path.is_file() and digest.sha256_file(path) == sha256
 
-    def copy_to(self, sha256: str, dest: Path) -> None:
-        """Write the blob to ``dest`` (temp + rename), checking its digest on the way."""
-        source = self.path(sha256)
-        if not source.is_file():
+    def local_path(self, sha256: str) -> Path:
+        """The blob as a local file (read only!); raises ArtifactStoreNotFoundError when it is absent."""
+        path = self.path(sha256)
+        if not path.is_file():
             raise ArtifactStoreNotFoundError(
                 f"Blob {sha256[:12]}… is missing from {str(self.root)!r}; fetch it again from a backend that holds it."
             )
+        return path
+
+    def copy_to(self, sha256: str, dest: Path) -> None:
+        """Write the blob to ``dest`` (temp + rename), checking its digest on the way."""
+        source = self.local_path(sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
         try:
@@ -213,6 +224,13 @@ class BlobStore:
                     name = shard.name + blob.name
                     if _DIGEST.match(name):
                         yield name
+
+    def inventory(self) -> Iterator[tuple[str, int, float]]:
+        """(digest, size, last modified) of every stored blob."""
+        for sha in self.digests():
+            with suppress(FileNotFoundError):  # removed meanwhile
+                info = self.path(sha).stat()
+                yield sha, info.st_size, info.st_mtime
 
     def clean_temp(self) -> int:
         """Remove temp files whose writer is gone (a dead process on this host); return how many."""

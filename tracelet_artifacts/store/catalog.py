@@ -1,18 +1,17 @@
-"""The SQLite catalog (WAL mode): artifacts, immutable versions, entries, labels, metadata, aliases,
-backend receipts, runs, the delivery outbox and the file stat cache.
+"""The catalog: artifacts, immutable versions, entries, labels, metadata, aliases, backend receipts, runs,
+the delivery outbox and the file stat cache; in SQLite (WAL mode, the default) or PostgreSQL (a team's).
 
-Every write that must be all-or-nothing happens in one ``BEGIN IMMEDIATE`` transaction, so concurrent
-writers (threads or processes) get consecutive versions and aliases move atomically.
+Every write that must be all-or-nothing happens in one write transaction, and writers take turns across
+every process and machine sharing the catalog (``store/sql.py``), so concurrent writers get consecutive
+versions and aliases move atomically.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,55 +19,11 @@ from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType, Manifest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, VersionConflictError
+from tracelet_artifacts.store.migrations import migrate
+from tracelet_artifacts.store.sql import Connection, Database, open_database
 
-SCHEMA_VERSION = 1
 LATEST = "latest"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS artifacts (
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (
-  id INTEGER PRIMARY KEY, artifact_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-  version INTEGER NOT NULL, digest TEXT NOT NULL, type TEXT NOT NULL, description TEXT,
-  size_bytes INTEGER NOT NULL, created_at REAL NOT NULL, run_id TEXT, manifest TEXT NOT NULL,
-  UNIQUE (artifact_id, version));
-CREATE INDEX IF NOT EXISTS versions_digest ON versions (artifact_id, digest);
-CREATE INDEX IF NOT EXISTS versions_type ON versions (type);
-CREATE TABLE IF NOT EXISTS entries (
-  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
-  path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (version_id, path));
-CREATE INDEX IF NOT EXISTS entries_sha ON entries (sha256);
-CREATE TABLE IF NOT EXISTS labels (
-  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE, label TEXT NOT NULL,
-  PRIMARY KEY (label, version_id));
-CREATE TABLE IF NOT EXISTS metadata (
-  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE, key TEXT NOT NULL,
-  value TEXT NOT NULL, PRIMARY KEY (key, value, version_id));
-CREATE TABLE IF NOT EXISTS aliases (
-  artifact_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE, alias TEXT NOT NULL,
-  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE, updated_at REAL NOT NULL,
-  PRIMARY KEY (artifact_id, alias));
-CREATE INDEX IF NOT EXISTS aliases_version ON aliases (version_id);
-CREATE TABLE IF NOT EXISTS runs (
-  run_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, created_at REAL NOT NULL,
-  backend_state TEXT NOT NULL DEFAULT '{}', owner TEXT, ended_at REAL);
-CREATE TABLE IF NOT EXISTS receipts (
-  id INTEGER PRIMARY KEY, version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
-  backend TEXT NOT NULL, run_id TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS receipts_version ON receipts (version_id, backend);
-CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY, version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
-  backend TEXT NOT NULL, run_id TEXT NOT NULL, plan TEXT NOT NULL,
-  status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at REAL NOT NULL DEFAULT 0, lease_owner TEXT, lease_until REAL NOT NULL DEFAULT 0,
-  last_error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-  UNIQUE (version_id, backend, run_id));
-CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, next_attempt_at);
-CREATE TABLE IF NOT EXISTS stat_cache (
-  path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
-  device INTEGER NOT NULL, sha256 TEXT NOT NULL, recorded_ns INTEGER NOT NULL);
-"""
 
 
 def metadata_text(value: Any) -> str:
@@ -147,59 +102,40 @@ class Catalog:
         catalog.get("classifier", "latest").label   # "v1"
     """
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0) -> None:
-        self.path = Path(path)
-        self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+    def __init__(self, location: str | Path, *, busy_timeout_s: float = 60.0) -> None:
+        self.db: Database = open_database(location)
+        self.path = Path(location) if self.db.dialect == "sqlite" else None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(_SCHEMA)
-            with self.transaction() as db:
-                if db.execute("SELECT COUNT(*) FROM schema_info").fetchone()[0] == 0:
-                    db.execute("INSERT INTO schema_info (version) VALUES (?)", (SCHEMA_VERSION,))
-        except sqlite3.Error as exc:
-            raise ArtifactStoreError(f"Cannot open the catalog at {str(self.path)!r}: {exc}.") from exc
+            migrate(self.db)
+        except self.db.errors as exc:
+            raise ArtifactStoreError(f"Cannot open the catalog at {self.db.location!r}: {exc}.") from exc
+
+    @property
+    def location(self) -> str:
+        """Where the catalog is (a file path, or a PostgreSQL URL without its password)."""
+        return self.db.location
+
+    @property
+    def shared(self) -> bool:
+        """True for a catalog several machines share (PostgreSQL), where file paths are per host."""
+        return self.db.dialect != "sqlite"
 
     # -- connections ------------------------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.row_factory = sqlite3.Row
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
-        return db
+    def _connection(self) -> Connection:
+        return self.db.connection()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE: one writer at a time across processes)."""
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: one writer at a time across every process sharing the catalog."""
+        with self.db.transaction() as db:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, params).fetchall()
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.db.read(sql, params)
 
     def close(self) -> None:
         """Close every connection this catalog opened."""
-        with self._lock:
-            for db in self._connections:
-                with suppress(sqlite3.ProgrammingError):
-                    db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self.db.close()
 
     # -- versions ---------------------------------------------------------------------------------
     def add_version(
@@ -231,20 +167,21 @@ class Catalog:
             else:
                 version_id, created = existing, False
                 # Identical content: the version stays as it is, but labels given now are added to it.
-                db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)",
-                               [(version_id, lb) for lb in manifest.labels])
+                self._add_labels(db, version_id, manifest.labels)
             for alias in (LATEST, *aliases):
                 self._set_alias(db, artifact_id, alias, version_id, now)
             for backend, plan in (deliveries or {}).items():
-                db.execute(
-                    "INSERT OR IGNORE INTO outbox (version_id, backend, run_id, plan, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", (version_id, backend, run_id or "", json.dumps(plan), now, now))
-            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO outbox (version_id, backend, run_id, plan, created_at, updated_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           (version_id, backend, run_id or "", json.dumps(plan), now, now))
+            db.executemany("INSERT INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                           "size=excluded.size, mtime_ns=excluded.mtime_ns, inode=excluded.inode, "
+                           "device=excluded.device, sha256=excluded.sha256, recorded_ns=excluded.recorded_ns",
                            [(*row, time.time_ns()) for row in stat_rows])
             return self._version_by_id(db, version_id, created=created)
 
     def _existing(
-        self, db: sqlite3.Connection, artifact_id: int, manifest: Manifest, version: int | None
+        self, db: Connection, artifact_id: int, manifest: Manifest, version: int | None
     ) -> int | None:
         if version is not None:
             row = db.execute("SELECT id, digest FROM versions WHERE artifact_id=? AND version=?",
@@ -263,24 +200,28 @@ class Catalog:
         return int(row["id"]) if row else None
 
     @staticmethod
-    def _insert_version(db: sqlite3.Connection, artifact_id: int, number: int, manifest: Manifest,
+    def _insert_version(db: Connection, artifact_id: int, number: int, manifest: Manifest,
                         run_id: str | None, now: float) -> int:
         cursor = db.execute(
             "INSERT INTO versions (artifact_id, version, digest, type, description, size_bytes, created_at, "
-            "run_id, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "run_id, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (artifact_id, number, manifest.digest, manifest.artifact_type.value, manifest.description,
              manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True)))
-        version_id = int(cursor.lastrowid or 0)
+        version_id = int(cursor.fetchone()[0])
         db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
                        [(version_id, e.path, e.sha256, e.size) for e in manifest.entries])
-        db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(version_id, lb) for lb in manifest.labels])
-        db.executemany("INSERT OR IGNORE INTO metadata VALUES (?, ?, ?)",
+        Catalog._add_labels(db, version_id, manifest.labels)
+        db.executemany("INSERT INTO metadata VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                        [(version_id, k, metadata_text(v)) for k, v in manifest.metadata.items()
                         if not isinstance(v, (Mapping, tuple))])
         return version_id
 
     @staticmethod
-    def _artifact_id(db: sqlite3.Connection, name: str, *, create: bool = False, now: float = 0.0) -> int:
+    def _add_labels(db: Connection, version_id: int, labels: Iterable[str]) -> None:
+        db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING", [(version_id, lb) for lb in labels])
+
+    @staticmethod
+    def _artifact_id(db: Connection, name: str, *, create: bool = False, now: float = 0.0) -> int:
         row = db.execute("SELECT id FROM artifacts WHERE name=?", (name,)).fetchone()
         if row:
             return int(row["id"])
@@ -288,7 +229,8 @@ class Catalog:
             raise ArtifactStoreNotFoundError(
                 f"No artifact named {name!r}; `tracelet-artifacts ls` lists the names in this store."
             )
-        return int(db.execute("INSERT INTO artifacts (name, created_at) VALUES (?, ?)", (name, now)).lastrowid or 0)
+        return int(db.execute("INSERT INTO artifacts (name, created_at) VALUES (?, ?) RETURNING id",
+                              (name, now)).fetchone()[0])
 
     _VERSION_SELECT = (
         "SELECT v.id, a.name, v.version, v.digest, v.type, v.description, v.size_bytes, v.created_at, "
@@ -297,7 +239,7 @@ class Catalog:
     )
 
     @staticmethod
-    def _record(row: sqlite3.Row, created: bool = True) -> ArtifactVersion:
+    def _record(row: Any, created: bool = True) -> ArtifactVersion:
         aliases = tuple(sorted(row["alias_list"].split(","))) if row["alias_list"] else ()
         return ArtifactVersion(
             name=row["name"], version=row["version"], digest=row["digest"],
@@ -305,7 +247,7 @@ class Catalog:
             created_at=row["created_at"], aliases=aliases, description=row["description"],
             run_id=row["run_id"], created=created, manifest_json=row["manifest"], row_id=row["id"])
 
-    def _version_by_id(self, db: sqlite3.Connection, version_id: int, created: bool = True) -> ArtifactVersion:
+    def _version_by_id(self, db: Connection, version_id: int, created: bool = True) -> ArtifactVersion:
         row = db.execute(self._VERSION_SELECT + " WHERE v.id=?", (version_id,)).fetchone()
         return self._record(row, created)
 
@@ -393,7 +335,7 @@ class Catalog:
 
     # -- aliases ----------------------------------------------------------------------------------
     @staticmethod
-    def _set_alias(db: sqlite3.Connection, artifact_id: int, alias: str, version_id: int, now: float) -> None:
+    def _set_alias(db: Connection, artifact_id: int, alias: str, version_id: int, now: float) -> None:
         db.execute("INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (artifact_id, alias) "
                    "DO UPDATE SET version_id=excluded.version_id, updated_at=excluded.updated_at",
                    (artifact_id, alias, version_id, now))
@@ -416,7 +358,7 @@ class Catalog:
             db.execute("DELETE FROM aliases WHERE artifact_id=? AND alias=?", (self._artifact_id(db, name), alias))
 
     @staticmethod
-    def _version_row(db: sqlite3.Connection, artifact_id: int, version: int) -> int:
+    def _version_row(db: Connection, artifact_id: int, version: int) -> int:
         return int(db.execute("SELECT id FROM versions WHERE artifact_id=? AND version=?",
                               (artifact_id, version)).fetchone()["id"])
 
@@ -425,7 +367,7 @@ class Catalog:
         target = self.get(name, version)
         with self.transaction() as db:
             version_id = self._version_row(db, self._artifact_id(db, name), target.version)
-            db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(version_id, lb) for lb in labels])
+            self._add_labels(db, version_id, labels)
         return target
 
     def labels(self, name: str, version: str | int) -> list[str]:
@@ -519,7 +461,7 @@ class Catalog:
 
     # -- outbox -----------------------------------------------------------------------------------
     @staticmethod
-    def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+    def _outbox_item(row: Any) -> OutboxItem:
         return OutboxItem(row["id"], row["version_id"], row["backend"], row["run_id"], json.loads(row["plan"]),
                           row["status"], row["attempts"], row["next_attempt_at"], row["last_error"])
 

@@ -19,6 +19,8 @@ from typing import Any
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import Manifest, TraceletArtifact, validate_artifact_path
 from tracelet_artifacts.errors import ArtifactStoreError, IntegrityError
+from tracelet_artifacts.procs import HOST
+from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store.blobs import BlobStore
 from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, Catalog
 
@@ -57,15 +59,19 @@ class _IngestSink:
             signature = digest.file_signature(path)
         except OSError:
             return None  # put_file reports it
-        cached = self.store.catalog.cached_digest(str(path.absolute()), signature, STAT_CACHE_MARGIN_NS)
+        cached = self.store.catalog.cached_digest(self._stat_key(path), signature, STAT_CACHE_MARGIN_NS)
         return (cached, signature[0]) if cached and self.store.blobs.touch(cached) else None
+
+    def _stat_key(self, path: Path) -> str:
+        """The stat cache's key: the absolute path, and on a catalog machines share, the host too."""
+        return f"{HOST}:{path.absolute()}" if self.store.catalog.shared else str(path.absolute())
 
     def _store_file(self, path: Path) -> tuple[str, int, StatRow | None]:
         signature = digest.file_signature(path)
         sha, size = self.store.blobs.put_file(path)
         after = digest.file_signature(path)
         unchanged = after == signature and size == signature[0]  # unchanged while we read it: safe to remember
-        return sha, size, (str(path.absolute()), *signature, sha) if unchanged else None
+        return sha, size, (self._stat_key(path), *signature, sha) if unchanged else None
 
     def put_file(self, path: Path) -> tuple[str, int]:
         ahead = self._ahead.pop(path, None)
@@ -97,14 +103,43 @@ class EmbeddedStore:
         store.fetch("cfg", "latest", Path("out/"))
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        catalog_url: str | None = None,
+        blob_url: str | None = None,
+        s3_endpoint_url: str | None = None,
+    ) -> None:
         self.root = Path(root).absolute()  # fixed now: a later chdir must not move the store
-        self.blobs = BlobStore(self.root / "blobs", fsync=fsync)
-        self.catalog = Catalog(self.root / "catalog.db")
+        self._options = {"fsync": fsync, "catalog_url": catalog_url, "blob_url": blob_url,
+                         "s3_endpoint_url": s3_endpoint_url}
+        if blob_url:
+            from tracelet_artifacts.store.s3 import S3BlobStore
+
+            self.blobs: BlobStore = S3BlobStore(blob_url, cache_root=self.root / "blobs",
+                                                endpoint_url=s3_endpoint_url, fsync=fsync)
+        else:
+            self.blobs = BlobStore(self.root / "blobs", fsync=fsync)
+        self.catalog = Catalog(catalog_url or self.root / "catalog.db")
         self.blobs.clean_temp()
 
+    @classmethod
+    def from_settings(cls, settings: TraceletSettings | None = None, root: str | os.PathLike[str] | None = None
+                      ) -> EmbeddedStore:
+        """The store the settings name: ``store_path`` locally, or the team's ``catalog_url`` and ``blob_url``."""
+        settings = settings or TraceletSettings()
+        catalog_url = settings.catalog_url.get_secret_value() if settings.catalog_url else None
+        return cls(settings.store_path if root is None else root, catalog_url=catalog_url,
+                   blob_url=settings.blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+
+    def reopen(self) -> EmbeddedStore:
+        """A second handle on the same store (own connections), e.g. for another thread's long work."""
+        return type(self)(self.root, **self._options)  # type: ignore[arg-type]
+
     def __repr__(self) -> str:
-        return f"EmbeddedStore({str(self.root)!r})"
+        return f"EmbeddedStore({str(self.root)!r}, catalog={self.catalog.location!r}, blobs={self.blobs!r})"
 
     # -- writing ----------------------------------------------------------------------------------
     def log(
@@ -170,8 +205,13 @@ class EmbeddedStore:
         return written
 
     def blob_path(self, sha256: str) -> Path:
-        """Where a blob lives (read only: never modify it)."""
-        return self.blobs.path(sha256)
+        """A blob as a local file (read only: never modify it); fetched into the cache first if need be."""
+        return self.blobs.local_path(sha256)
+
+    def ensure_local(self, manifest: Manifest) -> None:
+        """Make every blob of ``manifest`` a local file (a no-op unless blobs live in a bucket)."""
+        for entry in manifest.entries:
+            self.blobs.local_path(entry.sha256)
 
     def verify(self, name: str, version: str | int = LATEST) -> list[str]:
         """Entry paths of a version whose blob is missing or corrupt (empty when all is well)."""
@@ -191,14 +231,10 @@ class EmbeddedStore:
         keep = self.catalog.referenced_digests()
         cutoff = time.time() - grace_s
         count = size = 0
-        for sha in list(self.blobs.digests()):
-            if sha in keep:
+        for sha, blob_size, modified in list(self.blobs.inventory()):
+            if sha in keep or modified > cutoff:
                 continue
-            path = self.blobs.path(sha)
-            info = path.stat()
-            if info.st_mtime > cutoff:
-                continue
-            count, size = count + 1, size + info.st_size
+            count, size = count + 1, size + blob_size
             if not dry_run:
                 self.blobs.delete(sha)
         log.info("gc: %s %d unreferenced blob(s), %d bytes", "would remove" if dry_run else "removed", count, size)

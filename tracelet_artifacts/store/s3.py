@@ -1,0 +1,224 @@
+"""Content-addressed blobs on an S3-compatible object store, with this machine's blob folder as their cache.
+
+A blob is first stored in the local folder exactly as ``BlobStore`` does (copy, SHA-256 of what was stored),
+then uploaded from there under ``<prefix>/<aa>/<rest-of-digest>``: large files in parts, and S3 only
+makes an object visible once its upload completes, so no reader ever sees a partial blob. The upload
+happens before the catalog records the version, so every machine that sees a version can read its blobs.
+Reading a blob this machine lacks downloads it into the cache, checks its digest, then serves it.
+
+    blobs = S3BlobStore("s3://team-artifacts/tracelet", cache_root=Path(".tracelet/blobs"))
+    sha, size = blobs.put_file(Path("model.pt"))     # stored locally and in the bucket
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tracelet_artifacts import digest
+from tracelet_artifacts.errors import (
+    ArtifactStoreError,
+    ArtifactStoreNotFoundError,
+    ConfigurationError,
+    IntegrityError,
+    TraceletError,
+)
+from tracelet_artifacts.store.blobs import BlobStore, is_digest
+
+log = logging.getLogger(__name__)
+_INSTALL_HINT = "pip install 'tracelet-artifacts[s3]'"
+MULTIPART_BYTES = 64 * 1024 * 1024  # files above this go up in parts of this size
+
+
+def _code(exc: Exception) -> str:
+    """The S3 error code of a botocore ClientError ("" for other errors)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+_NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` → ("bucket", "some/prefix")."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ConfigurationError(f"Blob URL {url!r} is not s3://bucket[/prefix]; set TRACELET_BLOB_URL to one.")
+    return parsed.netloc, parsed.path.strip("/")
+
+
+class S3BlobStore(BlobStore):
+    """Blobs in ``s3://bucket/prefix``, cached under ``cache_root`` (which is also where uploads start).
+
+    ``endpoint_url`` points at any S3-compatible server (MinIO, Ceph, moto); credentials come from the
+    usual AWS variables or profile, as for every boto3 program.
+    """
+
+    def __init__(self, url: str, *, cache_root: Path, endpoint_url: str | None = None, fsync: bool = True) -> None:
+        super().__init__(cache_root, fsync=fsync)
+        self.url = url
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.endpoint_url = endpoint_url
+        try:
+            import boto3
+            from boto3.s3.transfer import TransferConfig
+            from botocore.config import Config
+        except ImportError as exc:
+            raise ConfigurationError(f"Blobs on S3 need boto3: {_INSTALL_HINT}.") from exc
+        self._client = boto3.client("s3", endpoint_url=endpoint_url,
+                                    config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+        self._transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES,
+                                        max_concurrency=4)
+        self._uploaded: set[str] = set()  # digests known to be in the bucket (it never loses a blob we wrote)
+        self._lock = threading.Lock()
+        self._check_bucket()
+
+    def __repr__(self) -> str:
+        return f"S3BlobStore({self.url!r}, cache_root={str(self.root)!r})"
+
+    # -- S3 calls ---------------------------------------------------------------------------------
+    def key(self, sha256: str) -> str:
+        if not is_digest(sha256):
+            raise ArtifactStoreError(f"{sha256!r} is not a SHA-256 hex digest.")
+        return f"{self.prefix}/{sha256[:2]}/{sha256[2:]}" if self.prefix else f"{sha256[:2]}/{sha256[2:]}"
+
+    def _failed(self, action: str, exc: Exception) -> TraceletError:
+        if _code(exc) == "NoSuchBucket":
+            return ConfigurationError(f"The bucket {self.bucket!r} does not exist; create it or fix TRACELET_BLOB_URL.")
+        if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+            return ConfigurationError(
+                f"No credentials for {self.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)."
+            )
+        return ArtifactStoreError(f"{action} {self.url} failed: {type(exc).__name__}: {exc}; check the object "
+                                  "store and the network, then retry.")
+
+    def _check_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            if _code(exc) in _NOT_FOUND:
+                raise ConfigurationError(
+                    f"The bucket {self.bucket!r} does not exist at {self.endpoint_url or 'AWS'}; create it or fix "
+                    "TRACELET_BLOB_URL."
+                ) from None
+            raise self._failed("Reaching", exc) from None
+
+    def in_bucket(self, sha256: str) -> bool:
+        """Whether the bucket holds this blob."""
+        if sha256 in self._uploaded:
+            return True
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+        except Exception as exc:
+            if _code(exc) in _NOT_FOUND:
+                return False
+            raise self._failed("Reading", exc) from None
+        with self._lock:
+            self._uploaded.add(sha256)
+        return True
+
+    def _upload(self, sha256: str) -> None:
+        """Send a cached blob to the bucket unless it is there already."""
+        if self.in_bucket(sha256):
+            return
+        try:
+            self._client.upload_file(str(self.path(sha256)), self.bucket, self.key(sha256), Config=self._transfer)
+        except Exception as exc:
+            raise self._failed("Uploading a blob to", exc) from None
+        with self._lock:
+            self._uploaded.add(sha256)
+
+    def _download(self, sha256: str) -> None:
+        """Fetch a blob into the cache, keeping it only if it hashes to its name."""
+        with self._temp_blob() as temp:
+            try:
+                self._client.download_file(self.bucket, self.key(sha256), str(temp), Config=self._transfer)
+            except Exception as exc:
+                if _code(exc) in _NOT_FOUND:
+                    raise ArtifactStoreNotFoundError(
+                        f"Blob {sha256[:12]}… is missing from {self.url}; fetch it again from a backend that holds it."
+                    ) from None
+                raise self._failed("Downloading a blob from", exc) from None
+            actual = digest.sha256_file(temp)
+            if actual != sha256:
+                raise IntegrityError(
+                    f"Blob {sha256[:12]}… in {self.url} is corrupt (its content hashes to {actual[:12]}…); "
+                    "log the artifact again from its source files, or fetch it from a backend that holds it."
+                )
+            self._commit(temp, sha256)
+
+    # -- the BlobStore contract -------------------------------------------------------------------
+    def put_stream(self, source: io.BufferedIOBase | io.RawIOBase) -> tuple[str, int]:
+        sha, size = super().put_stream(source)
+        self._upload(sha)
+        return sha, size
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        sha, size = super().put_file(path)
+        self._upload(sha)
+        return sha, size
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        sha, size = super().put_bytes(data)
+        self._upload(sha)
+        return sha, size
+
+    def exists(self, sha256: str) -> bool:
+        return self.in_bucket(sha256)
+
+    def touch(self, sha256: str) -> bool:
+        return super().touch(sha256) and self.in_bucket(sha256)
+
+    def local_path(self, sha256: str) -> Path:
+        if not self.path(sha256).is_file():
+            self._download(sha256)
+        return self.path(sha256)
+
+    def verify(self, sha256: str) -> bool:
+        try:
+            self.local_path(sha256)
+        except (ArtifactStoreNotFoundError, IntegrityError):
+            return False
+        return super().verify(sha256)
+
+    def copy_to(self, sha256: str, dest: Path) -> None:
+        self.local_path(sha256)
+        super().copy_to(sha256, dest)
+
+    def link_or_copy(self, sha256: str, dest: Path) -> None:
+        self.local_path(sha256)
+        super().link_or_copy(sha256, dest)
+
+    def delete(self, sha256: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+        except Exception as exc:
+            raise self._failed("Deleting a blob from", exc) from None
+        with self._lock:
+            self._uploaded.discard(sha256)
+        super().delete(sha256)
+
+    def inventory(self) -> Iterator[tuple[str, int, float]]:
+        """(digest, size, last modified) of every blob in the bucket."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""):
+                for item in page.get("Contents", []):
+                    name = "".join(item["Key"][len(self.prefix):].strip("/").split("/")[-2:])
+                    if is_digest(name):
+                        yield name, int(item["Size"]), item["LastModified"].timestamp()
+        except Exception as exc:
+            raise self._failed("Listing", exc) from None
+
+    def digests(self) -> Iterator[str]:
+        return (sha for sha, _, _ in self.inventory())
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (for tests and tools)."""
+        return self._client
