@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -45,8 +46,9 @@ class PostgresServer:
     ``durable=False`` (the tests) turns fsync off; the benchmark keeps PostgreSQL's defaults.
     """
 
-    def __init__(self, root: Path, *, port: int | None = None, durable: bool = False) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | None = None, *, port: int | None = None, durable: bool = False) -> None:
+        # Its own folder straight under the temp dir: the postgres user must be able to reach it.
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="tracelet-pg-"))
         self.port = port or free_port()
         self.durable = durable
         bin_dir = postgres_bin()
@@ -103,9 +105,11 @@ class PostgresServer:
             conn.execute(f"CREATE DATABASE {name}")
         return f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.port}/{name}"
 
-    def stop(self) -> None:
+    def stop(self, *, remove: bool = True) -> None:
         if (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class S3Server:

@@ -421,8 +421,8 @@ class Catalog:
     def runs_with_outstanding(self) -> list[tuple[str, str | None, float | None]]:
         """(run_id, owner, ended_at) of runs that still have deliveries not done."""
         return [(r["run_id"], r["owner"], r["ended_at"]) for r in self._read(
-            "SELECT DISTINCT r.run_id, r.owner, r.ended_at FROM runs r JOIN outbox o ON o.run_id=r.run_id "
-            "WHERE o.status != 'done' ORDER BY r.created_at")]
+            "SELECT r.run_id, r.owner, r.ended_at FROM runs r WHERE EXISTS "
+            "(SELECT 1 FROM outbox o WHERE o.run_id=r.run_id AND o.status != 'done') ORDER BY r.created_at")]
 
     def backends_of_run(self, run_id: str) -> list[str]:
         """Backends that have deliveries (of any status) for a run."""

@@ -179,16 +179,30 @@ class S3BlobStore(BlobStore):
             self._download(sha256)
         return self.path(sha256)
 
+    def _heal(self, sha256: str) -> None:
+        """Replace a corrupt cached copy with the bucket's (checked) one."""
+        log.warning("The cached copy of blob %s… is corrupt; fetching it again from %s", sha256[:12], self.url)
+        super().delete(sha256)
+        self._download(sha256)
+
     def verify(self, sha256: str) -> bool:
+        """True when the blob is in the bucket and hashes to its name (a corrupt cached copy is replaced)."""
         try:
             self.local_path(sha256)
+            if super().verify(sha256):
+                return True
+            self._heal(sha256)
         except (ArtifactStoreNotFoundError, IntegrityError):
             return False
         return super().verify(sha256)
 
     def copy_to(self, sha256: str, dest: Path) -> None:
         self.local_path(sha256)
-        super().copy_to(sha256, dest)
+        try:
+            super().copy_to(sha256, dest)
+        except IntegrityError:
+            self._heal(sha256)
+            super().copy_to(sha256, dest)
 
     def link_or_copy(self, sha256: str, dest: Path) -> None:
         self.local_path(sha256)

@@ -1,0 +1,169 @@
+"""Several processes, each in its own working folder, share one store: the catalog on PostgreSQL and the
+blobs in an S3-compatible bucket, both real servers on 127.0.0.1. They are configured only through the
+environment (``TRACELET_CATALOG_URL``, ``TRACELET_BLOB_URL`` and the usual AWS variables), as a team would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Team
+
+from tracelet_artifacts import TraceletArtifact
+
+pytestmark = pytest.mark.integration
+
+TRAIN = """
+import sys
+from pathlib import Path
+from tracelet_artifacts import Experiment, TraceletArtifact
+Path("model.bin").write_bytes(b"weights of " + sys.argv[1].encode())
+with Experiment("shared-training", backend="local") as exp:
+    exp.log_artifact(TraceletArtifact("classifier", "model").add_file("model.bin"), aliases=[sys.argv[1]])
+"""
+
+WRITER = """
+import sys, time
+from tracelet_artifacts import EmbeddedStore, TraceletArtifact
+store = EmbeddedStore.from_settings()
+start_at = float(sys.argv[2])
+while time.time() < start_at:
+    time.sleep(0.005)
+for i in range(int(sys.argv[3])):
+    store.log(TraceletArtifact("shared", "config").add_object({"writer": sys.argv[1], "i": i}, "cfg"))
+    store.log(TraceletArtifact("same", "config").add_object({"identical": True}, "cfg"))
+"""
+
+MOVER = """
+import random, sys, time
+from tracelet_artifacts import EmbeddedStore
+store = EmbeddedStore.from_settings()
+deadline = time.time() + float(sys.argv[1])
+moves = 0
+while time.time() < deadline:
+    store.catalog.set_alias("moving", "prod", random.randint(1, 5))
+    moves += 1
+print(moves)
+"""
+
+
+def _python(team: Team, workdir: Path, script: str, *args: str) -> subprocess.Popen[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=workdir, env=team.subprocess_env(workdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ok(process: subprocess.Popen[str], timeout: float = 180) -> str:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    return out
+
+
+def _cli(team: Team, workdir: Path, *args: str) -> str:
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", *args], cwd=workdir,
+                            env=team.subprocess_env(workdir), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_two_machines_with_their_own_folders_see_each_others_versions(team: Team, tmp_path: Path) -> None:
+    _ok(_python(team, tmp_path / "alice", TRAIN, "alice"))
+    # Bob's folder has never seen Alice's blobs: his `get` reads them from the bucket.
+    _cli(team, tmp_path / "bob", "get", "classifier:v1", str(tmp_path / "bob-out"))
+    assert (tmp_path / "bob-out" / "model.bin").read_bytes() == b"weights of alice"
+    _ok(_python(team, tmp_path / "bob", TRAIN, "bob"))
+    listing = _cli(team, tmp_path / "alice", "ls", "--all-versions")
+    assert "classifier" in listing and "v1" in listing and "v2" in listing
+    store = team.open(tmp_path / "carol")
+    assert [v.ref for v in store.catalog.versions("classifier")] == ["classifier:v1", "classifier:v2"]
+    assert store.get("classifier", "alice").version == 1 and store.get("classifier", "bob").version == 2
+    store.fetch("classifier", "bob", tmp_path / "carol-out")
+    assert (tmp_path / "carol-out" / "model.bin").read_bytes() == b"weights of bob"
+    # Each working folder has its own blob cache; nothing is shared through the file system.
+    assert not (tmp_path / "alice" / ".tracelet" / "catalog.db").exists()
+
+
+def test_eight_writers_of_one_name_get_consecutive_versions_with_no_gap_duplicate_or_loss(
+        team: Team, tmp_path: Path) -> None:
+    per_writer, start_at = 6, time.time() + 4.0  # every writer has connected before the first log
+    writers = [_python(team, tmp_path / f"w{n}", WRITER, str(n), str(start_at), str(per_writer)) for n in range(8)]
+    for writer in writers:
+        _ok(writer)
+    store = team.open(tmp_path / "reader")
+    versions = store.catalog.versions("shared")
+    assert [v.version for v in versions] == list(range(1, 8 * per_writer + 1))
+    assert len({v.digest for v in versions}) == 8 * per_writer
+    logged = {tuple(sorted(_content(store, v.version).items())) for v in versions}
+    assert logged == {(("i", i), ("writer", str(n))) for n in range(8) for i in range(per_writer)}
+    assert [v.version for v in store.catalog.versions("same")] == [1]
+
+
+def _content(store, version: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    import json
+
+    sha = store.get("shared", version).manifest.entries[0].sha256
+    return json.loads(store.blob_path(sha).read_bytes())
+
+
+def test_an_alias_moved_by_many_processes_always_points_at_exactly_one_version(team: Team, tmp_path: Path) -> None:
+    store = team.open(tmp_path / "main")
+    for n in range(5):
+        store.log(TraceletArtifact("moving", "model").add_object({"n": n}, "w"))
+    movers = [_python(team, tmp_path / f"m{n}", MOVER, "6") for n in range(4)]
+    seen, failures = set(), []
+    while any(m.poll() is None for m in movers):
+        try:
+            seen.add(store.get("moving", "prod").version)
+        except Exception as exc:  # the alias must never be missing or half-moved
+            if "no alias" not in str(exc) or seen:
+                failures.append(repr(exc))
+    moves = sum(int(_ok(m)) for m in movers)
+    assert moves > 20 and not failures
+    assert len(seen) > 1 and seen <= set(range(1, 6))
+    rows = store.catalog._read("SELECT COUNT(*) FROM aliases a JOIN artifacts x ON x.id=a.artifact_id "
+                               "WHERE x.name=? AND a.alias=?", ("moving", "prod"))
+    assert rows[0][0] == 1
+
+
+def test_a_large_blob_goes_up_in_parts_and_is_never_visible_half_written(team: Team, tmp_path: Path) -> None:
+    from tracelet_artifacts.store.s3 import MULTIPART_BYTES
+
+    big = tmp_path / "big.bin"
+    with big.open("wb") as out:
+        for i in range(MULTIPART_BYTES * 2 // (1 << 20) + 3):
+            out.write(bytes([i % 251]) * (1 << 20))
+    store = team.open(tmp_path / "store")
+    from tracelet_artifacts import digest
+
+    sha = digest.sha256_file(big)
+    client, bucket, key = store.blobs.client, store.blobs.bucket, store.blobs.key(sha)  # type: ignore[attr-defined]
+    sightings: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                sightings.append(int(client.head_object(Bucket=bucket, Key=key)["ContentLength"]))
+            except client.exceptions.ClientError:
+                sightings.append(-1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        store.log(TraceletArtifact("big", "dataset").add_file(big))
+    finally:
+        done.set()
+        watcher.join()
+    head = client.head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] == big.stat().st_size
+    assert "-" in head["ETag"]  # a multipart upload's ETag ends in -<parts>
+    assert set(sightings) <= {-1, big.stat().st_size}
+    other = team.open(tmp_path / "elsewhere")
+    other.fetch("big", "latest", tmp_path / "out")
+    assert digest.sha256_file(tmp_path / "out" / "big.bin") == sha
