@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Team, adopt_suite
+from team_support import Team, adopt_suite
 
 from tracelet_artifacts.store.embedded import EmbeddedStore
 

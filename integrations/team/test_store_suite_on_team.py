@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Team, adopt_suite
+from team_support import Team, adopt_suite
 
 from tracelet_artifacts import TraceletArtifact
 from tracelet_artifacts.errors import IntegrityError

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Team
+from team_support import Team
 
 from tracelet_artifacts import TraceletArtifact
 

@@ -121,9 +121,6 @@ class Catalog:
         return self.db.dialect != "sqlite"
 
     # -- connections ------------------------------------------------------------------------------
-    def _connection(self) -> Connection:
-        return self.db.connection()
-
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction: one writer at a time across every process sharing the catalog."""
@@ -261,17 +258,17 @@ class Catalog:
 
     def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
         """A version by number (``3``, ``"v3"``) or alias (``"latest"``, ``"best"``)."""
-        db = self._connection()
-        artifact_id = self._artifact_id(db, name)
         text = str(version)
-        if isinstance(version, int) or _looks_like_version(text):
-            row = db.execute(self._VERSION_SELECT + " WHERE v.artifact_id=? AND v.version=?",
-                             (artifact_id, int(text.lstrip("vV")))).fetchone()  # v0 and -1: not found
-            what = f"version {text}"
-        else:
-            row = db.execute(self._VERSION_SELECT + " JOIN aliases x ON x.version_id=v.id "
-                             "WHERE x.artifact_id=? AND x.alias=?", (artifact_id, text)).fetchone()
-            what = f"alias {text!r}"
+        with self.db.reading() as db:
+            artifact_id = self._artifact_id(db, name)
+            if isinstance(version, int) or _looks_like_version(text):
+                row = db.execute(self._VERSION_SELECT + " WHERE v.artifact_id=? AND v.version=?",
+                                 (artifact_id, int(text.lstrip("vV")))).fetchone()  # v0 and -1: not found
+                what = f"version {text}"
+            else:
+                row = db.execute(self._VERSION_SELECT + " JOIN aliases x ON x.version_id=v.id "
+                                 "WHERE x.artifact_id=? AND x.alias=?", (artifact_id, text)).fetchone()
+                what = f"alias {text!r}"
         if row is None:
             known = ", ".join(v.label for v in self.versions(name)) or "none"
             raise ArtifactStoreNotFoundError(f"{name!r} has no {what}; its versions are: {known}.")
@@ -541,7 +538,8 @@ class Catalog:
         return self._outbox_item(rows[0])
 
     def version_by_id(self, version_id: int) -> ArtifactVersion:
-        return self._version_by_id(self._connection(), version_id)
+        with self.db.reading() as db:
+            return self._version_by_id(db, version_id)
 
 
 def _looks_like_version(text: str) -> bool:

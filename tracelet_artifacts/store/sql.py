@@ -81,21 +81,43 @@ class Database(ABC):
     @abstractmethod
     def _begin(self, conn: Connection) -> None: ...
 
+    def failed(self, exc: BaseException) -> ArtifactStoreError:
+        """A driver error as the error users see: where, what (no password), and what to do."""
+        return ArtifactStoreError(
+            f"The catalog at {self.location} failed: {redact_url(str(exc).strip()) or type(exc).__name__}; "
+            "check that the database is reachable and its disk has space, then retry (nothing was half-written)."
+        )
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction: one writer at a time across every process sharing the database."""
+        """A write transaction: one writer at a time across every process sharing the database.
+
+        It commits completely or not at all; a driver error becomes ArtifactStoreError.
+        """
         conn = self.connection()
-        self._begin(conn)
         try:
-            yield conn
-        except BaseException:
-            with suppress(*self.errors):
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            self._begin(conn)
+            try:
+                yield conn
+            except BaseException:
+                with suppress(*self.errors):
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except self.errors as exc:
+            raise self.failed(exc) from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """This thread's connection for reads outside a transaction; a driver error becomes ArtifactStoreError."""
+        try:
+            yield self.connection()
+        except self.errors as exc:
+            raise self.failed(exc) from exc
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self.connection().execute(sql, params).fetchall()
+        with self.reading() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def script(self, conn: Connection, ddl: str) -> None:
         """Run several ``;``-separated statements (no ``;`` inside a statement) in the current transaction."""

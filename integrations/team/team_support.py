@@ -1,14 +1,17 @@
-"""Real servers on 127.0.0.1 for the team-store suites and benchmark: PostgreSQL from the Debian package
+"""Support for the team-store suites and benchmark. Real servers on 127.0.0.1: PostgreSQL from the Debian package
 (``initdb`` into a temp folder, ``pg_ctl start``) and an S3-compatible server (moto's server mode).
 
-Both are started by the test fixtures (``integrations/team/conftest.py``) and by ``benchmarks/p9_team_store.py``;
+Both are started by the test fixtures (``conftest.py`` here) and by ``benchmarks/p9_team_store.py``;
 nothing needs to be running beforehand. Run as root (as CI does), PostgreSQL is started as the
-``postgres`` system user, since it refuses to run as root.
+``postgres`` system user, since it refuses to run as root. Also ``Team`` (one shared store that several
+working folders point at) and ``adopt_suite`` (run a fast suite's store tests again on the team store).
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
+import inspect
 import os
 import shutil
 import socket
@@ -18,10 +21,17 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tracelet_artifacts.store.embedded import EmbeddedStore
 
 PG_USER, PG_PASSWORD, PG_DB = "tracelet", "team-Pa55word", "tracelet"
 S3_KEY_ID, S3_SECRET = "tracelet-test-key", "tracelet-test-secret-0000"
+REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "install PostgreSQL's server (Debian: apt-get install -y postgresql) so initdb and pg_ctl exist"
 
 
@@ -161,3 +171,52 @@ class S3Server:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+@dataclass
+class Team:
+    """One shared store (a database and a bucket) that several working folders point at."""
+
+    catalog_url: str
+    blob_url: str
+    s3: S3Server
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a process needs in its environment to use this store (the two settings and AWS's)."""
+        return {**self.s3.env, "TRACELET_CATALOG_URL": self.catalog_url, "TRACELET_BLOB_URL": self.blob_url}
+
+    def subprocess_env(self, workdir: Path) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
+        path = os.pathsep.join(p for p in (str(REPO), base.get("PYTHONPATH", "")) if p)
+        return {**base, **self.env, "PYTHONPATH": path, "TRACELET_STORE_PATH": str(workdir / ".tracelet")}
+
+    def open(self, root: Path) -> EmbeddedStore:
+        return EmbeddedStore(root, fsync=False, catalog_url=self.catalog_url, blob_url=self.blob_url,
+                             s3_endpoint_url=self.s3.endpoint)
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def adopt_suite(filename: str, namespace: MutableMapping[str, Any], *, replaced: Iterable[str] = ()) -> None:
+    """Run a fast suite's store tests again here: copy into ``namespace`` every test of ``tests/<filename>``
+    that takes the ``store`` fixture (the team store, defined by the adopting module), and the fast suite's
+    shared fixtures (``tests/conftest.py``) they use."""
+    tests = REPO / "tests"
+    if str(tests) not in sys.path:
+        sys.path.append(str(tests))  # the suites' helper modules (helpers_adapters)
+    shared = _load(tests / "conftest.py", "fast_suite_conftest")
+    suite = _load(tests / filename, f"fast_suite_{filename[:-3]}")
+    skip = set(replaced)
+    for name, value in vars(shared).items():
+        if hasattr(value, "_fixture_function_marker") or type(value).__name__ == "FixtureFunctionDefinition":
+            namespace.setdefault(name, value)
+    for name, value in vars(suite).items():
+        if name.startswith("test_") and name not in skip and "store" in inspect.signature(value).parameters:
+            namespace[name] = value
