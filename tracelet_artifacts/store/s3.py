@@ -33,6 +33,7 @@ from tracelet_artifacts.store.blobs import BlobStore, is_digest
 log = logging.getLogger(__name__)
 _INSTALL_HINT = "pip install 'tracelet-artifacts[s3]'"
 MULTIPART_BYTES = 64 * 1024 * 1024  # files above this go up in parts of this size
+LOOKUP_FIRST_BYTES = 4 * 1024 * 1024  # blobs from this size are looked up in the bucket before being sent
 
 
 def _code(exc: Exception) -> str:
@@ -123,8 +124,14 @@ class S3BlobStore(BlobStore):
         return True
 
     def _upload(self, sha256: str) -> None:
-        """Send a cached blob to the bucket unless it is there already."""
-        if self.in_bucket(sha256):
+        """Send a cached blob to the bucket unless it is known to be there.
+
+        A large blob is looked up first (a HEAD is cheaper than sending it again); a small one is simply
+        sent: writing the same content under its own digest again changes nothing, and saves a round trip.
+        """
+        if sha256 in self._uploaded:
+            return
+        if self.path(sha256).stat().st_size >= LOOKUP_FIRST_BYTES and self.in_bucket(sha256):
             return
         try:
             self._client.upload_file(str(self.path(sha256)), self.bucket, self.key(sha256), Config=self._transfer)
