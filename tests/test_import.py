@@ -12,7 +12,7 @@ import pytest
 
 import tracelet_artifacts
 
-HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "wandb", "clearml", "aim")
+HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "wandb", "clearml", "aim", "psycopg", "boto3", "botocore")
 
 
 def _heavy_modules_after(statement: str) -> list[str]:
@@ -33,6 +33,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
     "import tracelet_artifacts",
     "from tracelet_artifacts import Experiment",
     "from tracelet_artifacts import Experiment, TraceletArtifact, ArtifactType, sync_outbox, ArtifactStoreFactory",
+    "from tracelet_artifacts import EmbeddedStore; EmbeddedStore.from_settings",
 ])
 def test_importing_the_public_api_imports_no_heavy_dependency(statement: str) -> None:
     assert _heavy_modules_after(statement) == []
