@@ -72,8 +72,10 @@ def serialize_object(obj: Any, serializer: str) -> bytes:
 def check_json_value(value: Any, what: str) -> Any:
     """Return a plain-JSON copy of ``value`` (for metadata), or raise SerializationError."""
     try:
-        return json.loads(to_json_bytes(value))
-    except (TypeError, ValueError) as exc:
+        plain = json.loads(to_json_bytes(value))
+        json.dumps(plain, ensure_ascii=False).encode("utf-8")  # lone surrogates: no database can store them
+        return plain
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise SerializationError(f"{what} must be JSON-serialisable (numbers, strings, lists, dicts): {exc}") from exc
 
 
