@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ABUSE
+from abuse_helpers import ABUSE
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,7 +48,9 @@ def _zip(path: Path, entries: list[tuple[str, bytes, int]]) -> Path:
     return path
 
 
-def _refused_leaving_nothing(archive: Path, target: Path, match: str | None = None, **limits: float) -> UnsafeArchiveError:
+def _refused_leaving_nothing(
+    archive: Path, target: Path, match: str | None = None, **limits: float
+) -> UnsafeArchiveError:
     folder = target.parent
     before = sorted(p.name for p in folder.iterdir())
     with pytest.raises(UnsafeArchiveError, match=match) as info:
@@ -106,7 +108,8 @@ def test_hard_links_outside_or_to_nothing_are_refused(tmp_path: Path, link: str,
 
 
 def test_hard_link_to_an_earlier_file_is_extracted_as_a_copy(tmp_path: Path) -> None:
-    archive = _tar(tmp_path / "hard.tgz", [(_member("a.txt"), b"body"), (_member("b.txt", tarfile.LNKTYPE, "a.txt"), None)])
+    hard = _member("b.txt", tarfile.LNKTYPE, "a.txt")
+    archive = _tar(tmp_path / "hard.tgz", [(_member("a.txt"), b"body"), (hard, None)])
     out = safe_extract(archive, tmp_path / "out")
     assert (out / "b.txt").read_bytes() == b"body"
     assert (out / "a.txt").stat().st_ino != (out / "b.txt").stat().st_ino

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ABUSE, HOSTILE_PIECES, store_state
+from abuse_helpers import ABUSE, HOSTILE_PIECES, store_state
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,7 +61,9 @@ def _fetched_inside(store: EmbeddedStore, name: str) -> None:
 
 @ABUSE
 @given(raw=HOSTILE)
-def test_hostile_artifact_path_is_refused_cleanly_or_stays_inside(store: EmbeddedStore, tmp_path: Path, raw: str) -> None:
+def test_hostile_artifact_path_is_refused_cleanly_or_stays_inside(
+    store: EmbeddedStore, tmp_path: Path, raw: str
+) -> None:
     source = _data_file(tmp_path)
     if _refused_without_a_trace(store, lambda: TraceletArtifact("p", "dataset").add_file(source, raw)):
         return
@@ -104,8 +106,10 @@ def test_hostile_label_or_metadata_key_is_refused_before_anything_is_written(
     store: EmbeddedStore, tmp_path: Path, raw: str
 ) -> None:
     source = _data_file(tmp_path, uuid.uuid4().bytes)  # new content: a new version that holds what was given
-    labelled = _refused_without_a_trace(store, lambda: TraceletArtifact("l", "dataset", labels=[raw]).add_file(source))
-    keyed = _refused_without_a_trace(store, lambda: TraceletArtifact("m", "dataset", metadata={raw: 1}).add_file(source))
+    labelled = _refused_without_a_trace(
+        store, lambda: TraceletArtifact("l", "dataset", labels=[raw]).add_file(source))
+    keyed = _refused_without_a_trace(
+        store, lambda: TraceletArtifact("m", "dataset", metadata={raw: 1}).add_file(source))
     if not labelled:
         assert raw in store.catalog.labels("l", "latest")
     if not keyed:
@@ -117,7 +121,9 @@ def test_hostile_label_or_metadata_key_is_refused_before_anything_is_written(
     ["../evil.txt", "a/../../evil.txt", "/etc/passwd", "C:/Windows/x", "c:\\x", "\\\\srv\\share\\x", "a\x00b",
      "a\nb.txt", "tab\there", "esc\x1b[2J", "del\x7f", "bad\ud800", LONG, "a/" + "s" * 256, ".", "", "  "],
 )
-def test_each_hostile_path_gets_the_path_error_and_writes_nothing(store: EmbeddedStore, tmp_path: Path, path: str) -> None:
+def test_each_hostile_path_gets_the_path_error_and_writes_nothing(
+    store: EmbeddedStore, tmp_path: Path, path: str
+) -> None:
     source = _data_file(tmp_path)
     before = store_state(store)
     with pytest.raises(InvalidArtifactPathError):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import store_state
+from abuse_helpers import store_state
 
 from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.errors import ArtifactFileError, InvalidArtifactPathError
@@ -30,12 +30,14 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
     "make",
     [
         pytest.param(lambda root, out: (root / "k").symlink_to(out / "id_rsa"), id="file-absolute"),
-        pytest.param(lambda root, out: (root / "sub" / "k").symlink_to("../../secrets/id_rsa"), id="file-relative-dotdot"),
+        pytest.param(lambda root, out: (root / "sub" / "k").symlink_to("../../secrets/id_rsa"),
+                     id="file-relative-dotdot"),
         pytest.param(lambda root, out: (root / "d").symlink_to(out, target_is_directory=True), id="folder"),
         pytest.param(lambda root, out: (root / "d").symlink_to("/", target_is_directory=True), id="filesystem-root"),
         pytest.param(lambda root, out: ((root / "hop").symlink_to(out / "id_rsa"), (root / "k").symlink_to("hop")),
                      id="chain-through-inside-link"),
-        pytest.param(lambda root, out: ((out / "back").symlink_to(out / "id_rsa"), (root / "k").symlink_to(out / "back")),
+        pytest.param(lambda root, out: ((out / "back").symlink_to(out / "id_rsa"),
+                                        (root / "k").symlink_to(out / "back")),
                      id="chain-through-outside-link"),
         pytest.param(lambda root, out: ((root / "x").symlink_to("y"), (root / "y").symlink_to("x")), id="file-loop"),
         pytest.param(lambda root, out: (root / "self").symlink_to("self"), id="self-loop"),
