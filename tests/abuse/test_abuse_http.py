@@ -106,9 +106,9 @@ def test_body_shorter_than_its_content_length_leaves_nothing(sleeps: Sleeps, tmp
 def test_html_login_page_with_status_200_where_json_is_due_is_a_provider_error(api: HTTPServer, sleeps: Sleeps) -> None:
     page = "<!doctype html><html><body>Sign in to continue</body></html>"
     api.expect_request("/repos/o/r/actions/runs").respond_with_data(page, content_type="text/html")
-    with GitHubActionsProvider("o/r", token=SECRET, base_url=api.url_for("/"), retry=FAST, sleep=sleeps) as gh:
-        with pytest.raises(CIProviderError, match="did not return JSON") as info:
-            gh.list_runs(limit=5)
+    gh = GitHubActionsProvider("o/r", token=SECRET, base_url=api.url_for("/"), retry=FAST, sleep=sleeps)
+    with gh, pytest.raises(CIProviderError, match="did not return JSON") as info:
+        gh.list_runs(limit=5)
     assert SECRET not in str(info.value)
 
 
