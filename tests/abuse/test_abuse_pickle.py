@@ -59,7 +59,9 @@ def test_json_and_yaml_objects_load_without_any_opt_in(exp: Experiment) -> None:
     assert exp.load_object("cfg", "arch.yaml") == {"layers": [1, 2]}
 
 
-def test_torch_file_with_only_tensors_loads_but_one_carrying_objects_is_refused(exp: Experiment, tmp_path: Path) -> None:
+def test_torch_file_with_only_tensors_loads_but_one_carrying_objects_is_refused(
+    exp: Experiment, tmp_path: Path
+) -> None:
     torch = pytest.importorskip("torch")
     marker = tmp_path / "ran"
     art = exp.create_artifact("ckpt", ArtifactType.CHECKPOINT)
