@@ -107,9 +107,11 @@ def test_connection_refused_never_shows_the_secret(sleeps: Sleeps, all_logs: pyt
 def test_redaction_helpers_hide_database_urls_tokens_and_signatures() -> None:
     cases = {
         f"postgresql://app:{SECRET}@db.example:5432/tracelet": "postgresql://app:***@db.example:5432/tracelet",
-        f"postgresql+psycopg://app:{SECRET}@db/tracelet?sslmode=require": "postgresql+psycopg://app:***@db/tracelet?…",
+        f"postgresql+psycopg://app:{SECRET}@db/tracelet?sslmode=require":
+            "postgresql+psycopg://app:***@db/tracelet?sslmode=require",
+        f"host=db user=app password={SECRET} dbname=tracelet": "host=db user=app password=*** dbname=tracelet",
         f"http://me:{SECRET}@127.0.0.1:5000": "http://me:***@127.0.0.1:5000",
-        f"https://blob.example/x.zip?sig={SECRET}&se=1": "https://blob.example/x.zip?…",
+        f"https://blob.example/x.zip?sig={SECRET}&se=1": "https://blob.example/x.zip?sig=***&se=1",
     }
     for url, shown in cases.items():
         assert redact_url(url) == shown
