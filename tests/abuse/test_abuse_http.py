@@ -7,15 +7,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from ci_fakes import Sleeps, headers_seen, make_zip
+from ci_fakes import RawServer, Sleeps, headers_seen, make_zip
 from pytest_httpserver import HTTPServer
 
 from tracelet_artifacts.ci.download import Expectation, download_to_path
@@ -38,42 +36,16 @@ def _download(http: ProviderHTTP, path: str, dest: Path, sleeps: Sleeps, **kw: o
                             **kw)  # type: ignore[arg-type]
 
 
-class _RawServer:
-    """Answers every request with the same raw bytes (a response no well-behaved server would send)."""
-
-    def __init__(self, response: bytes) -> None:
-        self.response, self.hits = response, 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                self.hits += 1
-                conn.sendall(self.response)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
-def longer_than_declared() -> Iterator[_RawServer]:
-    server = _RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: application/octet-stream\r\n"
+def longer_than_declared() -> Iterator[RawServer]:
+    server = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: application/octet-stream\r\n"
                         b"Connection: close\r\n\r\n0123456789-and-twenty-more-bytes")
     yield server
     server.close()
 
 
 def test_body_longer_than_its_content_length_fails_a_digest_check(
-    longer_than_declared: _RawServer, sleeps: Sleeps, tmp_path: Path
+    longer_than_declared: RawServer, sleeps: Sleeps, tmp_path: Path
 ) -> None:
     whole = b"0123456789-and-twenty-more-bytes"
     with pytest.raises(DownloadIntegrityError, match="SHA-256"):
@@ -86,14 +58,14 @@ def test_body_longer_than_its_content_length_fails_a_digest_check(
 
 
 def test_body_longer_than_its_content_length_keeps_only_the_declared_bytes(
-    longer_than_declared: _RawServer, sleeps: Sleeps, tmp_path: Path
+    longer_than_declared: RawServer, sleeps: Sleeps, tmp_path: Path
 ) -> None:
     result = _download(_http(longer_than_declared.url, sleeps), "/f.bin", tmp_path / "f.bin", sleeps)
     assert (tmp_path / "f.bin").read_bytes() == b"0123456789" and result.size == 10  # type: ignore[attr-defined]
 
 
 def test_body_shorter_than_its_content_length_leaves_nothing(sleeps: Sleeps, tmp_path: Path) -> None:
-    server = _RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nContent-Type: application/zip\r\n\r\n"
+    server = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nContent-Type: application/zip\r\n\r\n"
                         + make_zip({"a": b"x"})[:40])
     try:
         with pytest.raises(DownloadIntegrityError):
