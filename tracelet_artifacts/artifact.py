@@ -68,7 +68,10 @@ MEDIA_TYPES = frozenset(
 REFERENCE_SCHEMES = ("s3", "gs", "http", "https", "file")
 MAX_NAME_LENGTH = 200
 MAX_PATH_LENGTH = 1024
-_NAME_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-]*$")
+MAX_SEGMENT_BYTES = 255  # what common filesystems allow for one file or folder name
+MAX_KEY_LENGTH = 200  # labels and metadata keys
+_NAME_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 EntryKind = Literal["file", "object", "model"]
 
 
@@ -85,7 +88,7 @@ def validate_name(name: str) -> str:
             f"Artifact name is {len(name)} characters long; use at most {MAX_NAME_LENGTH}."
         )
     segments = name.split("/")
-    if any(s in ("", ".", "..") or not _NAME_SEGMENT.match(s) for s in segments):
+    if any(s in ("", ".", "..") or not _NAME_SEGMENT.fullmatch(s) for s in segments):
         raise InvalidArtifactNameError(
             f"Invalid artifact name {name!r}: use letters, digits, '.', '_', '-' in segments joined by "
             "'/', with no empty, '.' or '..' segment (':' and '@' are reserved for versions and aliases)."
@@ -108,6 +111,14 @@ def validate_artifact_path(path: str) -> str:
         raise InvalidArtifactPathError("An artifact path must be a non-empty string such as 'model/weights.pt'.")
     if "\x00" in path:
         raise InvalidArtifactPathError(f"Artifact path {path!r} contains a NUL byte; remove it.")
+    if not _is_utf8(path):
+        raise InvalidArtifactPathError(
+            f"Artifact path {path[:80]!r} is not valid UTF-8 text (a file name in another encoding?); rename it."
+        )
+    if _CONTROL.search(path):
+        raise InvalidArtifactPathError(
+            f"Artifact path {path[:80]!r} contains a control character (newline, tab, escape…); remove it."
+        )
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidArtifactPathError(f"Artifact path is {len(path)} characters; use at most {MAX_PATH_LENGTH}.")
     posix = path.replace("\\", "/")
@@ -122,7 +133,34 @@ def validate_artifact_path(path: str) -> str:
         )
     if not "".join(parts).strip():  # " /" would otherwise become " ", refused when read back
         raise InvalidArtifactPathError(f"Artifact path {path!r} names no file; give e.g. 'data/train.csv'.")
+    long = next((p for p in parts if len(p.encode()) > MAX_SEGMENT_BYTES), None)
+    if long is not None:
+        raise InvalidArtifactPathError(
+            f"Artifact path {path[:80]!r}… has a segment of {len(long.encode())} bytes; "
+            f"file systems allow at most {MAX_SEGMENT_BYTES} per file or folder name."
+        )
     return "/".join(parts)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates (undecodable file names), which no catalog can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate_key(key: Any, what: str) -> str:
+    """Return ``key`` if it can be a label or a metadata key, else raise ArtifactError."""
+    if (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key)
+            or not _is_utf8(key)):
+        shown = key[:80] if isinstance(key, str) else key
+        raise ArtifactError(
+            f"Invalid {what} {shown!r}: use a non-empty string of at most {MAX_KEY_LENGTH} characters "
+            "with no control characters (newline, tab, NUL…)."
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -309,11 +347,14 @@ class TraceletArtifact:
     ) -> None:
         self._name = validate_name(name)
         self._type = ArtifactType.parse(artifact_type)
+        if description is not None and (not isinstance(description, str) or not _is_utf8(description)):
+            raise ArtifactError(f"The description of {name!r} must be UTF-8 text.")
         self._description = description
         self._files: list[FileSpec] = []
         self._objects: list[ObjectSpec] = []
         self._references: list[Reference] = []
         self._paths: set[str] = set()
+        self._folders: set[str] = set()  # every folder that holds an entry: no file may take its path
         self._model: ModelInfo | None = None
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._labels: list[str] = []
@@ -362,13 +403,32 @@ class TraceletArtifact:
         return files + objects + refs
 
     # -- adding content ---------------------------------------------------------------------------
+    def _clash(self, path: str) -> str | None:
+        """Why ``path`` cannot join the entries: taken, a folder of other entries, or under a file entry."""
+        if path in self._paths:
+            return f"already has an entry at {path!r}"
+        if path in self._folders:
+            return f"already has entries under the folder {path!r}"
+        parents = path.split("/")[:-1]
+        for depth in range(1, len(parents) + 1):
+            folder = "/".join(parents[:depth])
+            if folder in self._paths:
+                return f"has a file at {folder!r}, so {path!r} cannot be stored under it"
+        return None
+
+    def _take(self, path: str) -> None:
+        self._paths.add(path)
+        parents = path.split("/")[:-1]
+        self._folders.update("/".join(parents[:depth]) for depth in range(1, len(parents) + 1))
+
     def _claim(self, artifact_path: str) -> str:
         path = validate_artifact_path(artifact_path)
-        if path in self._paths:
+        clash = self._clash(path)
+        if clash:
             raise InvalidArtifactPathError(
-                f"Artifact {self._name!r} already has an entry at {path!r}; give this one another artifact_path."
+                f"Artifact {self._name!r} {clash}; give this one another artifact_path."
             )
-        self._paths.add(path)
+        self._take(path)
         return path
 
     def add_file(
@@ -433,20 +493,28 @@ class TraceletArtifact:
                 inner = f"{artifact_path.rstrip('/')}/{relative}" if artifact_path else relative
                 found.append((file_path, inner))
         claimed = [validate_artifact_path(inner) for _, inner in found]
-        clash = sorted(set(claimed) & self._paths)
+        clash = [reason for reason in map(self._clash, claimed) if reason]
         if clash:
             raise InvalidArtifactPathError(
-                f"Artifact {self._name!r} already has entries at {clash[:3]}; "
+                f"Artifact {self._name!r} {clash[0]} (and {len(clash) - 1} more); "
                 "add the folder under another artifact_path."
             )
         for (file_path, _), inner in zip(found, claimed, strict=False):
-            self._paths.add(inner)
+            self._take(inner)
             self._files.append(FileSpec(file_path.absolute(), inner, description))
         return self
 
     @staticmethod
     def _check_link(link: Path, real_root: Path, allowed: bool) -> None:
-        target = link.resolve()
+        try:
+            target = link.resolve()
+        except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError for a loop, later ones OSError
+            if allowed:
+                return  # a link that leads nowhere holds nothing to add
+            raise ArtifactFileError(
+                f"{str(link)!r} is a symlink loop (it never reaches a file or folder); remove it, or pass "
+                "allow_outside_symlinks=True to skip it."
+            ) from None
         if not allowed and not target.is_relative_to(real_root):
             raise ArtifactFileError(
                 f"{str(link)!r} is a symlink to {str(target)!r}, outside the folder being added; "
@@ -523,17 +591,25 @@ class TraceletArtifact:
 
     def add_label(self, label: str) -> TraceletArtifact:
         """Attach a label (a short tag such as ``"baseline"``) used by queries."""
-        if not isinstance(label, str) or not label.strip() or "\x00" in label or len(label) > 200:
-            raise ArtifactError(f"Invalid label {label!r}: use a non-empty string of at most 200 characters.")
+        validate_key(label, "label")
         if label not in self._labels:
             self._labels.append(label)
         return self
 
     # -- freezing ---------------------------------------------------------------------------------
+    def checked_metadata(self) -> Any:
+        """A plain JSON copy of ``metadata``, or the error that would stop freezing (keys, values).
+
+        Stores call it before copying any file, so refused metadata leaves nothing written.
+        """
+        for key in self.metadata:
+            validate_key(key, f"metadata key of artifact {self._name!r}")
+        return serialize.check_json_value(self.metadata, f"metadata of artifact {self._name!r}")
+
     def freeze(self, sink: ContentSink | None = None) -> Manifest:
         """Hash every entry (streaming files through ``sink``) into an immutable Manifest."""
         sink = sink or HashOnlySink()
-        metadata = serialize.check_json_value(self.metadata, f"metadata of artifact {self._name!r}")
+        metadata = self.checked_metadata()
         entries: list[ManifestEntry] = []
         for spec in self._files:
             try:

@@ -165,15 +165,20 @@ def flatten_json(document: Any) -> tuple[dict[str, float], dict[str, str | bool 
     metrics: dict[str, float] = {}
     fields: dict[str, str | bool | None] = {}
     leaves, truncated = json_leaves(document)
-    for path, leaf in leaves.items():
-        number = _number(leaf)
+    for raw_path, leaf in leaves.items():
+        path, number = _storable(raw_path), _number(leaf)
         if number is not None:
             metrics[path] = number
         elif isinstance(leaf, str):
-            fields[path] = leaf[:MAX_FIELD_CHARS]
+            fields[path] = _storable(leaf[:MAX_FIELD_CHARS])
         elif leaf is None or isinstance(leaf, bool):
             fields[path] = leaf
     return metrics, fields, truncated
+
+
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates (JSON ``"\\ud800"`` escapes) replaced by ``?``, so any catalog can store it."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def analyze_json_bytes(data: bytes) -> ContentAnalysis:
@@ -391,7 +396,7 @@ def analyze_csv_text(lines: Iterator[str], delimiter: str = ",", max_bytes: int 
     try:
         header = next(reader, None)
         if header is None:
-            return ContentAnalysis("csv", columns=(), row_count=0)
+            return ContentAnalysis("csv", columns=(), row_count=0, truncated=bool(budget["cut"]))
         columns = tuple(name.strip() for name in header)
         stats: dict[int, list[float]] = {}  # column -> [count, sum, min, max, last]
         non_numeric: set[int] = set()
@@ -440,7 +445,8 @@ def analyze_csv(path: Path, max_bytes: int = MAX_CSV_BYTES) -> ContentAnalysis:
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
-            return analyze_csv_text(iter(handle), delimiter, max_bytes)
+            # readline with a limit: a file with no line break is never read whole into memory
+            return analyze_csv_text(iter(lambda: handle.readline(max_bytes + 1), ""), delimiter, max_bytes)
     except OSError as exc:
         raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
 

@@ -21,6 +21,7 @@ from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.base import BackendAdapter, Delivery, RunContext
 from tracelet_artifacts.errors import DeliveryError, TraceletError
 from tracelet_artifacts.procs import owner_is_dead, process_owner
+from tracelet_artifacts.redact import redact_text
 from tracelet_artifacts.routing import BackendPlan
 from tracelet_artifacts.store.catalog import OutboxItem
 from tracelet_artifacts.store.embedded import EmbeddedStore
@@ -196,7 +197,7 @@ class DeliveryQueue:
         except Exception as exc:  # every failure goes back to the outbox; none reaches the caller
             retryable = not (isinstance(exc, DeliveryError) and not exc.retryable)
             give_up = not retryable or item.attempts >= self.retry.max_attempts
-            message = f"{type(exc).__name__}: {exc}"
+            message = redact_text(f"{type(exc).__name__}: {exc}")
             log.warning("Delivery %d to %s failed (attempt %d%s): %s", item.id, item.backend, item.attempts,
                         ", giving up until `tracelet-artifacts sync`" if give_up else ", will retry", message)
             try:
@@ -269,7 +270,7 @@ def open_adapters(
         try:
             adapters[name] = start_adapter(store, run_id, experiment, name, options.get(name))
         except Exception as exc:
-            errors[name] = f"{type(exc).__name__}: {exc}"
+            errors[name] = redact_text(f"{type(exc).__name__}: {exc}")
             log.warning("Backend %s is unavailable for run %s: %s", name, run_id, errors[name])
     return adapters, errors
 

@@ -9,7 +9,8 @@ Every error a user can see is one of these, and its message says what to do abou
     │   ├── ArtifactFileError         missing file, directory given to add_file, unreadable
     │   │   └── ContentAnalysisError  a file whose content cannot be analysed (malformed, too large, unsafe)
     │   │       └── ContentTooLargeError
-    │   ├── SerializationError        an object that the chosen serializer cannot write
+    │   ├── SerializationError        an object that the chosen serializer cannot write (or read back)
+    │   │   └── UnsafeLoadError           pickled content, refused unless the caller passes allow_pickle=True
     │   ├── UnsupportedReferenceError unknown URI scheme
     │   └── ModelFrameworkError       a model whose framework cannot be detected or saved
     ├── ArtifactStoreError            the embedded store or a service-layer store failed
@@ -57,6 +58,11 @@ class ContentTooLargeError(ContentAnalysisError):
 
 class SerializationError(ArtifactError):
     """An object that the chosen serializer cannot write."""
+
+
+class UnsafeLoadError(SerializationError):
+    """Content that would run code when loaded (pickle, a full ``torch.load``); pass ``allow_pickle=True``
+    only for content you trust."""
 
 
 class UnsupportedReferenceError(ArtifactError):

@@ -12,9 +12,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tracelet_artifacts import digest, serialize
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.base import BackendAdapter, Receipt, RemoteArtifact
@@ -31,6 +32,8 @@ from tracelet_artifacts.errors import (
     ArtifactStoreNotFoundError,
     BackendNotInstalledError,
     ConfigurationError,
+    IntegrityError,
+    SerializationError,
     TraceletError,
 )
 from tracelet_artifacts.procs import owner_is_dead, process_owner
@@ -291,6 +294,28 @@ class Experiment:
             self.store.fetch(name, version, dest)
             return Path(dest)
         return self._adapter(backend).fetch(name, str(version), Path(dest))
+
+    def load_object(
+        self, name: str, object_name: str, version: str | int = LATEST, *, allow_pickle: bool = False
+    ) -> Any:
+        """An object logged with ``add_object``, read back from the embedded store (``"hparams"`` or
+        ``"hparams.json"``). Pickled objects, and torch files holding more than tensors, are refused with
+        UnsafeLoadError unless ``allow_pickle=True``: unpickling runs whatever code the file carries."""
+        record = self.store.get(name, version)
+        entry = next((e for e in record.manifest.entries
+                      if object_name in (e.path, PurePosixPath(e.path).with_suffix("").as_posix())), None)
+        if entry is None:
+            held = [e.path for e in record.manifest.entries][:10]
+            raise ArtifactStoreNotFoundError(f"{record.ref} holds no object {object_name!r}; it holds {held}.")
+        serializer = serialize.SERIALIZER_FOR_SUFFIX.get(PurePosixPath(entry.path).suffix.lower())
+        if serializer is None:
+            raise SerializationError(f"{record.ref}/{entry.path} is not a json, yaml, pickle or torch object; "
+                                     "use fetch_artifact() to get the file.")
+        data = self.store.blob_path(entry.sha256).read_bytes()
+        if digest.sha256_bytes(data) != entry.sha256:
+            raise IntegrityError(f"{record.ref}/{entry.path} no longer matches its digest; log it again.")
+        return serialize.deserialize_object(data, serializer, allow_pickle=allow_pickle,
+                                            what=f"{record.ref}/{entry.path}")
 
     def list_artifacts(
         self, type_filter: ArtifactType | str | None = None, backend: str | None = None

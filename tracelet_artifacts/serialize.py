@@ -1,4 +1,5 @@
-"""The one place that serialises: Python objects (json, yaml, pickle, torch) and models (by framework).
+"""The one place that serialises: Python objects (json, yaml, pickle, torch) and models (by framework),
+and reads objects back, never unpickling unless the caller says ``allow_pickle=True``.
 
 Frameworks are recognised by the model's type, looked up only in modules the user already imported,
 so detecting a framework never imports it.
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracelet_artifacts.errors import ModelFrameworkError, SerializationError
+from tracelet_artifacts.errors import ModelFrameworkError, SerializationError, UnsafeLoadError
 
 SERIALIZERS = ("json", "yaml", "pickle", "torch")
 EXTENSIONS = {"json": "json", "yaml": "yaml", "pickle": "pkl", "torch": "pt"}
+SERIALIZER_FOR_SUFFIX = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pkl": "pickle", ".pickle": "pickle",
+                         ".joblib": "pickle", ".pt": "torch", ".pth": "torch", ".ckpt": "torch"}
 FRAMEWORKS = ("pytorch", "sklearn", "tensorflow", "xgboost", "lightgbm")
 
 
@@ -69,11 +72,56 @@ def serialize_object(obj: Any, serializer: str) -> bytes:
         ) from exc
 
 
+def _refuse_pickle(what: str) -> UnsafeLoadError:
+    return UnsafeLoadError(
+        f"{what} is pickled: loading it can run any code it carries. Pass allow_pickle=True only if you "
+        "trust where it came from (e.g. you logged it yourself)."
+    )
+
+
+def deserialize_object(data: bytes, serializer: str, *, allow_pickle: bool = False, what: str = "The object") -> Any:
+    """Read back what ``serialize_object`` wrote. Pickle is refused unless ``allow_pickle``; torch files
+    load with ``weights_only=True`` (tensors, state dicts, plain containers) unless ``allow_pickle``."""
+    try:
+        if serializer == "json":
+            return json.loads(data)
+        if serializer == "yaml":
+            import yaml
+
+            return yaml.safe_load(data)
+        if serializer == "pickle":
+            if not allow_pickle:
+                raise _refuse_pickle(what)
+            return pickle.loads(data)
+        if serializer == "torch":
+            return _torch_load(data, allow_pickle, what)
+    except SerializationError:
+        raise
+    except Exception as exc:  # any reader's own error becomes ours, with the cause attached
+        raise SerializationError(f"{what} cannot be read as {serializer}: {exc}") from exc
+    raise SerializationError(f"Unknown serializer {serializer!r}; use one of {', '.join(SERIALIZERS)}.")
+
+
+def _torch_load(data: bytes, allow_pickle: bool, what: str) -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise SerializationError(f"{what} is a torch file; reading it needs torch (pip install torch).") from exc
+    if allow_pickle:
+        return torch.load(io.BytesIO(data), weights_only=False)  # the caller opted in
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True)
+    except pickle.UnpicklingError as exc:  # holds objects beyond tensors: only a full unpickle reads it
+        raise _refuse_pickle(what) from exc
+
+
 def check_json_value(value: Any, what: str) -> Any:
     """Return a plain-JSON copy of ``value`` (for metadata), or raise SerializationError."""
     try:
-        return json.loads(to_json_bytes(value))
-    except (TypeError, ValueError) as exc:
+        plain = json.loads(to_json_bytes(value))
+        json.dumps(plain, ensure_ascii=False).encode("utf-8")  # lone surrogates: no database can store them
+        return plain
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise SerializationError(f"{what} must be JSON-serialisable (numbers, strings, lists, dicts): {exc}") from exc
 
 

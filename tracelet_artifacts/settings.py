@@ -11,6 +11,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tracelet_artifacts.redact import redact_value
+
 DEFAULT_WATCH_DIRS = ("./checkpoints", "./outputs", "./artifacts")
 
 
@@ -19,6 +21,11 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def _masked_repr_args(self: BaseModel) -> Any:
+    """What repr() and str() of settings show: tokens and passwords (in backend options, URLs) masked."""
+    return [(name, redact_value(value, name or "")) for name, value in BaseModel.__repr_args__(self)]
 
 
 class TraceletSettings(BaseSettings):
@@ -61,6 +68,8 @@ class TraceletSettings(BaseSettings):
     _split = field_validator("artifact_watch_dirs", "backends", "capture_include", "capture_exclude",
                              mode="before")(_split_csv)
 
+    __repr_args__ = _masked_repr_args
+
     @property
     def reference_threshold_bytes(self) -> int:
         return int(self.reference_threshold_mb * 1024 * 1024)
@@ -70,6 +79,7 @@ class ExperimentConfig(BaseModel):
     """Per-experiment overrides layered over ``TraceletSettings`` (unset fields keep the settings' value)."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not silently ignored
+    __repr_args__ = _masked_repr_args
 
     enable_artifacts: bool | None = None
     automagic_artifacts: bool | None = None

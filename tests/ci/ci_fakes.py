@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import io
+import socket
+import threading
 import zipfile
 from collections.abc import Iterator
 
@@ -74,3 +76,30 @@ def make_zip(files: dict[str, bytes]) -> bytes:
 def headers_seen(server: HTTPServer, path: str) -> list[dict[str, str]]:
     """Lower-cased headers of every request the server got for ``path``."""
     return [{k.lower(): v for k, v in request.headers.items()} for request, _ in server.log if request.path == path]
+
+
+class RawServer:
+    """A loopback server that answers every request with the same raw bytes and closes the connection:
+    responses no well-behaved server sends (a body shorter or longer than its Content-Length)."""
+
+    def __init__(self, response: bytes) -> None:
+        self.response, self.hits = response, 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.hits += 1
+                conn.sendall(self.response)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
-from ci_fakes import TOKEN, Sleeps, make_zip
+from ci_fakes import TOKEN, RawServer, Sleeps, make_zip
 from pytest_httpserver import HTTPServer
 
 from tracelet_artifacts.ci.download import Expectation, download_to_path
@@ -114,39 +113,19 @@ def test_server_errors_are_retried_until_success(api: HTTPServer, sleeps: Sleeps
     assert len(sleeps) == 2
 
 
-class _TruncatingServer:
+def _truncating_server() -> RawServer:
     """Answers every request with Content-Length 1000 but only 10 bytes, then closes the socket."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.hits = 0
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                self.hits += 1
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\n"
-                )
-                conn.sendall(b"0123456789")
+    return RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\n"
+                     b"0123456789")
 
 
 def test_truncated_body_is_retried_and_never_kept(sleeps: Sleeps, tmp_path: Path) -> None:
-    server = _TruncatingServer()
+    server = _truncating_server()
     try:
         with pytest.raises(DownloadIntegrityError, match="truncated"):
             _download(_http(server.url, sleeps), "/big.bin", tmp_path / "big.bin", sleeps)
     finally:
-        server.sock.close()
+        server.close()
     assert server.hits == 3
     assert _leftovers(tmp_path) == []
 

@@ -54,6 +54,7 @@ from tracelet_artifacts.errors import (
     IntegrityError,
     TraceletError,
 )
+from tracelet_artifacts.redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -100,8 +101,12 @@ def _backend_errors(action: str) -> Iterator[None]:
         raise
     except Exception as exc:
         retryable = _is_transient(exc)
-        raise DeliveryError(f"MLflow {action} failed ({'will retry' if retryable else 'permanent'}): "
-                            f"{type(exc).__name__}: {exc}", retryable=retryable) from exc
+        detail = redact_text(f"{type(exc).__name__}: {exc}")
+        error = DeliveryError(f"MLflow {action} failed ({'will retry' if retryable else 'permanent'}): {detail}",
+                              retryable=retryable)
+        if detail != f"{type(exc).__name__}: {exc}":  # the SDK's own message quotes a password: do not chain it
+            raise error from None
+        raise error from exc
 
 
 class MlflowAdapter(BackendAdapter):
@@ -188,7 +193,7 @@ class MlflowAdapter(BackendAdapter):
     def start_run(self, run: RunContext) -> dict[str, str]:
         self._store_root, self._artifact_uri = Path(run.store_root), None
         state = dict(run.state)
-        if state.get("tracking_uri") not in (None, str(self.client.tracking_uri)):
+        if state.get("tracking_uri") not in (None, redact_url(str(self.client.tracking_uri))):
             state = {}  # saved for another tracking server: start (or find) this run there instead
         run_id = self.options.get("run_id") or state.get("run_id")
         with _backend_errors("starting the run"):
@@ -212,7 +217,7 @@ class MlflowAdapter(BackendAdapter):
                     self._run_id = self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
                 self._owns_run = True
         return {"run_id": self.run_id, "experiment_id": self._experiment(),
-                "tracking_uri": str(self.client.tracking_uri)}
+                "tracking_uri": redact_url(str(self.client.tracking_uri))}  # stored in the catalog: no password
 
     def end_run(self) -> None:
         timeout = float(self.options.get("metrics_flush_timeout_s", 30))

@@ -6,14 +6,17 @@ outside it, device files, and archives that would expand past a total-size or en
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from tracelet_artifacts.ci.errors import UnsafeArchiveError
 
@@ -21,6 +24,10 @@ DEFAULT_MAX_TOTAL_BYTES = 2 * 1024**3
 DEFAULT_MAX_ENTRIES = 100_000
 DEFAULT_MAX_RATIO = 200.0
 _COPY_CHUNK = 1 << 20
+_RATIO_FLOOR = 1024**2  # below this many expanded bytes the ratio is not checked (tiny files compress well)
+# What a damaged archive raises while it is read: zlib/bz2/lzma errors, gzip's BadGzipFile (an OSError), …
+_CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+            NotImplementedError, UnicodeDecodeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,78 @@ def _check_link(entry: PurePosixPath, target: str, archive: Path) -> None:
             )
 
 
-def _budget_error(archive: Path, limits: ExtractionLimits) -> UnsafeArchiveError:
-    return UnsafeArchiveError(
-        f"{archive.name} expands past {limits.max_total_bytes} bytes (a decompression bomb or simply too "
-        "big); raise max_total_bytes if you trust it."
-    )
+class _Budget:
+    """Counts expanded bytes against the total and ratio limits (ratio over the archive's size on disk,
+    which, unlike sizes declared in headers, an archive cannot lie about)."""
+
+    def __init__(self, archive: Path, limits: ExtractionLimits) -> None:
+        self.archive, self.limits, self.total = archive, limits, 0
+        self.packed = max(archive.stat().st_size, 1)
+
+    def add(self, size: int) -> None:
+        self.total += size
+        if self.total > self.limits.max_total_bytes:
+            raise UnsafeArchiveError(
+                f"{self.archive.name} expands past {self.limits.max_total_bytes} bytes (a decompression bomb or "
+                "simply too big); raise max_total_bytes if you trust it."
+            )
+        if self.total > _RATIO_FLOOR and self.total / self.packed > self.limits.max_ratio:
+            raise UnsafeArchiveError(
+                f"{self.archive.name} expands more than {self.limits.max_ratio:.0f}x its {self.packed} bytes: "
+                "treated as a decompression bomb; refusing to extract (raise max_ratio if you trust it)."
+            )
+
+
+class _Writer:
+    """Writes entries under ``root``, checking on disk (through any link already written) that each one
+    lands inside it: a link chain that only escapes once resolved is caught here, not just by name."""
+
+    def __init__(self, root: Path, archive: Path, budget: _Budget) -> None:
+        self.root, self.archive, self.budget = root, archive, budget
+        self.real_root = Path(os.path.realpath(root))
+
+    def _inside(self, path: Path, entry: PurePosixPath, what: str) -> Path:
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(self.real_root):
+            raise UnsafeArchiveError(
+                f"{self.archive.name}: entry {str(entry)!r} {what} outside the target (through a link written "
+                "earlier); refusing to extract."
+            )
+        return real
+
+    def _place(self, entry: PurePosixPath) -> Path:
+        dest = self.root / entry
+        self._inside(dest.parent, entry, "would be written")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.islink(dest) or dest.is_file():  # a later entry of the same name replaces, never writes through
+            dest.unlink()
+        return dest
+
+    def folder(self, entry: PurePosixPath) -> None:
+        dest = self.root / entry
+        self._inside(dest, entry, "would be a folder")
+        dest.mkdir(parents=True, exist_ok=True)
+
+    def file(self, entry: PurePosixPath, source: IO[bytes]) -> None:
+        with open(self._place(entry), "xb") as out:
+            while chunk := source.read(_COPY_CHUNK):
+                self.budget.add(len(chunk))
+                out.write(chunk)
+
+    def symlink(self, entry: PurePosixPath, target: str) -> None:
+        dest = self._place(entry)
+        self._inside(dest.parent / target, entry, "is a link that resolves")
+        os.symlink(target, dest)
+
+    def hardlink(self, entry: PurePosixPath, target: PurePosixPath) -> None:
+        source = self._inside(self.root / target, entry, "is a hard link to a file")
+        if not source.is_file():
+            raise UnsafeArchiveError(
+                f"{self.archive.name}: hard link {str(entry)!r} points to {str(target)!r}, which is not a file "
+                "extracted before it; refusing to extract."
+            )
+        with source.open("rb") as reader:
+            self.file(entry, reader)
 
 
 def _extract_zip(archive: Path, root: Path, limits: ExtractionLimits) -> None:
@@ -79,9 +153,10 @@ def _extract_zip(archive: Path, root: Path, limits: ExtractionLimits) -> None:
             raise UnsafeArchiveError(f"{archive.name} has {len(infos)} entries (limit {limits.max_entries}).")
         declared = sum(info.file_size for info in infos)
         compressed = sum(info.compress_size for info in infos) or 1
+        budget = _Budget(archive, limits)
         if declared > limits.max_total_bytes:
-            raise _budget_error(archive, limits)
-        if declared > 1024**2 and declared / compressed > limits.max_ratio:
+            budget.add(declared)  # raises: the headers alone announce too much
+        if declared > _RATIO_FLOOR and declared / compressed > limits.max_ratio:
             raise UnsafeArchiveError(
                 f"{archive.name} expands {declared / compressed:.0f}x (limit {limits.max_ratio:.0f}x): "
                 "treated as a decompression bomb; refusing to extract."
@@ -90,31 +165,29 @@ def _extract_zip(archive: Path, root: Path, limits: ExtractionLimits) -> None:
         for info in infos:
             rel = _safe_relative(info.filename, archive)
             mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
+            kind = stat.S_IFMT(mode)
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+                raise UnsafeArchiveError(
+                    f"{archive.name}: entry {info.filename!r} is a device, fifo or socket; refusing to extract."
+                )
+            if kind == stat.S_IFLNK:
                 _check_link(rel, zf.read(info).decode("utf-8", "replace"), archive)
-            plan.append((info, rel, mode))
-        written = 0
-        for info, rel, mode in plan:
-            dest = root / rel
+            plan.append((info, rel, kind))
+        writer = _Writer(root, archive, budget)
+        for info, rel, kind in plan:
             if info.is_dir() or str(rel) == ".":
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if stat.S_ISLNK(mode):
-                os.symlink(zf.read(info).decode("utf-8"), dest)
-                continue
-            with zf.open(info) as src, open(dest, "wb") as out:
-                while chunk := src.read(_COPY_CHUNK):
-                    written += len(chunk)
-                    if written > limits.max_total_bytes:
-                        raise _budget_error(archive, limits)
-                    out.write(chunk)
+                writer.folder(rel)
+            elif kind == stat.S_IFLNK:
+                writer.symlink(rel, zf.read(info).decode("utf-8"))
+            else:
+                with zf.open(info) as src:
+                    writer.file(rel, src)
 
 
 def _extract_tar(archive: Path, root: Path, limits: ExtractionLimits) -> None:
     with tarfile.open(archive) as tf:
         members = []
-        total = 0
+        budget = _Budget(archive, limits)
         for count, member in enumerate(tf, start=1):
             if count > limits.max_entries:
                 raise UnsafeArchiveError(f"{archive.name} has more than {limits.max_entries} entries.")
@@ -127,27 +200,22 @@ def _extract_tar(archive: Path, root: Path, limits: ExtractionLimits) -> None:
                 raise UnsafeArchiveError(
                     f"{archive.name}: entry {member.name!r} is a device or fifo; refusing to extract."
                 )
-            total += member.size if member.isfile() else 0
-            if total > limits.max_total_bytes:
-                raise _budget_error(archive, limits)
+            budget.add(member.size if member.isfile() else 0)  # declared sizes: refused before writing
             members.append((member, rel))
+        writer = _Writer(root, archive, _Budget(archive, limits))  # counts again what is really written
         for member, rel in members:
-            dest = root / rel
-            if member.isdir():
-                dest.mkdir(parents=True, exist_ok=True)
+            if member.isdir() or str(rel) == ".":
+                writer.folder(rel)
             elif member.issym():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(member.linkname, dest)
+                writer.symlink(rel, member.linkname)
             elif member.islnk():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(root / _safe_relative(member.linkname, archive), dest)
+                writer.hardlink(rel, _safe_relative(member.linkname, archive))
             else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
                 src = tf.extractfile(member)
                 if src is None:  # pragma: no cover - regular files always have a body
                     continue
-                with src, open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+                with src:
+                    writer.file(rel, src)
 
 
 def is_archive(path: Path) -> bool:
@@ -179,10 +247,16 @@ def safe_extract(archive: Path, target: Path, limits: ExtractionLimits | None = 
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+    except _CORRUPT as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise UnsafeArchiveError(
-            f"{archive.name} is corrupt ({exc}); download it again, it may have been cut short."
+            f"{archive.name} is corrupt ({type(exc).__name__}: {exc}); download it again, it may have been cut short."
+        ) from exc
+    except OSError as exc:  # a damaged gzip/bz2 stream, or an entry that cannot be written (disk full, …)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UnsafeArchiveError(
+            f"{archive.name} could not be extracted ({type(exc).__name__}: {exc}); download it again, "
+            "and check free space in the target folder."
         ) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

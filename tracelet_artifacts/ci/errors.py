@@ -10,6 +10,7 @@ Each message says what happened and what to do; none of them ever contains a tok
     │   ├── ArtifactUnavailableError 424: a Taskcluster error artifact (terminal, never retried)
     │   └── RateLimitedError        403/429 with rate-limit headers, and the reset is too far away
     ├── UnsupportedOperationError the provider has no API for this (e.g. upload to Jenkins)
+    ├── CIUsageError              arguments a provider cannot use (no job name, unknown filter); also a ValueError
     ├── DownloadIntegrityError    truncated body, size or digest mismatch, an HTML page instead of a zip
     └── UnsafeArchiveError        an archive entry escapes the target, is a link outside it, or is a bomb
 """
@@ -60,6 +61,10 @@ class RateLimitedError(CIProviderError):
 
 class UnsupportedOperationError(CIError):
     """The provider has no API for the requested operation."""
+
+
+class CIUsageError(CIError, ValueError):
+    """A provider was given arguments it cannot use (a missing job name, an unknown filter or token type)."""
 
 
 class DownloadIntegrityError(CIError):

@@ -4,6 +4,7 @@ redirects followed by hand, rate limits waited out or reported, ETag reuse, and 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tracelet_artifacts import redact
 from tracelet_artifacts.ci.errors import (
     ArtifactExpiredError,
     ArtifactUnavailableError,
@@ -23,6 +25,9 @@ from tracelet_artifacts.ci.errors import (
     RateLimitedError,
 )
 from tracelet_artifacts.ci.retry import RetryPolicy, call_with_retries
+from tracelet_artifacts.redact import Secret
+
+__all__ = ["Opened", "ProviderHTTP", "Secret", "build_client", "check_redirect", "redact_url"]
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
@@ -30,36 +35,39 @@ REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 
 
-class Secret:
-    """A token that never shows itself in a repr, a log line or an error message.
-
-    >>> Secret("ghp_abc")
-    Secret('***')
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The real value, for building a request header and nothing else."""
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-
 def redact_url(url: str | httpx.URL) -> str:
-    """The URL without its query string, which may carry signatures or job tokens."""
-    parsed = httpx.URL(str(url))
-    text = str(parsed.copy_with(query=None, fragment=None))
-    return text + ("?…" if parsed.query else "")
+    """The URL without its password and query string, which may carry signatures or job tokens."""
+    try:
+        parsed = httpx.URL(str(url))
+    except httpx.InvalidURL:
+        return redact.redact_url(url)
+    bare = str(parsed.copy_with(query=None, fragment=None))
+    return redact.redact_url(bare) + ("?…" if parsed.query else "")
+
+
+def check_redirect(source: httpx.URL, target: httpx.URL, provider: str) -> None:
+    """Refuse a redirect that must not be followed: to a scheme other than http(s), or from HTTPS down to
+    plain HTTP (the request, and whatever it downloads, could then be read or changed on the way)."""
+    if target.scheme not in ("http", "https"):
+        raise CIProviderError(
+            f"{provider}: {redact_url(source)} redirected to a {target.scheme or 'relative'!r} URL; "
+            "only http(s) redirects are followed."
+        )
+    if source.scheme == "https" and target.scheme == "http":
+        raise CIProviderError(
+            f"{provider}: {redact_url(source)} redirected from HTTPS down to plain HTTP ({redact_url(target)}); "
+            "refusing to follow it. Check the provider's base URL, or ask its admin to serve HTTPS throughout."
+        )
+
+
+def _split_userinfo(base_url: str) -> tuple[str, Secret | None]:
+    """``https://user:token@host`` → (``https://host``, the Basic auth header), so no repr shows the token."""
+    url = httpx.URL(base_url)
+    if not url.userinfo:
+        return base_url, None
+    user, password = url.username, url.password
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return str(url.copy_with(username=None, password=None)), Secret(f"Basic {token}")
 
 
 def build_client(
@@ -200,12 +208,15 @@ class ProviderHTTP:
         self._client: httpx.Client | None = client if isinstance(client, httpx.Client) else None
         self._client_factory = None if isinstance(client, httpx.Client) else client
         self._client_lock = threading.Lock()
+        base_url, from_url = _split_userinfo(base_url.rstrip("/"))
         self.base_url = base_url.rstrip("/")
         self.origin = httpx.URL(self.base_url)
         self._auth_origins = [self.origin, *(httpx.URL(o) for o in auth_origins)]
         self._signer = signer
         self.provider = provider
         self._auth_headers = dict(auth_headers or {})
+        if from_url is not None:
+            self._auth_headers.setdefault("Authorization", from_url)
         self._default_headers = dict(default_headers or {})
         self.retry = retry or RetryPolicy(attempts=4, base_delay=0.5)
         self.max_rate_limit_wait = max_rate_limit_wait
@@ -214,7 +225,7 @@ class ProviderHTTP:
         self._etags: dict[str, tuple[str, Any, httpx.Headers]] = {}
 
     def __repr__(self) -> str:
-        return f"ProviderHTTP(provider={self.provider!r}, base_url={self.base_url!r})"
+        return f"ProviderHTTP(provider={self.provider!r}, base_url={redact_url(self.base_url)!r})"
 
     @property
     def client(self) -> httpx.Client:
@@ -262,7 +273,14 @@ class ProviderHTTP:
         """Send once, following redirects by hand; the final response is not status-checked."""
         target = httpx.URL(self.url(url), params=params) if params else httpx.URL(self.url(url))
         hops: list[httpx.Response] = []
+        seen: set[tuple[str, str]] = set()
         for _ in range(MAX_REDIRECTS + 1):
+            if (method, str(target)) in seen:
+                raise CIProviderError(
+                    f"{self.provider}: redirects for {redact_url(url)} go round in a loop (back to "
+                    f"{redact_url(target)}); check the URL, or report it to the provider."
+                )
+            seen.add((method, str(target)))
             request = self.client.build_request(
                 method, target, headers=self.headers_for(target, headers, method), **kwargs
             )
@@ -278,7 +296,8 @@ class ProviderHTTP:
                 response.read()
                 response.close()
                 hops.append(response)
-                target = target.join(response.headers["location"])
+                source, target = target, target.join(response.headers["location"])
+                check_redirect(source, target, self.provider)
                 if response.status_code == 303 or (response.status_code in (301, 302) and method != "GET"):
                     method, kwargs = "GET", {}
                 continue

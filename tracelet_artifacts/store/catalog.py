@@ -549,9 +549,10 @@ def _looks_like_version(text: str) -> bool:
 
 def validate_alias(alias: str) -> str:
     """An alias is a short name that is not a version number (``best``, ``prod``, ``candidate-2``)."""
-    if (not isinstance(alias, str) or not alias or len(alias) > 100 or "\x00" in alias or "," in alias
-            or _looks_like_version(alias)):
+    if (not isinstance(alias, str) or not alias.strip() or len(alias) > 100 or "," in alias
+            or not alias.isprintable() or _looks_like_version(alias)):
         raise ArtifactStoreError(
-            f"Invalid alias {alias!r}: use a short name (no commas) that is not a version like 'v3'."
+            f"Invalid alias {str(alias)[:80]!r}: use a short printable name (no commas, at most 100 characters) "
+            "that is not a version like 'v3'."
         )
     return alias

@@ -22,7 +22,7 @@ from tracelet_artifacts.errors import ArtifactStoreError, IntegrityError
 from tracelet_artifacts.procs import HOST
 from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store.blobs import BlobStore
-from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, Catalog
+from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, Catalog, parse_version, validate_alias
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,10 @@ class EmbeddedStore:
 
         ``plan`` turns the manifest into the deliveries (backend → plan) recorded in the outbox.
         """
+        aliases = [validate_alias(a) for a in aliases]  # refused before any blob is written
+        version = None if version is None else parse_version(version)
         if isinstance(artifact, TraceletArtifact):
+            artifact.checked_metadata()
             sink = _IngestSink(self, [spec.local_path for spec in artifact.files])
             try:
                 manifest = artifact.freeze(sink)

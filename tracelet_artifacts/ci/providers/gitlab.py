@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tracelet_artifacts.ci.errors import CINotFoundError
+from tracelet_artifacts.ci.errors import CINotFoundError, CIUsageError
 from tracelet_artifacts.ci.http import Opened, ProviderHTTP, Secret, build_client, parse_link_header
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
 from tracelet_artifacts.ci.retry import RetryPolicy
@@ -72,7 +72,7 @@ class GitLabProvider(CIProvider):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if token_type not in TOKEN_HEADERS:
-            raise ValueError(f"token_type must be one of {sorted(TOKEN_HEADERS)}, got {token_type!r}")
+            raise CIUsageError(f"token_type must be one of {sorted(TOKEN_HEADERS)}, got {token_type!r}")
         self.project = str(project)
         self._pid = quote(self.project, safe="")
         self.upload_branch = upload_branch
@@ -117,7 +117,7 @@ class GitLabProvider(CIProvider):
         """Pipelines, newest first; filters as GitLab's (ref, sha, status, scope, source, ...)."""
         unknown = set(filters) - set(PIPELINE_FILTERS)
         if unknown:
-            raise ValueError(f"unknown GitLab pipeline filter(s) {sorted(unknown)}; use {PIPELINE_FILTERS}")
+            raise CIUsageError(f"unknown GitLab pipeline filter(s) {sorted(unknown)}; use {PIPELINE_FILTERS}")
         params = {"order_by": "id", "sort": "desc", **{k: v for k, v in filters.items() if v is not None}}
         pipelines = self._pages(f"/projects/{self._pid}/pipelines", params, limit)
         return [

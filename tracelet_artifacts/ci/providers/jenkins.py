@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from tracelet_artifacts.ci.errors import CIUsageError
 from tracelet_artifacts.ci.http import Opened, ProviderHTTP, Secret, build_client
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
 from tracelet_artifacts.ci.retry import RetryPolicy
@@ -30,7 +31,7 @@ def job_path(job: str) -> str:
     """``"folder/sub/name"`` as Jenkins' nested URL path ``/job/folder/job/sub/job/name``."""
     parts = [p for p in job.strip("/").split("/") if p and p != "job"]
     if not parts:
-        raise ValueError("a Jenkins job name is required, e.g. 'folder/my-job'")
+        raise CIUsageError("a Jenkins job name is required, e.g. 'folder/my-job'")
     return "".join(f"/job/{quote(p, safe='')}" for p in parts)
 
 
@@ -78,7 +79,7 @@ class JenkinsProvider(CIProvider):
         asks for ``allBuilds``.
         """
         if filters:
-            raise ValueError(f"unknown Jenkins build filter(s) {sorted(filters)}; use result=")
+            raise CIUsageError(f"unknown Jenkins build filter(s) {sorted(filters)}; use result=")
         runs: list[CIRun] = []
         start = 0
         while limit is None or len(runs) < limit:

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from tracelet_artifacts.ci.http import Opened, ProviderHTTP, build_client
+from tracelet_artifacts.ci.errors import CIUsageError
+from tracelet_artifacts.ci.http import Opened, ProviderHTTP, build_client, redact_url
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
 from tracelet_artifacts.ci.providers.hawk import HawkSigner
 from tracelet_artifacts.ci.retry import RetryPolicy
@@ -61,7 +62,7 @@ class TaskclusterProvider(CIProvider):
         )
 
     def __repr__(self) -> str:
-        return f"TaskclusterProvider(root_url={self.root_url!r})"
+        return f"TaskclusterProvider(root_url={redact_url(self.root_url)!r})"
 
     def _continued(self, path: str, key: str, limit: int) -> Iterator[dict[str, Any]]:
         """Items over ``continuationToken`` pages; a page may carry a token and no items."""
@@ -83,9 +84,9 @@ class TaskclusterProvider(CIProvider):
     def list_runs(self, *, limit: int | None = None, task_group_id: str | None = None, **filters: Any) -> list[CIRun]:
         """The tasks of ``task_group_id`` as runs (run id = task id, attempt = its latest runId)."""
         if not task_group_id:
-            raise ValueError("Taskcluster lists runs per task group: pass task_group_id=")
+            raise CIUsageError("Taskcluster lists runs per task group: pass task_group_id=")
         if filters:
-            raise ValueError(f"unknown Taskcluster filter(s) {sorted(filters)}")
+            raise CIUsageError(f"unknown Taskcluster filter(s) {sorted(filters)}")
         runs = []
         for entry in self.list_task_group(task_group_id):
             status, task = entry.get("status", {}), entry.get("task", {})
@@ -189,7 +190,7 @@ class TaskclusterProvider(CIProvider):
         from tracelet_artifacts import detect
 
         if not task_id:
-            raise ValueError("Taskcluster uploads go to a running task: pass task_id= (and run_id=)")
+            raise CIUsageError("Taskcluster uploads go to a running task: pass task_id= (and run_id=)")
         path = Path(path)
         ctype = content_type or detect.mime_type(path.name) or "application/octet-stream"
         expires = (datetime.now(timezone.utc) + timedelta(days=expires_in_days)).isoformat()
