@@ -9,7 +9,8 @@ PostgreSQL from the Debian package, and moto's S3 server (a Python process, so t
 than a real object store; its share is printed separately).
 
 Also measured: the same 1 000 artifacts logged by 4 processes at once into each store (a team of
-writers), to show that the shared catalog takes concurrent writers.
+writers), to show that the shared catalog takes concurrent writers (writers of different names do not
+wait for each other on PostgreSQL; on SQLite every writer waits for the one before).
 
     python benchmarks/p9_team_store.py [--artifacts 1000] [--writers 4]
 """
@@ -73,13 +74,16 @@ def _open(kind: str, root: Path, pg: PostgresServer, s3: S3Server, bucket: str) 
 
 def _concurrent(kind: str, base: Path, count: int, writers: int, pg: PostgresServer, s3: S3Server,
                 bucket: str) -> float:
-    shared = kind == "postgresql+s3"
-    env = {**os.environ, **s3.env, "P9_CATALOG": pg.url if shared else "",
-           "P9_BLOBS": f"s3://{bucket}/p9c" if shared else "", "P9_ENDPOINT": s3.endpoint if shared else ""}
+    """Seconds for ``writers`` processes to log ``count`` artifacts between them into one store of ``kind``."""
+    catalog = pg.fresh_database() if kind.startswith("postgresql") else ""
+    blobs = f"s3://{bucket}/p9-{writers}" if kind.endswith("s3") else ""
+    env = {**os.environ, **s3.env, "P9_CATALOG": catalog, "P9_BLOBS": blobs,
+           "P9_ENDPOINT": s3.endpoint if blobs else ""}
     start_at = time.time() + 3.0
     each = count // writers
+    # A team's machines have their own folders; without a shared catalog, the processes share one folder.
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(Path(__file__).parent),
-                               str(base / (f"w{n}" if shared else "one-store")), str(base / f"scratch{n}"),
+                               str(base / (f"w{n}" if catalog else "one-store")), str(base / f"scratch{n}"),
                                str(each), str(start_at), f"c{n}"], env=env) for n in range(writers)]
     for proc in procs:
         if proc.wait(600) != 0:
@@ -111,7 +115,7 @@ def main() -> None:
             seconds["postgresql+local"] = log_many(pg_only, base / "scratch-pg-only", args.artifacts, "pl")
             pg_only.close()
             concurrent = {kind: _concurrent(kind, base / f"c-{kind}", args.artifacts, args.writers, pg, s3, bucket)
-                          for kind in ("sqlite+local", "postgresql+s3")}
+                          for kind in ("sqlite+local", "postgresql+local", "postgresql+s3")}
     finally:
         s3.stop()
         pg.stop()

@@ -167,3 +167,37 @@ def test_a_large_blob_goes_up_in_parts_and_is_never_visible_half_written(team: T
     other = team.open(tmp_path / "elsewhere")
     other.fetch("big", "latest", tmp_path / "out")
     assert digest.sha256_file(tmp_path / "out" / "big.bin") == sha
+
+
+def test_writers_of_different_names_do_not_wait_for_each_other(team: Team, tmp_path: Path) -> None:
+    store = team.open(tmp_path / "main")
+    holder = team.open(tmp_path / "holder")  # its own connections, like another process
+    held, release = threading.Event(), threading.Event()
+
+    def hold_b() -> None:
+        with holder.catalog.transaction("artifact:b"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold_b)
+    thread.start()
+    assert held.wait(10)
+    waited: dict[str, float] = {}
+
+    def log_b() -> None:
+        started = time.monotonic()
+        store.reopen().log(TraceletArtifact("b", "config").add_object({"n": 1}, "c"))
+        waited["b"] = time.monotonic() - started
+
+    other = threading.Thread(target=log_b)
+    other.start()
+    started = time.monotonic()
+    store.log(TraceletArtifact("a", "config").add_object({"n": 1}, "c"))
+    waited["a"] = time.monotonic() - started
+    time.sleep(1.0)
+    assert "b" not in waited  # still waiting for the holder of b's lock
+    release.set()
+    thread.join()
+    other.join(10)
+    assert waited["a"] < 1.0 and waited["b"] >= 1.0
+    assert [v.ref for v in store.catalog.search()] == ["a:v1", "b:v1"]

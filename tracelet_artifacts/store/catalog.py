@@ -23,6 +23,7 @@ from tracelet_artifacts.store.migrations import migrate
 from tracelet_artifacts.store.sql import Connection, Database, open_database
 
 LATEST = "latest"
+OUTBOX = "outbox"  # the lock key of every write that claims or settles deliveries
 
 
 
@@ -122,9 +123,10 @@ class Catalog:
 
     # -- connections ------------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A write transaction: one writer at a time across every process sharing the catalog."""
-        with self.db.transaction() as db:
+    def transaction(self, *keys: str) -> Iterator[Connection]:
+        """A write transaction; writers with a key in common (or without keys) take turns across every
+        process sharing the catalog. Keys: ``artifact:<name>``, ``run:<id>``, ``outbox``."""
+        with self.db.transaction(*keys) as db:
             yield db
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -152,7 +154,7 @@ class Catalog:
         """
         now = time.time()
         aliases = [validate_alias(a) for a in aliases]
-        with self.transaction() as db:
+        with self.transaction(f"artifact:{manifest.name}") as db:
             artifact_id = self._artifact_id(db, manifest.name, create=True, now=now)
             existing = self._existing(db, artifact_id, manifest, version)
             if existing is None:
@@ -174,7 +176,7 @@ class Catalog:
             db.executemany("INSERT INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
                            "size=excluded.size, mtime_ns=excluded.mtime_ns, inode=excluded.inode, "
                            "device=excluded.device, sha256=excluded.sha256, recorded_ns=excluded.recorded_ns",
-                           [(*row, time.time_ns()) for row in stat_rows])
+                           [(*row, time.time_ns()) for row in sorted(stat_rows)])  # one order: no deadlock
             return self._version_by_id(db, version_id, created=created)
 
     def _existing(
@@ -341,7 +343,7 @@ class Catalog:
         """Point ``alias`` at a version (moving it atomically if it pointed elsewhere)."""
         validate_alias(alias)
         target = self.get(name, version)
-        with self.transaction() as db:
+        with self.transaction(f"artifact:{name}") as db:
             artifact_id = self._artifact_id(db, name)
             version_id = self._version_row(db, artifact_id, target.version)
             self._set_alias(db, artifact_id, alias, version_id, time.time())
@@ -351,7 +353,7 @@ class Catalog:
         """Remove an alias (``latest`` cannot be removed while versions exist)."""
         if alias == LATEST:
             raise ArtifactStoreError("'latest' moves by itself and cannot be removed.")
-        with self.transaction() as db:
+        with self.transaction(f"artifact:{name}") as db:
             db.execute("DELETE FROM aliases WHERE artifact_id=? AND alias=?", (self._artifact_id(db, name), alias))
 
     @staticmethod
@@ -362,7 +364,7 @@ class Catalog:
     def add_labels(self, name: str, version: str | int, labels: Iterable[str]) -> ArtifactVersion:
         """Attach labels to an existing version (e.g. ``evicted``); the logged manifest stays as it was."""
         target = self.get(name, version)
-        with self.transaction() as db:
+        with self.transaction(f"artifact:{name}") as db:
             version_id = self._version_row(db, self._artifact_id(db, name), target.version)
             self._add_labels(db, version_id, labels)
         return target
@@ -376,7 +378,7 @@ class Catalog:
     # -- deletion ---------------------------------------------------------------------------------
     def delete(self, name: str) -> None:
         """Remove an artifact and all its versions (blobs stay until ``gc``)."""
-        with self.transaction() as db:
+        with self.transaction(f"artifact:{name}") as db:
             db.execute("DELETE FROM artifacts WHERE id=?", (self._artifact_id(db, name),))
 
     def clear(self) -> None:
@@ -406,13 +408,13 @@ class Catalog:
     # -- runs, receipts ---------------------------------------------------------------------------
     def add_run(self, run_id: str, experiment: str, owner: str) -> None:
         """Record a run and the process (``host:pid``) that owns it."""
-        with self.transaction() as db:
+        with self.transaction(f"run:{run_id}") as db:
             db.execute("INSERT INTO runs (run_id, experiment, created_at, owner) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (run_id) DO UPDATE SET owner=excluded.owner, ended_at=NULL",
                        (run_id, experiment, time.time(), owner))
 
     def end_run(self, run_id: str) -> None:
-        with self.transaction() as db:
+        with self.transaction(f"run:{run_id}") as db:
             db.execute("UPDATE runs SET ended_at=?, owner=NULL WHERE run_id=?", (time.time(), run_id))
 
     def runs_with_outstanding(self) -> list[tuple[str, str | None, float | None]]:
@@ -431,7 +433,7 @@ class Catalog:
         rows = self._read("SELECT id, lease_owner FROM outbox WHERE status='inflight'")
         dead = [r["id"] for r in rows if r["lease_owner"] and is_dead(r["lease_owner"])]
         if dead:
-            with self.transaction() as db:
+            with self.transaction(OUTBOX) as db:
                 db.executemany("UPDATE outbox SET status='pending', lease_owner=NULL, lease_until=0 "
                                "WHERE id=? AND status='inflight'", [(i,) for i in dead])
         return len(dead)
@@ -444,7 +446,7 @@ class Catalog:
         return rows[0]["experiment"], json.loads(rows[0]["backend_state"])
 
     def save_backend_state(self, run_id: str, backend: str, state: Mapping[str, Any]) -> None:
-        with self.transaction() as db:
+        with self.transaction(f"run:{run_id}") as db:
             row = db.execute("SELECT backend_state FROM runs WHERE run_id=?", (run_id,)).fetchone()
             current = json.loads(row["backend_state"]) if row else {}
             current[backend] = dict(state)
@@ -477,7 +479,7 @@ class Catalog:
         if backend is not None:
             sql += " AND backend=?"
             params.append(backend)
-        with self.transaction() as db:
+        with self.transaction(OUTBOX) as db:
             rows = db.execute(sql + f" ORDER BY id LIMIT {int(limit)}", params).fetchall()
             db.executemany("UPDATE outbox SET status='inflight', lease_owner=?, lease_until=?, "
                            "attempts=attempts+1, updated_at=? WHERE id=?",
@@ -488,7 +490,7 @@ class Catalog:
     def complete(self, item_id: int, receipt: Mapping[str, Any]) -> None:
         """Mark a delivery done and keep the backend's receipt, in one transaction."""
         now = time.time()
-        with self.transaction() as db:
+        with self.transaction(OUTBOX) as db:
             row = db.execute("SELECT version_id, backend, run_id FROM outbox WHERE id=?", (item_id,)).fetchone()
             db.execute("UPDATE outbox SET status='done', last_error=NULL, lease_owner=NULL, updated_at=? "
                        "WHERE id=?", (now, item_id))
@@ -498,14 +500,14 @@ class Catalog:
     def retry_later(self, item_id: int, error: str, delay_s: float, *, give_up: bool = False) -> None:
         """Return a failed delivery to the queue (or mark it failed for good: ``sync`` still retries it)."""
         now = time.time()
-        with self.transaction() as db:
+        with self.transaction(OUTBOX) as db:
             db.execute("UPDATE outbox SET status=?, last_error=?, next_attempt_at=?, lease_owner=NULL, "
                        "lease_until=0, updated_at=? WHERE id=?",
                        ("failed" if give_up else "pending", error[:2000], now + delay_s, now, item_id))
 
     def requeue_failed(self, run_id: str | None = None) -> int:
         """Put deliveries that gave up back to pending (what ``sync`` does first); return how many."""
-        with self.transaction() as db:
+        with self.transaction(OUTBOX) as db:
             sql = "UPDATE outbox SET status='pending', attempts=0, next_attempt_at=0 WHERE status='failed'"
             cursor = db.execute(sql + (" AND run_id=?" if run_id else ""), (run_id,) if run_id else ())
             return cursor.rowcount

@@ -116,8 +116,22 @@ MIGRATIONS: dict[int, dict[str, str]] = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
+def _current(db: Database) -> int | None:
+    """The catalog's schema version, read without a lock; None when it has no schema yet (or cannot say)."""
+    try:
+        return int(db.read("SELECT MAX(version) FROM schema_info")[0][0] or 0)
+    except ArtifactStoreError:
+        return None
+
+
 def migrate(db: Database) -> int:
-    """Bring the catalog to ``SCHEMA_VERSION``; return the version it had (0 for a new catalog)."""
+    """Bring the catalog to ``SCHEMA_VERSION``; return the version it had (0 for a new catalog).
+
+    An up-to-date catalog is only read: the lock that makes every other writer wait is taken only when
+    there is something to migrate.
+    """
+    if _current(db) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
     with db.transaction() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL)")
         row = conn.execute("SELECT MAX(version) FROM schema_info").fetchone()

@@ -2,8 +2,10 @@
 
 The catalog writes one SQL dialect, SQLite's with ``?`` parameters; ``PostgresDatabase`` translates it
 (parameters, the two function names that differ) so both run the same queries. Each thread gets its own
-connection. ``transaction()`` gives one writer at a time across every process that shares the catalog:
-``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL.
+connection. ``transaction(*keys)`` makes writers take turns across every process that shares the
+catalog: on SQLite all of them (``BEGIN IMMEDIATE``); on PostgreSQL those with a key in common (one
+transaction-scoped advisory lock per key, so logging ``model-a`` never waits for ``model-b``), and a
+transaction without keys waits for every other writer.
 
     db = open_database("postgresql://tracelet:…@db.internal/tracelet")
     with db.transaction() as conn:
@@ -25,8 +27,11 @@ from tracelet_artifacts.errors import ArtifactStoreError, ConfigurationError
 from tracelet_artifacts.redact import redact_url
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
-# The advisory lock every catalog writer takes (any constant works; this one spells "trclt").
+# The advisory lock every catalog writer takes: shared by keyed writers, exclusive for writers without keys
+# (any constant works; this one spells "trclt"). Keys lock (_KEY_SPACE, hashtext(key)): PostgreSQL keeps
+# two-number advisory locks apart from one-number ones.
 _WRITER_LOCK = 0x7472636C74
+_KEY_SPACE = 0x74726B
 _INSTALL_HINT = "pip install 'tracelet-artifacts[postgres]'"
 
 
@@ -79,7 +84,7 @@ class Database(ABC):
         return conn
 
     @abstractmethod
-    def _begin(self, conn: Connection) -> None: ...
+    def _begin(self, conn: Connection, keys: Sequence[str]) -> None: ...
 
     def failed(self, exc: BaseException) -> ArtifactStoreError:
         """A driver error as the error users see: where, what (no password), and what to do."""
@@ -89,14 +94,14 @@ class Database(ABC):
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A write transaction: one writer at a time across every process sharing the database.
-
-        It commits completely or not at all; a driver error becomes ArtifactStoreError.
+    def transaction(self, *keys: str) -> Iterator[Connection]:
+        """A write transaction: writers with a key in common, or without keys, take turns across every
+        process sharing the database. It commits completely or not at all; a driver error becomes
+        ArtifactStoreError.
         """
         conn = self.connection()
         try:
-            self._begin(conn)
+            self._begin(conn, keys)
             try:
                 yield conn
             except BaseException:
@@ -159,8 +164,8 @@ class SqliteDatabase(Database):
         conn.row_factory = sqlite3.Row
         return conn
 
-    def _begin(self, conn: Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def _begin(self, conn: Connection, keys: Sequence[str]) -> None:
+        conn.execute("BEGIN IMMEDIATE")  # one writer at a time, whatever the keys
 
 
 class _Row(tuple):
@@ -255,10 +260,15 @@ class PostgresDatabase(Database):
     def _usable(self, conn: Any) -> bool:
         return not (conn.raw.closed or conn.raw.broken)
 
-    def _begin(self, conn: Connection) -> None:
+    def _begin(self, conn: Connection, keys: Sequence[str]) -> None:
         conn.execute("BEGIN")
         try:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (_WRITER_LOCK,))
+            if not keys:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_WRITER_LOCK,))
+                return
+            conn.execute("SELECT pg_advisory_xact_lock_shared(?)", (_WRITER_LOCK,))
+            for key in sorted(set(keys)):  # always in the same order: no two writers wait for each other
+                conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_KEY_SPACE, key))
         except BaseException:
             with suppress(*self.errors):
                 conn.execute("ROLLBACK")
