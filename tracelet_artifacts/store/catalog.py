@@ -20,6 +20,7 @@ from typing import Any
 from tracelet_artifacts.artifact import ArtifactType, Manifest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, VersionConflictError
 from tracelet_artifacts.store.migrations import migrate
+from tracelet_artifacts.store.failures import catalog_write_error
 from tracelet_artifacts.store.sql import Connection, Database, open_database
 
 LATEST = "latest"
@@ -124,8 +125,11 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction: one writer at a time across every process sharing the catalog."""
-        with self.db.transaction() as db:
-            yield db
+        try:
+            with self.db.transaction() as db:
+                yield db
+        except self.db.errors as exc:  # rolled back: say so, and what to do (a full disk, above all)
+            raise catalog_write_error(self.location, exc) from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.db.read(sql, params)
@@ -455,6 +459,11 @@ class Catalog:
         version_id = self.version_id(name, version)
         return [json.loads(r["payload"]) for r in self._read(
             "SELECT payload FROM receipts WHERE version_id=? ORDER BY id", (version_id,))]
+
+    def receipts_with_runs(self, name: str, version: int) -> list[tuple[str, dict[str, Any]]]:
+        """(run id, receipt) of every delivery of a version, oldest first: who holds a copy, for which run."""
+        return [(r["run_id"], json.loads(r["payload"])) for r in self._read(
+            "SELECT run_id, payload FROM receipts WHERE version_id=? ORDER BY id", (self.version_id(name, version),))]
 
     # -- outbox -----------------------------------------------------------------------------------
     @staticmethod
