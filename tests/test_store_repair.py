@@ -30,7 +30,8 @@ def _artifact(src: Path) -> TraceletArtifact:
     src.mkdir(parents=True, exist_ok=True)
     (src / "w.bin").write_bytes(WEIGHTS)
     (src / "notes.txt").write_bytes(NOTES)
-    return TraceletArtifact("model-a", "model").add_file(src / "w.bin", "w.bin").add_file(src / "notes.txt", "notes.txt")
+    artifact = TraceletArtifact("model-a", "model").add_file(src / "w.bin", "w.bin")
+    return artifact.add_file(src / "notes.txt", "notes.txt")
 
 
 def _flip_byte(path: Path, offset: int = 3) -> None:
