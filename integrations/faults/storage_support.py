@@ -1,5 +1,6 @@
 """Helpers and fixtures of the storage fault suite (test_storage_*.py): a small tmpfs, byte flips, a check
-that every blob on disk hashes to its name, an offline MLflow environment and a real MLflow server.
+that every blob on disk hashes to its name, an offline MLflow environment, a real MLflow server, and the
+CI tests' loopback provider servers (``tests/ci/ci_fakes.py``).
 
 Fixtures are named ``storage_*`` so they never clash with the rest of the fault suite; a test module
 imports the ones it uses from here.
@@ -40,6 +41,9 @@ def _mlflow_suite() -> ModuleType:
 
 
 MLFLOW = _mlflow_suite()
+if str(REPO / "tests" / "ci") not in sys.path:
+    sys.path.append(str(REPO / "tests" / "ci"))
+ci_fakes = importlib.import_module("ci_fakes")  # the CI tests' loopback provider servers, reused here
 OFFLINE_ENV: dict[str, str] = MLFLOW.OFFLINE_ENV
 
 
