@@ -19,8 +19,8 @@ from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType, Manifest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, VersionConflictError
-from tracelet_artifacts.store.migrations import migrate
 from tracelet_artifacts.store.failures import catalog_write_error
+from tracelet_artifacts.store.migrations import migrate
 from tracelet_artifacts.store.sql import Connection, Database, open_database
 
 LATEST = "latest"
