@@ -19,7 +19,6 @@ from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType, Manifest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, VersionConflictError
-from tracelet_artifacts.store.failures import catalog_write_error
 from tracelet_artifacts.store.migrations import migrate
 from tracelet_artifacts.store.sql import Connection, Database, open_database
 
@@ -125,11 +124,8 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction: one writer at a time across every process sharing the catalog."""
-        try:
-            with self.db.transaction() as db:
-                yield db
-        except self.db.errors as exc:  # rolled back: say so, and what to do (a full disk, above all)
-            raise catalog_write_error(self.location, exc) from exc
+        with self.db.transaction() as db:
+            yield db
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.db.read(sql, params)
