@@ -55,7 +55,7 @@ def test_failed_write_leaves_no_blob_and_no_temp_file(blobs: BlobStore) -> None:
         def readinto(self, buffer: bytearray) -> int:
             raise OSError(28, "No space left on device")
 
-    with pytest.raises(ArtifactStoreError, match="free disk space"):
+    with pytest.raises(ArtifactStoreError, match=r"is full.*free space there"):
         blobs.put_stream(Broken())  # type: ignore[arg-type]
     assert list(blobs.tmp.iterdir()) == []
     assert list(blobs.digests()) == []

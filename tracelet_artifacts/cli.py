@@ -1,4 +1,4 @@
-"""The ``tracelet-artifacts`` command: list, show, fetch, sync and garbage-collect the embedded store.
+"""The ``tracelet-artifacts`` command: list, show, fetch, verify, sync and garbage-collect the embedded store.
 
 Every command exits non-zero with a one-line ``error:`` message on bad input; tracebacks are for bugs.
 """
@@ -156,16 +156,72 @@ def show_command(store_path: str | None, ref: str) -> None:
 @click.argument("dest", type=click.Path(file_okay=False))
 @_friendly_errors
 def get_command(store_path: str | None, ref: str, dest: str) -> None:
-    """Write a version's files (NAME[:VERSION|@ALIAS]) under DEST, checking every digest."""
+    """Write a version's files (NAME[:VERSION|@ALIAS]) under DEST, checking every digest.
+
+    A missing or corrupt blob is re-fetched from a backend that received the version and repaired first.
+    """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.store.repair import fetch_verified
 
     name, version = _split_ref(ref)
     store = _store(store_path)
     record = store.get(name, version)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), transient=True) as bar:
         task = bar.add_task(record.ref, total=max(record.size_bytes, 1))
-        paths = store.fetch(name, record.version, dest, progress=lambda done, total: bar.update(task, completed=done))
+        paths = fetch_verified(store, name, record.version, dest, options=TraceletSettings().backend_options,
+                               progress=lambda done, total: bar.update(task, completed=done))
     click.echo(f"{record.ref}: {len(paths)} file(s), {_size(record.size_bytes)} written to {dest} (digests verified)")
+
+
+@main.command("verify")
+@store_option
+@click.argument("ref", required=False)
+@click.option("--repair", "repair_", is_flag=True,
+              help="Restore bad blobs from the backends that received each version (per the catalog's receipts).")
+@_friendly_errors
+def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> None:
+    """Re-hash every blob of every version (or of NAME, or of NAME:VERSION) and report missing or corrupt ones."""
+    from rich.table import Table
+
+    from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.store.repair import BlobState, RepairReport, check_version, repair_version
+
+    store = _store(store_path)
+    if ref and (":" in ref or "@" in ref):
+        records = [store.get(*_split_ref(ref))]
+    else:
+        records = [v for name in ([ref] if ref else store.catalog.names()) for v in store.catalog.versions(name)]
+        if ref and not records:
+            store.get(ref)  # raises the not-found error that lists what exists
+    seen: dict[str, BlobState | None] = {}
+    table = Table("version", "path", "blob", "state", "outcome")
+    unrepaired = 0
+    for record in records:
+        problems = check_version(store, record, seen)
+        if not problems:
+            continue
+        report = (repair_version(store, record.name, record.version, options=TraceletSettings().backend_options,
+                                 problems=problems) if repair_ else RepairReport(record.ref, problems))
+        for problem in problems:
+            if problem.path in report.repaired:
+                seen[problem.sha256], outcome = None, f"repaired from {report.repaired[problem.path]}"
+            else:
+                unrepaired += 1
+                moved = problem.path in report.quarantined
+                outcome = "no backend holds a copy" + ("; moved to blobs/corrupt/" if moved else "")
+                outcome = outcome if repair_ else "-"
+            table.add_row(record.ref, problem.path, problem.sha256[:12] + "…", problem.state, outcome)
+    console = _console()
+    if table.row_count:
+        console.print(table)
+    console.print(f"Checked {len(records)} version(s), {len(seen)} blob(s): {table.row_count} bad entr(ies), "
+                  f"{table.row_count - unrepaired} repaired.")
+    if unrepaired:
+        hint = ("log those artifacts again from their source files" if repair_
+                else "run `tracelet-artifacts verify --repair` to restore them from the backends that hold a copy")
+        raise TraceletError(f"{unrepaired} entr(ies) are missing or corrupt; {hint}.")
 
 
 @main.command("sync")

@@ -39,6 +39,7 @@ from tracelet_artifacts.errors import (
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
 from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings
+from tracelet_artifacts.store import repair
 from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
@@ -289,9 +290,15 @@ class Experiment:
     def fetch_artifact(
         self, name: str, version: str | int = LATEST, dest: str | Path = ".", backend: str | None = None
     ) -> Path:
-        """Download a version's files under ``dest`` (from the embedded store, or through a backend)."""
+        """Download a version's files under ``dest`` (from the embedded store, or through a backend).
+
+        From the embedded store every digest is checked; a missing or corrupt blob is re-fetched from a
+        backend that received the version, checked and repaired (with a warning in the log) before it is
+        served. IntegrityError when no backend holds a sound copy: bad bytes are never written.
+        """
         if backend in (None, LOCAL):
-            self.store.fetch(name, version, dest)
+            repair.fetch_verified(self.store, name, version, dest, self._adapters,
+                                  options=self.settings.backend_options)
             return Path(dest)
         return self._adapter(backend).fetch(name, str(version), Path(dest))
 

@@ -116,6 +116,21 @@ def test_corrupt_cache_entry_is_detected_and_refetched(tmp_path: Path) -> None:
     assert provider.downloads == 3 and path3.read_bytes() == b"original"
 
 
+def test_a_corrupt_cache_entry_is_reported_with_its_name_and_digests(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = FakeProvider({("7", "perf.json", 2): b'{"fps": 60}'})
+    retriever = _retriever(tmp_path, provider)
+    path, _ = asyncio.run(retriever.retrieve_artifact("7", "perf.json", "fake"))
+    path.write_bytes(b'{"fps": 6}')
+    with caplog.at_level("WARNING", logger="tracelet_artifacts.ci"):
+        results = retriever.retrieve_batch([("7", "perf.json", "fake")])
+    assert results[0].ok and not results[0].from_cache and results[0].path.read_bytes() == b'{"fps": 60}'
+    wanted = hashlib.sha256(b'{"fps": 60}').hexdigest()[:12]
+    assert f"cached CI artifact 'perf.json' (fake run 7, attempt 2) at {path} is corrupt" in caplog.text
+    assert f"not {wanted}" in caplog.text and "\x1f" not in caplog.text
+
+
 def test_cache_key_includes_the_attempt(tmp_path: Path) -> None:
     provider = FakeProvider({("1", "a.txt", 1): b"first try", ("1", "a.txt", 2): b"second try"})
     retriever = _retriever(tmp_path, provider)

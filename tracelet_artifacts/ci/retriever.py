@@ -159,11 +159,16 @@ class ArtifactRetriever:
         try:
             digest = sha256_file(path)
         except OSError:
-            logger.warning("cached %s is missing on disk; fetching it again", entry.key)
+            logger.warning("cached CI artifact %r (%s run %s, attempt %d) is missing from %s; downloading it again",
+                           entry.name, entry.provider, entry.run_id, entry.attempt, path)
             self.cache.remove(entry)
             return None
         if digest != entry.sha256:
-            logger.warning("cached %s is corrupt (digest mismatch); fetching it again", entry.key)
+            logger.warning(
+                "cached CI artifact %r (%s run %s, attempt %d) at %s is corrupt: it hashes to %s…, not %s…; "
+                "removed it and downloading it again from the provider",
+                entry.name, entry.provider, entry.run_id, entry.attempt, path, digest[:12], entry.sha256[:12],
+            )
             self.cache.remove(entry)
             return None
         self.cache.touch(entry)

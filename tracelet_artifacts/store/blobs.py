@@ -21,6 +21,7 @@ from pathlib import Path
 from tracelet_artifacts import digest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
 from tracelet_artifacts.procs import HOST, pid_alive
+from tracelet_artifacts.store.failures import blob_write_error
 
 log = logging.getLogger(__name__)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -101,10 +102,7 @@ class BlobStore:
             _fsync_dir(final.parent)
 
     def _write_failed(self, exc: OSError) -> ArtifactStoreError:
-        return ArtifactStoreError(
-            f"Writing a blob into {str(self.root)!r} failed: {exc.strerror or exc}; "
-            "free disk space or check permissions."
-        )
+        return blob_write_error(self.root, exc)
 
     @contextmanager
     def _temp_blob(self) -> Iterator[Path]:

@@ -458,6 +458,11 @@ class Catalog:
         return [json.loads(r["payload"]) for r in self._read(
             "SELECT payload FROM receipts WHERE version_id=? ORDER BY id", (version_id,))]
 
+    def receipts_with_runs(self, name: str, version: int) -> list[tuple[str, dict[str, Any]]]:
+        """(run id, receipt) of every delivery of a version, oldest first: who holds a copy, for which run."""
+        return [(r["run_id"], json.loads(r["payload"])) for r in self._read(
+            "SELECT run_id, payload FROM receipts WHERE version_id=? ORDER BY id", (self.version_id(name, version),))]
+
     # -- outbox -----------------------------------------------------------------------------------
     @staticmethod
     def _outbox_item(row: Any) -> OutboxItem:
