@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow_support import artifact_files, holders
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
@@ -50,19 +51,6 @@ def _dataset(src: Path, name: str = "ds") -> TraceletArtifact:
     (src / "a.csv").write_text("x\n1\n")
     (src / "sub" / "b.csv").write_text("x\n2\n")
     return TraceletArtifact(name, ArtifactType.DATASET, "two csv files").add_dir(src, "data")
-
-
-def _files(client: Any, run_id: str, root: str) -> list[str]:
-    out, pending = [], [root]
-    while pending:
-        for info in client.list_artifacts(run_id, pending.pop()):
-            (pending if info.is_dir else out).append(info.path)
-    return sorted(out)
-
-
-def _holders(client: Any, experiment_id: str, name: str, version: int) -> list[str]:
-    runs = client.search_runs([experiment_id], f"tags.`tracelet.artifact/{name}/v{version}` LIKE '%'")
-    return [r.info.run_id for r in runs]
 
 
 def test_experiment_delivers_to_mlflow_and_reads_back(tmp_path: Path) -> None:
@@ -145,11 +133,11 @@ def test_server_outage_mid_run_delivers_everything_once_after_restart(
     experiment_id = client.get_experiment_by_name(name).experiment_id
     (run,) = client.search_runs([experiment_id], f"tags.`tracelet.run_id` = '{exp.run_id}'")
     for artifact, version in (("cfg", 1), ("cfg", 2), (f"{name}-clf", 1), ("ds", 1)):
-        assert _holders(client, experiment_id, artifact, version) == [run.info.run_id]
+        assert holders(client, experiment_id, artifact, version) == [run.info.run_id]
     for artifact, version, files in (("cfg", 2, ["hparams.json"]), (f"{name}-clf", 1, ["model/model.pkl"]),
                                      ("ds", 1, ["data/a.csv", "data/sub/b.csv"])):
         prefix = f"{artifact}/v{version}"
-        assert _files(client, run.info.run_id, prefix) == [f"{prefix}/{f}" for f in files]
+        assert artifact_files(client, run.info.run_id, prefix) == [f"{prefix}/{f}" for f in files]
     assert len(client.search_model_versions(f"name='{name}-clf'")) == 1
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     history = client.get_metric_history(run.info.run_id, "loss")

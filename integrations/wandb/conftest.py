@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wandb_suite import GUARD, FailingServer, WandbRun, start
+from wandb_suite import GUARD, FailingServer, WandbRun, offline_env, start
 
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
@@ -19,17 +19,7 @@ def wandb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The W&B environment, set before the SDK is imported (its service reads it when it starts); module
     scoped, so that tests of other folders run in the same session never see it."""
     root = tmp_path_factory.mktemp("wandb-home")
-    values = {
-        "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off",
-        "WANDB_ERROR_REPORTING": "false",            # no Sentry
-        "WANDB_DISABLE_GIT": "true", "WANDB_DISABLE_CODE": "true", "WANDB_DISABLE_JOB_CREATION": "true",
-        "WANDB_X_DISABLE_STATS": "true", "WANDB_X_DISABLE_MACHINE_INFO": "true", "WANDB_X_DISABLE_META": "true",
-        "WANDB_BASE_URL": "http://127.0.0.1:9",      # should anything try the server, it meets a closed port
-        "WANDB_DIR": str(root / "dir"), "WANDB_DATA_DIR": str(root / "data"), "WANDB_CACHE_DIR": str(root / "cache"),
-        "WANDB_CONFIG_DIR": str(root / "config"), "WANDB_ARTIFACT_DIR": str(root / "artifacts"),
-        "HOME": str(root / "home"), "XDG_CACHE_HOME": str(root / "xdg-cache"),
-        "XDG_DATA_HOME": str(root / "xdg-data"), "XDG_CONFIG_HOME": str(root / "xdg-config"),
-    }
+    values = offline_env(root)
     with pytest.MonkeyPatch.context() as patch:
         for key in ("WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME"):
             patch.delenv(key, raising=False)

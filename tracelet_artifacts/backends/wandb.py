@@ -22,6 +22,10 @@ Options (``options`` dict):
 - ``media``: log media types as W&B media too (default ``True``).
 - ``timeout``: seconds one ``log`` may take before it fails with a retryable error (default 600).
 - ``wait_timeout``: seconds to wait for an online artifact commit / a run to finish (default 120).
+- ``flush_interval``: offline, seconds between W&B's writes of its run file (W&B's
+  ``x_transaction_log_flush_interval``; default 0.2 here, W&B's own is 15). An offline delivery is
+  confirmed only once its record is in the run file on disk, so a process killed afterwards loses nothing
+  the outbox calls done; a longer interval makes each offline delivery wait longer.
 
 W&B reads its own folders from the environment: set ``WANDB_DATA_DIR`` (staged artifact copies),
 ``WANDB_CACHE_DIR`` and ``WANDB_CONFIG_DIR`` to keep everything out of the home folder.
@@ -300,6 +304,8 @@ class WandbAdapter(BackendAdapter):
         self._worker: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._logged: list[WandbRecord] = []
+        # Offline versions handed to W&B whose record is not in the run file yet: (name, digest) -> (record, not_held)
+        self._unwritten: dict[tuple[str, Any], tuple[WandbRecord, dict[str, str]]] = {}
         self._parsed: dict[Path, tuple[tuple[int, int], list[WandbRecord]]] = {}
         self._failed_at = float("-inf")
 
@@ -358,9 +364,15 @@ class WandbAdapter(BackendAdapter):
         self._init_kwargs = {"project": self.project, "entity": self.options.get("entity"), "id": run_id,
                              "dir": str(base), "mode": self.mode, "name": run.run_id,
                              "resume": "allow" if run.state.get("run_id") else None, "reinit": "create_new",
-                             "settings": dict(self.options.get("settings") or {})}
+                             "settings": self._wandb_settings()}
         self._background(self._ensure_run, "start the run")
         return {"run_id": run_id, "project": self.project, "dir": str(base)}
+
+    def _wandb_settings(self) -> dict[str, Any]:
+        settings = dict(self.options.get("settings") or {})
+        if self.mode == "offline":  # W&B writes its run file every 15 s by default: records wait in memory till then
+            settings.setdefault("x_transaction_log_flush_interval", float(self.options.get("flush_interval", 0.2)))
+        return settings
 
     def _ensure_run(self, *, retry: bool = True) -> Any:
         """The run (worker thread only). A failed start is tried again by deliveries (``retry``); params
@@ -450,6 +462,9 @@ class WandbAdapter(BackendAdapter):
         for record in versions.records.values():
             if record.tracelet.get("digest") == manifest.digest:
                 return self._receipt(delivery, record, versions.label(record.digest), {})
+        unwritten = self._unwritten.get((name, manifest.digest))
+        if unwritten is not None:  # logged by an earlier attempt that timed out waiting for the run file
+            return self._confirmed(run, delivery, *unwritten, versions)
         art = wandb.Artifact(name, type=manifest.artifact_type.value, description=manifest.description,
                              metadata=self._metadata(delivery))
         for entry in delivery.uploads():  # W&B copies each into its staging folder right here
@@ -475,17 +490,24 @@ class WandbAdapter(BackendAdapter):
                              tuple(WandbEntry(e.path, str(e.digest), str(e.ref or ""), int(e.size or 0),
                                               str(e.local_path or "")) for e in art.manifest.entries.values()),
                              manifest.description or "")
-        label = self._version_label(logged, versions, record)
-        with self._lock:
-            self._logged.append(record)
-        return self._receipt(delivery, record, label, not_held)
-
-    def _version_label(self, logged: Any, versions: _Versions, record: WandbRecord) -> str:
         if self.mode == "online":
             logged.wait(timeout=float(self.options.get("wait_timeout", 120)))
-            return str(logged.version)
+            with self._lock:
+                self._logged.append(record)
+            return self._receipt(delivery, record, str(logged.version), not_held)
+        self._unwritten[(name, manifest.digest)] = (record, not_held)
+        return self._confirmed(run, delivery, record, not_held, versions)
+
+    def _confirmed(self, run: Any, delivery: Delivery, record: WandbRecord, not_held: dict[str, str],
+                   versions: _Versions) -> Receipt:
+        """The receipt of an offline version once W&B has written its record to the run file (before that
+        it is only in wandb-core's memory, and a killed process would lose it)."""
+        self._wait_for_record(Path(run.dir).parent / f"run-{run.id}.wandb", record)
+        del self._unwritten[(record.name, record.tracelet.get("digest"))]
+        with self._lock:
+            self._logged.append(record)
         versions.add(record)
-        return versions.label(record.digest)
+        return self._receipt(delivery, record, versions.label(record.digest), not_held)
 
     def _receipt(self, delivery: Delivery, record: WandbRecord, label: str, not_held: dict[str, str]) -> Receipt:
         prefix = f"{record.entity}/" if record.entity else ""
@@ -547,6 +569,19 @@ class WandbAdapter(BackendAdapter):
         with self._lock:
             found += [r for r in self._logged if (r.run_id, r.name, r.digest) not in seen]
         return [r for r in found if r.project == self.project]
+
+    def _wait_for_record(self, run_file: Path, record: WandbRecord) -> None:
+        """Wait until ``record`` (same name and W&B digest) is written in ``run_file``; a retryable
+        DeliveryError after ``wait_timeout`` seconds (the delivery stays in the outbox and waits again)."""
+        timeout = float(self.options.get("wait_timeout", 120))
+        deadline = time.monotonic() + timeout
+        while not (run_file.is_file() and any(r.name == record.name and r.digest == record.digest
+                                               for r in self._parse(run_file))):
+            if time.monotonic() >= deadline:
+                raise DeliveryError(f"W&B has not written {record.name} to {run_file} within {timeout:.0f} s; "
+                                    "the delivery stays in the outbox and is confirmed once it is there.",
+                                    retryable=True)
+            time.sleep(0.02)
 
     def _parse(self, run_file: Path) -> list[WandbRecord]:
         info = run_file.stat()

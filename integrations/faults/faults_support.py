@@ -1,0 +1,101 @@
+"""Helpers of the fault suite: the child training process (training_run.py), the real CLI in a subprocess,
+and reading back what MLflow (through ``MlflowClient``) and W&B (through the adapter's offline run-file
+reader) hold for each logged version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+TRAINING_RUN = HERE / "training_run.py"
+for _folder in (HERE.parent / "mlflow", HERE.parent / "wandb"):  # the MLflow and W&B suites' helpers
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+
+class Training:
+    """The child training process: started with a JSON config, read line by line, killable with SIGKILL."""
+
+    def __init__(self, config: dict[str, Any], env: dict[str, str], cwd: Path) -> None:
+        self.log = cwd / "training.log"  # the child's stderr (its warnings), appended to by each child
+        with self.log.open("ab") as stderr:
+            self.process = subprocess.Popen([sys.executable, str(TRAINING_RUN), json.dumps(config)], env=env,
+                                            cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                            start_new_session=True)
+
+    def line(self) -> dict[str, Any]:
+        """The next JSON line the child prints."""
+        assert self.process.stdout is not None
+        text = self.process.stdout.readline()
+        assert text, f"the training process ended early (exit {self.process.wait()})"
+        return dict(json.loads(text))
+
+    def kill(self) -> None:
+        """SIGKILL the training process alone (not its W&B service), as the OOM killer would."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def cleanup(self) -> None:
+        """Whatever the child left running in its session (e.g. wandb-core) is killed too."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.wait(timeout=30)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``tracelet-artifacts <args>`` as a real subprocess."""
+    return subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class SlowLink:
+    """A TCP proxy on 127.0.0.1 that forwards to ``port`` and passes uploads (client to server) at
+    ``bytes_per_s``: a slow network, so a large upload takes long enough to be killed in the middle."""
+
+    def __init__(self, port: int, bytes_per_s: float) -> None:
+        self.target, self.rate = ("127.0.0.1", port), bytes_per_s
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, name="slow-link", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.target)
+            except OSError:
+                continue
+            for source, sink, rate in ((client, server, self.rate), (server, client, 0.0)):
+                threading.Thread(target=self._pump, args=(source, sink, rate), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket, rate: float) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(64 * 1024):
+                sink.sendall(chunk)
+                if rate:
+                    time.sleep(len(chunk) / rate)
+        for end in (source, sink):  # one side closed: close both, as a dropped connection would
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
