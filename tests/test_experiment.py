@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -271,6 +272,25 @@ def test_a_failed_background_log_stays_in_its_future(adapters: AdapterFiles, iso
     with experiment(adapters) as exp:
         future = exp.submit_artifact(art)
         assert isinstance(future.exception(timeout=20), TraceletError)
+
+
+def test_a_burst_of_submits_blocks_the_caller_once_submit_queue_max_wait(
+        adapters: AdapterFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = experiment(adapters, backend=[], submit_queue_max=5).start()
+    gate = threading.Event()
+    real_log = exp.store.log
+    monkeypatch.setattr(exp.store, "log", lambda *a, **k: (gate.wait(20), real_log(*a, **k))[1])
+    handed: list[Any] = []
+    producer = threading.Thread(target=lambda: handed.extend(exp.submit_artifact(config_artifact(i))
+                                                             for i in range(12)))
+    producer.start()
+    wait_for(lambda: len(handed) == 5)
+    time.sleep(0.2)
+    assert len(handed) == 5 and producer.is_alive()  # the sixth waits: five are handed over, none stored
+    gate.set()
+    producer.join(20)
+    assert not producer.is_alive() and [f.result(20)["local"].version for f in handed] == list(range(1, 13))
+    exp.stop()
 
 
 def test_sync_resumes_the_backend_run_the_experiment_opened(adapters: AdapterFiles, isolated: Path) -> None:

@@ -96,6 +96,8 @@ class Experiment:
         self._policy: RoutingPolicy | None = None
         self._adapters: dict[str, BackendAdapter] = {}
         self._ingest: ThreadPoolExecutor | None = None
+        # Back-pressure for submit_artifact: at most submit_queue_max artifacts handed over and not yet stored.
+        self._ingest_slots = threading.BoundedSemaphore(self.settings.submit_queue_max)
         self._automagic: Any = None  # hooks.automagic.AutomagicHandle while automagic capture is on
 
     def __repr__(self) -> str:
@@ -256,9 +258,12 @@ class Experiment:
         """Log ``artifact`` on a background thread (hashing and copying included); returns a Future.
 
         Producers that must not slow the caller (hooks, the watcher) use this; ``stop()`` waits for it.
-        A failure is logged and kept in the Future, never raised into the caller.
+        A failure is logged and kept in the Future, never raised into the caller. At most
+        ``submit_queue_max`` artifacts wait to be stored: past that, the caller blocks until one is
+        stored (back-pressure, so a burst cannot grow memory without bound).
         """
-        if self._ingest is None:
+        ingest = self._ingest
+        if ingest is None:
             raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
         wanted = tuple(aliases)
 
@@ -269,7 +274,18 @@ class Experiment:
                 log.exception("Background logging of %s failed", artifact.name)
                 raise
 
-        return self._ingest.submit(run)
+        if not self._ingest_slots.acquire(blocking=False):
+            log.info("%d artifacts are waiting to be stored; %s waits for room (submit_queue_max).",
+                     self.settings.submit_queue_max, artifact.name)
+            self._ingest_slots.acquire()
+        try:
+            future = ingest.submit(run)
+        except RuntimeError as exc:  # stop() shut the ingest thread down while this caller waited
+            self._ingest_slots.release()
+            raise TraceletError(f"Experiment {self.name!r} stopped before {artifact.name} could be stored; "
+                                "submit artifacts before stop().") from exc
+        future.add_done_callback(lambda _: self._ingest_slots.release())
+        return future
 
     def get_artifact(
         self, name: str, version: str | int = LATEST, backend: str | None = None

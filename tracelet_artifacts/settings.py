@@ -62,6 +62,7 @@ class TraceletSettings(BaseSettings):
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_backoff_max_s: float = Field(60.0, ge=0)
     flush_timeout_s: float = Field(120.0, ge=0)
+    submit_queue_max: int = Field(1000, ge=1)  # submit_artifact blocks its caller while this many wait to be stored
     watch_settle_s: float = Field(1.0, gt=0)  # the file watcher: seconds without change when no close is seen
     watch_polling: bool = False  # the file watcher polls instead of using inotify (e.g. network filesystems)
 

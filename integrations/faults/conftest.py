@@ -18,6 +18,8 @@ from faults_support import REPO, Training
 from mlflow_support import OFFLINE_ENV, MlflowServer
 from wandb_suite import offline_env
 
+os.environ.update(OFFLINE_ENV)  # before this process imports mlflow (telemetry is decided at import)
+
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:

@@ -25,6 +25,31 @@ for _folder in (HERE.parent / "mlflow", HERE.parent / "wandb"):  # the MLflow an
         sys.path.insert(0, str(_folder))
 
 
+def assert_mlflow_holds_each_once(client: Any, experiment_name: str, run_id: str, versions: list[Any]) -> str:
+    """MLflow holds each of ``versions`` (catalog ArtifactVersions) exactly once, in the one MLflow run of
+    the tracelet run ``run_id``: one digest tag per version (no other), exactly its files at their sizes,
+    one registered model version per model digest. Returns the MLflow run id."""
+    from mlflow_support import artifact_files, holders
+
+    experiment_id = client.get_experiment_by_name(experiment_name).experiment_id
+    (run,) = client.search_runs([experiment_id])
+    assert run.data.tags["tracelet.run_id"] == run_id
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith("tracelet.artifact/")}
+    assert tags == {f"tracelet.artifact/{v.name}/v{v.version}": v.digest for v in versions}
+    for record in versions:
+        assert holders(client, experiment_id, record.name, record.version) == [run.info.run_id]
+        prefix = f"{record.name}/v{record.version}"
+        entries = record.manifest.entries
+        assert artifact_files(client, run.info.run_id, prefix) == sorted(f"{prefix}/{e.path}" for e in entries)
+        sizes = {f.path: f.file_size for f in client.list_artifacts(run.info.run_id, prefix) if not f.is_dir}
+        assert all(sizes[f"{prefix}/{e.path}"] == e.size for e in entries if "/" not in e.path)
+    for model in {v.name for v in versions if v.manifest.model is not None}:
+        registered = client.search_model_versions(f"name='{model}'")
+        expected = sorted((v.version, v.digest) for v in versions if v.name == model)
+        assert sorted((int(mv.tags["tracelet.version"]), mv.tags["tracelet.digest"]) for mv in registered) == expected
+    return str(run.info.run_id)
+
+
 class Training:
     """The child training process: started with a JSON config, read line by line, killable with SIGKILL."""
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults_support import SlowLink, run_cli
-from mlflow_support import artifact_files, holders
+from faults_support import SlowLink, assert_mlflow_holds_each_once, run_cli
+from mlflow_support import holders
 
 from tracelet_artifacts.backends.wandb import WandbAdapter
 from tracelet_artifacts.store.catalog import Catalog, OutboxItem
@@ -95,22 +95,8 @@ def test_training_killed_mid_upload_then_sync_delivers_every_version_exactly_onc
     catalog.close()
 
     # MLflow: one run (the killed run, resumed by sync), each version held once with exactly its files.
-    (resumed,) = client.search_runs([experiment_id])
-    assert resumed.info.run_id == mlflow_run.info.run_id and resumed.data.tags["tracelet.run_id"] == run_id
     to_mlflow = [versions[v] for backend, v in planned if backend == "mlflow"]
-    tags = {k: v for k, v in resumed.data.tags.items() if k.startswith("tracelet.artifact/")}
-    assert tags == {f"tracelet.artifact/{v.name}/v{v.version}": v.digest for v in to_mlflow}
-    for record in to_mlflow:
-        assert holders(client, experiment_id, record.name, record.version) == [resumed.info.run_id]
-        prefix = f"{record.ref.replace(':', '/')}"
-        assert artifact_files(client, resumed.info.run_id, prefix) == sorted(
-            f"{prefix}/{e.path}" for e in record.manifest.entries)
-        sizes = {f.path: f.file_size for f in client.list_artifacts(resumed.info.run_id, prefix) if not f.is_dir}
-        assert all(sizes[f"{prefix}/{e.path}"] == e.size for e in record.manifest.entries if "/" not in e.path)
-    registered = client.search_model_versions("name='clf'")
-    assert sorted(int(mv.tags["tracelet.version"]) for mv in registered) == sorted(
-        v.version for v in to_mlflow if v.name == "clf")
-    assert {mv.tags["tracelet.digest"] for mv in registered} == {v.digest for v in to_mlflow if v.name == "clf"}
+    assert assert_mlflow_holds_each_once(client, name, run_id, to_mlflow) == mlflow_run.info.run_id
 
     # W&B: every artifact record in the offline run files (the killed run's and sync's), counted by content.
     reader = WandbAdapter({"project": name, "dir": str(store)})

@@ -5,9 +5,11 @@
 Config keys: ``store`` (store folder), ``experiment``, ``backends``, ``options`` (backend_options),
 ``settings`` (extra TraceletSettings fields), ``count`` (artifacts to log), ``kind`` (``mixed``: models
 with large files, images, configs and registered sklearn models in turn; ``tiny``: small configs),
-``big_mb`` (size of the large model files), ``then`` (``wait``: sleep until killed; ``stop``: flush and
-stop; ``exit``: leave without stopping). It prints one JSON line at the end: artifacts logged, seconds,
-the longest ``log_artifact`` call and the peak RSS (KiB).
+``big_mb`` (size of the large model files), ``via`` (``log``: ``log_artifact``; ``submit``:
+``submit_artifact``, futures not kept, then waits until all are stored), ``then`` (``wait``: sleep
+until killed; ``stop``: flush and stop; ``exit``: leave without stopping). It prints a JSON line when
+started, then one with: artifacts logged, seconds, the longest call, the most artifacts submitted and
+not yet stored at once, and the peak RSS (KiB).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import resource
 import struct
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -63,6 +66,24 @@ def tiny(index: int) -> TraceletArtifact:
     return TraceletArtifact(f"cfg-{index % 50}", ArtifactType.CONFIG).add_object({"step": index}, "hparams")
 
 
+class Waiting:
+    """Counts submitted artifacts not yet stored (without keeping their futures) and the most at once."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def add(self, future: Any) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        future.add_done_callback(self.done)
+
+    def done(self, _future: Any) -> None:
+        with self.lock:
+            self.now -= 1
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     work = Path(config["store"]).parent / "work"
@@ -71,17 +92,22 @@ def main() -> None:
                                 **config.get("settings", {}))
     exp = Experiment(config["experiment"], backend=config["backends"], settings=settings).start()
     print(json.dumps({"started": exp.run_id}), flush=True)
-    longest, started = 0.0, time.perf_counter()
+    longest, started, waiting = 0.0, time.perf_counter(), Waiting()
     for index in range(int(config["count"])):
         artifact = tiny(index) if config.get("kind") == "tiny" else mixed(index, work, int(config.get("big_mb", 8)))
         before = time.perf_counter()
-        exp.log_artifact(artifact)
+        if config.get("via") == "submit":
+            waiting.add(exp.submit_artifact(artifact))
+        else:
+            exp.log_artifact(artifact)
         longest = max(longest, time.perf_counter() - before)
+    exp.flush(timeout=0)  # waits until every submitted artifact is stored (not for deliveries)
     elapsed = time.perf_counter() - started
     then = config.get("then", "stop")
     if then == "stop":
         exp.stop()
     report = {"logged": int(config["count"]), "seconds": elapsed, "longest_call_s": longest,
+              "most_waiting": waiting.most,
               "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     print(json.dumps(report), flush=True)
     if then == "wait":
