@@ -30,7 +30,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 
 @pytest.fixture
-def child_env(tmp_path: Path) -> dict[str, str]:
+def training_env(tmp_path: Path) -> dict[str, str]:
     """The environment of child processes: this checkout first on PYTHONPATH, MLflow offline and
     telemetry-free, W&B offline with its folders under tmp_path, no TRACELET_* from the caller."""
     wandb_root = tmp_path / "wandb-home"
@@ -47,12 +47,12 @@ def child_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def training(child_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+def training(training_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     """Starts child training processes (``training(config)``); kills what is left at the end."""
     started: list[Training] = []
 
     def start(config: dict[str, Any]) -> Training:
-        child = Training(config, child_env, tmp_path)
+        child = Training(config, training_env, tmp_path)
         started.append(child)
         return child
 

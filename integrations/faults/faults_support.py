@@ -1,5 +1,5 @@
-"""Helpers of the fault suite: the child training process (training_run.py), the real CLI in a subprocess,
-and reading back what MLflow (through ``MlflowClient``) and W&B (through the adapter's offline run-file
+"""Helpers of the delivery fault suite: the child training process (training_run.py), a slow loopback
+link, and reading back what MLflow (through ``MlflowClient``) and W&B (through the adapter's offline run-file
 reader) hold for each logged version.
 """
 
@@ -81,11 +81,6 @@ class Training:
         if self.process.stdout is not None:
             self.process.stdout.close()
 
-
-def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``tracelet-artifacts <args>`` as a real subprocess."""
-    return subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 class SlowLink:

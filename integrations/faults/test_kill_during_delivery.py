@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults_support import SlowLink, assert_mlflow_holds_each_once, run_cli
+from faults_support import SlowLink, assert_mlflow_holds_each_once
 from mlflow_support import holders
+from storage_support import run_cli
 
 from tracelet_artifacts.backends.wandb import WandbAdapter
 from tracelet_artifacts.store.catalog import Catalog, OutboxItem
@@ -58,7 +59,7 @@ def _kill_mid_upload(child: Any, catalog: Catalog, server_files: Path, timeout: 
 
 
 def test_training_killed_mid_upload_then_sync_delivers_every_version_exactly_once(
-        mlflow_server: Any, training: Any, child_env: dict[str, str], tmp_path: Path) -> None:
+        mlflow_server: Any, training: Any, training_env: dict[str, str], tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     name = f"killed-{time.monotonic_ns()}"
@@ -80,7 +81,7 @@ def test_training_killed_mid_upload_then_sync_delivers_every_version_exactly_onc
     partial = {f.path: f.file_size for f in client.list_artifacts(mlflow_run.info.run_id, f"{cut.name}/v{cut.version}")}
     print(f"outbox at the kill: {Counter(r.status for r in at_kill)}; {cut.ref} on the server after it: {partial}")
 
-    env = dict(child_env, TRACELET_BACKEND_OPTIONS=json.dumps(options))
+    env = dict(training_env, TRACELET_BACKEND_OPTIONS=json.dumps(options))
     synced = run_cli(["sync", "--store", str(store), "--timeout", "300"], env, tmp_path)
     link.close()
     assert synced.returncode == 0, synced.stdout + synced.stderr
