@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -176,6 +176,9 @@ class BlobStore:
         """True when the blob exists and its content still hashes to its name."""
         path = self.path(sha256)
         return path.is_file() and digest.sha256_file(path) == sha256
+
+    def settle(self, digests: Iterable[str]) -> None:
+        """Return once every blob in ``digests`` can be read by every reader of the store (here: at once)."""
 
     def local_path(self, sha256: str) -> Path:
         """The blob as a local file (read only!); raises ArtifactStoreNotFoundError when it is absent."""

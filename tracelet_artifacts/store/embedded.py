@@ -173,6 +173,7 @@ class EmbeddedStore:
                     f"Manifest {manifest.name!r} names content this store does not hold ({missing[:3]}); "
                     "log the TraceletArtifact builder instead."
                 )
+        self.blobs.settle(e.sha256 for e in manifest.entries)  # a version never names a blob others cannot read
         deliveries = dict(plan(manifest)) if plan else {}
         return self.catalog.add_version(manifest, version=version, aliases=aliases, run_id=run_id,
                                         deliveries=deliveries, stat_rows=stat_rows)

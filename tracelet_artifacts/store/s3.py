@@ -15,7 +15,8 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 _INSTALL_HINT = "pip install 'tracelet-artifacts[s3]'"
 MULTIPART_BYTES = 64 * 1024 * 1024  # files above this go up in parts of this size
 LOOKUP_FIRST_BYTES = 4 * 1024 * 1024  # blobs from this size are looked up in the bucket before being sent
+UPLOAD_WORKERS = 8  # blobs sent at once (each large one also in up to 4 parts at once)
 
 
 def _code(exc: Exception) -> str:
@@ -76,7 +78,9 @@ class S3BlobStore(BlobStore):
         self._transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES,
                                         max_concurrency=4)
         self._uploaded: set[str] = set()  # digests known to be in the bucket (it never loses a blob we wrote)
+        self._uploading: dict[str, Future[None]] = {}  # digest → its upload, until settle() collects it
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="tracelet-s3-upload")
         self._check_bucket()
 
     def __repr__(self) -> str:
@@ -159,21 +163,51 @@ class S3BlobStore(BlobStore):
                 )
             self._commit(temp, sha256)
 
+    def _upload_soon(self, sha256: str) -> None:
+        """Start sending a blob in the background; ``settle`` waits for it before the catalog names it."""
+        with self._lock:
+            if sha256 in self._uploaded or sha256 in self._uploading:
+                return
+            upload = self._uploading[sha256] = self._pool.submit(self._upload, sha256)
+        upload.add_done_callback(lambda done: self._forget(sha256, done))
+
+    def _forget(self, sha256: str, upload: Future[None]) -> None:
+        """A finished upload needs no collecting (``_uploaded`` knows it); a failed one waits for settle()."""
+        if upload.exception() is None:
+            with self._lock:
+                self._uploading.pop(sha256, None)
+
     # -- the BlobStore contract -------------------------------------------------------------------
     def put_stream(self, source: io.BufferedIOBase | io.RawIOBase) -> tuple[str, int]:
         sha, size = super().put_stream(source)
-        self._upload(sha)
+        self._upload_soon(sha)
         return sha, size
 
     def put_file(self, path: Path) -> tuple[str, int]:
         sha, size = super().put_file(path)
-        self._upload(sha)
+        self._upload_soon(sha)
         return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         sha, size = super().put_bytes(data)
-        self._upload(sha)
+        self._upload_soon(sha)
         return sha, size
+
+    def settle(self, digests: Iterable[str]) -> None:
+        """Return once every blob in ``digests`` is in the bucket (uploads run while the next files are
+        hashed); the first failed upload raises, so the version is not recorded."""
+        for sha in dict.fromkeys(digests):
+            with self._lock:
+                upload = self._uploading.get(sha)
+            try:
+                if upload is not None:
+                    upload.result()
+                elif not self.in_bucket(sha):
+                    self._upload(sha)
+            finally:
+                if upload is not None:
+                    with self._lock:
+                        self._uploading.pop(sha, None)
 
     def exists(self, sha256: str) -> bool:
         return self.in_bucket(sha256)
