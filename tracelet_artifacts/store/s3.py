@@ -29,6 +29,7 @@ from tracelet_artifacts.errors import (
     IntegrityError,
     TraceletError,
 )
+from tracelet_artifacts.redact import redact_text
 from tracelet_artifacts.store.blobs import BlobStore, is_digest
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ class S3BlobStore(BlobStore):
             return ConfigurationError(
                 f"No credentials for {self.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)."
             )
-        return ArtifactStoreError(f"{action} {self.url} failed: {type(exc).__name__}: {exc}; check the object "
-                                  "store and the network, then retry.")
+        return ArtifactStoreError(f"{action} {self.url} failed: {type(exc).__name__}: {redact_text(str(exc))}; "
+                                  "check the object store and the network, then retry.")
 
     def _check_bucket(self) -> None:
         try:
