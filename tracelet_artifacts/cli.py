@@ -252,11 +252,17 @@ def sync_command(store_path: str | None, timeout: float, include_live: bool) -> 
 @click.option("--grace", type=float, default=3600.0, show_default=True,
               help="Keep unreferenced blobs younger than this many seconds (a run may be writing them).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.option("--cache", "cache_unused_s", type=float, default=None, metavar="SECONDS",
+              help="Team store: also drop this machine's cached copies unused for SECONDS (the bucket keeps them).")
 @_friendly_errors
-def gc_command(store_path: str | None, grace: float, dry_run: bool) -> None:
+def gc_command(store_path: str | None, grace: float, dry_run: bool, cache_unused_s: float | None) -> None:
     """Remove blobs that no version references."""
-    count, size = _store(store_path).gc(grace_s=grace, dry_run=dry_run)
+    store = _store(store_path)
+    count, size = store.gc(grace_s=grace, dry_run=dry_run)
     click.echo(f"{'Would remove' if dry_run else 'Removed'} {count} blob(s), {_size(size)}.")
+    if cache_unused_s is not None:
+        count, size = store.blobs.trim_cache(unused_for_s=cache_unused_s, dry_run=dry_run)
+        click.echo(f"{'Would drop' if dry_run else 'Dropped'} {count} cached cop(ies), {_size(size)}.")
 
 
 @main.command("alias")

@@ -201,3 +201,21 @@ def test_writers_of_different_names_do_not_wait_for_each_other(team: Team, tmp_p
     other.join(10)
     assert waited["a"] < 1.0 and waited["b"] >= 1.0
     assert [v.ref for v in store.catalog.search()] == ["a:v1", "b:v1"]
+
+
+def test_gc_cache_drops_only_cached_copies_the_bucket_holds(team: Team, tmp_path: Path) -> None:
+    store = team.open(tmp_path / "main" / ".tracelet")  # the folder the CLI below uses as its cache
+    record = store.log(TraceletArtifact("cfg", "config").add_object({"n": 1}, "c"))
+    sha = record.manifest.entries[0].sha256
+    stray = store.blobs.path("ab" * 32)  # a cached file the bucket does not hold: kept
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"only here")
+    time.sleep(0.05)
+    result = subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", "gc", "--cache", "0"],
+                            cwd=tmp_path, env=team.subprocess_env(tmp_path / "main"), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Dropped 1 cached" in result.stdout
+    assert not store.blobs.path(sha).exists() and stray.exists()
+    store.fetch("cfg", "latest", tmp_path / "out")  # comes back from the bucket on demand
+    assert store.blobs.path(sha).exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -217,7 +218,8 @@ class S3BlobStore(BlobStore):
         return super().touch(sha256) and self.in_bucket(sha256)
 
     def local_path(self, sha256: str) -> Path:
-        if not self.path(sha256).is_file():
+        """The blob as a local file: the cached copy (marked used, for ``trim_cache``), else downloaded."""
+        if not super().touch(sha256):
             self._download(sha256)
         return self.path(sha256)
 
@@ -258,6 +260,19 @@ class S3BlobStore(BlobStore):
         with self._lock:
             self._uploaded.discard(sha256)
         super().delete(sha256)
+
+    def trim_cache(self, *, unused_for_s: float, dry_run: bool = False) -> tuple[int, int]:
+        """Remove this machine's cached copies that are in the bucket and unused for ``unused_for_s``
+        (reading or logging a blob marks it used); return (count, bytes). They come back on demand."""
+        cutoff = time.time() - unused_for_s
+        count = size = 0
+        for sha, blob_size, used in list(super().inventory()):
+            if used > cutoff or not self.in_bucket(sha):
+                continue
+            count, size = count + 1, size + blob_size
+            if not dry_run:
+                super().delete(sha)
+        return count, size
 
     def inventory(self) -> Iterator[tuple[str, int, float]]:
         """(digest, size, last modified) of every blob in the bucket."""
