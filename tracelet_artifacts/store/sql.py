@@ -76,7 +76,13 @@ class Database(ABC):
 
     def connection(self) -> Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None or not self._usable(conn):
+        if conn is not None and not self._usable(conn):  # e.g. the server restarted: replace it
+            with self._lock, suppress(ValueError):
+                self._connections.remove(conn)
+            with suppress(Exception):
+                conn.close()
+            conn = None
+        if conn is None:
             conn = self._connect()
             self._local.conn = conn
             with self._lock:
