@@ -251,7 +251,7 @@ def start_adapter(
     """Create an adapter and start (or resume, from the saved state) its run; save the state it returns."""
     _, saved = store.catalog.run_state(run_id)
     adapter = registry.create(name, options)
-    state = adapter.start_run(RunContext(run_id, experiment, store.root, saved.get(name, {})))
+    state = adapter.start_run(RunContext(run_id, experiment, store.root, saved.get(name, {}), store=store))
     store.catalog.save_backend_state(run_id, name, state)
     return adapter
 

@@ -219,3 +219,19 @@ def test_gc_cache_drops_only_cached_copies_the_bucket_holds(team: Team, tmp_path
     assert not store.blobs.path(sha).exists() and stray.exists()
     store.fetch("cfg", "latest", tmp_path / "out")  # comes back from the bucket on demand
     assert store.blobs.path(sha).exists()
+
+
+def test_the_local_adapter_of_a_team_run_is_the_team_store(team: Team, tmp_path: Path) -> None:
+    from tracelet_artifacts.delivery import start_adapter
+
+    store = team.open(tmp_path / "cache")
+    store.log(TraceletArtifact("cfg", "config").add_object({"n": 1}, "c"))
+    store.catalog.add_run("run-1", "exp", "elsewhere:1")
+    adapter = start_adapter(store, "run-1", "exp", "local", None)
+    try:
+        assert [a.name for a in adapter.list()] == ["cfg"]
+        adapter.fetch("cfg", "v1", tmp_path / "out")
+        assert (tmp_path / "out" / "c.json").exists()
+    finally:
+        adapter.end_run()
+    assert not (tmp_path / "cache" / "catalog.db").exists()  # no stray SQLite catalog beside the team's

@@ -40,6 +40,9 @@ class RunContext:
     experiment: str
     store_root: Path
     state: Mapping[str, Any] = field(default_factory=dict)
+    #: The run's embedded store (an ``EmbeddedStore``), for the ``local`` adapter, which *is* that store;
+    #: on a team store its root is only this machine's cache. Other adapters never open the catalog.
+    store: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

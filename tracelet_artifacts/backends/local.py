@@ -29,8 +29,17 @@ class LocalAdapter(BackendAdapter):
     _store: EmbeddedStore | None = None
 
     def start_run(self, run: RunContext) -> dict[str, str]:
-        self._store = EmbeddedStore(self.options.get("path") or run.store_root)
+        if self.options.get("path"):
+            self._store = EmbeddedStore(self.options["path"])
+        elif run.store is not None:
+            self._store = run.store.reopen()  # the run's own store, local or the team's, with its own connections
+        else:
+            self._store = EmbeddedStore(run.store_root)
         return {}
+
+    def end_run(self) -> None:
+        if self._store is not None:
+            self._store.close()  # its connections; a later call opens new ones
 
     @property
     def store(self) -> EmbeddedStore:
