@@ -235,3 +235,14 @@ def test_the_local_adapter_of_a_team_run_is_the_team_store(team: Team, tmp_path:
     finally:
         adapter.end_run()
     assert not (tmp_path / "cache" / "catalog.db").exists()  # no stray SQLite catalog beside the team's
+
+
+def test_the_artifact_store_service_follows_the_team_settings(team: Team, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracelet_artifacts.store.service import ArtifactStoreConfiguration, ArtifactStoreFactory
+
+    for key, value in team.env.items():
+        monkeypatch.setenv(key, value)
+    service = ArtifactStoreFactory.create(ArtifactStoreConfiguration(path=tmp_path / "svc"))
+    service.save("cfg", TraceletArtifact("cfg", "config").add_object({"n": 1}, "c"))
+    assert team.open(tmp_path / "other").get("cfg").ref == "cfg:v1"

@@ -95,10 +95,11 @@ def _freeze_for(key: str, artifact: TraceletArtifact | Manifest) -> TraceletArti
 
 
 class LocalArtifactStore(ArtifactStore):
-    """The embedded store (blobs + SQLite catalog) behind the service contract."""
+    """The embedded store behind the service contract: blobs + SQLite under ``path``, or the team's
+    store when ``TRACELET_CATALOG_URL`` / ``TRACELET_BLOB_URL`` are set (``path`` then holds the cache)."""
 
     def __init__(self, path: Path) -> None:
-        self.embedded = EmbeddedStore(path)
+        self.embedded = EmbeddedStore.from_settings(root=path)
 
     def save(self, key: str, artifact: TraceletArtifact | Manifest) -> ArtifactVersion:
         return self.embedded.log(_freeze_for(key, artifact))
