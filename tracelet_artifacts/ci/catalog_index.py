@@ -1,7 +1,7 @@
 """An ArtifactIndex over the embedded store: CI artifacts are recorded as store artifacts (labelled ``ci``), so
 one catalog holds experiments' and CI's artifacts and one search (``tracelet-artifacts ls``) covers both.
 
-    index = CatalogIndex(EmbeddedStore(".tracelet"))
+    index = CatalogIndex(EmbeddedStore.from_settings())   # the local store, or the team's
     index.add(metadata)                                   # content copied into the store, metadata catalogued
     ArtifactDiscovery(index).discover_artifacts(artifact_type="perf_report", content_query={"metrics.fps": ">30"})
 
