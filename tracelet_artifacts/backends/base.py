@@ -130,15 +130,19 @@ class Delivery:
                  for r in self.manifest.references if r.uri in set(self.plan.external_references)]
         return refs
 
+    def link_entry(self, entry: ManifestEntry, target: Path) -> Path:
+        """Make ``target`` hold an entry's stored content: a hard link where possible (read only!), else a copy."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(self.blob_path(entry), target)
+        except OSError:
+            shutil.copyfile(self.blob_path(entry), target)
+        return target
+
     def stage(self, folder: Path) -> Path:
         """Lay the uploads out under ``folder`` with their artifact paths (hard links, else copies)."""
         for entry in self.uploads():
-            target = folder / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(self.blob_path(entry), target)
-            except OSError:
-                shutil.copyfile(self.blob_path(entry), target)
+            self.link_entry(entry, folder / entry.path)
         return folder
 
     def receipt(self, backend: str, **values: Any) -> Receipt:

@@ -468,12 +468,7 @@ class ClearmlAdapter(BackendAdapter):
         blob = delivery.blob_path(entry)
         if not blob.is_file():
             raise DeliveryError(f"The embedded store lacks the content of {entry.path!r} ({blob}).", retryable=False)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(delivery.blob_path(entry), target)
-        except OSError:
-            shutil.copyfile(delivery.blob_path(entry), target)
-        return target
+        return delivery.link_entry(entry, target)
 
     @staticmethod
     def _upload(task: Any, key: str, source: Path, meta: Mapping[str, str], sha256: str) -> str:

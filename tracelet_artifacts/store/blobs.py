@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -210,14 +209,6 @@ class BlobStore:
             os.replace(temp, dest)
         finally:
             temp.unlink(missing_ok=True)
-
-    def link_or_copy(self, sha256: str, dest: Path) -> None:
-        """Make ``dest`` hold the blob: a hard link where possible (read-only use!), else a copy."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(self.path(sha256), dest)
-        except OSError:
-            shutil.copyfile(self.path(sha256), dest)
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)

@@ -248,10 +248,6 @@ class S3BlobStore(BlobStore):
             self._heal(sha256)
             super().copy_to(sha256, dest)
 
-    def link_or_copy(self, sha256: str, dest: Path) -> None:
-        self.local_path(sha256)
-        super().link_or_copy(sha256, dest)
-
     def delete(self, sha256: str) -> None:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
