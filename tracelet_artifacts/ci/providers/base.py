@@ -114,13 +114,21 @@ class CIProvider(abc.ABC):
             f"{self.name} has no API to upload artifacts; let the CI job archive them instead."
         )
 
+    def _named(self, run_id: str, name: str, attempt: int | None) -> list[CIArtifact]:
+        """The run's artifacts that may carry ``name`` (providers whose API filters by name override this)."""
+        return self.list_artifacts(run_id, attempt=attempt)
+
+    def _ls_command(self, run_id: str) -> str:
+        """The CLI command that lists a run's artifacts, for error messages."""
+        return f"tracelet-artifacts ci ls {self.name} {run_id}"
+
     def get_artifact(self, run_id: str, name: str, *, attempt: int | None = None) -> CIArtifact:
         """The named artifact of a run; the newest attempt when several carry the same name."""
-        matches = [a for a in self.list_artifacts(run_id, attempt=attempt) if a.name == name]
+        matches = [a for a in self._named(run_id, name, attempt) if a.name == name]
         if not matches:
             raise CINotFoundError(
                 f"{self.name}: run {run_id} has no artifact named {name!r}; "
-                f"list them with `tracelet-artifacts ci ls {self.name} {run_id}`."
+                f"list them with `{self._ls_command(run_id)}`."
             )
         live = [a for a in matches if not a.expired] or matches
         return max(live, key=lambda a: a.attempt)

@@ -122,17 +122,12 @@ class GitHubActionsProvider(CIProvider):
             artifacts = [a for a in artifacts if a.attempt == attempt]
         return artifacts
 
-    def get_artifact(self, run_id: str, name: str, *, attempt: int | None = None) -> CIArtifact:
-        """The named artifact of a run, asking GitHub to filter by name (one request, not every page)."""
-        matches = self.list_artifacts(run_id, attempt=attempt, name=name)
-        matches = [a for a in matches if a.name == name]
-        if not matches:
-            raise CINotFoundError(
-                f"github: run {run_id} has no artifact named {name!r}; "
-                f"list them with `tracelet-artifacts ci ls github {run_id} --repo {self.repo}`."
-            )
-        live = [a for a in matches if not a.expired] or matches
-        return max(live, key=lambda a: a.attempt)
+    def _named(self, run_id: str, name: str, attempt: int | None) -> list[CIArtifact]:
+        """GitHub filters by name itself: one request, not every page."""
+        return self.list_artifacts(run_id, attempt=attempt, name=name)
+
+    def _ls_command(self, run_id: str) -> str:
+        return f"tracelet-artifacts ci ls github {run_id} --repo {self.repo}"
 
     def _artifact(self, run_id: str, item: dict[str, Any], attempt: int) -> CIArtifact:
         return CIArtifact(
