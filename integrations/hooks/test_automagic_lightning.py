@@ -25,15 +25,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("TRACELET_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize("namespace", installed_namespaces())
 def test_real_trainers_get_the_callback_only_while_automagic_is_on(workdir: Path, namespace: str) -> None:
     pl = importlib.import_module(namespace)

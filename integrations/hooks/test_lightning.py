@@ -88,15 +88,6 @@ def train(namespace: str, exp: Experiment, *, crash_at: tuple[int, int] | None =
     return trainer
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("TRACELET_") or key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def experiment(workdir: Path, **kwargs: Any) -> Experiment:
     return Experiment("lightning-test", settings=TraceletSettings(store_path=workdir / ".tracelet"), **kwargs)
 
@@ -204,8 +195,6 @@ def test_a_process_that_is_not_global_rank_zero_captures_nothing(workdir: Path,
 
 def test_the_run_is_delivered_to_mlflow(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("mlflow")
-    if importlib.util.find_spec("tracelet_artifacts.backends.mlflow") is None:
-        pytest.skip("the MLflow adapter has not landed yet")
     for key, value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "HOME": str(workdir)}.items():
         monkeypatch.setenv(key, value)
     from mlflow.tracking import MlflowClient

@@ -6,7 +6,6 @@ example script runs.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -23,15 +22,6 @@ from tracelet_artifacts.store.embedded import EmbeddedStore  # noqa: E402
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("TRACELET_") or key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def sha256(path: Path) -> str:
@@ -84,8 +74,6 @@ def test_a_real_training_loop_under_automagic_versions_each_checkpoint_it_wrote(
 
 def test_captured_saves_reach_mlflow(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("mlflow")
-    if importlib.util.find_spec("tracelet_artifacts.backends.mlflow") is None:
-        pytest.skip("the MLflow adapter has not landed yet")
     for key, value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "HOME": str(workdir)}.items():
         monkeypatch.setenv(key, value)
     from mlflow.tracking import MlflowClient

@@ -23,6 +23,8 @@ import pytest
 
 pytest.importorskip("watchdog")
 
+from lightning_fakes import isolate
+
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.hooks import watcher as watcher_module
@@ -35,10 +37,7 @@ SETTLE = 0.4
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("TRACELET_") or key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+    isolate(tmp_path, monkeypatch)
     (tmp_path / "out").mkdir()
     return tmp_path
 
