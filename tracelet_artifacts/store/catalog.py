@@ -103,13 +103,9 @@ class Catalog:
         catalog.get("classifier", "latest").label   # "v1"
     """
 
-    def __init__(self, location: str | Path, *, busy_timeout_s: float = 60.0) -> None:
+    def __init__(self, location: str | Path) -> None:
         self.db: Database = open_database(location)
-        self.path = Path(location) if self.db.dialect == "sqlite" else None
-        try:
-            migrate(self.db)
-        except self.db.errors as exc:
-            raise ArtifactStoreError(f"Cannot open the catalog at {self.db.location!r}: {exc}.") from exc
+        migrate(self.db)  # driver errors arrive as ArtifactStoreError, naming the catalog
 
     @property
     def location(self) -> str:

@@ -105,8 +105,8 @@ class Database(ABC):
         process sharing the database. It commits completely or not at all; a driver error becomes
         ArtifactStoreError.
         """
-        conn = self.connection()
         try:
+            conn = self.connection()
             self._begin(conn, keys)
             try:
                 yield conn
