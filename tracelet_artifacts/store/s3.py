@@ -96,7 +96,7 @@ class S3BlobStore(BlobStore):
 
     def _failed(self, action: str, exc: Exception) -> TraceletError:
         if _code(exc) == "NoSuchBucket":
-            return ConfigurationError(f"The bucket {self.bucket!r} does not exist; create it or fix TRACELET_BLOB_URL.")
+            return self._no_bucket()
         if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
             return ConfigurationError(
                 f"No credentials for {self.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)."
@@ -104,16 +104,15 @@ class S3BlobStore(BlobStore):
         return ArtifactStoreError(f"{action} {self.url} failed: {type(exc).__name__}: {redact_text(str(exc))}; "
                                   "check the object store and the network, then retry.")
 
+    def _no_bucket(self) -> ConfigurationError:
+        return ConfigurationError(f"The bucket {self.bucket!r} does not exist at {self.endpoint_url or 'AWS'}; "
+                                  "create it or fix TRACELET_BLOB_URL.")
+
     def _check_bucket(self) -> None:
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except Exception as exc:
-            if _code(exc) in _NOT_FOUND:
-                raise ConfigurationError(
-                    f"The bucket {self.bucket!r} does not exist at {self.endpoint_url or 'AWS'}; create it or fix "
-                    "TRACELET_BLOB_URL."
-                ) from None
-            raise self._failed("Reaching", exc) from None
+            raise (self._no_bucket() if _code(exc) in _NOT_FOUND else self._failed("Reaching", exc)) from None
 
     def in_bucket(self, sha256: str) -> bool:
         """Whether the bucket holds this blob."""
