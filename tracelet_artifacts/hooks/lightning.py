@@ -87,6 +87,24 @@ def _known_paths(callback: Any) -> list[str]:
     return [*getattr(callback, "best_k_models", {}), callback.best_model_path, callback.last_model_path]
 
 
+def _log_dir(trainer: Any) -> str:
+    """``trainer.log_dir`` as this process sees it, without the collective broadcast Lightning's property makes.
+
+    ``Trainer.log_dir`` broadcasts from rank 0, so every rank must call it; the callback runs on rank 0
+    only, and calling it there would leave rank 0 waiting for ranks that never join (a hang under DDP).
+    This reads the same values locally: the first logger's ``log_dir`` for TensorBoard and CSV loggers,
+    its ``save_dir`` for any other logger, else the trainer's ``default_root_dir``.
+    """
+    loggers = list(getattr(trainer, "loggers", None) or [])
+    if loggers:
+        first = loggers[0]
+        versioned = any(c.__name__ in ("TensorBoardLogger", "CSVLogger") for c in type(first).__mro__)
+        folder = getattr(first, "log_dir" if versioned else "save_dir", None)
+        if folder:
+            return os.fspath(folder)
+    return os.fspath(trainer.default_root_dir)
+
+
 def _innermost_io(checkpoint_io: Any) -> Any:
     """The CheckpointIO that really writes: unwrap AsyncCheckpointIO and other wrappers."""
     seen = {id(checkpoint_io)}
@@ -395,8 +413,7 @@ class _CaptureLogic:
 
     # -- model, hyper-parameters, samples ---------------------------------------------------------
     def _run_name(self, trainer: Any, leaf: str) -> str:
-        root = getattr(trainer, "log_dir", None) or trainer.default_root_dir
-        base = artifact_name_for(root, "")
+        base = artifact_name_for(_log_dir(trainer), "")
         return f"{base}/{leaf}" if base else leaf
 
     def _log_hparams(self, trainer: Any, pl_module: Any) -> None:
