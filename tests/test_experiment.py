@@ -278,8 +278,8 @@ def test_a_burst_of_submits_blocks_the_caller_once_submit_queue_max_wait(
         adapters: AdapterFiles, monkeypatch: pytest.MonkeyPatch) -> None:
     exp = experiment(adapters, backend=[], submit_queue_max=5).start()
     gate = threading.Event()
-    real_log = exp.store.log
-    monkeypatch.setattr(exp.store, "log", lambda *a, **k: (gate.wait(20), real_log(*a, **k))[1])
+    real_ingest = exp.store.ingest
+    monkeypatch.setattr(exp.store, "ingest", lambda *a, **k: (gate.wait(20), real_ingest(*a, **k))[1])
     handed: list[Any] = []
     producer = threading.Thread(target=lambda: handed.extend(exp.submit_artifact(config_artifact(i))
                                                              for i in range(12)))
