@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracelet_artifacts.content import (
+from tracelet_artifacts.ci.content import (
     CIArtifactKind,
     ContentAnalysis,
     ContentAnalysisError,

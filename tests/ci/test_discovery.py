@@ -105,12 +105,12 @@ def test_a_custom_index_receives_the_query_as_data(artifacts: list[ArtifactMetad
             return []
 
     ArtifactDiscovery(RecordingIndex()).discover_artifacts(artifact_type="log", labels=["x"])
-    assert seen == [ArtifactQuery(artifact_type="log", labels=frozenset({"x"}))]
+    assert seen == [ArtifactQuery(artifact_type="test_log", labels=frozenset({"x"}))]
 
 
 def test_group_by_type(artifacts: list[ArtifactMetadata]) -> None:
     groups = ArtifactDiscovery.group_artifacts_by_type(artifacts)
-    assert {kind: len(items) for kind, items in groups.items()} == {"perf_report": 3, "test_results": 1, "log": 1}
+    assert {kind: len(items) for kind, items in groups.items()} == {"performance_report": 3, "test_report": 1, "test_log": 1}
 
 
 def test_find_latest(artifacts: list[ArtifactMetadata]) -> None:

@@ -25,7 +25,7 @@ def perf_file(tmp_path: Path) -> Path:
 
 def test_metadata_describes_a_json_perf_report(perf_file: Path) -> None:
     meta = ArtifactMetadata("perf-report", perf_file, "run-1", "github")
-    assert meta.artifact_type == "perf_report"
+    assert meta.artifact_type == "performance_report"
     assert meta.mime_type == "application/json"
     assert meta.is_text is True
     assert meta.size_bytes == perf_file.stat().st_size
@@ -39,7 +39,7 @@ def test_junit_file_is_test_results_whatever_its_artifact_name(tmp_path: Path) -
     path = tmp_path / "out.xml"
     path.write_text('<testsuite tests="4" failures="1" errors="0" skipped="0"><testcase name="a"/></testsuite>')
     meta = ArtifactMetadata("build-output", path, "17", "jenkins")
-    assert meta.artifact_type == "test_results"
+    assert meta.artifact_type == "test_report"
     assert meta.content_value("tests.failures") == 1
     assert meta.content_value("format") == "junit"
 
@@ -47,13 +47,13 @@ def test_junit_file_is_test_results_whatever_its_artifact_name(tmp_path: Path) -
 def test_name_of_the_file_classifies_when_the_artifact_name_says_nothing(tmp_path: Path) -> None:
     path = tmp_path / "live_backing.log"
     path.write_text("INFO started\n")
-    assert ArtifactMetadata("public", path, "t1", "taskcluster").artifact_type == "log"
+    assert ArtifactMetadata("public", path, "t1", "taskcluster").artifact_type == "test_log"
 
 
 def test_explicit_created_at_and_artifact_type_win(perf_file: Path) -> None:
     meta = ArtifactMetadata("x", perf_file, "r", "gitlab", created_at="2024-05-01T10:00:00Z", artifact_type="coverage")
     assert meta.created_at == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
-    assert meta.artifact_type == "coverage"
+    assert meta.artifact_type == "coverage_report"
 
 
 def test_malformed_content_still_yields_metadata_with_the_reason(tmp_path: Path) -> None:

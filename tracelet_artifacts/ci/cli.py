@@ -63,7 +63,7 @@ def _series_from_folder(
 ) -> tuple[list[float], list[str], list[datetime] | None]:
     """One point per file (JSON, JUnit XML, CSV, …) whose content holds ``metric``; ordered by
     ``time_field`` (a content value) or by file name."""
-    from tracelet_artifacts.content import ContentAnalysisError, analyze_content
+    from tracelet_artifacts.ci.content import ContentAnalysisError, analyze_content
 
     rows: list[tuple[Any, float, str, datetime | None]] = []
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from tracelet_artifacts.ci.errors import ArtifactQueryError
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.content import CIArtifactKind
+from tracelet_artifacts.ci.content import CIArtifactKind
 
 _OPERATOR = re.compile(r"^\s*(>=|<=|!=|==|>|<|~)\s*(.*?)\s*$", re.DOTALL)
 _RECORD_FIELDS = (
@@ -178,7 +178,7 @@ class ArtifactQuery:
         content_query: Mapping[str, Any] | None = None,
     ) -> ArtifactQuery:
         """A query from the keyword arguments of ``discover_artifacts``."""
-        kind = CIArtifactKind(artifact_type).value if artifact_type else None
+        kind = CIArtifactKind.parse(artifact_type).value if artifact_type else None
         return cls(kind, frozenset(labels or ()), _conditions(metadata_query), _conditions(content_query))
 
     def matches(self, meta: ArtifactMetadata) -> bool:
@@ -273,7 +273,7 @@ class ArtifactDiscovery:
         provider_name: str | None = None,
     ) -> ArtifactMetadata | None:
         """The newest artifact (by ``created_at``; the later one in the input wins a tie), or None."""
-        kind = CIArtifactKind(artifact_type).value if artifact_type else None
+        kind = CIArtifactKind.parse(artifact_type).value if artifact_type else None
         latest: ArtifactMetadata | None = None
         for meta in artifacts:
             if artifact_name is not None and meta.artifact_name != artifact_name:

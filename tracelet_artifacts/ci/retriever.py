@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -140,16 +139,19 @@ class ArtifactRetriever:
     # -- the synchronous pieces (run in worker threads) ---------------------------------------------
 
     def _metadata(self, request: ArtifactRequest, path: Path, created_at: str | None = None) -> ArtifactMetadata:
-        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+        from tracelet_artifacts.ci.errors import ArtifactMetadataError
+        from tracelet_artifacts.ci.metadata import describe
+
+        def described(when: str | None) -> ArtifactMetadata:
+            return describe(path, request.artifact_name, test_run_id=request.test_run_id,
+                            provider_name=request.provider_name, created_at=when)
 
         try:
-            return ArtifactMetadata(
-                request.artifact_name, path, request.test_run_id, request.provider_name, created_at=created_at
-            )
-        except Exception:
+            return described(created_at)
+        except ArtifactMetadataError:
             if created_at is None:
                 raise
-            return ArtifactMetadata(request.artifact_name, path, request.test_run_id, request.provider_name)
+            return described(None)  # the provider's time could not be read: the file's time will do
 
     def _verified_hit(self, request: ArtifactRequest, entry: CacheEntry) -> ArtifactMetadata | None:
         """Metadata of a cache hit whose bytes still hash to the recorded digest; None otherwise."""
@@ -193,9 +195,7 @@ class ArtifactRetriever:
                 }
                 pristine = ArtifactMetadata.from_dict(stored)
             self._described[memo_key] = pristine
-        meta = copy.copy(pristine)  # callers may label or annotate their copy
-        meta.labels, meta.metadata = set(pristine.labels), dict(pristine.metadata)
-        return meta
+        return pristine.copy()  # callers may label or annotate their copy
 
     def _cached(
         self, request: ArtifactRequest, *, inline_only: bool = False, pins: set[str] | None = None

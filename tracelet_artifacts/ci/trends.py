@@ -18,7 +18,7 @@ import numpy.typing as npt
 from tracelet_artifacts.ci.discovery import ArtifactDiscovery, MetricPoint
 from tracelet_artifacts.ci.errors import TrendAnalysisError
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.content import CIArtifactKind
+from tracelet_artifacts.ci.content import CIArtifactKind
 
 FloatArray = npt.NDArray[np.float64]
 T_CAP = 1000.0  # an infinite t (both windows without variance) is reported as 1000, as Perfherder does
@@ -411,7 +411,7 @@ def analyze_metrics_trend(
     artifacts of ``artifact_type`` from ``provider_name`` (None for any) created in the last ``days``
     days before ``now`` (default: the current UTC time) count, oldest first.
     """
-    kind = CIArtifactKind(artifact_type).value
+    kind = CIArtifactKind.parse(artifact_type).value
     items = source() if callable(source) else source
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
     chosen = [
@@ -425,7 +425,7 @@ def analyze_metrics_trend(
     if len(points) < 2:
         where = f"from {provider_name} " if provider_name else ""
         raise TrendAnalysisError(
-            f"{len(points)} {kind} artifact(s) {where}in the last {days:g} days hold {metric_name!r}; "
+            f"{len(points)} {getattr(artifact_type, 'value', artifact_type)} artifact(s) {where}in the last {days:g} days hold {metric_name!r}; "
             "a trend needs at least two"
         )
     analysis = analyze_series([p.value for p in points], lower_is_better=lower_is_better, methods=methods)
