@@ -110,7 +110,8 @@ def test_a_custom_index_receives_the_query_as_data(artifacts: list[ArtifactMetad
 
 def test_group_by_type(artifacts: list[ArtifactMetadata]) -> None:
     groups = ArtifactDiscovery.group_artifacts_by_type(artifacts)
-    assert {kind: len(items) for kind, items in groups.items()} == {"performance_report": 3, "test_report": 1, "test_log": 1}
+    counts = {kind: len(items) for kind, items in groups.items()}
+    assert counts == {"performance_report": 3, "test_report": 1, "test_log": 1}
 
 
 def test_find_latest(artifacts: list[ArtifactMetadata]) -> None:

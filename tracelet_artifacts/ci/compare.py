@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracelet_artifacts.ci.content import json_leaves
 from tracelet_artifacts.ci.errors import ComparisonError
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.ci.content import json_leaves
 from tracelet_artifacts.detect import SNIFF_BYTES, is_text, read_head
 from tracelet_artifacts.digest import sha256_file
 

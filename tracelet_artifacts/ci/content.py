@@ -18,8 +18,8 @@ from pathlib import Path, PurePath
 from typing import Any
 from xml.parsers import expat
 
-from tracelet_artifacts.detect import is_text, kind_for_name, read_head
 from tracelet_artifacts.ci.errors import ArtifactQueryError
+from tracelet_artifacts.detect import is_text, kind_for_name, read_head
 from tracelet_artifacts.errors import ContentAnalysisError, ContentTooLargeError
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
