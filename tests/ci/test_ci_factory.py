@@ -15,6 +15,7 @@ from test_ci_retriever import FakeProvider
 
 from tracelet_artifacts.ci.cache import ArtifactCache
 from tracelet_artifacts.ci.errors import CIProviderError
+from tracelet_artifacts.ci.providers import registry
 from tracelet_artifacts.ci.providers.factory import CIProviderFactory
 from tracelet_artifacts.ci.providers.github import GitHubActionsProvider
 from tracelet_artifacts.ci.providers.jenkins import JenkinsProvider
@@ -63,7 +64,7 @@ def test_register_refuses_to_replace_a_builtin_silently() -> None:
         with pytest.raises(TypeError):
             CIProviderFactory.registry()["x"] = "y"  # type: ignore[index]
     finally:
-        CIProviderFactory._registry.pop("fake-ci", None)
+        registry.unregister("fake-ci")
 
 
 def test_importing_the_ci_package_does_not_import_httpx() -> None:

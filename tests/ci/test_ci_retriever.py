@@ -15,17 +15,13 @@ import pytest
 from ci_fakes import TOKEN, Sleeps, make_zip
 from pytest_httpserver import HTTPServer
 
+from tracelet_artifacts.ci.compat import get_artifact_handler, get_artifact_retriever, initialize_artifact_systems
 from tracelet_artifacts.ci.download import Downloaded
 from tracelet_artifacts.ci.errors import ArtifactExpiredError, CINotFoundError
 from tracelet_artifacts.ci.http import Opened
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
-from tracelet_artifacts.ci.retriever import (
-    ArtifactRequest,
-    ArtifactRetriever,
-    get_artifact_handler,
-    get_artifact_retriever,
-    initialize_artifact_systems,
-)
+from tracelet_artifacts.ci.providers.github import GitHubActionsProvider
+from tracelet_artifacts.ci.retriever import ArtifactRequest, ArtifactRetriever
 from tracelet_artifacts.errors import ConfigurationError
 
 
@@ -230,12 +226,15 @@ def test_initialize_artifact_systems_end_to_end_against_github(
         "", status=302, headers={"Location": cdn.url_for("/blob/5")}
     )
     cdn.expect_request("/blob/5").respond_with_data(body, content_type="application/zip")
-    handler, retriever = initialize_artifact_systems(
+    providers = initialize_artifact_systems(
         {"gh": {"type": "github", "repo": "o/r", "token": TOKEN, "base_url": api.url_for("/").rstrip("/")}},
         tmp_path / "store",
         tmp_path / "cache",
     )
+    handler, retriever = providers.handler, providers.retriever
+    assert isinstance(providers["gh"], GitHubActionsProvider) and list(providers) == ["gh"]
     assert get_artifact_handler() is handler and get_artifact_retriever() is retriever
+    assert handler.providers["gh"] is retriever.providers["gh"] is providers["gh"]
     path, meta = asyncio.run(retriever.retrieve_artifact("9", "perf", "gh"))
     assert path.read_bytes() == body and meta.created_at.year == 2024
     assert "Authorization" not in cdn.log[0][0].headers  # werkzeug headers: case-insensitive

@@ -1,5 +1,5 @@
 """ArtifactRetriever: fetch CI artifacts through registered providers into a verified local cache,
-one at a time or as a batch with bounded concurrency; plus the process-wide artifact systems.
+one at a time or as a batch with bounded concurrency, and trend or compare what it has retrieved.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from tracelet_artifacts.ci.errors import DownloadIntegrityError
 from tracelet_artifacts.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet_artifacts.ci.handler import ArtifactHandler
+    from tracelet_artifacts.ci.compare import ArtifactComparison
     from tracelet_artifacts.ci.metadata import ArtifactMetadata
     from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider
+    from tracelet_artifacts.ci.trends import MetricTrend
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
@@ -358,6 +359,50 @@ class ArtifactRetriever:
         """``retrieve_artifacts_batch`` for synchronous code (runs its own event loop)."""
         return asyncio.run(self.retrieve_artifacts_batch(requests, **options))
 
+    # -- trends and comparison over what was retrieved ----------------------------------------------------
+
+    def cached_artifacts(self) -> list[ArtifactMetadata]:
+        """The metadata of every artifact in the cache, as recorded when it was stored (no file is read)."""
+        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+
+        return [ArtifactMetadata.from_dict({**entry.metadata, "artifact_path": str(self.cache.path_of(entry))})
+                for entry in self.cache if entry.metadata is not None]
+
+    async def analyze_metrics_trend(
+        self,
+        provider_name: str | None,
+        artifact_type: str,
+        metric_name: str,
+        days: float = 30,
+        **options: Any,
+    ) -> MetricTrend:
+        """The trend of ``metric_name`` over the cached artifacts of ``artifact_type`` retrieved from
+        ``provider_name`` in the last ``days`` days (see ``trends.analyze_metrics_trend`` for ``options``)."""
+        from tracelet_artifacts.ci.trends import analyze_metrics_trend
+
+        return analyze_metrics_trend(provider_name, artifact_type, metric_name, days,
+                                     source=self.cached_artifacts, **options)
+
+    async def compare_artifacts(
+        self,
+        artifact1: ArtifactRequest | Mapping[str, Any] | Sequence[Any],
+        artifact2: ArtifactRequest | Mapping[str, Any] | Sequence[Any],
+        *,
+        use_cache: bool = True,
+    ) -> ArtifactComparison:
+        """Retrieve both artifacts (from the cache when it holds them) and compare ``artifact1`` → ``artifact2``.
+
+        Each side is ``{"test_run_id", "artifact_name", "provider_name"[, "attempt"]}``, a tuple, or a request.
+        """
+        from tracelet_artifacts.ci.compare import compare_artifacts
+
+        sides = []
+        for item in (artifact1, artifact2):
+            request = ArtifactRequest.of(item)
+            sides.append(await self.retrieve_artifact(request.test_run_id, request.artifact_name,
+                                                      request.provider_name, use_cache, attempt=request.attempt))
+        return compare_artifacts(sides[0][1], sides[1][1])
+
     def cache_stats(self) -> dict[str, Any]:
         """Entries, bytes used and the limits."""
         return {
@@ -366,59 +411,3 @@ class ArtifactRetriever:
             "max_bytes": self.cache.max_bytes,
             "max_age_seconds": self.cache.max_age_seconds,
         }
-
-
-# -- process-wide artifact systems (the original design's entry points) ------------------------------
-
-_HANDLER: ArtifactHandler | None = None
-_RETRIEVER: ArtifactRetriever | None = None
-
-
-def initialize_artifact_systems(
-    provider_configs: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]],
-    artifact_handler_storage_dir: Path | str,
-    artifact_retriever_cache_dir: Path | str,
-    *,
-    max_cache_size_mb: float = 1024,
-    max_cache_age_days: float = 30,
-    **provider_overrides: Any,
-) -> tuple[ArtifactHandler, ArtifactRetriever]:
-    """Build the handler and the retriever, with one provider per config, and make them current.
-
-    ``provider_configs`` is ``{name: {"type": "github", ...}}`` or a list of configs with ``name``
-    (defaulting to the type). ``provider_overrides`` (e.g. ``transport=``) go to every provider.
-
-    >>> initialize_artifact_systems({"gh": {"type": "github", "repo": "octo/repo"}},
-    ...                             "ci-artifacts", ".ci-cache")  # doctest: +SKIP
-    """
-    global _HANDLER, _RETRIEVER
-    from tracelet_artifacts.ci.handler import ArtifactHandler
-    from tracelet_artifacts.ci.providers.factory import CIProviderFactory
-
-    if isinstance(provider_configs, Mapping):
-        named = [(str(name), dict(cfg)) for name, cfg in provider_configs.items()]
-    else:
-        named = [(str(cfg.get("name") or cfg.get("type")), dict(cfg)) for cfg in provider_configs]
-    handler = ArtifactHandler(Path(artifact_handler_storage_dir))
-    retriever = ArtifactRetriever(artifact_retriever_cache_dir, max_cache_size_mb, max_cache_age_days)
-    for name, cfg in named:
-        cfg.setdefault("type", name)
-        retriever.register_provider(name, CIProviderFactory.create(cfg, **provider_overrides))
-    if _RETRIEVER is not None:
-        _RETRIEVER.close()
-    _HANDLER, _RETRIEVER = handler, retriever
-    return handler, retriever
-
-
-def get_artifact_handler() -> ArtifactHandler:
-    """The handler built by ``initialize_artifact_systems``."""
-    if _HANDLER is None:
-        raise ConfigurationError("CI artifact systems are not initialised; call initialize_artifact_systems().")
-    return _HANDLER
-
-
-def get_artifact_retriever() -> ArtifactRetriever:
-    """The retriever built by ``initialize_artifact_systems``."""
-    if _RETRIEVER is None:
-        raise ConfigurationError("CI artifact systems are not initialised; call initialize_artifact_systems().")
-    return _RETRIEVER

@@ -38,6 +38,13 @@ class TaskclusterProvider(CIProvider):
     """
 
     name = "taskcluster"
+    env_options = {
+        "root_url": "TASKCLUSTER_ROOT_URL",
+        "client_id": "TASKCLUSTER_CLIENT_ID",
+        "access_token": "TASKCLUSTER_ACCESS_TOKEN",
+        "certificate": "TASKCLUSTER_CERTIFICATE",
+    }
+    cli_filters = {"task_group_id": "task_group_id"}
 
     def __init__(
         self,
