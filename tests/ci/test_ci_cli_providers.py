@@ -104,5 +104,5 @@ def test_taskcluster_download_command(api: HTTPServer, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "1 downloaded" in result.output
-    saved = tmp_path / GROUP / "1" / "browsertime-tp6-amazon" / "downloads" / "T1+-+perfherder-data.json"
+    saved = tmp_path / GROUP / "1" / "browsertime-tp6-amazon" / "downloads" / "T1_perfherder-data.json"
     assert json.loads(saved.read_text()) == {"suites": []}

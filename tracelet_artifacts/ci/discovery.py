@@ -341,7 +341,13 @@ def resolve_metric(artifacts: Sequence[ArtifactMetadata], name: str) -> str:
     else the one metric path ending in ``.name``; ArtifactQueryError when there is none or several."""
     if any(_as_number(meta.content_value(name)) is not None for meta in artifacts):
         return name
-    held = sorted({key for meta in artifacts for key in meta.metrics})
+    return leaf_metric(name, {key for meta in artifacts for key in meta.metrics}, f"{len(artifacts)} artifact(s)")
+
+
+def leaf_metric(name: str, held: Iterable[str], holders: str) -> str:
+    """The one metric path in ``held`` that ends in ``.name``; ArtifactQueryError (naming what ``holders``
+    hold) when there is none or several."""
+    held = sorted(set(held))
     ending = [key for key in held if key.endswith(f".{name}")]
     if len(ending) == 1:
         return ending[0]
@@ -351,7 +357,7 @@ def resolve_metric(artifacts: Sequence[ArtifactMetadata], name: str) -> str:
         )
     shown = ", ".join(held[:_SHOWN_KEYS]) + (f", … ({len(held)} in all)" if len(held) > _SHOWN_KEYS else "")
     raise ArtifactQueryError(
-        f"no artifact holds a metric {name!r}; the {len(artifacts)} artifact(s) hold: {shown or 'no metrics'}"
+        f"no metric {name!r} in {holders}; they hold: {shown or 'no metrics'}"
     )
 
 

@@ -21,6 +21,7 @@ from tracelet_artifacts.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from tracelet_artifacts.ci.compare import ArtifactComparison
+    from tracelet_artifacts.ci.download import ProgressCallback
     from tracelet_artifacts.ci.metadata import ArtifactMetadata
     from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider
     from tracelet_artifacts.ci.trends import MetricTrend
@@ -48,6 +49,15 @@ class ArtifactRequest:
         if isinstance(item, Mapping):
             return cls(str(item["test_run_id"]), item["artifact_name"], item["provider_name"], item.get("attempt"))
         return cls(str(item[0]), item[1], item[2], item[3] if len(item) > 3 else None)
+
+
+@dataclass(frozen=True)
+class ByteProgress:
+    """Byte-level progress of a batch: ``size(request, bytes)`` is told each artifact's size once the
+    provider lists it; ``file(request)`` gives the ``(done, total)`` callback its download reports to."""
+
+    size: Callable[[ArtifactRequest, int | None], None]
+    file: Callable[[ArtifactRequest], ProgressCallback]
 
 
 @dataclass(frozen=True)
@@ -214,11 +224,15 @@ class ArtifactRetriever:
         meta.add_metadata({"ci_attempt": entry.attempt, "ci_cached": True})
         return self.cache.path_of(entry), meta
 
-    def _fetch(self, request: ArtifactRequest, pins: set[str] | None = None) -> tuple[Path, ArtifactMetadata]:
+    def _fetch(
+        self, request: ArtifactRequest, pins: set[str] | None = None, watch: ByteProgress | None = None
+    ) -> tuple[Path, ArtifactMetadata]:
         provider = self._provider(request.provider_name)
         artifact: CIArtifact = provider.get_artifact(
             request.test_run_id, request.artifact_name, attempt=request.attempt
         )
+        if watch is not None:
+            watch.size(request, artifact.size)
         slot = self.cache.slot(
             request.provider_name,
             artifact.run_id,
@@ -227,7 +241,8 @@ class ArtifactRetriever:
             suffix=".zip" if artifact.archive else "",
         )
         try:
-            downloaded = provider.download_artifact(artifact, slot)
+            downloaded = provider.download_artifact(artifact, slot,
+                                                    progress=watch.file(request) if watch is not None else None)
         except BaseException:
             with contextlib.suppress(OSError):
                 slot.parent.rmdir()  # only succeeds when nothing else lives there
@@ -252,14 +267,15 @@ class ArtifactRetriever:
         return downloaded.path, meta
 
     def _retrieve_sync(
-        self, request: ArtifactRequest, use_cache: bool, pins: set[str] | None = None
+        self, request: ArtifactRequest, use_cache: bool, pins: set[str] | None = None,
+        watch: ByteProgress | None = None,
     ) -> tuple[Path, ArtifactMetadata, bool]:
         self._provider(request.provider_name)
         if use_cache:
             hit = self._cached(request, pins=pins)
             if hit is not None:
                 return hit[0], hit[1], True
-        path, meta = self._fetch(request, pins)
+        path, meta = self._fetch(request, pins, watch)
         return path, meta, False
 
     # -- the async API -------------------------------------------------------------------------------
@@ -294,15 +310,17 @@ class ArtifactRetriever:
         use_cache: bool = True,
         max_concurrency: int | None = None,
         progress: Callable[[RetrievalResult], None] | None = None,
+        bytes_progress: ByteProgress | None = None,
     ) -> list[RetrievalResult]:
         """Retrieve many artifacts, at most ``max_concurrency`` at a time, results in request order.
 
         A failed item is reported in its result (``error``, ``error_type``); the others continue.
+        ``progress`` is called with each result as it completes, ``bytes_progress`` while bytes arrive.
         """
         items = [ArtifactRequest.of(item) for item in requests]
         with self.cache.pinned() as pins:  # no path returned by this batch is evicted by a later item
             try:
-                return await self._batch(items, use_cache, max_concurrency, progress, pins)
+                return await self._batch(items, use_cache, max_concurrency, progress, pins, bytes_progress)
             finally:
                 self.cache.flush_if_dirty()
 
@@ -313,6 +331,7 @@ class ArtifactRetriever:
         max_concurrency: int | None,
         progress: Callable[[RetrievalResult], None] | None,
         pins: set[str],
+        watch: ByteProgress | None = None,
     ) -> list[RetrievalResult]:
         done: dict[int, RetrievalResult] = {}
         if use_cache:  # small verified hits are answered here, without a thread hop
@@ -335,7 +354,8 @@ class ArtifactRetriever:
         async def one(request: ArtifactRequest) -> RetrievalResult:
             async with limit:
                 try:
-                    path, meta, hit = await loop.run_in_executor(pool, self._retrieve_sync, request, use_cache, pins)
+                    path, meta, hit = await loop.run_in_executor(pool, self._retrieve_sync, request, use_cache, pins,
+                                                                 watch)
                     result = RetrievalResult(request, path, meta, from_cache=hit)
                 except Exception as exc:
                     logger.warning(
