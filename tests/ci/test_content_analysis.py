@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracelet_artifacts.ci.content import (
-    CIArtifactKind,
     ContentAnalysis,
     ContentAnalysisError,
     ContentTooLargeError,
@@ -25,9 +24,9 @@ from tracelet_artifacts.ci.content import (
     analyze_json_bytes,
     analyze_junit,
     analyze_xml_bytes,
-    classify_ci_artifact,
     flatten_json,
 )
+from tracelet_artifacts.ci.kinds import CIArtifactKind, classify_ci_artifact
 from tracelet_artifacts.errors import TraceletError
 
 JUNIT_SUITES = b"""<?xml version="1.0" encoding="UTF-8"?>

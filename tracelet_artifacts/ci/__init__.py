@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "ArtifactRequest": "tracelet_artifacts.ci.retriever",
     "RetrievalResult": "tracelet_artifacts.ci.retriever",
     "describe": "tracelet_artifacts.ci.metadata",
-    "CIArtifactKind": "tracelet_artifacts.ci.content",
+    "CIArtifactKind": "tracelet_artifacts.ci.kinds",
     "MetricPoint": "tracelet_artifacts.ci.discovery",
     "RetryPolicy": "tracelet_artifacts.retry",
     # the CI artifact handling system's names (see ci/compat.py)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact, name_segment
-from tracelet_artifacts.ci.content import CIArtifactKind
 from tracelet_artifacts.ci.discovery import ArtifactQuery
+from tracelet_artifacts.ci.kinds import CIArtifactKind
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
 from tracelet_artifacts.store.catalog import ArtifactVersion
 from tracelet_artifacts.store.embedded import EmbeddedStore

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
-from tracelet_artifacts.ci.content import CIArtifactKind
 from tracelet_artifacts.ci.errors import ArtifactQueryError
+from tracelet_artifacts.ci.kinds import CIArtifactKind
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
 
 _OPERATOR = re.compile(r"^\s*(>=|<=|!=|==|>|<|~)\s*(.*?)\s*$", re.DOTALL)

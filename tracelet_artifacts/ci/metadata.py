@@ -11,14 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tracelet_artifacts.ci.content import (
-    CIArtifactKind,
-    ContentAnalysis,
-    ContentAnalysisError,
-    analyze_content,
-    classify_ci_artifact,
-)
+from tracelet_artifacts.ci.content import ContentAnalysis, ContentAnalysisError, analyze_content
 from tracelet_artifacts.ci.errors import ArtifactMetadataError
+from tracelet_artifacts.ci.kinds import CIArtifactKind, classify_ci_artifact
 from tracelet_artifacts.detect import is_text, kind_for_name, mime_type, read_head
 from tracelet_artifacts.digest import sha256_file
 

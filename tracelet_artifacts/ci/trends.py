@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tracelet_artifacts.ci.content import CIArtifactKind
 from tracelet_artifacts.ci.discovery import ArtifactDiscovery, MetricPoint
 from tracelet_artifacts.ci.errors import ArtifactQueryError, TrendAnalysisError
+from tracelet_artifacts.ci.kinds import CIArtifactKind
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
 
 FloatArray = npt.NDArray[np.float64]
