@@ -11,9 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.parsers import expat
 
@@ -450,8 +453,39 @@ def analyze_csv(path: Path, max_bytes: int = MAX_CSV_BYTES) -> ContentAnalysis:
         raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
 
 
+def _only_member(path: Path) -> zipfile.ZipInfo | None:
+    """The one regular file of a zip (GitHub and GitLab wrap every artifact in a zip), or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            files = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    return files[0] if len(files) == 1 and not files[0].filename.lower().endswith(".zip") else None
+
+
+def _analyze_member(path: Path, member: zipfile.ZipInfo, max_bytes: int = MAX_XML_BYTES) -> ContentAnalysis:
+    """Analyse the only file of a zip: copied out (at most ``max_bytes``, whatever its header claims)."""
+    leaf = PurePosixPath(member.filename).name or "member"
+    with tempfile.TemporaryDirectory(prefix="tracelet-content-") as scratch:
+        copy = Path(scratch) / "member"
+        written = 0
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(member) as source, copy.open("wb") as out:
+                while chunk := source.read(_READ_CHUNK):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise ContentTooLargeError(
+                            f"{path} holds {member.filename}, more than {max_bytes} bytes; not analysed"
+                        )
+                    out.write(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise ContentAnalysisError(f"cannot read {member.filename} inside {path}: {exc}") from exc
+        return analyze_content(copy, name=leaf)
+
+
 def analyze_content(path: Path, name: str | None = None) -> ContentAnalysis:
     """Analyse a file by its name (``name`` overrides the path's) and, for unknown suffixes, its first bytes.
+    A zip that holds exactly one file (how GitHub and GitLab deliver an artifact) is analysed as that file.
 
     Returns ``format="text"``/``"binary"``/``"empty"`` for files that hold no structured content;
     raises ContentAnalysisError when a JSON, XML or CSV file is malformed, truncated or too large.
@@ -464,6 +498,10 @@ def analyze_content(path: Path, name: str | None = None) -> ContentAnalysis:
         raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
     if not head:
         return ContentAnalysis("empty")
+    if head.startswith(b"PK\x03\x04"):
+        member = _only_member(path)
+        if member is not None:
+            return _analyze_member(path, member)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if label.endswith(".json") or (kind_for_name(label) is None and stripped[:1] in (b"{", b"[")):
         return analyze_json(path)
