@@ -8,6 +8,7 @@ declaration is refused), and either returns a ContentAnalysis or raises ContentA
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -463,9 +464,19 @@ def _only_member(path: Path) -> zipfile.ZipInfo | None:
     return files[0] if len(files) == 1 and not files[0].filename.lower().endswith(".zip") else None
 
 
-def _analyze_member(path: Path, member: zipfile.ZipInfo, max_bytes: int = MAX_XML_BYTES) -> ContentAnalysis:
-    """Analyse the only file of a zip: copied out (at most ``max_bytes``, whatever its header claims)."""
-    leaf = PurePosixPath(member.filename).name or "member"
+@contextlib.contextmanager
+def unwrapped(path: Path, max_bytes: int = MAX_XML_BYTES) -> Iterator[tuple[Path, str]]:
+    """``(file, name)`` to read for ``path``: the only file of a zip that holds one (copied out to a
+    temporary folder, at most ``max_bytes`` whatever its header claims), else ``path`` itself."""
+    path = Path(path)
+    try:
+        is_zip = read_head(path, 4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
+    member = _only_member(path) if is_zip else None
+    if member is None:
+        yield path, path.name
+        return
     with tempfile.TemporaryDirectory(prefix="tracelet-content-") as scratch:
         copy = Path(scratch) / "member"
         written = 0
@@ -480,7 +491,7 @@ def _analyze_member(path: Path, member: zipfile.ZipInfo, max_bytes: int = MAX_XM
                     out.write(chunk)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise ContentAnalysisError(f"cannot read {member.filename} inside {path}: {exc}") from exc
-        return analyze_content(copy, name=leaf)
+        yield copy, PurePosixPath(member.filename).name or "member"
 
 
 def analyze_content(path: Path, name: str | None = None) -> ContentAnalysis:
@@ -498,10 +509,9 @@ def analyze_content(path: Path, name: str | None = None) -> ContentAnalysis:
         raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
     if not head:
         return ContentAnalysis("empty")
-    if head.startswith(b"PK\x03\x04"):
-        member = _only_member(path)
-        if member is not None:
-            return _analyze_member(path, member)
+    if head.startswith(b"PK\x03\x04") and _only_member(path) is not None:
+        with unwrapped(path) as (inner, inner_name):
+            return analyze_content(inner, name=inner_name)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if label.endswith(".json") or (kind_for_name(label) is None and stripped[:1] in (b"{", b"[")):
         return analyze_json(path)
