@@ -258,3 +258,39 @@ def test_a_batch_larger_than_the_cache_keeps_every_returned_file(tmp_path: Path)
     files[("2", "late.bin", 1)] = b"x" * 1000
     asyncio.run(retriever.retrieve_artifact("2", "late.bin", "fake"))
     assert retriever.cache.total_bytes <= 1024 * 1024
+
+
+def test_the_original_getters_create_at_a_folder_once_and_refuse_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracelet_artifacts.ci import compat
+
+    monkeypatch.setattr(compat, "_HANDLER", None)
+    monkeypatch.setattr(compat, "_RETRIEVER", None)
+    with pytest.raises(ConfigurationError, match="not initialised"):
+        get_artifact_retriever()
+    retriever = get_artifact_retriever(tmp_path / "cache")
+    assert get_artifact_retriever() is retriever is get_artifact_retriever(tmp_path / "cache")
+    with pytest.raises(ConfigurationError, match="call initialize_artifact_systems"):
+        get_artifact_retriever(tmp_path / "elsewhere")
+    handler = get_artifact_handler(tmp_path / "kept")
+    assert handler.storage_dir == tmp_path / "kept" and get_artifact_handler() is handler
+    retriever.close()
+
+
+def test_the_retriever_trends_and_compares_what_it_cached(tmp_path: Path) -> None:
+    files = {("1", "perf.json", 1): b'{"metrics": {"fps": 50}}', ("2", "perf.json", 1): b'{"metrics": {"fps": 60}}'}
+    retriever = _retriever(tmp_path, FakeProvider(files))
+
+    async def use() -> tuple[Any, Any]:
+        for run in ("1", "2"):
+            await retriever.retrieve_artifact(run, "perf.json", "fake")
+        trend = await retriever.analyze_metrics_trend("fake", "perf_report", "fps", days=3650)
+        comparison = await retriever.compare_artifacts(("1", "perf.json", "fake"), ("2", "perf.json", "fake"))
+        return trend, comparison
+
+    trend, comparison = asyncio.run(use())
+    assert [p.value for p in trend.points] == [50.0, 60.0] and trend.artifact_type == "performance_report"
+    assert comparison.metric_deltas["metrics.fps"].percent == pytest.approx(20.0)
+    assert len(retriever.cached_artifacts()) == 2
+    retriever.close()
