@@ -144,7 +144,7 @@ def test_a_leaf_name_that_ends_several_paths_is_refused_with_them(tmp_path: Path
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"cold": {"time": 2.0}, "warm": {"time": 1.0}}))
     meta = ArtifactMetadata("bench", path, "1", "github")
-    with pytest.raises(ArtifactQueryError, match="ambiguous: it ends cold.time, warm.time"):
+    with pytest.raises(ArtifactQueryError, match=r"ambiguous: it ends cold\.time, warm\.time"):
         ArtifactDiscovery.extract_metrics_from_artifacts([meta], ["time"])
 
 
