@@ -86,15 +86,15 @@ class ArtifactMetadata:
     ) -> None:
         described = describe(artifact_path, artifact_name, test_run_id=test_run_id, provider_name=provider_name,
                              created_at=created_at, artifact_type=artifact_type, labels=labels, metadata=metadata)
-        for f in fields(self):
-            object.__setattr__(self, f.name, getattr(described, f.name))
+        for name in _FIELDS:
+            object.__setattr__(self, name, getattr(described, name))
 
     @classmethod
     def _of(cls, values: Mapping[str, Any]) -> ArtifactMetadata:
         """A record from every field's value, reading nothing."""
         meta = cls.__new__(cls)
-        for f in fields(cls):
-            object.__setattr__(meta, f.name, values[f.name])
+        for name in _FIELDS:
+            object.__setattr__(meta, name, values[name])
         return meta
 
     # --- what users add ------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class ArtifactMetadata:
 
     def copy(self) -> ArtifactMetadata:
         """The same record with its own labels and metadata, so annotating it leaves this one alone."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {name: getattr(self, name) for name in _FIELDS}
         return self._of({**values, "labels": set(self.labels), "metadata": dict(self.metadata)})
 
     # --- reading ----------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class ArtifactMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``created_at`` as ISO-8601, labels sorted); ``from_dict`` reads it back."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {name: getattr(self, name) for name in _FIELDS}
         data.update(artifact_path=str(self.artifact_path), created_at=self.created_at.isoformat(),
                     content=self.content.to_dict() if self.content else None, labels=sorted(self.labels),
                     metadata=dict(self.metadata))
@@ -213,6 +213,9 @@ class ArtifactMetadata:
             f"ArtifactMetadata({self.artifact_name!r}, run={self.test_run_id!r}, "
             f"provider={self.provider_name!r}, type={self.artifact_type!r}, sha256={self.sha256[:12]}…)"
         )
+
+
+_FIELDS = tuple(f.name for f in fields(ArtifactMetadata))
 
 
 def _kind_value(kind: str) -> str:
