@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -55,24 +56,28 @@ def install_plugin(root: Path, module: str, group_lines: dict[str, list[str]]) -
     return root
 
 
+Install = Callable[[str, dict[str, list[str]], ModuleType], None]
+
+
 @pytest.fixture
-def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, dict[str, list[str]]], None]:
-    def install(module: str, groups: dict[str, list[str]]) -> None:
+def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Install:
+    """Install a plugin distribution on sys.path and give ``registry`` a fresh start (built-ins only)."""
+
+    def install(module: str, groups: dict[str, list[str]], registry: ModuleType) -> None:
         monkeypatch.syspath_prepend(str(install_plugin(tmp_path, module, groups)))
         monkeypatch.delitem(sys.modules, module, raising=False)
+        monkeypatch.setattr(registry, "_registry", dict(registry._BUILTIN))
+        monkeypatch.setattr(registry, "_classes", {})
+        monkeypatch.setattr(registry, "_entry_points_loaded", False)
 
     return install
 
 
 def test_a_backend_arrives_through_the_backends_entry_point_group(
-    on_path: Callable[[str, dict[str, list[str]]], None], monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    on_path: Install, caplog: pytest.LogCaptureFixture
 ) -> None:
     on_path("tiny_backend_plugin", {"tracelet_artifacts.backends": [
-        "notes = tiny_backend_plugin:NotesAdapter", "mlflow = tiny_backend_plugin:NotesAdapter"]})
-    monkeypatch.setattr(backends, "_registry", dict(backends._BUILTIN))
-    monkeypatch.setattr(backends, "_classes", {})
-    monkeypatch.setattr(backends, "_entry_points_loaded", False)
+        "notes = tiny_backend_plugin:NotesAdapter", "mlflow = tiny_backend_plugin:NotesAdapter"]}, backends)
     with caplog.at_level(logging.WARNING):
         known = backends.known()
     assert known["notes"].target == "tiny_backend_plugin:NotesAdapter"
@@ -83,14 +88,10 @@ def test_a_backend_arrives_through_the_backends_entry_point_group(
 
 
 def test_a_ci_provider_arrives_through_the_ci_providers_entry_point_group(
-    on_path: Callable[[str, dict[str, list[str]]], None], monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    on_path: Install, caplog: pytest.LogCaptureFixture
 ) -> None:
     on_path("tiny_ci_plugin", {"tracelet_artifacts.ci_providers": [
-        "circle = tiny_ci_plugin:CircleProvider", "github = tiny_ci_plugin:Hijack"]})
-    monkeypatch.setattr(providers, "_registry", dict(providers._BUILTIN))
-    monkeypatch.setattr(providers, "_classes", {})
-    monkeypatch.setattr(providers, "_entry_points_loaded", False)
+        "circle = tiny_ci_plugin:CircleProvider", "github = tiny_ci_plugin:Hijack"]}, providers)
     with caplog.at_level(logging.WARNING):
         assert "circle" in CIProviderFactory.get_available_providers()
     assert CIProviderFactory.registry()["circle"] == "tiny_ci_plugin:CircleProvider"

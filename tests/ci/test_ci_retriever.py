@@ -265,8 +265,7 @@ def test_the_original_getters_create_at_a_folder_once_and_refuse_another(
 ) -> None:
     from tracelet_artifacts.ci import compat
 
-    monkeypatch.setattr(compat, "_HANDLER", None)
-    monkeypatch.setattr(compat, "_RETRIEVER", None)
+    monkeypatch.setattr(compat, "_CURRENT", {"handler": None, "retriever": None})
     with pytest.raises(ConfigurationError, match="not initialised"):
         get_artifact_retriever()
     retriever = get_artifact_retriever(tmp_path / "cache")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from ci_fakes import Sleeps, make_zip
+from helpers_archives import make_tgz
 from pytest_httpserver import HTTPServer
 from test_ci_taskcluster import GROUP, serve_task_group, task_entry
 from werkzeug import Request, Response
@@ -89,7 +90,7 @@ def queue(api: HTTPServer) -> Queue:
     q = Queue(api)
     perf = "public/test_info/perfherder-data.json"
     q.add("T1", 0, perf, _perf(812.5))
-    q.add("T1", 0, "public/test_info/browsertime-results.tgz", _tgz({"browsertime-results/a.json": b"{}"}))
+    q.add("T1", 0, "public/test_info/browsertime-results.tgz", make_tgz({"browsertime-results/a.json": b"{}"}))
     q.add("T1", 0, "public/logs/log_error.log", b"")
     q.add("T2", 1, perf, _perf(640.0))
     q.add("T2", 1, "public/test_info/browsertime-results.zip", make_zip({"browsertime.json": b"[1, 2]"}))
@@ -98,19 +99,6 @@ def queue(api: HTTPServer) -> Queue:
     q.add("T4", 0, perf, _perf(9.0))
     q.serve()
     return q
-
-
-def _tgz(files: dict[str, bytes]) -> bytes:
-    import io
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _downloader(api: HTTPServer, sleeps: Sleeps, seen: list[Progress] | None = None) -> TaskGroupDownloader:

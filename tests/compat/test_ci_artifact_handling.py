@@ -10,16 +10,15 @@ loopback server that speaks GitHub's and GitLab's REST formats. Top-level ``awai
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
-import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers_archives import make_zip
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -52,11 +51,7 @@ GITLAB = {("test-456", "report.json"): {"summary": {"passed": 7, "failed": 0}, "
 
 
 def _zip(name: str, content: Any) -> bytes:
-    body = content if isinstance(content, str) else json.dumps(content)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(name, body)
-    return buffer.getvalue()
+    return make_zip({name: (content if isinstance(content, str) else json.dumps(content)).encode()})
 
 
 def _serve_github(server: HTTPServer) -> None:

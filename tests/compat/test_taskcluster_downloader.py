@@ -8,15 +8,14 @@ examples are verbatim except for the package (``import task_processor as tp`` ->
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers_archives import make_tgz
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -32,19 +31,10 @@ SUITES = {  # task id -> task name (the suite is the name after its last '/', fi
 }
 
 
-def _tgz(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def _files(task_id: str) -> dict[str, bytes]:
     if "C" in task_id:
-        return {"public/build/code-coverage-grcov.tgz": _tgz({"grcov_lcov_output.info": b"SF:a.c\nend_of_record\n"})}
+        coverage = make_tgz({"grcov_lcov_output.info": b"SF:a.c\nend_of_record\n"})
+        return {"public/build/code-coverage-grcov.tgz": coverage}
     value = {"TaskA0": 812.5, "TaskA1": 790.0, "TaskG0": 640.0}[task_id]
     perf = {"framework": {"name": "browsertime"}, "suites": [{"name": "tp6", "value": value}]}
     return {"public/test_info/perfherder-data.json": json.dumps(perf).encode(), "public/logs/live_backing.log": b"ok"}

@@ -7,7 +7,7 @@ bridge's own classes; nothing else in the package reads these globals.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ DEFAULT_STORAGE_DIR = "./artifacts"
 DEFAULT_CACHE_DIR = "./artifact_cache"
 
 _lock = threading.Lock()
-_HANDLER: ArtifactHandler | None = None
-_RETRIEVER: ArtifactRetriever | None = None
+# The current handler and retriever (the process-wide singletons of the original design).
+_CURRENT: dict[str, Any] = {"handler": None, "retriever": None}
+_FOLDER = {"handler": "storage_dir", "retriever": "cache_dir"}
 
 
 class ArtifactSystems(Mapping[str, CIProvider]):
@@ -92,7 +93,6 @@ def initialize_artifact_systems(
     ...     artifact_handler_storage_dir="./artifacts", artifact_retriever_cache_dir="./artifact_cache")
     >>> providers["github"], get_artifact_retriever()  # doctest: +SKIP
     """
-    global _HANDLER, _RETRIEVER
     if isinstance(provider_configs, Mapping):
         named = [(str(name), dict(cfg)) for name, cfg in provider_configs.items()]
     else:
@@ -104,7 +104,8 @@ def initialize_artifact_systems(
         handler.register_provider(name, provider)
         retriever.register_provider(name, provider)
     with _lock:
-        previous, _HANDLER, _RETRIEVER = _RETRIEVER, handler, retriever
+        previous = _CURRENT["retriever"]
+        _CURRENT.update(handler=handler, retriever=retriever)
     if previous is not None:
         previous.close()
     return ArtifactSystems(providers, handler, retriever)
@@ -112,37 +113,30 @@ def initialize_artifact_systems(
 
 def get_artifact_handler(storage_dir: Path | str | None = None) -> ArtifactHandler:
     """The current handler; with ``storage_dir`` and none yet, one is created there and made current."""
-    global _HANDLER
-    with _lock:
-        if _HANDLER is None and storage_dir is not None:
-            _HANDLER = ArtifactHandler(Path(storage_dir))
-        handler = _HANDLER
-    if handler is None:
-        raise ConfigurationError(
-            "CI artifact systems are not initialised; call initialize_artifact_systems() or pass a storage dir."
-        )
-    _same_place("handler storage", handler.storage_dir, storage_dir)
+    handler: ArtifactHandler = _current("handler", storage_dir, lambda folder: ArtifactHandler(Path(folder)))
     return handler
 
 
 def get_artifact_retriever(cache_dir: Path | str | None = None) -> ArtifactRetriever:
     """The current retriever; with ``cache_dir`` and none yet, one is created there and made current."""
-    global _RETRIEVER
-    with _lock:
-        if _RETRIEVER is None and cache_dir is not None:
-            _RETRIEVER = ArtifactRetriever(cache_dir)
-        retriever = _RETRIEVER
-    if retriever is None:
-        raise ConfigurationError(
-            "CI artifact systems are not initialised; call initialize_artifact_systems() or pass a cache dir."
-        )
-    _same_place("retriever cache", retriever.cache_dir, cache_dir)
+    retriever: ArtifactRetriever = _current("retriever", cache_dir, ArtifactRetriever)
     return retriever
 
 
-def _same_place(what: str, current: Path, asked: Path | str | None) -> None:
-    """Asking for the current object at another folder is a mistake, not a silent switch."""
-    if asked is not None and Path(asked).resolve() != Path(current).resolve():
+def _current(what: str, folder: Path | str | None, build: Callable[[Path | str], Any]) -> Any:
+    """The current handler or retriever, built at ``folder`` when there is none yet. Asking for it at
+    another folder is a mistake, not a silent switch."""
+    with _lock:
+        if _CURRENT[what] is None and folder is not None:
+            _CURRENT[what] = build(folder)
+        current = _CURRENT[what]
+    if current is None:
         raise ConfigurationError(
-            f"the current {what} is {current}, not {asked}; call initialize_artifact_systems() to change it."
+            f"CI artifact systems are not initialised; call initialize_artifact_systems() or pass the {what}'s folder."
         )
+    place = getattr(current, _FOLDER[what])
+    if folder is not None and Path(folder).resolve() != Path(place).resolve():
+        raise ConfigurationError(
+            f"the current {what} works in {place}, not {folder}; call initialize_artifact_systems() to change it."
+        )
+    return current
