@@ -199,7 +199,7 @@ class ArtifactRetriever:
             else:
                 stored = {
                     **entry.metadata,
-                    "artifact_path": str(path),
+                    "artifact_path": path,  # a Path: from_dict need not parse it again
                     "artifact_name": request.artifact_name,
                     "test_run_id": request.test_run_id,
                     "provider_name": request.provider_name,
