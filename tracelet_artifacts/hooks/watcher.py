@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tracelet_artifacts import detect, digest
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
 from tracelet_artifacts.errors import ConfigurationError
+from tracelet_artifacts.hooks import capture_logger
 
 try:
     from watchdog import events as fs_events
@@ -46,7 +47,7 @@ from tracelet_artifacts.hooks.staging import claimed_by, staged_name, staging_fo
 if TYPE_CHECKING:
     from tracelet_artifacts.experiment import Experiment
 
-log = logging.getLogger(__name__)
+log = capture_logger(__name__)
 
 DEFAULT_IGNORE = ("*.tmp", "*.part", "*.incomplete", "*.lock", "*~", ".*")
 DEFAULT_SETTLE_S = 1.0

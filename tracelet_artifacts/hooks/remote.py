@@ -1,0 +1,46 @@
+"""Checkpoints written to a remote filesystem (``ModelCheckpoint(dirpath="s3://bucket/ckpts")``, through
+fsspec): read back in chunks into a staging file, so a large checkpoint is never held whole in memory,
+on a thread of its own so the training loop never waits for the download.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tracelet_artifacts.hooks.staging import remove, staged_name
+
+CHUNK = 8 * 1024 * 1024
+
+
+def is_remote(path: str) -> bool:
+    """True for a URL with a scheme other than ``file://`` (``s3://``, ``gs://``, ``memory://``, ...)."""
+    return "://" in path and not path.startswith("file://")
+
+
+def local_name(url: str) -> str:
+    """The path to name an artifact by: ``s3://bucket/ckpts`` becomes ``s3/bucket/ckpts``."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}/{rest.lstrip('/')}"
+
+
+def read_back(url: str, folder: Path, *, storage_options: dict[str, Any] | None = None) -> tuple[Path, int]:
+    """Stream ``url`` into a new file under ``folder`` in ``CHUNK``-sized reads; return (that file, bytes).
+
+    The object is opened once through fsspec (``s3fs`` for ``s3://``); a failure leaves no partial file.
+    """
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    target = folder / staged_name(os.path.basename(path))
+    size = 0
+    try:
+        with fs.open(path, "rb", block_size=CHUNK) as source, open(target, "wb") as sink:
+            while chunk := source.read(CHUNK):
+                sink.write(chunk)
+                size += len(chunk)
+    except BaseException:
+        remove(target)
+        raise
+    return target, size
