@@ -223,6 +223,25 @@ class _CaptureLogic:
         self._patch(io, "save_checkpoint", save_checkpoint)
         if remove is not None:
             self._patch(io, "remove_checkpoint", remove_checkpoint)
+        self._wrap_strategy_save(trainer.strategy)
+
+    def _wrap_strategy_save(self, strategy: Any) -> None:
+        """Sharded strategies (FSDP's ``state_dict_type="sharded"``) write a folder without the CheckpointIO:
+        capture it when the strategy's save returns on rank 0, after its collective write, meta file included."""
+        save = getattr(strategy, "save_checkpoint", None)
+        if save is None or getattr(save, _MARK, None) is not None:
+            return
+
+        def save_checkpoint(checkpoint: Any, filepath: Any, *args: Any, **kwargs: Any) -> Any:
+            info = {k: checkpoint.get(k) for k in ("epoch", "global_step")} if isinstance(checkpoint, Mapping) else {}
+            with _torch_save_suppressed():
+                result = save(checkpoint, filepath, *args, **kwargs)
+            if isinstance(filepath, (str, os.PathLike)) and os.path.isdir(filepath):
+                self._guarded("capturing a sharded checkpoint", self._on_saved, filepath, info)
+            return result
+
+        setattr(save_checkpoint, _MARK, self)
+        self._patch(strategy, "save_checkpoint", save_checkpoint)
 
     def _patch(self, target: Any, attr: str, value: Any) -> None:
         had_own = attr in vars(target)
