@@ -247,7 +247,7 @@ class TorchSaveCapture:
         if not self.all_ranks and _rank() != 0:
             self._skip(path, "not global rank 0")
             return None
-        if bundles.bundle_for(path) is not None and os.path.isfile(path):
+        if not os.path.isdir(path) and bundles.bundle_for(path) is not None:
             self._skip(path, "a file of a multi-file checkpoint (the folder is captured whole)")
             return None
         key = os.path.realpath(path)
