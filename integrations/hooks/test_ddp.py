@@ -20,8 +20,8 @@ pytest.importorskip("torch")
 pytest.importorskip("lightning")
 
 from tracelet_artifacts import digest
-from tracelet_artifacts.store.catalog import ArtifactVersion
 from tracelet_artifacts.artifact import ArtifactType
+from tracelet_artifacts.store.catalog import ArtifactVersion
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.integration

@@ -18,14 +18,14 @@ pytest.importorskip("torch")
 pytest.importorskip("lightning")
 pytest.importorskip("watchdog")
 
-from test_ddp import SCRIPT, run_launcher, run_torchrun  # noqa: E402
+from test_ddp import SCRIPT, run_launcher, run_torchrun
 
-from tracelet_artifacts import digest  # noqa: E402
-from tracelet_artifacts.artifact import ArtifactType  # noqa: E402
-from tracelet_artifacts.experiment import Experiment  # noqa: E402
-from tracelet_artifacts.hooks.watcher import ArtifactWatcher  # noqa: E402
-from tracelet_artifacts.settings import TraceletSettings  # noqa: E402
-from tracelet_artifacts.store.embedded import EmbeddedStore  # noqa: E402
+from tracelet_artifacts import digest
+from tracelet_artifacts.artifact import ArtifactType
+from tracelet_artifacts.experiment import Experiment
+from tracelet_artifacts.hooks.watcher import ArtifactWatcher
+from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.integration
 SHARD_FILES = {".metadata", "__0_0.distcp", "__1_0.distcp"}

@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lightning_fakes import isolate  # noqa: E402
+from torch import save as save_bound_before_the_patch  # noqa: E402  (as a script does at its top)
 
 from tracelet_artifacts.artifact import ArtifactType  # noqa: E402
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
@@ -23,8 +24,6 @@ from tracelet_artifacts.hooks import bundles  # noqa: E402
 from tracelet_artifacts.hooks import torch_save as ts  # noqa: E402
 from tracelet_artifacts.hooks.samples import SampleCollector, png, sample_artifact  # noqa: E402
 from tracelet_artifacts.settings import TraceletSettings  # noqa: E402
-
-from torch import save as save_bound_before_the_patch  # noqa: E402  (as a script does at its top)
 
 
 @pytest.fixture

@@ -52,7 +52,10 @@ def _torch_save_suppressed() -> contextlib.AbstractContextManager[Any]:
 
 # -- small helpers ----------------------------------------------------------------------------------
 def _same_file(a: str | os.PathLike[str] | None, b: str) -> bool:
-    return bool(a) and os.path.abspath(os.fspath(a)) == b  # type: ignore[arg-type]
+    if not a:
+        return False
+    text = os.fspath(a)
+    return (text if remote.is_remote(text) else os.path.abspath(text)) == b
 
 
 def _known_paths(callback: Any) -> list[str]:
@@ -299,7 +302,9 @@ class _CaptureLogic:
                 if os.path.exists(path):
                     self._capture(os.fspath(path), trainer.current_epoch, trainer.global_step, "scan")
             best = callback.best_model_path
-            if best and os.path.exists(best):
+            if best and remote.is_remote(best) and self._remote is not None:  # after its read-back, in order
+                self._remote.submit(self._guarded, "moving best", self._point_best, best)
+            elif best and os.path.exists(best):
                 self._point_best(os.path.abspath(best))
 
     @staticmethod

@@ -11,7 +11,7 @@ from typing import Any
 
 from tracelet_artifacts.hooks.staging import remove, staged_name
 
-CHUNK = 8 * 1024 * 1024
+CHUNK = 4 * 1024 * 1024
 
 
 def is_remote(path: str) -> bool:
@@ -26,18 +26,22 @@ def local_name(url: str) -> str:
 
 
 def read_back(url: str, folder: Path, *, storage_options: dict[str, Any] | None = None) -> tuple[Path, int]:
-    """Stream ``url`` into a new file under ``folder`` in ``CHUNK``-sized reads; return (that file, bytes).
-
-    The object is opened once through fsspec (``s3fs`` for ``s3://``); a failure leaves no partial file.
+    """Copy ``url`` into a new file under ``folder``, one ``CHUNK``-sized byte range at a time; return (that
+    file, bytes). Ranged reads keep memory at about one chunk whatever the file's size (a buffered remote
+    file may read ahead far more); a failure leaves no partial file.
     """
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    total = fs.size(path)
     target = folder / staged_name(os.path.basename(path))
     size = 0
     try:
-        with fs.open(path, "rb", block_size=CHUNK) as source, open(target, "wb") as sink:
-            while chunk := source.read(CHUNK):
+        with open(target, "wb") as sink:
+            while size < total:
+                chunk = fs.cat_file(path, start=size, end=min(size + CHUNK, total))
+                if not chunk:
+                    raise OSError(f"{url} ended at {size} of {total} bytes while it was read back")
                 sink.write(chunk)
                 size += len(chunk)
     except BaseException:
