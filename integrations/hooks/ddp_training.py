@@ -73,7 +73,7 @@ class EpochTimer(Callback):
 def main(out: Path, capture: bool, strategy: str = "ddp", epochs: int = 2) -> None:
     os.chdir(out)
     torch.manual_seed(0)
-    x = torch.randn(64, 4)
+    x = torch.randn(int(os.environ.get("TRAIN_ROWS", "64")), 4)  # the DDP benchmark trains longer epochs
     data = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=16)
 
     def fit() -> None:

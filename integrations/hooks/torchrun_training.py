@@ -30,7 +30,7 @@ def train(epochs: int, experiment: Experiment | None) -> None:
     model = DistributedDataParallel(torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(),
                                                         torch.nn.Linear(64, 1)))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x = torch.randn(2048, 32)
+    x = torch.randn(int(os.environ.get("TRAIN_ROWS", "2048")), 32)  # the DDP benchmark trains longer epochs
     y = x.sum(1, keepdim=True)
     mine_x, mine_y = x[rank::2], y[rank::2]
     for epoch in range(epochs):
