@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_ddp import clean_env
 
 pytestmark = pytest.mark.integration
