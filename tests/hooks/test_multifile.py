@@ -190,3 +190,12 @@ def test_validation_outputs_become_one_sample_artifact(tmp_path: Path) -> None:
     paths = {f.artifact_path for f in artifact.files} | {o.artifact_path for o in artifact.objects}
     assert {"batch_0/preds/image_0.png", "batch_1/preds/image_1.png", "batch_0/loss.pt", "values.json"} <= paths
     assert collector.take() == ({}, [])
+
+
+def test_a_user_folder_named_like_a_trainer_checkpoint_is_no_bundle(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoint-3"
+    folder.mkdir()
+    (folder / "weights.pt").write_bytes(b"x")
+    assert bundles.kind_of(folder) is None  # no Trainer file in it: a plain folder
+    (folder / "trainer_state.json").write_text("{}")
+    assert bundles.kind_of(folder) == bundles.HF_CHECKPOINT

@@ -64,7 +64,9 @@ def kind_of(folder: Path) -> str | None:
     names = _names(folder)
     if DCP_METADATA in names or any(n.endswith(DCP_SUFFIX) for n in names):
         return DCP
-    if TRAINER_STATE in names or (folder.name.startswith("checkpoint-") and folder.name[11:].isdigit()):
+    trainer_files = {TRAINER_STATE, HF_CONFIG, "training_args.bin", "adapter_config.json"}
+    if TRAINER_STATE in names or (folder.name.startswith("checkpoint-") and folder.name[11:].isdigit()
+                                  and not trainer_files.isdisjoint(names)):
         return HF_CHECKPOINT
     if (any(n.endswith(INDEX_SUFFIX) or _SHARD.match(n) for n in names)
             or (HF_CONFIG in names and _is_hf_config(folder / HF_CONFIG))):

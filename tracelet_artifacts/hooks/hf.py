@@ -112,7 +112,8 @@ class TraceletTrainerCallback(TrainerCallback):
         for folder in waiting:
             path = Path(folder)
             if not path.is_dir():  # rotated away (save_total_limit) before it could be taken
-                self._waiting.discard(folder)
+                with self._lock:
+                    self._waiting.discard(folder)
                 continue
             problem = bundles.problem(path, bundles.HF_CHECKPOINT)
             if problem is not None:
