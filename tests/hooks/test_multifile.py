@@ -90,6 +90,7 @@ def test_a_save_imported_before_the_capture_started_is_captured(exp: Experiment,
     assert version.manifest.metadata["captured_by"] == "torch.save"
 
 
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 def test_a_distributed_checkpoint_folder_is_one_checkpoint_version_with_its_metadata(
         exp: Experiment, workdir: Path) -> None:
     dcp = pytest.importorskip("torch.distributed.checkpoint")
