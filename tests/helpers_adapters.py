@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
 from tracelet_artifacts.errors import DeliveryError
+from tracelet_artifacts.routing import SHARED_SCHEMES
 
 
 @dataclass
@@ -53,7 +54,14 @@ class FlakyAdapter(BackendAdapter):
     """An adapter whose availability is a file on disk; it holds references."""
 
     name = "flaky"
-    capabilities = Capabilities(references=True)
+    # It records into a file on this machine: its readers can open file:// references too.
+    capabilities = Capabilities(references=True, readable_schemes=SHARED_SCHEMES | {"file"})
+
+    @property
+    def run_capabilities(self) -> Capabilities:
+        """With ``remote=True`` its readers are elsewhere (like a tracking server): file:// is not readable."""
+        return replace(self.capabilities, readable_schemes=SHARED_SCHEMES) if self.options.get("remote") \
+            else self.capabilities
 
     def _append(self, record: Mapping[str, Any]) -> None:
         target = self.options.get("record")
@@ -81,10 +89,11 @@ class FlakyAdapter(BackendAdapter):
         self._append({"kind": "log", "backend": self.name, "artifact": manifest.name, "version": delivery.version,
                       "digest": manifest.digest, "type": manifest.artifact_type.value,
                       "uploads": [e.path for e in delivery.uploads()],
-                      "references": [r.path for r in delivery.references()],
+                      "references": [r.path for r in delivery.references()], "aliases": list(delivery.aliases),
                       "contents": {e.path: delivery.blob_path(e).read_bytes().hex() for e in delivery.uploads()}})
         return delivery.receipt(self.name, remote_id=manifest.digest[:12], remote_version=f"v{delivery.version}",
-                                uri=f"{self.name}://{manifest.name}/v{delivery.version}")
+                                uri=f"{self.name}://{manifest.name}/v{delivery.version}",
+                                locator=f"{self.name}://runs/{manifest.name}", view_command=f"{self.name}-ui")
 
     def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
         target = self.options.get("record")

@@ -10,12 +10,14 @@ import pytest
 from tracelet_artifacts import ArtifactType, Capabilities, RoutingPolicy, TraceletArtifact
 from tracelet_artifacts.artifact import Manifest, ManifestEntry, Reference, compute_digest
 from tracelet_artifacts.errors import ConfigurationError
-from tracelet_artifacts.routing import DEFAULT_THRESHOLD_BYTES, BackendPlan
+from tracelet_artifacts.routing import DEFAULT_THRESHOLD_BYTES, SHARED_SCHEMES, BackendPlan
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
-REFS = Capabilities(references=True)
+# Backends that hold references and live on this filesystem (file:// blob references readable by their readers).
+REFS = Capabilities(references=True, readable_schemes=SHARED_SCHEMES | {"file"})
 NO_REFS = Capabilities()
+REMOTE_REFS = Capabilities(references=True)  # e.g. an MLflow tracking server: readers elsewhere
 ALL_FOUR = {"mlflow": REFS, "wandb": REFS, "clearml": REFS, "aim": NO_REFS, "local": REFS}
 MB = 1024 * 1024
 
@@ -224,3 +226,32 @@ def test_plan_from_a_real_builder() -> None:
     plan = RoutingPolicy({"mlflow": REFS, "wandb": REFS, "local": REFS}).plan(art.freeze())
     assert plan.targets == ("mlflow", "wandb", "local")
     assert all(p.uploads == ("hparams.json",) for p in plan.backends)
+
+
+def test_large_files_are_uploaded_where_a_file_reference_would_not_be_readable_by_the_backends_readers() -> None:
+    manifest = _manifest(ArtifactType.MODEL, sizes={"big.bin": 2000, "small.json": 10})
+    plan = RoutingPolicy({"mlflow": REMOTE_REFS, "local": REFS}, threshold_bytes=1000).plan(manifest)
+    mlflow = plan.for_backend("mlflow")
+    assert (mlflow.uploads, mlflow.entry_references, mlflow.unreachable) == (("big.bin", "small.json"), (), ())
+
+
+def test_large_files_of_a_bucket_backed_store_go_as_references_every_reader_can_open() -> None:
+    manifest = _manifest(ArtifactType.MODEL, sizes={"big.bin": 2000, "small.json": 10})
+    policy = RoutingPolicy({"mlflow": REMOTE_REFS, "local": REFS}, threshold_bytes=1000, blob_scheme="s3")
+    mlflow = policy.plan(manifest).for_backend("mlflow")
+    assert (mlflow.uploads, mlflow.entry_references, mlflow.unreachable) == (("small.json",), ("big.bin",), ())
+
+
+def test_force_reference_is_honoured_and_flags_references_only_this_machine_can_read() -> None:
+    manifest = _manifest(ArtifactType.MODEL, sizes={"a.bin": 1}, metadata={"force_reference": True},
+                         references=("file:///data/raw.parquet", "s3://bucket/raw.parquet"))
+    mlflow = RoutingPolicy({"mlflow": REMOTE_REFS, "local": REFS}).plan(manifest).for_backend("mlflow")
+    assert mlflow.entry_references == ("a.bin",)
+    assert mlflow.unreachable == ("a.bin", "file:///data/raw.parquet")
+
+
+def test_a_plan_round_trips_through_the_outbox_with_its_unreachable_references() -> None:
+    plan = BackendPlan("mlflow", ("a",), ("b",), ("file:///x",), {"c": "why"}, "rule", ("b", "file:///x"))
+    assert BackendPlan.from_dict(plan.to_dict()) == plan
+    older = {k: v for k, v in plan.to_dict().items() if k != "unreachable"}  # written before the field existed
+    assert BackendPlan.from_dict(older).unreachable == ()

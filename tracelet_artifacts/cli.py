@@ -1,19 +1,19 @@
 """The ``tracelet-artifacts`` command: list, show, fetch, verify, sync and garbage-collect the embedded store.
 
-Every command exits non-zero with a one-line ``error:`` message on bad input; tracebacks are for bugs.
+Every command exits non-zero with a one-line ``error:`` message on bad input (the shared handler in
+``cli_errors``; ``--debug`` shows the traceback); tracebacks are for bugs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from tracelet_artifacts.cli_errors import TraceletGroup
 from tracelet_artifacts.errors import TraceletError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,17 +40,8 @@ def _when(timestamp: float) -> str:
 
 
 def _friendly_errors(func: F) -> F:
-    """Turn TraceletError into ``error: …`` on stderr and exit code 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TraceletError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+    """Kept so commands can keep their decorator: errors are reported by the group (``TraceletGroup``)."""
+    return func
 
 
 def _store(path: str | None) -> Any:
@@ -74,7 +65,7 @@ store_option = click.option("--store", "store_path", envvar="TRACELET_STORE_PATH
                             help="Store folder (default: TRACELET_STORE_PATH or ./.tracelet).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TraceletGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tracelet-artifacts")
 def main() -> None:
     """Versioned ML artifacts: list, inspect, fetch and deliver what your runs logged."""
@@ -103,12 +94,16 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
     store = _store(store_path)
     rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=prefix,
                                 contains=contains, latest_only=not all_versions)
-    table = Table("name", "version", "type", "aliases", "labels", "size", "files", "created")
+    from tracelet_artifacts.status import version_status
+
+    table = Table("name", "version", "type", "aliases", "labels", "size", "files", "deliveries", "created")
     for r in rows:
         versions = "" if all_versions else f" of {len(store.catalog.versions(r.name))}"
         row_labels = ", ".join(store.catalog.labels(r.name, r.version))
+        states = version_status(store.catalog.deliveries(r.name, r.version))
         table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
-                      _size(r.size_bytes), str(len(r.manifest.entries)), _when(r.created_at))
+                      _size(r.size_bytes), str(len(r.manifest.entries)),
+                      " ".join(dict.fromkeys(s.summary for s in states)) or "-", _when(r.created_at))
     console = _console()
     console.print(table)
     console.print(f"{len(rows)} artifact version(s) in {store.root}")
@@ -145,9 +140,32 @@ def show_command(store_path: str | None, ref: str) -> None:
     console.print(table)
     for reference in manifest.references:
         console.print(f"reference: {reference.uri} ({_size(reference.size_bytes or 0)})")
-    for receipt in store.catalog.receipts(record.name, record.version):
-        console.print(f"delivered to {receipt['backend']}: {receipt.get('uri') or receipt.get('remote_id') or ''}")
+    _print_deliveries(console, store, record)
     console.print("versions: " + ", ".join(v.label for v in store.catalog.versions(record.name)))
+
+
+def _print_deliveries(console: Any, store: Any, record: Any) -> None:
+    """Per backend: where to open it, then each entry uploaded / referenced / not held, or pending / failed."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from tracelet_artifacts.status import version_status
+
+    statuses = version_status(store.catalog.deliveries(record.name, record.version))
+    if not statuses:
+        console.print("deliveries: none (kept in the embedded store only)")
+        return
+    several_runs = len({s.run_id for s in statuses}) > 1
+    table = Table("backend", "state", "entry", "detail")
+    for status in statuses:
+        label = f"{status.backend} (run {status.run_id[:8]})" if several_runs else status.backend
+        console.print(f"{escape(label)}: {status.state}"
+                      + (f"  open: {escape(status.locator)}" if status.locator else "")
+                      + (f"  locally: {escape(status.view_command)}" if status.view_command else ""))
+        for line in status.entries:
+            table.add_row(escape(label), line.state, escape(line.path), escape(line.detail))
+    if table.row_count:
+        console.print(table)
 
 
 @main.command("get")
@@ -324,6 +342,62 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
     left = result.pending + result.failed if result else 0
     pending = f", {left} delivery(ies) left in the outbox for `tracelet-artifacts sync`" if left else ""
     click.echo(f"{len(captured)} file(s) captured{pending}.")
+
+
+@main.command("doctor")
+@store_option
+@click.option("--backend", "backends", multiple=True,
+              help="Only this backend (repeatable; default: TRACELET_BACKENDS, else every installed backend).")
+@click.option("--experiment", default="default", show_default=True,
+              help="The experiment name to resolve for (names MLflow experiments, W&B projects, ClearML tasks).")
+@_friendly_errors
+def doctor_command(store_path: str | None, backends: tuple[str, ...], experiment: str) -> None:
+    """Where each backend's data would go, and where each value came from (explicit option, TRACELET_*,
+    the SDK's own configuration, or the embedded default)."""
+    from tracelet_artifacts.backends.base import RunContext
+    from tracelet_artifacts.backends.registry import known
+    from tracelet_artifacts.settings import TraceletSettings, option_sources
+
+    settings = TraceletSettings()
+    if store_path:
+        settings = settings.model_copy(update={"store_path": Path(store_path)})
+    root = Path(settings.store_path).absolute()
+    catalog = "(TRACELET_CATALOG_URL)" if settings.catalog_url else str(root / "catalog.db")
+    click.echo(f"store: {root}  catalog: {catalog}  blobs: {settings.blob_url or root / 'blobs'}")
+    names = list(backends) or list(settings.backends) or [n for n in known() if n != "local"]
+    sources = option_sources(settings.backend_options)
+    run = RunContext("doctor", experiment, root)
+    for name in names:
+        click.echo(_describe_backend(name, settings.backend_options.get(name, {}), sources.get(name, {}), run))
+
+
+def _describe_backend(name: str, options: Any, sources: Any, run: Any) -> str:
+    """The doctor's paragraph for one backend (its target, or why it cannot be used)."""
+    from tracelet_artifacts.backends import registry
+    from tracelet_artifacts.redact import redact_text
+
+    spec = registry.known().get(name)
+    if spec is None:
+        raise TraceletError(f"Unknown backend {name!r}; known backends: {', '.join(sorted(registry.known()))}.")
+    if not registry.is_installed(name):
+        return f"\n{name}: not installed ({spec.install or f'pip install {spec.sdk}'})"
+    adapter = registry.create(name, options)
+    adapter.option_sources = dict(sources)
+    try:
+        target = adapter.resolve_target(run)
+    except TraceletError as exc:
+        return f"\n{name}: cannot be used as configured: {exc}"
+    lines = [f"\n{name}: {target.where}" + ("  [embedded default]" if target.embedded_default else "")]
+    if target.active_run:
+        lines.append(f"  joins: {target.active_run}")
+    width = max((len(key) for key in target.settings), default=0)
+    lines += [f"  {key:<{width}}  {redact_text(setting.value)}   (from {setting.source})"
+              for key, setting in target.settings.items()]
+    if target.view:
+        lines.append(f"  see it locally: {target.view}")
+    if target.change:
+        lines.append(f"  to change: {target.change}")
+    return "\n".join(lines)
 
 
 def _mount_ci() -> None:

@@ -8,7 +8,6 @@ raises into the caller's code. ``sync_outbox`` delivers what earlier (stopped or
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -22,7 +21,9 @@ from tracelet_artifacts.backends.base import BackendAdapter, Delivery, RunContex
 from tracelet_artifacts.errors import DeliveryError, TraceletError
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.redact import redact_text
+from tracelet_artifacts.retry import RetryPolicy
 from tracelet_artifacts.routing import BackendPlan
+from tracelet_artifacts.settings import option_sources
 from tracelet_artifacts.store.catalog import OutboxItem
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
@@ -30,20 +31,6 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
 
 
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how fast failed deliveries are retried."""
-
-    max_attempts: int = 6
-    backoff_s: float = 0.5
-    backoff_max_s: float = 60.0
-
-    def delay(self, attempts: int) -> float:
-        """Exponential backoff with ±20 % jitter after ``attempts`` tries."""
-        base = min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempts - 1))
-        return base * random.uniform(0.8, 1.2)
 
 
 @dataclass(frozen=True)
@@ -189,7 +176,7 @@ class DeliveryQueue:
             record = self.store.catalog.version_by_id(item.version_id)
             self.store.ensure_local(record.manifest)  # blobs in a bucket: fetched into this machine's cache
             delivery = Delivery(record.manifest, record.version, BackendPlan.from_dict(item.plan),
-                                self.store.blobs.root, record.aliases)
+                                self.store.blobs.root, record.aliases, self.store.blobs.uri_prefix)
             receipt = adapter.log(delivery)
             self.store.catalog.complete(item.id, receipt.to_dict())
             log.debug("Delivered %s to %s", record.ref, item.backend)
@@ -246,13 +233,27 @@ class DeliveryQueue:
 
 
 def start_adapter(
-    store: EmbeddedStore, run_id: str, experiment: str, name: str, options: Mapping[str, Any] | None
+    store: EmbeddedStore, run_id: str, experiment: str, name: str, options: Mapping[str, Any] | None,
+    sources: Mapping[str, str] | None = None,
 ) -> BackendAdapter:
-    """Create an adapter and start (or resume, from the saved state) its run; save the state it returns."""
+    """Create an adapter and start (or resume, from the saved state) its run; save the state it returns.
+
+    ``sources`` says where each option was set (for ``resolve_target``). When nothing configured the
+    backend, one INFO line says where its data goes and how to change that.
+    """
     _, saved = store.catalog.run_state(run_id)
     adapter = registry.create(name, options)
-    state = adapter.start_run(RunContext(run_id, experiment, store.root, saved.get(name, {}), store=store))
+    adapter.option_sources = dict(sources or {})
+    run = RunContext(run_id, experiment, store.root, saved.get(name, {}), store=store)
+    state = adapter.start_run(run)
     store.catalog.save_backend_state(run_id, name, state)
+    try:
+        target = adapter.resolve_target(run)
+    except Exception as exc:  # describing the target is a courtesy; it never stops a run
+        log.debug("Could not describe where %s sends its data: %s", name, exc)
+    else:
+        if target.embedded_default:
+            log.info(target.announcement())
     return adapter
 
 
@@ -262,13 +263,15 @@ def open_adapters(
     experiment: str,
     backends: list[str],
     options: Mapping[str, Mapping[str, Any]],
+    sources: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[dict[str, BackendAdapter], dict[str, str]]:
     """Create and start (or resume) adapters for a run; return (adapters, errors by backend)."""
     adapters: dict[str, BackendAdapter] = {}
     errors: dict[str, str] = {}
     for name in backends:
         try:
-            adapters[name] = start_adapter(store, run_id, experiment, name, options.get(name))
+            adapters[name] = start_adapter(store, run_id, experiment, name, options.get(name),
+                                           (sources or {}).get(name))
         except Exception as exc:
             errors[name] = redact_text(f"{type(exc).__name__}: {exc}")
             log.warning("Backend %s is unavailable for run %s: %s", name, run_id, errors[name])
@@ -296,7 +299,7 @@ def sync_outbox(
             continue
         experiment, _ = store.catalog.run_state(run_id)
         adapters, _errors = open_adapters(store, run_id, experiment, store.catalog.backends_of_run(run_id),
-                                          options or {})
+                                          options or {}, option_sources(options or {}))
         queue = DeliveryQueue(store, adapters, run_id=run_id, retry=RetryPolicy(max_attempts=3, backoff_s=0.2))
         queue.start()
         results[run_id] = queue.close(timeout, progress)

@@ -22,6 +22,7 @@ Every error a user can see is one of these, and its message says what to do abou
     │   ├── UnknownBackendError         no adapter registered under that name
     │   ├── BackendNotInstalledError    the adapter's SDK is missing (message holds the pip command)
     │   └── DeliveryError               a delivery to a backend failed (retryable unless stated)
+    │       └── DeliveryPendingError      a read through a backend came before the delivery it needs
     └── CIError                       the CI-provider bridge (subclasses live in tracelet_artifacts.ci)
 """
 
@@ -115,6 +116,10 @@ class DeliveryError(BackendError):
         super().__init__(message)
         self.retryable = retryable
 
+
+class DeliveryPendingError(DeliveryError):
+    """A read through a backend found this run's delivery of the artifact still pending; ``exp.flush()``
+    waits for it."""
 
 class CIError(TraceletError):
     """The CI-provider bridge failed; see ``tracelet_artifacts.ci`` for the subclasses."""

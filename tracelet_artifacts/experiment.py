@@ -10,6 +10,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,8 @@ from tracelet_artifacts.errors import (
     ArtifactStoreNotFoundError,
     BackendNotInstalledError,
     ConfigurationError,
+    DeliveryError,
+    DeliveryPendingError,
     IntegrityError,
     SerializationError,
     TraceletError,
@@ -40,9 +43,9 @@ from tracelet_artifacts.errors import (
 from tracelet_artifacts.hooks.rank import global_rank
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
-from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings
+from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings, option_sources
 from tracelet_artifacts.store import repair
-from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion
+from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, DeliveryState
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,12 @@ def _backend_list(backend: str | Sequence[str] | None, settings: TraceletSetting
                 f"The {name} backend needs the {spec.sdk} package: {spec.install or f'pip install {spec.sdk}'}"
             )
     return out
+
+
+def _refs(deliveries: Sequence[DeliveryState]) -> str:
+    """``cfg:v1`` / ``cfg:v1, cfg:v2`` (at most three named) for messages about deliveries."""
+    refs = list(dict.fromkeys(f"{d.name}:v{d.version}" for d in deliveries))
+    return ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
 
 
 class Experiment:
@@ -132,18 +141,20 @@ class Experiment:
             return self._start_reader()
         store = EmbeddedStore.from_settings(self.settings)
         store.catalog.add_run(self.run_id, self.name, process_owner())
+        sources = option_sources(self.settings.backend_options)
         self._adapters, errors = open_adapters(store, self.run_id, self.name, self.backends,
-                                               self.settings.backend_options)
+                                               self.settings.backend_options, sources)
         available = {LOCAL: registry.adapter_class(LOCAL).capabilities}
-        available.update({n: type(a).capabilities for n, a in self._adapters.items()})
+        available.update({n: a.run_capabilities for n, a in self._adapters.items()})
         for name in errors:  # keep routing to a backend that failed to start: its deliveries wait in the outbox
             available[name] = registry.adapter_class(name).capabilities
         self._policy = RoutingPolicy(available, threshold_bytes=self.settings.reference_threshold_bytes,
-                                     overrides=self.settings.routing)
+                                     overrides=self.settings.routing, blob_scheme=store.blobs.scheme)
         retry = RetryPolicy(self.settings.delivery_max_attempts, self.settings.delivery_backoff_s,
                             self.settings.delivery_backoff_max_s)
         late = {name: functools.partial(start_adapter, store, self.run_id, self.name, name,
-                                        self.settings.backend_options.get(name)) for name in errors}
+                                        self.settings.backend_options.get(name), sources.get(name))
+                for name in errors}
         self._queue = DeliveryQueue(store, self._adapters, run_id=self.run_id, retry=retry, late=late)
         self._adapters = self._queue.adapters  # one view: a backend that starts late joins it
         self._queue.start()
@@ -309,13 +320,45 @@ class Experiment:
         future.add_done_callback(lambda _: self._ingest_slots.release())
         return future
 
+    def _await_deliveries(self, backend: str, name: str | None, wait: float | None) -> None:
+        """Before a read through ``backend``: wait (up to ``wait``, default ``read_wait_s``) until this run's
+        deliveries of ``name`` (or of everything) to it are done; say so when one is pending or failed."""
+        self._adapter(backend)  # raises when the backend is not running here
+        timeout = self.settings.read_wait_s if wait is None else wait
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [d for d in self.store.catalog.deliveries(name, backend=backend, run_id=self.run_id)
+                      if d.status != "done"]
+            waiting = [d for d in states if d.status in ("pending", "inflight")]
+            if not waiting:
+                break
+            if time.monotonic() >= deadline:
+                tried = f" (attempt {waiting[0].attempts}; last error: {waiting[0].last_error})" \
+                    if waiting[0].last_error else ""
+                verb = "is" if len(waiting) == 1 else "are"
+                raise DeliveryPendingError(
+                    f"{_refs(waiting)} {verb} still being delivered to {backend}{tried}; call exp.flush() to wait "
+                    f"for it, or pass wait=SECONDS (waited {timeout:g} s).")
+            assert self._queue is not None
+            self._queue.wake(backend)
+            time.sleep(0.05)
+        if states:
+            raise DeliveryError(f"{_refs(states)} could not be delivered to {backend}: {states[0].last_error}; "
+                                "`tracelet-artifacts sync` retries it.", retryable=False)
+
     def get_artifact(
-        self, name: str, version: str | int = LATEST, backend: str | None = None
+        self, name: str, version: str | int = LATEST, backend: str | None = None, *, wait: float | None = None
     ) -> ArtifactVersion | RemoteArtifact:
-        """A version from the embedded store (default) or as a backend lists it."""
+        """A version from the embedded store (default) or as a backend lists it.
+
+        Through a backend, this run's pending deliveries of ``name`` to it are waited for first (up to
+        ``wait`` seconds, default the ``read_wait_s`` setting): DeliveryPendingError if one is still
+        pending, DeliveryError if it failed.
+        """
         self._settle_submitted()
         if backend in (None, LOCAL):
             return self.store.get(name, version)
+        self._await_deliveries(backend, name, wait)
         wanted = f"v{version}" if str(version).isdigit() else str(version)  # adapters list versions as "v3"
         items = [item for item in self._adapter(backend).list() if item.name == name]
         for item in items:
@@ -327,7 +370,8 @@ class Experiment:
         raise ArtifactStoreNotFoundError(f"{backend} holds no {name!r} at {wanted!r}.")
 
     def fetch_artifact(
-        self, name: str, version: str | int = LATEST, dest: str | Path = ".", backend: str | None = None
+        self, name: str, version: str | int = LATEST, dest: str | Path = ".", backend: str | None = None,
+        *, wait: float | None = None,
     ) -> Path:
         """Download a version's files under ``dest`` (from the embedded store, or through a backend).
 
@@ -340,6 +384,7 @@ class Experiment:
             repair.fetch_verified(self.store, name, version, dest, self._adapters,
                                   options=self.settings.backend_options)
             return Path(dest)
+        self._await_deliveries(backend, name, wait)
         return self._adapter(backend).fetch(name, str(version), Path(dest))
 
     def load_object(
@@ -366,13 +411,16 @@ class Experiment:
                                             what=f"{record.ref}/{entry.path}")
 
     def list_artifacts(
-        self, type_filter: ArtifactType | str | None = None, backend: str | None = None
+        self, type_filter: ArtifactType | str | None = None, backend: str | None = None, *,
+        wait: float | None = None,
     ) -> list[ArtifactVersion] | list[RemoteArtifact]:
-        """The latest version of each artifact (embedded store), or what a backend lists."""
+        """The latest version of each artifact (embedded store), or what a backend lists (after this run's
+        deliveries to it, waited for as ``get_artifact`` does)."""
         wanted = ArtifactType.parse(type_filter) if type_filter is not None else None
         self._settle_submitted()
         if backend in (None, LOCAL):
             return self.store.catalog.search(artifact_type=wanted, latest_only=True)
+        self._await_deliveries(backend, None, wait)
         return self._adapter(backend).list(wanted)
 
     def _adapter(self, backend: str) -> BackendAdapter:

@@ -4,8 +4,11 @@ referenced) before anything is sent. The plan is plain data, so every rule is te
 Rules, in order: ``metadata["preferred_backends"]``; the settings' per-type override; the type's default
 (models/checkpoints/weights → mlflow, media → wandb, datasets → clearml, config/code → every backend,
 anything else → the first enabled backend); the embedded store (``local``) always. Entries above the size
-threshold, or all entries when ``metadata["force_reference"]`` is true, go as references to backends
-that support references.
+threshold go as references to their stored blob only where the backend's other readers can open that
+URI (``Capabilities.readable_schemes``: an ``s3://`` blob of the team store, or a ``file://`` blob when the
+backend itself lives on this filesystem); otherwise they are uploaded. ``metadata["force_reference"]``
+sends every entry as a reference wherever references are held, and the plan names the ones only this
+machine can read (``BackendPlan.unreachable``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import urlparse
 
 from tracelet_artifacts.artifact import MEDIA_TYPES, MODEL_TYPES, ArtifactType, Manifest
 from tracelet_artifacts.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from tracelet_artifacts.backends.base import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,31 @@ DEFAULT_RULES: Mapping[ArtifactType, tuple[str, ...]] = MappingProxyType({
     ArtifactType.CODE: (_ALL,),
 })
 
+#: URI schemes every reader of a backend can open (given credentials): object stores and web servers.
+SHARED_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "http", "https"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can hold; the router and the docs matrix read these.
+
+    ``readable_schemes`` are the URI schemes whose references the backend's *other* readers (a colleague
+    on the tracking server, the same user after the working folder is cleaned) can open. A started
+    adapter adds ``file`` when the backend itself lives on this machine's filesystem (MLflow on sqlite,
+    a local Aim repo).
+    """
+
+    model_registry: bool = False
+    media: bool = False
+    references: bool = False
+    aliases: bool = False
+    versioning: bool = False
+    readable_schemes: frozenset[str] = SHARED_SCHEMES
+
+    def readable(self, uri: str) -> bool:
+        """Whether the backend's other readers can open ``uri``."""
+        return (urlparse(uri).scheme or "file").lower() in self.readable_schemes
+
 
 @dataclass(frozen=True)
 class BackendPlan:
@@ -46,18 +72,21 @@ class BackendPlan:
     external_references: tuple[str, ...] = ()
     not_held: Mapping[str, str] = field(default_factory=dict)
     reason: str = ""
+    #: Referenced entry paths and external URIs that only this machine can read (the backend's other
+    #: readers cannot open them); ``show`` says so.
+    unreachable: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "uploads": list(self.uploads),
                 "entry_references": list(self.entry_references),
                 "external_references": list(self.external_references),
-                "not_held": dict(self.not_held), "reason": self.reason}
+                "not_held": dict(self.not_held), "reason": self.reason, "unreachable": list(self.unreachable)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BackendPlan:
         return cls(data["backend"], tuple(data.get("uploads", ())), tuple(data.get("entry_references", ())),
                    tuple(data.get("external_references", ())), dict(data.get("not_held", {})),
-                   data.get("reason", ""))
+                   data.get("reason", ""), tuple(data.get("unreachable", ())))
 
 
 @dataclass(frozen=True)
@@ -83,7 +112,8 @@ class RoutePlan:
 class RoutingPolicy:
     """Decides where each artifact goes.
 
-    ``available`` maps each enabled *and installed* backend (in the user's order) to its capabilities.
+    ``available`` maps each enabled *and installed* backend (in the user's order) to its capabilities;
+    ``blob_scheme`` is the scheme of the store's blob URIs (``file`` locally, ``s3`` on a team store).
 
     Example::
 
@@ -98,9 +128,11 @@ class RoutingPolicy:
         threshold_bytes: int = DEFAULT_THRESHOLD_BYTES,
         overrides: Mapping[str, Sequence[str]] | None = None,
         unavailable: Mapping[str, str] | None = None,
+        blob_scheme: str = "file",
     ) -> None:
         self.available = dict(available)
         self.threshold_bytes = threshold_bytes
+        self.blob_scheme = blob_scheme
         self.unavailable = dict(unavailable or {})
         self.overrides: dict[ArtifactType, tuple[str, ...]] = {}
         for type_name, backends in (overrides or {}).items():
@@ -161,21 +193,30 @@ class RoutingPolicy:
 
     def _backend_plan(self, name: str, manifest: Manifest, force: bool, why: str) -> BackendPlan:
         caps = self.available[name]
+        blob_readable = caps.readable(f"{self.blob_scheme}://blob")
         uploads: list[str] = []
         refs: list[str] = []
+        unreachable: list[str] = []
         not_held: dict[str, str] = {}
         for entry in manifest.entries:
             large = entry.size > self.threshold_bytes
-            if (large or force) and caps.references:
-                refs.append(entry.path)
-            else:
+            if not (large or force):
                 uploads.append(entry.path)
-                if large or force:
-                    not_held[entry.path] = f"{name} cannot hold references; uploaded in full"
+            elif not caps.references:
+                uploads.append(entry.path)
+                not_held[entry.path] = f"{name} cannot hold references; uploaded in full"
+            elif force or blob_readable:  # force_reference: the user asked for a reference even if only here
+                refs.append(entry.path)
+                if not blob_readable:
+                    unreachable.append(entry.path)
+            else:  # a reference others could not open is no delivery: send the bytes
+                uploads.append(entry.path)
         external: list[str] = []
         for reference in manifest.references:
             if caps.references:
                 external.append(reference.uri)
+                if not caps.readable(reference.uri):
+                    unreachable.append(reference.uri)
             else:
                 not_held[reference.uri] = f"{name} cannot hold references; kept in the embedded store"
-        return BackendPlan(name, tuple(uploads), tuple(refs), tuple(external), not_held, why)
+        return BackendPlan(name, tuple(uploads), tuple(refs), tuple(external), not_held, why, tuple(unreachable))

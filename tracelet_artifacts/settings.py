@@ -5,6 +5,9 @@ Settings are read when an object is built (never at import), so a changed enviro
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,6 +65,7 @@ class TraceletSettings(BaseSettings):
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_backoff_max_s: float = Field(60.0, ge=0)
     flush_timeout_s: float = Field(120.0, ge=0)
+    read_wait_s: float = Field(30.0, ge=0)  # a read through a backend waits this long for the run's deliveries
     submit_queue_max: int = Field(1000, ge=1)  # submit_artifact blocks its caller while this many wait to be stored
     watch_settle_s: float = Field(1.0, gt=0)  # the file watcher: seconds without change when no close is seen
     watch_polling: bool = False  # the file watcher polls instead of using inotify (e.g. network filesystems)
@@ -96,3 +100,20 @@ class ExperimentConfig(BaseModel):
     def apply(self, settings: TraceletSettings) -> TraceletSettings:
         """A copy of ``settings`` with this config's set fields applied."""
         return settings.model_copy(update=self.model_dump(exclude_none=True))
+
+
+def option_sources(options: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """Where each backend option was set: ``TRACELET_BACKEND_OPTIONS`` when the environment holds that very
+    value, else ``backend_options`` (given in code: settings, ExperimentConfig or the adapter's options)."""
+    try:
+        from_env = json.loads(os.environ.get("TRACELET_BACKEND_OPTIONS") or "{}")
+    except ValueError:
+        from_env = {}
+    from_env = from_env if isinstance(from_env, dict) else {}
+    out: dict[str, dict[str, str]] = {}
+    for backend, values in options.items():
+        found = from_env.get(backend)
+        env_values: dict[str, Any] = found if isinstance(found, dict) else {}
+        out[backend] = {key: "TRACELET_BACKEND_OPTIONS" if key in env_values and env_values[key] == value
+                        else "backend_options" for key, value in values.items()}
+    return out

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.backends.base import RemoteArtifact
+from tracelet_artifacts.errors import DeliveryPendingError
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store.embedded import EmbeddedStore
@@ -106,7 +107,8 @@ def test_failed_delivery_waits_in_the_outbox_and_is_retried(tmp_path: Path) -> N
         receipt = exp.log_artifact(exp.create_artifact("pixel", ArtifactType.IMAGE).add_file(tmp_path / "pixel.png"))
         assert time.monotonic() - started < 5 and receipt["clearml"].status == "pending"
         time.sleep(1.5)  # several retryable failures happen meanwhile
-        assert "pixel" not in {r.name for r in exp.list_artifacts(backend="clearml")}
+        with pytest.raises(DeliveryPendingError, match=r"pixel:v1 is still being delivered to clearml"):
+            exp.list_artifacts(backend="clearml", wait=0.2)  # pending, never an empty list that looks like a loss
         assert exp.store.catalog.outbox_counts(exp.run_id, ["clearml"]).get("failed", 0) == 0, "still retrying"
         blocker.unlink()
         assert "pixel" in {r.name for r in _wait_listed(exp, {"pixel"})}

@@ -226,20 +226,36 @@ def test_media_types_are_also_logged_as_media_panels(logged_all: dict[str, Any])
 
 
 # -- references, versions, idempotency ----------------------------------------------------------------
-def test_large_entries_are_references_to_the_store_blob(wandb_run: WandbRun, tmp_path: Path) -> None:
+def test_large_entries_are_uploaded_since_w_and_b_readers_cannot_open_a_file_on_this_machine(
+        wandb_run: WandbRun, tmp_path: Path) -> None:
     wandb_run.threshold_bytes = 1000
     (tmp_path / "big.bin").write_bytes(b"\x07" * 5000)
-    (tmp_path / "small.txt").write_text("small")
     art = TraceletArtifact("big", ArtifactType.WEIGHTS).add_file(tmp_path / "big.bin", "w/big.bin")
+    _, receipt = wandb_run.deliver(art)
+    wandb_run.adapter.end_run()
+    assert receipt.uploaded == ("w/big.bin",) and receipt.referenced == () and receipt.unreachable == ()
+    (found,) = artifact_records(wandb_run.wandb_dir, "big")
+    (entry,) = found.manifest.contents
+    assert entry.local_path and not entry.ref and entry.size == 5000
+
+
+def test_forced_references_point_at_the_store_blob_and_say_only_this_machine_reads_them(
+        wandb_run: WandbRun, tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"\x07" * 5000)
+    (tmp_path / "small.txt").write_text("small")
+    art = TraceletArtifact("big", ArtifactType.WEIGHTS, metadata={"force_reference": True})
+    art.add_file(tmp_path / "big.bin", "w/big.bin")
+    wandb_run.threshold_bytes = 1000
     record, receipt = wandb_run.deliver(art.add_file(tmp_path / "small.txt"))
     wandb_run.adapter.end_run()
-    assert receipt.referenced == ("w/big.bin",) and receipt.uploaded == ("small.txt",)
+    assert receipt.referenced == ("small.txt", "w/big.bin") and receipt.uploaded == ()
+    assert set(receipt.unreachable) == {"small.txt", "w/big.bin"}
     (found,) = artifact_records(wandb_run.wandb_dir, "big")
     entries = {c.path: c for c in found.manifest.contents}
     blob = wandb_run.store.blob_path(record.manifest.entry("w/big.bin").sha256)
     assert entries["w/big.bin"].ref == blob.absolute().as_uri() and not entries["w/big.bin"].local_path
     assert entries["w/big.bin"].size == 5000 and entries["w/big.bin"].digest == _md5_b64(blob)
-    assert entries["small.txt"].local_path and not entries["small.txt"].ref
+    assert entries["small.txt"].ref and not entries["small.txt"].local_path
     out = wandb_run.adapter.fetch("big", "v0", tmp_path / "out")
     assert sha256_file(out / "w" / "big.bin") == record.manifest.entry("w/big.bin").sha256
 

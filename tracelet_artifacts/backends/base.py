@@ -3,6 +3,11 @@
 An adapter gets a ``Delivery`` (the frozen manifest, its plan for this backend, and read-only access to
 the stored blobs) and returns a ``Receipt``. Only ``log``, ``list`` and ``fetch`` are abstract; run
 lifecycle, params and metrics default to no-ops. Adapters import their SDK inside methods.
+
+Where a backend's data goes is resolved the way its SDK resolves it, in one precedence: explicit adapter
+options > ``TRACELET_*`` settings > the SDK's own configuration (environment, config files, a run the user
+already opened) > the embedded default under the store folder. ``resolve_target`` reports the outcome
+and where each value came from (``tracelet-artifacts doctor`` prints it).
 """
 
 from __future__ import annotations
@@ -16,20 +21,58 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from tracelet_artifacts.artifact import ArtifactType, Manifest, ManifestEntry
-from tracelet_artifacts.routing import BackendPlan
+from tracelet_artifacts.routing import BackendPlan, Capabilities
+
+__all__ = ["BackendAdapter", "BackendTarget", "Capabilities", "Delivery", "PlannedReference", "Receipt",
+           "RemoteArtifact", "RunContext", "Setting"]
 
 ReceiptStatus = Literal["done", "pending", "failed"]
+#: Where an adapter option came from when neither label below applies.
+FROM_OPTIONS = "backend_options"
+EMBEDDED_DEFAULT = "embedded default"
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """What a backend can hold; the router and the docs matrix read these."""
+class Setting:
+    """One resolved value of a backend's configuration, and where it came from.
 
-    model_registry: bool = False
-    media: bool = False
-    references: bool = False
-    aliases: bool = False
-    versioning: bool = False
+    ``source`` names the place a user would change it: ``backend_options``, ``TRACELET_BACKEND_OPTIONS``,
+    an SDK variable (``MLFLOW_TRACKING_URI``), an SDK call (``mlflow.set_tracking_uri()``), a config file,
+    or ``embedded default``.
+    """
+
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class BackendTarget:
+    """Where a backend's data goes for a run, as resolved (what ``tracelet-artifacts doctor`` prints).
+
+    Example::
+
+        BackendTarget("mlflow", where="http://127.0.0.1:5000 (experiment 'resnet')",
+                      settings={"tracking_uri": Setting("http://127.0.0.1:5000", "MLFLOW_TRACKING_URI")})
+    """
+
+    backend: str
+    where: str
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+    #: The user's own run that artifacts join (e.g. ``mlflow.active_run() 3f2a…``); None: the adapter opens one.
+    active_run: str | None = None
+    #: Nothing configured: the data goes to the embedded default under the store folder.
+    embedded_default: bool = False
+    #: How to send the data elsewhere, naming the settings (one line).
+    change: str = ""
+    #: The command that shows the data locally (``mlflow ui --backend-store-uri …``), where there is one.
+    view: str | None = None
+
+    def announcement(self) -> str:
+        """The one line logged at INFO when the embedded default is used."""
+        text = f"{self.backend}: nothing configured, so runs go to {self.where}"
+        if self.view:
+            text += f"; see them with `{self.view}`"
+        return text + (f"; to send them elsewhere, {self.change}" if self.change else "") + "."
 
 
 @dataclass(frozen=True)
@@ -60,6 +103,15 @@ class Receipt:
     referenced: tuple[str, ...] = ()
     not_held: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: Entry path (or external URI) → the URI the backend holds as a reference for it.
+    reference_uris: Mapping[str, str] = field(default_factory=dict)
+    #: Referenced paths/URIs that only this machine can read (the backend's other readers cannot).
+    unreachable: tuple[str, ...] = ()
+    #: Where to open the artifact in the backend: a run URL under the tracking server, a W&B run path,
+    #: a ClearML task id, an Aim run hash.
+    locator: str | None = None
+    #: The command that shows it locally (``mlflow ui --backend-store-uri …``, ``aim up --repo …``).
+    view_command: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,15 +119,17 @@ class Receipt:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["not_held"] = dict(self.not_held)
+        data["not_held"], data["reference_uris"] = dict(self.not_held), dict(self.reference_uris)
         data["uploaded"], data["referenced"] = list(self.uploaded), list(self.referenced)
+        data["unreachable"] = list(self.unreachable)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
-        values = dict(data)
-        values["uploaded"] = tuple(values.get("uploaded", ()))
-        values["referenced"] = tuple(values.get("referenced", ()))
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}  # receipts written by a newer release
+        for key in ("uploaded", "referenced", "unreachable"):
+            values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
 
@@ -112,10 +166,19 @@ class Delivery:
     plan: BackendPlan
     blob_root: Path
     aliases: tuple[str, ...] = ()
+    #: Where the store's blobs live for other readers (``s3://bucket/prefix`` on a team store); None: the
+    #: local blob folder, referenced as ``file://`` URIs.
+    blob_uri_prefix: str | None = None
 
     def blob_path(self, entry: ManifestEntry) -> Path:
         """The stored content of an entry (read only)."""
         return self.blob_root / entry.sha256[:2] / entry.sha256[2:]
+
+    def blob_uri(self, entry: ManifestEntry) -> str:
+        """The URI a reference to an entry's stored blob points at."""
+        if self.blob_uri_prefix:
+            return f"{self.blob_uri_prefix.rstrip('/')}/{entry.sha256[:2]}/{entry.sha256[2:]}"
+        return self.blob_path(entry).absolute().as_uri()
 
     def uploads(self) -> list[ManifestEntry]:
         """Entries this backend should upload."""
@@ -124,7 +187,7 @@ class Delivery:
 
     def references(self) -> list[PlannedReference]:
         """Entries sent as references to their stored blob, then the artifact's own external references."""
-        refs = [PlannedReference(e.path, self.blob_path(e).absolute().as_uri(), e.size, e.sha256)
+        refs = [PlannedReference(e.path, self.blob_uri(e), e.size, e.sha256)
                 for e in self.manifest.entries if e.path in set(self.plan.entry_references)]
         refs += [PlannedReference(r.uri, r.uri, r.size_bytes, r.sha256)
                  for r in self.manifest.references if r.uri in set(self.plan.external_references)]
@@ -147,8 +210,11 @@ class Delivery:
 
     def receipt(self, backend: str, **values: Any) -> Receipt:
         """A done receipt for this delivery, listing what was uploaded and referenced by default."""
+        references = self.references()
         values.setdefault("uploaded", tuple(e.path for e in self.uploads()))
-        values.setdefault("referenced", tuple(r.path for r in self.references()))
+        values.setdefault("referenced", tuple(r.path for r in references))
+        values.setdefault("reference_uris", {r.path: r.uri for r in references})
+        values.setdefault("unreachable", tuple(self.plan.unreachable))
         values.setdefault("not_held", dict(self.plan.not_held))
         return Receipt(backend=backend, status="done", artifact=self.manifest.name, version=self.version, **values)
 
@@ -171,9 +237,36 @@ class BackendAdapter(ABC):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = dict(options or {})
+        #: option key → where it was set (``backend_options`` or ``TRACELET_BACKEND_OPTIONS``); filled in
+        #: by whoever creates the adapter from settings.
+        self.option_sources: dict[str, str] = {}
+
+    def option(self, key: str) -> Setting | None:
+        """An explicit adapter option as a resolved Setting (None when the option is not given)."""
+        value = self.options.get(key)
+        if value is None or value == "":
+            return None
+        return Setting(str(value), self.option_sources.get(key, FROM_OPTIONS))
+
+    @property
+    def run_capabilities(self) -> Capabilities:
+        """Capabilities for the run this adapter started (e.g. ``file`` references readable when the backend
+        lives on this filesystem); the router reads these. The class's own capabilities by default."""
+        return self.capabilities
+
+    def resolve_target(self, run: RunContext) -> BackendTarget:
+        """Where this adapter's data goes for ``run``, and where each value came from.
+
+        Side-effect free (no run is opened), so ``tracelet-artifacts doctor`` can call it on an adapter
+        that never starts; ``start_run`` uses the same resolution.
+        """
+        settings = {key: setting for key in sorted(self.options) if (setting := self.option(key)) is not None
+                    and isinstance(self.options[key], (str, int, float, bool, os.PathLike))}
+        return BackendTarget(self.name, where=f"{self.name} (as its SDK is configured)", settings=settings)
 
     def start_run(self, run: RunContext) -> Mapping[str, Any]:
-        """Open (or resume, from ``run.state``) the backend's run; return state to save for resuming."""
+        """Open (or resume, from ``run.state``) the backend's run, or join the run the user already opened;
+        return state to save for resuming."""
         return {}
 
     @abstractmethod

@@ -69,6 +69,14 @@ class BlobStore:
         except OSError as exc:
             raise ArtifactStoreError(f"Cannot create the blob folder {str(self.root)!r}: {exc.strerror}.") from exc
 
+    #: Where other readers find the blobs (``s3://bucket/prefix`` for a bucket); None: this folder only.
+    uri_prefix: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        """The scheme of a reference to one of these blobs (``file`` here, ``s3`` for a bucket)."""
+        return self.uri_prefix.split("://", 1)[0] if self.uri_prefix else "file"
+
     def path(self, sha256: str) -> Path:
         """Where the blob with this digest lives (whether or not it exists)."""
         if not _DIGEST.match(sha256):

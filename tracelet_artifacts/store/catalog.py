@@ -82,6 +82,21 @@ class OutboxItem:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class DeliveryState:
+    """Where one version stands with one backend for one run: its outbox row and the latest receipt."""
+
+    name: str
+    version: int
+    backend: str
+    run_id: str
+    status: str  # pending, inflight, done, failed
+    attempts: int
+    last_error: str | None
+    next_attempt_at: float
+    receipt: Mapping[str, Any] | None = None
+
+
 def parse_version(text: str | int) -> int:
     """``3``, ``"3"`` or ``"v3"`` → 3; anything else raises ArtifactStoreError."""
     if isinstance(text, int) and text > 0:
@@ -336,13 +351,23 @@ class Catalog:
                    (artifact_id, alias, version_id, now))
 
     def set_alias(self, name: str, alias: str, version: str | int) -> ArtifactVersion:
-        """Point ``alias`` at a version (moving it atomically if it pointed elsewhere)."""
+        """Point ``alias`` at a version (moving it atomically if it pointed elsewhere).
+
+        Backends that already received the version get it again (their delivery goes back to pending;
+        re-delivering known content only sets aliases), so an alias moved here moves there too.
+        """
         validate_alias(alias)
         target = self.get(name, version)
-        with self.transaction(f"artifact:{name}") as db:
+        now = time.time()
+        with self.transaction(f"artifact:{name}", OUTBOX) as db:
             artifact_id = self._artifact_id(db, name)
             version_id = self._version_row(db, artifact_id, target.version)
-            self._set_alias(db, artifact_id, alias, version_id, time.time())
+            previous = db.execute("SELECT version_id FROM aliases WHERE artifact_id=? AND alias=?",
+                                  (artifact_id, alias)).fetchone()
+            self._set_alias(db, artifact_id, alias, version_id, now)
+            if previous is None or previous["version_id"] != version_id:
+                db.execute("UPDATE outbox SET status='pending', attempts=0, next_attempt_at=0, updated_at=? "
+                           "WHERE version_id=? AND status='done'", (now, version_id))
         return self.get(name, target.version)
 
     def remove_alias(self, name: str, alias: str) -> None:
@@ -533,6 +558,28 @@ class Catalog:
             sql += f" AND backend IN ({','.join('?' * len(backends)) or 'NULL'})"
             params += list(backends)
         return {r["status"]: r["n"] for r in self._read(sql + " GROUP BY status", params)}
+
+    def deliveries(self, name: str | None = None, version: int | None = None, *, backend: str | None = None,
+                   run_id: str | None = None) -> list[DeliveryState]:
+        """Deliveries of an artifact (or of all), narrowed to a version, backend or run; oldest first."""
+        sql = ("SELECT o.*, v.version, a.name FROM outbox o JOIN versions v ON v.id=o.version_id "
+               "JOIN artifacts a ON a.id=v.artifact_id WHERE 1=1")
+        params: list[Any] = []
+        for column, value in (("a.name", name), ("v.version", version), ("o.backend", backend),
+                              ("o.run_id", run_id)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                params.append(value)
+        rows = self._read(sql + " ORDER BY o.id", params)
+        receipts: dict[tuple[int, str, str], Mapping[str, Any]] = {}
+        for version_id in {r["version_id"] for r in rows}:
+            for r in self._read("SELECT backend, run_id, payload FROM receipts WHERE version_id=? ORDER BY id",
+                                (version_id,)):
+                receipts[version_id, r["backend"], r["run_id"]] = json.loads(r["payload"])
+        return [DeliveryState(r["name"], r["version"], r["backend"], r["run_id"], r["status"], r["attempts"],
+                              r["last_error"], r["next_attempt_at"],
+                              receipts.get((r["version_id"], r["backend"], r["run_id"])))
+                for r in rows]
 
     def outbox_item(self, item_id: int) -> OutboxItem:
         rows = self._read("SELECT * FROM outbox WHERE id=?", (item_id,))

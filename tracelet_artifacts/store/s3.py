@@ -68,6 +68,7 @@ class S3BlobStore(BlobStore):
         super().__init__(cache_root, fsync=fsync)
         self.url = url
         self.bucket, self.prefix = parse_s3_url(url)
+        self.uri_prefix = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self.endpoint_url = endpoint_url
         try:
             import boto3

@@ -1,0 +1,84 @@
+"""What each backend holds of a version, entry by entry, read from the catalog's outbox and receipts.
+
+One vocabulary for ``show``, ``ls`` and the API: an entry is *uploaded*, *referenced* (readable elsewhere,
+or on this machine only), *not held* (with the reason), or the whole delivery is *pending* or *failed*.
+A delivery only counts as complete when a reader elsewhere can get every entry it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tracelet_artifacts.backends.base import Receipt
+from tracelet_artifacts.store.catalog import DeliveryState
+
+UPLOADED, REFERENCED, LOCAL_ONLY, NOT_HELD = "uploaded", "referenced", "referenced (this machine only)", "not held"
+PENDING, FAILED = "pending", "failed"
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    """One line of a backend's status for a version: the state of one entry (or of the whole delivery)."""
+
+    backend: str
+    state: str
+    path: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """Where one version stands with one backend (for one run)."""
+
+    backend: str
+    run_id: str
+    state: str  # done, partial (something only this machine can read, or not held), pending, failed
+    entries: tuple[EntryStatus, ...]
+    locator: str | None = None
+    view_command: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """``mlflow:done``-style word for tables."""
+        return f"{self.backend}:{self.state}"
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())[:300]
+
+
+def backend_status(delivery: DeliveryState) -> BackendStatus:
+    """The status of one outbox row, entry by entry when its receipt is in."""
+    backend = delivery.backend
+    if delivery.status in ("pending", "inflight"):
+        detail = f"attempt {delivery.attempts}" if delivery.attempts else "not tried yet"
+        if delivery.last_error:
+            detail += f"; last error: {_one_line(delivery.last_error)}"
+        return BackendStatus(backend, delivery.run_id, PENDING, (EntryStatus(backend, PENDING, "", detail),))
+    if delivery.status == "failed":
+        line = EntryStatus(backend, FAILED, "", _one_line(delivery.last_error) or "no error recorded")
+        return BackendStatus(backend, delivery.run_id, FAILED, (line,))
+    receipt = Receipt.from_dict(delivery.receipt) if delivery.receipt else None
+    if receipt is None:  # done without a receipt: nothing tells what it holds
+        return BackendStatus(backend, delivery.run_id, "done", ())
+    lines: list[EntryStatus] = []
+    notes = dict(receipt.not_held)
+    for path in receipt.uploaded:
+        lines.append(EntryStatus(backend, UPLOADED, path, notes.pop(path, "")))
+    unreachable = set(receipt.unreachable)
+    for path in receipt.referenced:
+        uri = receipt.reference_uris.get(path, path)
+        if path in unreachable:
+            lines.append(EntryStatus(backend, LOCAL_ONLY, path, f"{uri}: readers elsewhere cannot open it"))
+        else:
+            lines.append(EntryStatus(backend, REFERENCED, path, uri))
+    lines += [EntryStatus(backend, NOT_HELD, path, why) for path, why in notes.items()]
+    gaps = any(line.state in (LOCAL_ONLY, NOT_HELD) for line in lines)
+    return BackendStatus(backend, delivery.run_id, "partial" if gaps else "done", tuple(lines),
+                         receipt.locator, receipt.view_command)
+
+
+def version_status(deliveries: Iterable[DeliveryState]) -> list[BackendStatus]:
+    """Every backend's status for a version (one per backend and run), in delivery order."""
+    return [backend_status(d) for d in deliveries]
