@@ -148,9 +148,10 @@ class Submission(WatcherCore):
             remove(staged)
 
     def _logged(self, future: Future[Any], staged: Path) -> None:
+        self._unstage(staged)  # first: once nothing is submitted, nothing staged is left either
         with self._lock:
             self._submitted.discard(future)
-        self._unstage(staged)
+            self._lock.notify_all()
 
     def _hand_over(self, captured: CapturedFile, staged: Path | None) -> None:
         with self._lock:

@@ -194,9 +194,8 @@ class ArtifactWatcher(EventIntake, StabilityTracker, Submission):
         self._drain()
         assert self._capturer is not None
         self._capturer.shutdown(wait=True)
-        with self._lock:
-            submitted = list(self._submitted)
-        wait_futures(submitted)  # so that, once stop returns, every captured file is in the store
+        with self._lock:  # once stop returns, every captured file is in the store and its staged copy gone
+            self._lock.wait_for(lambda: not self._submitted)
         return list(self.captured)
 
     def __enter__(self) -> ArtifactWatcher:
