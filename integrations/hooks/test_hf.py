@@ -7,6 +7,7 @@ folders (sharded safetensors with their index) are one version each, from the ho
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
+from test_ddp import run_launcher  # noqa: E402
+
 from tracelet_artifacts import digest  # noqa: E402
 from tracelet_artifacts.artifact import ArtifactType  # noqa: E402
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
 from tracelet_artifacts.hooks.hf import TraceletTrainerCallback  # noqa: E402
 from tracelet_artifacts.settings import TraceletSettings  # noqa: E402
+from tracelet_artifacts.store.embedded import EmbeddedStore  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +129,20 @@ def test_the_watcher_takes_a_sharded_model_folder_as_one_version(workdir: Path) 
         version = exp.get_artifact("watched/model")
         files = {p.name for p in (workdir / "watched" / "model").iterdir()}
         assert {e.path for e in version.manifest.entries} == files
+
+
+def test_a_two_process_trainer_run_is_captured_once_from_process_zero(workdir: Path) -> None:
+    script = Path(__file__).with_name("hf_torchrun_training.py")
+    done = run_launcher([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                         str(script), str(workdir)], workdir, "a 2-process Hugging Face Trainer run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RANK 0 TRAINED" in done.stdout and "RANK 1 TRAINED" in done.stdout
+    store = EmbeddedStore(workdir / ".tracelet")
+    try:
+        assert store.catalog.names() == ["hf_out/checkpoints", "hf_out/model", "hf_out/training_args"]
+        checkpoints = store.catalog.versions("hf_out/checkpoints")
+        assert [v.manifest.metadata["checkpoint"] for v in checkpoints] == ["checkpoint-4", "checkpoint-8"]
+        assert len({v.run_id for n in store.catalog.names() for v in store.catalog.versions(n)}) == 1
+        assert "best" in store.get("hf_out/checkpoints", "best").aliases
+    finally:
+        store.close()
