@@ -200,3 +200,16 @@ def test_a_user_folder_named_like_a_trainer_checkpoint_is_no_bundle(tmp_path: Pa
     assert bundles.kind_of(folder) is None  # no Trainer file in it: a plain folder
     (folder / "trainer_state.json").write_text("{}")
     assert bundles.kind_of(folder) == bundles.HF_CHECKPOINT
+
+
+def test_disabling_puts_back_every_function_the_capture_wrapped(exp: Experiment) -> None:
+    import sys
+
+    import torch.distributed.checkpoint as dcp
+
+    originals = (torch.save, torch.serialization._open_zipfile_writer, torch.serialization._save, dcp.save)
+    meta_path = list(sys.meta_path)
+    with ts.capture_torch_save(exp):
+        assert torch.serialization._open_zipfile_writer is not originals[1] and dcp.save is not originals[3]
+    assert (torch.save, torch.serialization._open_zipfile_writer, torch.serialization._save, dcp.save) == originals
+    assert sys.meta_path == meta_path
