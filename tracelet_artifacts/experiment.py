@@ -135,8 +135,7 @@ class Experiment:
         """Open the store, start each backend's run and the delivery workers."""
         if self._store is not None:
             return self
-        self._primary = None
-        self._primary = self.primary
+        self._primary = self._writes_here()
         if not self._primary:
             return self._start_reader()
         store = EmbeddedStore.from_settings(self.settings)
@@ -468,8 +467,9 @@ class Experiment:
         reads but no backend run and no capture; ``log_artifact``, ``log_params`` and ``log_metric`` do
         nothing there (said once in the log). The role is fixed when the experiment starts.
         """
-        if self._primary is not None:
-            return self._primary
+        return self._primary if self._primary is not None else self._writes_here()
+
+    def _writes_here(self) -> bool:
         return self.settings.capture_all_ranks or global_rank() == 0
 
     @property
