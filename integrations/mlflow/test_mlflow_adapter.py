@@ -132,8 +132,8 @@ def assert_registered(client: Any, uri: str, manifest: Manifest, run_id: str, de
     assert [mv.tags["tracelet.digest"] for mv in versions] == [manifest.digest]
     version = versions[0]
     assert version.run_id == run_id
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dest),
-                                                     tracking_uri=uri))
+    where = client.get_model_version_download_uri(manifest.name, version.version)  # models:/… resolved
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=str(dest), tracking_uri=uri))
     if manifest.model is None:
         assert version.source.endswith(f"{manifest.name}/v1")
         return local
