@@ -102,3 +102,11 @@ def test_the_store_package_imports_no_adapter_router_or_delivery() -> None:
         if path.name == "repair.py":  # the old import path, a re-export of tracelet_artifacts.repair
             continue
         assert not {m for m in _our_imports(path) if m.startswith(upward)}, path.name
+
+
+def test_every_call_the_one_object_catalog_had_still_reaches_the_outbox(store: EmbeddedStore) -> None:
+    old = ("outbox", "outbox_item", "outbox_counts", "claim", "complete", "retry_later", "requeue_failed",
+           "release_orphans", "delivered", "deliveries", "receipts", "receipts_with_runs", "add_run", "end_run",
+           "run_state", "save_backend_state", "runs_with_outstanding", "backends_of_run")
+    for name in old:
+        assert callable(getattr(store.catalog, name)), name

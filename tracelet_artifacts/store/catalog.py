@@ -365,9 +365,17 @@ class Catalog:
     retry_later = _moved_to_outbox("retry_later")
     deliveries = _moved_to_outbox("deliveries")
     receipts = _moved_to_outbox("receipts")
+    complete = _moved_to_outbox("complete")
+    requeue_failed = _moved_to_outbox("requeue_failed")
+    release_orphans = _moved_to_outbox("release_orphans")
+    delivered = _moved_to_outbox("delivered")
+    receipts_with_runs = _moved_to_outbox("receipts_with_runs")
     add_run = _moved_to_outbox("add_run")
     end_run = _moved_to_outbox("end_run")
     run_state = _moved_to_outbox("run_state")
+    save_backend_state = _moved_to_outbox("save_backend_state")
+    runs_with_outstanding = _moved_to_outbox("runs_with_outstanding")
+    backends_of_run = _moved_to_outbox("backends_of_run")
 
 
 def open_catalog_database(location: str | Path) -> Database:
