@@ -150,9 +150,9 @@ def test_every_type_lands_in_the_run_file_with_its_paths_metadata_and_digests(
     assert meta["owner"] == "ci" and meta["score"] == 0.5
     assert meta["tracelet"]["digest"] == manifest.digest and meta["tracelet"]["labels"] == ["integration"]
     entries = {c.path: c for c in art.manifest.contents}
-    for entry in manifest.entries:  # same paths, and the staged copy is the stored content
+    for entry in manifest.entries:  # same paths, and W&B uploads from the store's blob: no second copy
         staged = Path(entries[entry.path].local_path)
-        assert staged.is_relative_to(logged_all["data"]), "staged copies live in WANDB_DATA_DIR"
+        assert staged == run.store.blob_path(entry.sha256), "W&B reads the stored blob, nothing is staged"
         assert sha256_file(staged) == entry.sha256 == meta["tracelet"]["entries"][entry.path]
         assert entries[entry.path].digest == _md5_b64(staged) and entries[entry.path].size == entry.size
     refs = {c.ref for c in art.manifest.contents if c.ref}
@@ -201,8 +201,7 @@ def test_second_delivery_of_each_version_uploads_nothing(logged_all: dict[str, A
         assert receipt.remote_version == "v0" and receipt.remote_id == logged_all["results"][kind][1].remote_id
     assert len(artifact_records(run.wandb_dir)) == len(ArtifactType)
     staged_files = [p for p in staged if p.is_file()]
-    manifests = [record.manifest for record, _ in logged_all["results"].values()]
-    assert len(staged_files) == sum(len(m.entries) for m in manifests), "one staged copy per entry"
+    assert staged_files == [], "no copy staged at all: W&B uploads from the store's blobs"
 
 
 def test_media_types_are_also_logged_as_media_panels(logged_all: dict[str, Any]) -> None:

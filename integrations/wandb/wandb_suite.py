@@ -28,14 +28,15 @@ PROJECT = "tracelet-it"
 
 def offline_env(root: Path) -> dict[str, str]:
     """W&B offline with every folder under ``root``, no telemetry, no git/code capture, and a closed
-    loopback port as its server (for this process or a child process's environment)."""
+    loopback port as its server (for this process or a child process's environment). ``WANDB_DIR`` is left
+    unset: the adapter honours it, and without it each run goes under its test's store."""
     return {
         "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off",
         "WANDB_ERROR_REPORTING": "false",            # no Sentry
         "WANDB_DISABLE_GIT": "true", "WANDB_DISABLE_CODE": "true", "WANDB_DISABLE_JOB_CREATION": "true",
         "WANDB_X_DISABLE_STATS": "true", "WANDB_X_DISABLE_MACHINE_INFO": "true", "WANDB_X_DISABLE_META": "true",
         "WANDB_BASE_URL": "http://127.0.0.1:9",      # should anything try the server, it meets a closed port
-        "WANDB_DIR": str(root / "dir"), "WANDB_DATA_DIR": str(root / "data"), "WANDB_CACHE_DIR": str(root / "cache"),
+        "WANDB_DATA_DIR": str(root / "data"), "WANDB_CACHE_DIR": str(root / "cache"),
         "WANDB_CONFIG_DIR": str(root / "config"), "WANDB_ARTIFACT_DIR": str(root / "artifacts"),
         "HOME": str(root / "home"), "XDG_CACHE_HOME": str(root / "xdg-cache"),
         "XDG_DATA_HOME": str(root / "xdg-data"), "XDG_CONFIG_HOME": str(root / "xdg-config"),
