@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wandb_suite import PROJECT, FailingServer, WandbRun, artifact_records, run_records, start, wait_until_written
+from wandb_suite import (
+    GUARD,
+    PROJECT,
+    FailingServer,
+    WandbRun,
+    artifact_records,
+    run_records,
+    start,
+    wait_until_written,
+)
 
 from tracelet_artifacts.artifact import ArtifactType, Reference, TraceletArtifact, compute_digest
 from tracelet_artifacts.backends.base import RunContext
@@ -125,6 +134,7 @@ def logged_all(tmp_path_factory: pytest.TempPathFactory, wandb_home: Path) -> di
             results[kind] = run.deliver(_build(kind, src), aliases=("candidate",))
         receipts_again = {kind: run.adapter.log(run.delivery(record)) for kind, (record, _) in results.items()}
         run.adapter.end_run()
+        assert not GUARD.attempts, f"outbound network attempts while logging: {GUARD.attempts}"
         yield {"run": run, "results": results, "again": receipts_again, "data": root / "wandb-data"}
         store.close()
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -211,3 +215,59 @@ class FailingServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# -- a user's script, in a fresh process (W&B reads its settings once per process) ----------------------
+REPO = Path(__file__).resolve().parents[2]
+PRELUDE = """
+import json, logging, sys
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+from tracelet_artifacts import ArtifactType, Experiment
+
+def log_model_and_config(exp):
+    Path("model.pth").write_bytes(bytes(range(256)) * 8)
+    model = exp.create_artifact("classifier", ArtifactType.MODEL).add_file("model.pth")
+    config = exp.create_artifact("cfg", ArtifactType.CONFIG).add_object({"lr": 0.1}, "hparams")
+    exp.log_artifact(model, aliases=["best"])
+    exp.log_artifact(config)
+    exp.flush(timeout=120)
+    return [dict(d.receipt or {}, status=d.status, last_error=d.last_error)
+            for d in exp.store.catalog.deliveries(backend="wandb")]
+"""
+
+
+def user_env(root: Path, **values: str | None) -> dict[str, str]:
+    """A user's environment: W&B sandboxed under ``root`` (offline unless ``values`` say otherwise), no
+    TRACELET_* or WANDB_* from the caller, this checkout importable; ``values`` set (``None``: removed)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRACELET_", "WANDB_")) and k not in ("PYTHONPATH",)}
+    env.update(offline_env(root), PYTHONPATH=str(REPO), TMPDIR=str(root / "tmp"))
+    for key, value in values.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    for key, value in env.items():
+        if key.endswith(("_DIR", "HOME")) and key != "WANDB_DIR":
+            Path(value).mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def user_script(body: str, env: dict[str, str], cwd: Path, timeout: float = 240) -> tuple[Any, str]:
+    """Run ``PRELUDE + body`` as a user's script in ``cwd``; return (the JSON it printed last, its stderr)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-c", PRELUDE + body], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def run_folders(wandb_dir: Path) -> list[Path]:
+    return sorted(p for p in wandb_dir.glob("offline-run-*") if p.is_dir())
+
+
+def typed_records(wandb_dir: Path, kind: str) -> list[Any]:
+    """The records of one type (``run``, ``history``, ``exit``, …) of every run file under ``wandb_dir``."""
+    return [getattr(r, kind) for r in run_records(wandb_dir) if r.WhichOneof("record_type") == kind]

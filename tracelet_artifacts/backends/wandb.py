@@ -382,6 +382,7 @@ class WandbAdapter(BackendAdapter):
         ``immutable`` policy, so nothing is staged twice; a team store's cached blob is staged, since the
         cache may drop it before ``wandb sync``), references as references."""
         import wandb
+        from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
 
         manifest = delivery.manifest
         art = wandb.Artifact(wandb_name(manifest.name), type=manifest.artifact_type.value,
@@ -393,9 +394,12 @@ class WandbAdapter(BackendAdapter):
         not_held: dict[str, str] = {}
         for ref in delivery.references():
             local = file_path(ref.uri)
+            name = ref.path if ref.path != ref.uri else _reference_name(ref.uri)
             try:
-                art.add_reference(ref.uri, name=ref.path if ref.path != ref.uri else _reference_name(ref.uri),
-                                  checksum=bool(local and local.exists()))
+                if local is not None and local.exists():  # W&B checksums a local file (reads it once)
+                    art.add_reference(ref.uri, name=name, checksum=True)
+                else:  # the entry W&B records unchecksummed, without its cloud client looking up credentials
+                    art.manifest.add_entry(ArtifactManifestEntry(path=name, ref=ref.uri, digest=ref.uri))
             except Exception as exc:
                 not_held[ref.path] = f"W&B cannot record this reference ({exc}); kept in metadata['tracelet']"
         return art, not_held
