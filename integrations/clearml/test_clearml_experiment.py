@@ -76,7 +76,7 @@ def test_experiment_delivers_to_clearml_and_reads_back(tmp_path: Path) -> None:
     keys = {a["key"] for a in task["execution"]["artifacts"]}
     assert {"tiny-data:v1", "clf:v1", "cfg:v1", "cfg:v1/hparams.json", "tiny-data:v1/data/split/train.csv",
             "tiny-data:v1/ref:gs://bucket/tiny/full.csv", "clf:v1/model/input_example.json"} <= keys
-    model_entry = [m for m in task["offline_output_models"] if m["init"]["name"] == "clf:v1"]
+    model_entry = [m for m in task["offline_output_models"] if m["init"]["name"] == "clf"]  # the artifact's name
     assert model_entry and model_entry[0]["init"]["framework"] == "ScikitLearn"
     assert "baseline" in model_entry[0]["init"]["tags"]
     assert f"models/{Path(model_entry[0]['weights']['weights_filename']).name}" in names
