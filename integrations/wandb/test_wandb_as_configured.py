@@ -7,12 +7,11 @@ wrote, with W&B's own record schema, the way ``wandb sync`` would read them."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from wandb_suite import REPO, artifact_records, run_folders, typed_records, user_env, user_script
+from user_scripts import REPO, doctor, user_script
+from wandb_suite import artifact_records, run_folders, typed_records, user_env
 
 pytestmark = pytest.mark.integration
 EXPERIMENT = "resnet-sweep-3"
@@ -24,7 +23,7 @@ def test_an_open_wandb_run_receives_the_artifacts_and_is_left_open(tmp_path: Pat
 import wandb
 run = wandb.init(project="user-project", name="my-own-run")
 exp = Experiment("{EXPERIMENT}", backend=["wandb"]).start()
-receipts = log_model_and_config(exp)
+receipts = log_model_and_config(exp, "wandb")
 exp.stop(timeout=120)
 still_open = wandb.run is run
 run.log({{"after_the_experiment": 1.0}})
@@ -54,7 +53,7 @@ def test_wandb_project_dir_and_mode_variables_are_honoured_and_the_run_is_named_
     env = user_env(tmp_path / "home", WANDB_PROJECT="team-vision", WANDB_DIR=str(elsewhere), WANDB_MODE="offline")
     result, log = user_script(f"""
 exp = Experiment("{EXPERIMENT}", backend=["wandb"]).start()
-receipts = log_model_and_config(exp)
+receipts = log_model_and_config(exp, "wandb")
 exp.stop(timeout=120)
 print(json.dumps({{"receipts": receipts}}))
 """, env, work)
@@ -70,16 +69,12 @@ print(json.dumps({{"receipts": receipts}}))
     assert "registry" not in by_name["cfg"]["not_held"], "only models are registered"
     assert "nothing configured" not in log
 
-    doctor = subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", "doctor", "--backend", "wandb",
-                             "--experiment", EXPERIMENT], env=env, cwd=work, capture_output=True, text=True,
-                            timeout=120)
-    assert doctor.returncode == 0, doctor.stderr
-    lines = {line.split()[0]: line for line in doctor.stdout.splitlines() if line.startswith("  ")}
+    lines = doctor("wandb", EXPERIMENT, env, work)
     assert "team-vision" in lines["project"] and "(from WANDB_PROJECT)" in lines["project"]
     assert str(elsewhere) in lines["dir"] and "(from WANDB_DIR)" in lines["dir"]
     assert "offline" in lines["mode"] and "(from WANDB_MODE)" in lines["mode"]
     assert f"{EXPERIMENT}" in lines["name"] and "(from the experiment's name)" in lines["name"]
-    assert "[embedded default]" not in doctor.stdout
+    assert "[embedded default]" not in lines[""]
 
 
 def test_the_project_in_wandbs_settings_file_is_honoured(tmp_path: Path) -> None:
@@ -88,7 +83,7 @@ def test_the_project_in_wandbs_settings_file_is_honoured(tmp_path: Path) -> None
     (work / "wandb" / "settings").write_text("[default]\nproject = from-settings-file\nmode = offline\n")
     result, _ = user_script(f"""
 exp = Experiment("{EXPERIMENT}", backend=["wandb"]).start()
-receipts = log_model_and_config(exp)
+receipts = log_model_and_config(exp, "wandb")
 exp.stop(timeout=120)
 print(json.dumps({{"receipts": receipts}}))
 """, user_env(tmp_path / "home", WANDB_MODE=None), work)
@@ -101,7 +96,7 @@ def test_with_nothing_configured_the_embedded_default_is_used_and_announced(tmp_
     work = tmp_path / "work"
     result, log = user_script(f"""
 exp = Experiment("{EXPERIMENT}", backend=["wandb"]).start()
-receipts = log_model_and_config(exp)
+receipts = log_model_and_config(exp, "wandb")
 exp.stop(timeout=120)
 print(json.dumps({{"receipts": receipts}}))
 """, user_env(tmp_path / "home", WANDB_MODE=None), work)
@@ -118,11 +113,7 @@ def test_doctor_names_the_settings_file_a_value_came_from(tmp_path: Path) -> Non
     work = tmp_path / "work"
     (work / "wandb").mkdir(parents=True)
     (work / "wandb" / "settings").write_text("[default]\nentity = my-team\n")
-    doctor = subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", "doctor", "--backend", "wandb",
-                             "--experiment", EXPERIMENT], env=user_env(tmp_path / "home", WANDB_MODE=None),
-                            cwd=work, capture_output=True, text=True, timeout=120)
-    assert doctor.returncode == 0, doctor.stderr
-    lines = {line.split()[0]: line for line in doctor.stdout.splitlines() if line.startswith("  ")}
+    lines = doctor("wandb", EXPERIMENT, user_env(tmp_path / "home", WANDB_MODE=None), work)
     assert "my-team" in lines["entity"] and f"(from {work / 'wandb' / 'settings'})" in lines["entity"]
     assert "(from embedded default)" in lines["mode"] and "(from embedded default)" in lines["dir"]
     assert str(REPO) not in lines["dir"] and str(work / ".tracelet") in lines["dir"]

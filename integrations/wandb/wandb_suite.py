@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
-import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +16,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # integrations/user_scripts.py
 
 from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.backends.base import Delivery, Receipt, RunContext
@@ -218,31 +218,12 @@ class FailingServer:
 
 
 # -- a user's script, in a fresh process (W&B reads its settings once per process) ----------------------
-REPO = Path(__file__).resolve().parents[2]
-PRELUDE = """
-import json, logging, sys
-from pathlib import Path
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
-from tracelet_artifacts import ArtifactType, Experiment
-
-def log_model_and_config(exp):
-    Path("model.pth").write_bytes(bytes(range(256)) * 8)
-    model = exp.create_artifact("classifier", ArtifactType.MODEL).add_file("model.pth")
-    config = exp.create_artifact("cfg", ArtifactType.CONFIG).add_object({"lr": 0.1}, "hparams")
-    exp.log_artifact(model, aliases=["best"])
-    exp.log_artifact(config)
-    exp.flush(timeout=120)
-    return [dict(d.receipt or {}, status=d.status, last_error=d.last_error)
-            for d in exp.store.catalog.deliveries(backend="wandb")]
-"""
-
-
 def user_env(root: Path, **values: str | None) -> dict[str, str]:
     """A user's environment: W&B sandboxed under ``root`` (offline unless ``values`` say otherwise), no
     TRACELET_* or WANDB_* from the caller, this checkout importable; ``values`` set (``None``: removed)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TRACELET_", "WANDB_")) and k not in ("PYTHONPATH",)}
-    env.update(offline_env(root), PYTHONPATH=str(REPO), TMPDIR=str(root / "tmp"))
+    env.update(offline_env(root), PYTHONPATH=str(Path(__file__).resolve().parents[2]), TMPDIR=str(root / "tmp"))
     for key, value in values.items():
         if value is None:
             env.pop(key, None)
@@ -253,15 +234,6 @@ def user_env(root: Path, **values: str | None) -> dict[str, str]:
             Path(value).mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(parents=True, exist_ok=True)
     return env
-
-
-def user_script(body: str, env: dict[str, str], cwd: Path, timeout: float = 240) -> tuple[Any, str]:
-    """Run ``PRELUDE + body`` as a user's script in ``cwd``; return (the JSON it printed last, its stderr)."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-c", PRELUDE + body], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
 def run_folders(wandb_dir: Path) -> list[Path]:
