@@ -422,17 +422,23 @@ class ClearmlAdapter(BackendAdapter):
     def _alias_gaps(self, delivery: Delivery, index: SessionIndex) -> dict[str, str]:
         """The store's aliases of this version that ClearML does not hold: a model's tags are set when it is
         registered, and task artifacts have no aliases at all."""
-        if not delivery.aliases:
+        named = self._named_aliases(delivery)
+        if not named:
             return {}
         weights = self._weights_entry(delivery)
         model = index.models.get(weights.sha256) if weights is not None else None
         if model is None:
             return {"aliases": "ClearML task artifacts have no aliases; the embedded store keeps "
-                               f"{', '.join(delivery.aliases)}"}
+                               f"{', '.join(named)}"}
         tagged = set(model.meta.get("aliases", "").split(",")) - {""}
         why = (f"the OutputModel's tags were set when it was registered ({', '.join(sorted(tagged)) or 'no alias'}); "
                "ClearML cannot move a registered model's tag here, so the embedded store keeps this alias")
-        return {f"alias:{alias}": why for alias in delivery.aliases if alias not in tagged}
+        return {f"alias:{alias}": why for alias in named if alias not in tagged}
+
+    @staticmethod
+    def _named_aliases(delivery: Delivery) -> list[str]:
+        """The store's aliases of the version but ``latest`` (ClearML keeps its own order of models)."""
+        return [a for a in delivery.aliases if a != "latest"]
 
     def _staging_dir(self, base: str) -> Path:
         root = self.root or Path(".")
@@ -492,8 +498,9 @@ class ClearmlAdapter(BackendAdapter):
                      else EXTENSION_FRAMEWORKS.get(Path(entry.path).suffix.lower()))
         model_cls = OfflineOutputModel if task.is_offline() else OutputModel
         info = {"name": manifest.name, "version": str(version), "path": entry.path, "sha256": entry.sha256,
-                "digest": manifest.digest, "type": manifest.artifact_type.value, "aliases": ",".join(delivery.aliases)}
-        tags = list(dict.fromkeys([*delivery.aliases, f"tracelet-v{version}", *manifest.labels,
+                "digest": manifest.digest, "type": manifest.artifact_type.value,
+                "aliases": ",".join(self._named_aliases(delivery))}
+        tags = list(dict.fromkeys([*self._named_aliases(delivery), f"tracelet-v{version}", *manifest.labels,
                                    f"tracelet-digest:{manifest.digest}"]))
         model = model_cls(task=task, name=manifest.name, framework=framework, tags=tags,
                           comment=manifest.description or "", config_dict={"tracelet": info})
