@@ -28,6 +28,13 @@ def log_model_and_config(exp, backend):
     exp.flush(timeout=120)
     return [dict(d.receipt or {}, status=d.status, last_error=d.last_error)
             for d in exp.store.catalog.deliveries(backend=backend)]
+
+def experiment_receipts(name, backend, settings=None):
+    # an experiment that logs a model and a config to the backend, then stops: its receipts
+    exp = Experiment(name, backend=[backend], settings=settings).start()
+    receipts = log_model_and_config(exp, backend)
+    exp.stop(timeout=120)
+    return receipts
 """
 
 

@@ -134,10 +134,10 @@ def test_clearml_credentials_in_the_config_file_make_its_server_the_target_unles
     assert plan.settings["server"] == Setting("http://127.0.0.1:9", str(config))
     assert plan.settings["config_file"] == Setting(str(config), "CLEARML_CONFIG_FILE")
     assert plan.settings["cache_dir"] == Setting("/tmp/cl-cache", str(config))
-    assert plan.local_files, "a file:// files store: its readers share this filesystem"
+    assert plan.readable_here, "a file:// files store: its readers share this filesystem"
     monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
     offline = clearml_target.resolve(_options(), "exp", clean / "store")
-    assert offline.settings["mode"] == Setting("offline", "CLEARML_OFFLINE_MODE") and not offline.local_files
+    assert offline.settings["mode"] == Setting("offline", "CLEARML_OFFLINE_MODE") and not offline.readable_here
 
 
 def test_clearml_variables_the_embedded_default_set_are_not_taken_for_the_users(

@@ -29,10 +29,7 @@ def test_the_aim_repo_in_a_parent_folder_is_found_and_the_run_is_named_after_the
     work = project / "src" / "train"  # the script runs two folders below the repo
     env = user_env(tmp_path)
     result, log = user_script(f"""
-exp = Experiment("{EXPERIMENT}", backend=["aim"]).start()
-receipts = log_model_and_config(exp, "aim")
-exp.stop(timeout=120)
-print(json.dumps({{"receipts": receipts}}))
+print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "aim")}}))
 """, env, work)
     (run,) = _runs(project)
     assert run.name == EXPERIMENT and run.experiment == EXPERIMENT
@@ -78,10 +75,7 @@ print(json.dumps({{"hash": run.hash, "receipts": receipts}}))
 def test_with_nothing_found_the_embedded_default_is_used_and_announced(tmp_path: Path, sandbox: Path) -> None:
     work = tmp_path / "work"
     _, log = user_script(f"""
-exp = Experiment("{EXPERIMENT}", backend=["aim"]).start()
-log_model_and_config(exp, "aim")
-exp.stop(timeout=120)
-print(json.dumps({{}}))
+print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "aim")}}))
 """, user_env(tmp_path), work)
     (run,) = _runs(work / ".tracelet" / "aim")
     assert run.name == EXPERIMENT

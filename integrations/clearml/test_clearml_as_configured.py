@@ -67,10 +67,7 @@ def test_the_config_file_named_by_clearml_config_file_is_honoured(tmp_path: Path
     config = user_config(tmp_path / "conf" / "clearml.conf", cache)
     env = user_env(tmp_path, CLEARML_CONFIG_FILE=str(config))
     result, log = user_script(f"""
-exp = Experiment("{EXPERIMENT}", backend=["clearml"]).start()
-receipts = log_model_and_config(exp, "clearml")
-exp.stop(timeout=120)
-print(json.dumps({{"receipts": receipts}}))
+print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "clearml")}}))
 """, env, work)
     data = session_json(_one_session(cache))
     assert data["name"] == EXPERIMENT, "the task is named after the experiment"
@@ -100,10 +97,7 @@ def test_a_server_in_the_config_file_makes_it_the_target(tmp_path: Path) -> None
 def test_with_nothing_configured_the_embedded_default_is_used_and_announced(tmp_path: Path) -> None:
     work = tmp_path / "work"
     result, log = user_script(f"""
-exp = Experiment("{EXPERIMENT}", backend=["clearml"]).start()
-receipts = log_model_and_config(exp, "clearml")
-exp.stop(timeout=120)
-print(json.dumps({{"receipts": receipts}}))
+print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "clearml")}}))
 """, user_env(tmp_path), work)
     cache = work / ".tracelet" / "clearml" / "cache"
     session = _one_session(cache)

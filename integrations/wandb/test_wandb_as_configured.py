@@ -52,10 +52,7 @@ def test_wandb_project_dir_and_mode_variables_are_honoured_and_the_run_is_named_
     work, elsewhere = tmp_path / "work", tmp_path / "runs-elsewhere"
     env = user_env(tmp_path / "home", WANDB_PROJECT="team-vision", WANDB_DIR=str(elsewhere), WANDB_MODE="offline")
     result, log = user_script(f"""
-exp = Experiment("{EXPERIMENT}", backend=["wandb"]).start()
-receipts = log_model_and_config(exp, "wandb")
-exp.stop(timeout=120)
-print(json.dumps({{"receipts": receipts}}))
+print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "wandb")}}))
 """, env, work)
     (folder,) = run_folders(elsewhere / "wandb")
     assert not (work / ".tracelet" / "wandb").exists() and not (work / "wandb").exists()
@@ -82,10 +79,7 @@ def test_the_project_in_wandbs_settings_file_is_honoured(tmp_path: Path) -> None
     (work / "wandb").mkdir(parents=True)
     (work / "wandb" / "settings").write_text("[default]\nproject = from-settings-file\nmode = offline\n")
     result, _ = user_script(f"""
-exp = Experiment("{EXPERIMENT}", backend=["wandb"]).start()
-receipts = log_model_and_config(exp, "wandb")
-exp.stop(timeout=120)
-print(json.dumps({{"receipts": receipts}}))
+print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "wandb")}}))
 """, user_env(tmp_path / "home", WANDB_MODE=None), work)
     records = artifact_records(work / ".tracelet" / "wandb")
     assert {r.project for r in records} == {"from-settings-file"}
@@ -95,10 +89,7 @@ print(json.dumps({{"receipts": receipts}}))
 def test_with_nothing_configured_the_embedded_default_is_used_and_announced(tmp_path: Path) -> None:
     work = tmp_path / "work"
     result, log = user_script(f"""
-exp = Experiment("{EXPERIMENT}", backend=["wandb"]).start()
-receipts = log_model_and_config(exp, "wandb")
-exp.stop(timeout=120)
-print(json.dumps({{"receipts": receipts}}))
+print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "wandb")}}))
 """, user_env(tmp_path / "home", WANDB_MODE=None), work)
     store_runs = work / ".tracelet" / "wandb"
     (folder,) = run_folders(store_runs)

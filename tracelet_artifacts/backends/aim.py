@@ -44,14 +44,13 @@ from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry
 from tracelet_artifacts.backends import aim_target
 from tracelet_artifacts.backends.aim_target import AimPlan
 from tracelet_artifacts.backends.base import (
-    BackendAdapter,
-    BackendTarget,
     Capabilities,
     Delivery,
     Receipt,
     RemoteArtifact,
     RunContext,
 )
+from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.sdk_worker import SdkWorker
 from tracelet_artifacts.digest import sha256_file
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, IntegrityError, TraceletError
@@ -117,7 +116,7 @@ def _parse_version(version: str | int) -> int | None:
     return int(digits)
 
 
-class AimAdapter(BackendAdapter):
+class AimAdapter(PlannedAdapter):
     """Logs artifact versions into an Aim run (local repo or ``aim://`` server) and reads them back.
 
     Example::
@@ -137,7 +136,6 @@ class AimAdapter(BackendAdapter):
         self._repo: Any = None
         self._run: Any = None
         self._owns_run = False
-        self._plan: AimPlan | None = None
         self._store_root: Path | None = None
         self._context: RunContext | None = None
         self._session_lost = False
@@ -174,18 +172,9 @@ class AimAdapter(BackendAdapter):
     def _artifacts_uri(self) -> str:
         return self._planned("artifacts_uri")
 
-    def resolve_target(self, run: RunContext) -> BackendTarget:
+    def plan(self, run: RunContext) -> AimPlan:
         """Where this run's data goes (the run handed in > the repo named > the nearest .aim > the store)."""
-        if self._plan is not None and self._context is not None and self._context.run_id == run.run_id:
-            return self._plan.target()
-        return aim_target.resolve(self.option, run.experiment, run.store_root, self.options.get("run")).target()
-
-    @property
-    def run_capabilities(self) -> Capabilities:
-        """A local repo is read on this filesystem: its readers can open ``file://`` references too."""
-        if self._plan is not None and self._plan.local:
-            return replace(self.capabilities, readable_schemes=self.capabilities.readable_schemes | {"file"})
-        return self.capabilities
+        return aim_target.resolve(self.option, run.experiment, run.store_root, self.options.get("run"))
 
     def _open_repo(self) -> Any:
         """This adapter's own ``aim.Repo`` (never aim's shared pool, so closing it touches no one else)."""
@@ -228,8 +217,7 @@ class AimAdapter(BackendAdapter):
         """Join the run handed in, else open (or, from ``run.state``, resume) one named after the experiment."""
         self._store_root = Path(run.store_root)
         self._context = run
-        plan = self._plan = self._call(lambda: aim_target.resolve(self.option, run.experiment, run.store_root,
-                                                                  self.options.get("run")), "finding the Aim repo")
+        plan = self._call(lambda: self.start_plan(run), "finding the Aim repo")
         if plan.joined is not None:
             self._run, self._owns_run = plan.joined, False
             log.info("Aim: logging into the run %s you handed in.", self._run.hash)
@@ -354,7 +342,7 @@ class AimAdapter(BackendAdapter):
             not_held["aliases"] = f"Aim has no aliases; the embedded store keeps {', '.join(named)}"
         return delivery.receipt(self.name, remote_id=run_hash, remote_version=f"v{delivery.version}",
                                 uri=self._version_uri(delivery, run_hash), not_held=not_held, locator=run_hash,
-                                view_command=self._plan.view if self._plan is not None else None)
+                                view_command=self._plan.view if isinstance(self._plan, AimPlan) else None)
 
     def _record(self, delivery: Delivery, run_hash: str, media: list[str]) -> dict[str, Any]:
         manifest = delivery.manifest

@@ -10,12 +10,13 @@ embedded default and an ``aim://`` server, ``<store>/aim_artifacts``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.backends.base import EMBEDDED_DEFAULT, BackendTarget, Setting
+from tracelet_artifacts.backends.plan import TargetPlan
 
 EXPERIMENT_NAME = "the experiment's name"
 BESIDE_REPO = "beside the repo"
@@ -34,20 +35,17 @@ def found_repo() -> Setting | None:
 
 
 @dataclass(frozen=True)
-class AimPlan:
+class AimPlan(TargetPlan):
     """The resolved Aim target: each value with its source, or the run handed in."""
-
-    settings: Mapping[str, Setting] = field(default_factory=dict)
-    joined: Any = None
-
-    def value(self, key: str) -> str | None:
-        setting = self.settings.get(key)
-        return setting.value if setting is not None else None
 
     @property
     def local(self) -> bool:
         """Whether the repo lives on this filesystem (so ``aim up`` here reads it, and ``file://`` references)."""
         return not is_remote(self.value("repo") or "")
+
+    @property
+    def readable_here(self) -> bool:
+        return self.local
 
     @property
     def embedded_default(self) -> bool:

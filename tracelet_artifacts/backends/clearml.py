@@ -43,7 +43,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlparse
@@ -55,8 +54,6 @@ from tracelet_artifacts.backends import clearml_target
 from tracelet_artifacts.backends.base import (
     EMBEDDED_DEFAULT,
     FROM_OPTIONS,
-    BackendAdapter,
-    BackendTarget,
     Capabilities,
     Delivery,
     Receipt,
@@ -72,6 +69,7 @@ from tracelet_artifacts.backends.clearml_sessions import (
     version_key,
 )
 from tracelet_artifacts.backends.clearml_target import CONFIG_TEXT, OWN_TASKS, ClearmlPlan
+from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.sdk_worker import SdkWorker
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, TraceletError
 
@@ -104,7 +102,7 @@ def safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "file"
 
 
-class ClearmlAdapter(BackendAdapter):
+class ClearmlAdapter(PlannedAdapter):
     """Logs, lists and fetches artifact versions through a ClearML Task (offline by default).
 
     Example::
@@ -131,23 +129,12 @@ class ClearmlAdapter(BackendAdapter):
         self._sdk: SdkWorker | None = None
         self._parsed: dict[Path, tuple[list[int], list[StoredFile]]] = {}
         self._registered: dict[str, StoredFile] = {}
-        self._plan: ClearmlPlan | None = None
-        self._run_id: str | None = None
         self.root: Path | None = None
 
     # -- run lifecycle ----------------------------------------------------------------------------
-    def resolve_target(self, run: RunContext) -> BackendTarget:
+    def plan(self, run: RunContext) -> ClearmlPlan:
         """Where this run's data goes (options > ClearML's configuration or task > offline under the store)."""
-        if self._plan is not None and self._run_id == run.run_id:
-            return self._plan.target()  # what start_run resolved (our own task is the current task by now)
-        return clearml_target.resolve(self.option, run.experiment, run.store_root, self.options.get("task")).target()
-
-    @property
-    def run_capabilities(self) -> Capabilities:
-        """``file`` references are readable by the task's readers only when its files store is local."""
-        if self._plan is not None and self._plan.local_files:
-            return replace(self.capabilities, readable_schemes=self.capabilities.readable_schemes | {"file"})
-        return self.capabilities
+        return clearml_target.resolve(self.option, run.experiment, run.store_root, self.options.get("task"))
 
     def start_run(self, run: RunContext) -> dict[str, Any]:
         """Join the user's task (``Task.current_task()`` or ``options["task"]``), else create one named after the
@@ -164,9 +151,8 @@ class ClearmlAdapter(BackendAdapter):
         state = dict(run.state or {})
         self._sessions = [Path(p) for p in state.get("sessions", []) if Path(p).exists()
                           or Path(p).with_name(Path(p).name + ".zip").exists()]
-        plan = self._plan = clearml_target.resolve(self.option, run.experiment, run.store_root,
-                                                   self.options.get("task"))
-        self._run_id = run.run_id
+        plan = self.start_plan(run)
+        assert isinstance(plan, ClearmlPlan)
         if plan.joined is not None:
             self._task, self._owns_task = plan.joined, False
             log.info("ClearML: logging into your task %s.", self._task.id)

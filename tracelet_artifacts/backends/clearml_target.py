@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.backends.base import EMBEDDED_DEFAULT, BackendTarget, Setting
+from tracelet_artifacts.backends.plan import TargetPlan
 
 EXPERIMENT_NAME = "the experiment's name"
 CONFIG_TEXT = """sdk {{
@@ -118,15 +119,8 @@ def _env_or_file(variables: tuple[str, ...], config: Any, key: str, config_sourc
 
 
 @dataclass(frozen=True)
-class ClearmlPlan:
+class ClearmlPlan(TargetPlan):
     """The resolved ClearML target: each value with its source, or the user's task to join."""
-
-    settings: Mapping[str, Setting] = field(default_factory=dict)
-    joined: Any = None
-
-    def value(self, key: str) -> str | None:
-        setting = self.settings.get(key)
-        return setting.value if setting is not None else None
 
     @property
     def offline(self) -> bool:
@@ -138,7 +132,7 @@ class ClearmlPlan:
                                            for k in ("mode", "config_file"))
 
     @property
-    def local_files(self) -> bool:
+    def readable_here(self) -> bool:
         """Whether the task's files stay on this filesystem for every reader (a local files store, online)."""
         where = self.value("files_server") or ""
         return not self.offline and (where.startswith("file://") or where.startswith("/"))

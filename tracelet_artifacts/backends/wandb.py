@@ -54,14 +54,13 @@ from urllib.parse import urlparse
 from tracelet_artifacts.artifact import MEDIA_TYPES, MODEL_TYPES, ArtifactType, thaw_json
 from tracelet_artifacts.backends import wandb_target
 from tracelet_artifacts.backends.base import (
-    BackendAdapter,
-    BackendTarget,
     Capabilities,
     Delivery,
     Receipt,
     RemoteArtifact,
     RunContext,
 )
+from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.wandb_runfiles import (
     META_KEY,
     RunFiles,
@@ -140,7 +139,7 @@ def _media_class(mime: str, suffix: str, kind: ArtifactType) -> str | None:
     return "Html" if mime == "text/html" else None
 
 
-class WandbAdapter(BackendAdapter):
+class WandbAdapter(PlannedAdapter):
     """Logs versions as W&B artifacts on one run; lists and fetches them from the run files (offline).
 
     Example::
@@ -160,7 +159,6 @@ class WandbAdapter(BackendAdapter):
         self._owns_run = self._run is None
         self._init_kwargs: dict[str, Any] | None = None
         self._context: RunContext | None = None
-        self._plan: WandbPlan | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._logged: list[WandbRecord] = []
@@ -206,11 +204,9 @@ class WandbAdapter(BackendAdapter):
             raise BackendError("The wandb adapter has no folder: call start_run() or pass options={'dir': …}.")
         return Path(base) / "wandb"
 
-    def resolve_target(self, run: RunContext) -> BackendTarget:
+    def plan(self, run: RunContext) -> WandbPlan:
         """Where this run's data goes (options > W&B's settings or open run > offline under the store)."""
-        if self._plan is not None and self._context is not None and self._context.run_id == run.run_id:
-            return self._plan.target()  # what start_run resolved (our own run is wandb.run by now)
-        return wandb_target.resolve(self.option, run.experiment, run.store_root, self.options.get("run")).target()
+        return wandb_target.resolve(self.option, run.experiment, run.store_root, self.options.get("run"))
 
     # -- the worker thread: every SDK call runs there, in order ------------------------------------
     def _submit(self, fn: Callable[[], T]) -> Future[T]:
@@ -233,8 +229,7 @@ class WandbAdapter(BackendAdapter):
         """Join the user's open run, or start (from ``run.state["run_id"]``: resume) one named after the
         experiment on the worker; returns at once."""
         self._context = run
-        plan = self._plan = wandb_target.resolve(self.option, run.experiment, run.store_root,
-                                                 self.options.get("run"))
+        plan = self.start_plan(run)
         if plan.joined is not None:
             self._run, self._owns_run = plan.joined, False
             log.info("W&B: logging into your open run %s.", self._run.id)

@@ -13,11 +13,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.backends.base import EMBEDDED_DEFAULT, BackendTarget, Setting
+from tracelet_artifacts.backends.plan import TargetPlan
 
 EXPERIMENT_NAME = "the experiment's name"
 _NAME_MAX = 128
@@ -116,15 +117,8 @@ def _login_source(settings: Any) -> str | None:
 
 
 @dataclass(frozen=True)
-class WandbPlan:
+class WandbPlan(TargetPlan):
     """The resolved W&B target: each value with its source, or the user's open run to join."""
-
-    settings: Mapping[str, Setting] = field(default_factory=dict)
-    joined: Any = None
-
-    def value(self, key: str) -> str | None:
-        setting = self.settings.get(key)
-        return setting.value if setting is not None else None
 
     @property
     def offline(self) -> bool:
