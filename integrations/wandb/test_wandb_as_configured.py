@@ -70,7 +70,7 @@ print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "wandb")}}))
     assert "team-vision" in lines["project"] and "(from WANDB_PROJECT)" in lines["project"]
     assert str(elsewhere) in lines["dir"] and "(from WANDB_DIR)" in lines["dir"]
     assert "offline" in lines["mode"] and "(from WANDB_MODE)" in lines["mode"]
-    assert f"{EXPERIMENT}" in lines["name"] and "(from the experiment's name)" in lines["name"]
+    assert f"{EXPERIMENT}" in lines["name"] and "(from the Experiment's name)" in lines["name"]
     assert "[embedded default]" not in lines[""]
 
 

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.backends.base import EMBEDDED_DEFAULT, BackendTarget, Setting
-from tracelet_artifacts.backends.plan import TargetPlan
+from tracelet_artifacts.backends.plan import EXPERIMENT_NAME, TargetPlan
 
-EXPERIMENT_NAME = "the experiment's name"
 BESIDE_REPO = "beside the repo"
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.backends.base import EMBEDDED_DEFAULT, BackendTarget, Setting
-from tracelet_artifacts.backends.plan import TargetPlan
+from tracelet_artifacts.backends.plan import EXPERIMENT_NAME, TargetPlan
 
-EXPERIMENT_NAME = "the experiment's name"
 CONFIG_TEXT = """sdk {{
   development {{ report_use_subprocess: false, suppress_update_message: true, vcs_repo_detect_async: false }}
   storage {{ cache {{ default_base_dir: "{cache}" }} }}

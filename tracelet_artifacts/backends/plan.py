@@ -12,6 +12,9 @@ from typing import Any
 
 from tracelet_artifacts.backends.base import BackendAdapter, BackendTarget, Capabilities, RunContext, Setting
 
+#: The source of a value that defaults to the experiment's name (the MLflow target says it the same way).
+EXPERIMENT_NAME = "the Experiment's name"
+
 
 @dataclass(frozen=True)
 class TargetPlan:

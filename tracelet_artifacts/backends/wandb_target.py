@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.backends.base import EMBEDDED_DEFAULT, BackendTarget, Setting
-from tracelet_artifacts.backends.plan import TargetPlan
+from tracelet_artifacts.backends.plan import EXPERIMENT_NAME, TargetPlan
 
-EXPERIMENT_NAME = "the experiment's name"
 _NAME_MAX = 128
 #: Our key → (W&B ``Settings`` field, its variable, its key in W&B's settings files or None).
 SDK_KEYS: Mapping[str, tuple[str, str, str | None]] = {
