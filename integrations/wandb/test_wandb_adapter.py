@@ -475,3 +475,25 @@ def test_a_version_lost_with_a_killed_process_is_logged_once_by_the_next(store: 
              if json.loads(r.metadata)["tracelet"]["digest"] == record.digest]
     assert len(found) == 1, "logged exactly once across both processes"
     assert receipt.remote_version == again.remote_version == first["version"] == "v0"
+
+
+def test_a_joined_run_resumed_by_a_later_adapter_keeps_the_users_name_and_folder(
+        store: EmbeddedStore, data_dir: Path, tmp_path: Path) -> None:
+    import wandb
+
+    own = wandb.init(project=PROJECT, dir=str(tmp_path / "mine"), mode="offline", name="users-run")  # wandb.run
+    joined = WandbAdapter()
+    state = joined.start_run(RunContext("run-1", "resnet-sweep-3", store.root))
+    joined.end_run()
+    own.finish()  # the user's script ended; a delivery is still waiting (as for `tracelet-artifacts sync`)
+    assert state.get("joined") and state["dir"] == str(tmp_path / "mine"), state
+    later = WandbRun(WandbAdapter(), store, {})
+    later.state = dict(later.adapter.start_run(RunContext("run-1", "resnet-sweep-3", store.root, state)))
+    later.deliver(TraceletArtifact("late", ArtifactType.CONFIG).add_object({"a": 1}, "x"))
+    later.adapter.end_run()
+    wait_until_written(tmp_path / "mine" / "wandb")
+    (record,) = artifact_records(tmp_path / "mine" / "wandb", "late")
+    assert record.run_id == own.id and record.project == PROJECT, "delivered into the user's run"
+    names = {r.run.display_name for r in run_records(tmp_path / "mine" / "wandb")
+             if r.WhichOneof("record_type") == "run"}
+    assert names - {""} == {"users-run"}, "the resumed run names nothing: the user's name stays"

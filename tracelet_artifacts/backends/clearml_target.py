@@ -150,8 +150,9 @@ class ClearmlPlan(TargetPlan):
             where = (f"the ClearML server {self.value('server')} (project '{self.value('project')}', task "
                      f"'{self.value('task_name')}')")
             active = None
-        change = ("set CLEARML_CONFIG_FILE (or write ~/clearml.conf with `clearml-init`), CLEARML_API_HOST and "
-                  "its credentials, or CLEARML_OFFLINE_MODE=1; or call Task.init() before the experiment")
+        change = ("point CLEARML_CONFIG_FILE at a clearml.conf (or write ~/clearml.conf with `clearml-init`) that "
+                  "names your server and its credentials, or set CLEARML_API_HOST and CLEARML_API_ACCESS_KEY / "
+                  "_SECRET_KEY; or call Task.init() before the experiment")
         return BackendTarget("clearml", where, dict(self.settings), active, self.embedded_default, change, None)
 
 

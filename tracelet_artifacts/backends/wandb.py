@@ -233,12 +233,13 @@ class WandbAdapter(PlannedAdapter):
         if plan.joined is not None:
             self._run, self._owns_run = plan.joined, False
             log.info("W&B: logging into your open run %s.", self._run.id)
-            return {"run_id": str(self._run.id), "project": self.project, "joined": True}
+            return {"run_id": str(self._run.id), "project": self.project, "dir": plan.value("dir"), "joined": True}
         run_id = str(run.state.get("run_id") or plan.value("run_id") or _new_run_id())
         base, project = str(self._planned("dir")), str(self._planned("project"))
         Path(base).mkdir(parents=True, exist_ok=True)
         self._init_kwargs = {"project": project, "entity": plan.value("entity"), "id": run_id, "dir": base,
-                             "mode": plan.value("mode"), "name": plan.value("name"),
+                             "mode": plan.value("mode"),
+                             "name": None if run.state.get("joined") else plan.value("name"),  # keep the user's
                              "resume": "allow" if run.state.get("run_id") or plan.value("run_id") else None,
                              "reinit": "create_new", "settings": self._wandb_settings()}
         self._background(self._ensure_run, "start the run")
