@@ -409,6 +409,33 @@ def _describe_backend(name: str, options: Any, sources: Any, run: Any) -> str:
     return "\n".join(lines)
 
 
+@main.command("diff")
+@store_option
+@click.argument("ref_a")
+@click.argument("ref_b")
+@click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
+@click.option("--no-contents", is_flag=True, help="Compare entries, metadata and aliases only; open no file.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit with status 1 when a metric regressed.")
+@_friendly_errors
+def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, no_contents: bool,
+                 fail_on_regression: bool) -> None:
+    """What changed from version A to version B (NAME:v1 NAME:v2, or NAME@alias): entries, metadata,
+    aliases, config keys, metric deltas with a regression verdict, and state-dict tensors."""
+    import json
+
+    from tracelet_artifacts.diff import diff_versions
+
+    diff = diff_versions(_store(store_path), ref_a, ref_b, contents=not no_contents)
+    if as_json:
+        click.echo(json.dumps(diff.to_dict(), indent=2, default=str))
+    else:
+        from tracelet_artifacts.diff.text import print_diff
+
+        print_diff(diff, _console())
+    if fail_on_regression and diff.regressions:
+        sys.exit(1)
+
+
 def _mount_ci() -> None:
     try:
         from tracelet_artifacts.ci.cli import ci
