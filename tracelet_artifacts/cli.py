@@ -436,6 +436,29 @@ def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, 
         sys.exit(1)
 
 
+@main.command("ui")
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True, help="Port to listen on.")
+@click.option("--token", envvar="TRACELET_UI_TOKEN", default=None,
+              help="Require this token (Bearer header, cookie or ?token=) on every request (or TRACELET_UI_TOKEN).")
+@_friendly_errors
+def ui_command(store_path: str | None, host: str, port: int, token: str | None) -> None:
+    """Serve a read-only web view of the store (artifacts, versions, previews, diffs, CI trends)."""
+    try:
+        from tracelet_artifacts.ui.server import serve
+        from tracelet_artifacts.ui.security import check_bind
+    except ImportError as exc:
+        raise TraceletError(f"The web view needs {exc.name}: pip install 'tracelet-artifacts[ui]'.") from exc
+    check_bind(host, token)  # before opening the store: a refused host fails at once
+    store = _store(store_path)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving {store.catalog.location} read-only at http://{shown}:{port}/"
+               + (" (open it once with ?token=YOUR_TOKEN)" if token else "") + "; Ctrl-C to stop.", err=True)
+    serve(store, host=host, port=port, token=token)
+
+
 def _mount_ci() -> None:
     try:
         from tracelet_artifacts.ci.cli import ci
