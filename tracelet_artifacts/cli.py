@@ -447,8 +447,8 @@ def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, 
 def ui_command(store_path: str | None, host: str, port: int, token: str | None) -> None:
     """Serve a read-only web view of the store (artifacts, versions, previews, diffs, CI trends)."""
     try:
-        from tracelet_artifacts.ui.server import serve
         from tracelet_artifacts.ui.security import check_bind
+        from tracelet_artifacts.ui.server import serve
     except ImportError as exc:
         raise TraceletError(f"The web view needs {exc.name}: pip install 'tracelet-artifacts[ui]'.") from exc
     check_bind(host, token)  # before opening the store: a refused host fails at once

@@ -71,7 +71,7 @@ def _parse_config(path: Path, name: str) -> Any:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib
     return tomllib.loads(data.decode("utf-8"))
 
 

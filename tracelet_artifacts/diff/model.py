@@ -14,7 +14,7 @@ ADDED, REMOVED, CHANGED, UNCHANGED = "added", "removed", "changed", "unchanged"
 
 @dataclass(frozen=True)
 class EntryChange:
-    """One entry path and how it differs: ``added`` (only in B), ``removed`` (only in A), ``changed`` or ``unchanged``."""
+    """One entry path and how it differs: ``added`` (only in B), ``removed`` (only in A), ``changed``, ``unchanged``."""
 
     path: str
     status: str
@@ -58,7 +58,7 @@ class MetricChange:
 
 @dataclass(frozen=True)
 class TensorChange:
-    """One tensor of a state dict: its shapes on both sides and, for equal shapes, ``‖B−A‖ / ‖A‖``.
+    """One tensor of a state dict: its shapes on both sides and, for equal shapes, ``‖B-A‖ / ‖A‖``.
 
     ``status`` is ``shape`` (the shape changed), ``changed``, ``unchanged``, ``added`` or ``removed``.
     """

@@ -1,5 +1,5 @@
 """Comparing two torch state dicts (or checkpoints holding one): tensors whose shape changed, and how much
-each of the others moved (``‖B−A‖ / ‖A‖``). torch is imported only here, and files load with
+each of the others moved (``‖B-A‖ / ‖A‖``). torch is imported only here, and files load with
 ``weights_only=True``: a file that needs a full unpickle is reported, never executed.
 """
 
@@ -33,6 +33,13 @@ def _load(path: Path, torch: Any) -> dict[str, Any]:
     return dict(_tensors(loaded, "", torch))
 
 
+def looks_like_torch_file(path: Path) -> bool:
+    """A zip archive (``torch.save``'s format) or a pickle (its legacy one): only those are given to torch."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    return head.startswith((b"PK\x03\x04", b"\x80"))
+
+
 def _relative_change(a: Any, b: Any, torch: Any) -> float:
     wide = torch.complex128 if a.is_complex() or b.is_complex() else torch.float64
     a, b = a.to(wide), b.to(wide)
@@ -46,7 +53,10 @@ def _relative_change(a: Any, b: Any, torch: Any) -> float:
 def diff_state_dicts(name: str, left: Path, right: Path) -> ContentDiff | None:
     """Tensor-by-tensor changes between two torch files; None when neither holds a tensor."""
     if max(left.stat().st_size, right.stat().st_size) > MAX_STATE_DICT_BYTES:
-        return ContentDiff(name, "state_dict", note=f"larger than {MAX_STATE_DICT_BYTES} bytes: compared by digest only")
+        return ContentDiff(name, "state_dict",
+                           note=f"larger than {MAX_STATE_DICT_BYTES} bytes: compared by digest only")
+    if not (looks_like_torch_file(left) and looks_like_torch_file(right)):
+        return None  # e.g. a .bin that is not a torch file: compared by digest, torch never imported
     try:
         import torch
     except ImportError:
@@ -68,7 +78,8 @@ def diff_state_dicts(name: str, left: Path, right: Path) -> ContentDiff | None:
         else:
             change = _relative_change(a, b, torch)
             changes.append(TensorChange(key, CHANGED if change else UNCHANGED, _shape(a), _shape(b), change))
-    note = f"only the first {MAX_TENSORS} tensors were compared" if len(before.keys() | after.keys()) > MAX_TENSORS else ""
+    cut = len(before.keys() | after.keys()) > MAX_TENSORS
+    note = f"only the first {MAX_TENSORS} tensors were compared" if cut else ""
     order = {"shape": 0, ADDED: 1, REMOVED: 1, CHANGED: 2, UNCHANGED: 3}
     changes.sort(key=lambda c: (order[c.status], -(c.relative_change or 0.0), c.key))
     return ContentDiff(name, "state_dict", tensors=tuple(changes), note=note)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracelet_artifacts.diff.model import ContentDiff, MetricChange, VersionDiff
+from tracelet_artifacts.diff.model import ContentDiff, MetricChange, ValueChange, VersionDiff
 
 _STYLES = {"added": "green", "removed": "red", "changed": "yellow", "shape": "magenta",
            "regression": "bold red", "improvement": "green", "stable": "dim"}
@@ -41,6 +41,14 @@ def _styled(word: str) -> str:
     return f"[{style}]{word}[/]" if style else word
 
 
+def _sides(change: ValueChange) -> tuple[str, str]:
+    """The A and B cells of a key change (blank where the key is missing)."""
+    from rich.markup import escape
+
+    return (escape(value_text(change.before)) if change.status != "added" else "",
+            escape(value_text(change.after)) if change.status != "removed" else "")
+
+
 def _metrics_table(content: ContentDiff, metrics: tuple[MetricChange, ...]) -> Any:
     from rich.markup import escape
     from rich.table import Table
@@ -63,14 +71,13 @@ def _content_tables(content: ContentDiff) -> list[Any]:
     if keys:
         table = Table("key", "change", "A", "B", title=f"{escape(content.path)}: keys")
         for k in keys:
-            table.add_row(escape(k.key), _styled(k.status), escape(value_text(k.before)) if k.status != "added" else "",
-                          escape(value_text(k.after)) if k.status != "removed" else "")
+            table.add_row(escape(k.key), _styled(k.status), *_sides(k))
         tables.append(table)
     if content.metrics:
         tables.append(_metrics_table(content, content.metrics))
     moved = [t for t in content.tensors if t.status != "unchanged"]
     if content.tensors:
-        table = Table("tensor", "change", "shape A", "shape B", "‖B−A‖/‖A‖",
+        table = Table("tensor", "change", "shape A", "shape B", "‖B-A‖/‖A‖",
                       title=f"{escape(content.path)}: tensors ({len(content.tensors) - len(moved)} unchanged)")
         for t in moved:
             table.add_row(escape(t.key), _styled(t.status), str(list(t.shape_a)) if t.shape_a is not None else "-",
@@ -93,7 +100,8 @@ def print_diff(diff: VersionDiff, console: Any) -> None:
     if diff.description_a != diff.description_b:
         console.print(f"description: {escape(repr(diff.description_a))} → {escape(repr(diff.description_b))}")
     if set(diff.aliases_a) != set(diff.aliases_b):
-        console.print(f"aliases: {escape(', '.join(diff.aliases_a) or '-')} → {escape(', '.join(diff.aliases_b) or '-')}")
+        before, after = ", ".join(diff.aliases_a) or "-", ", ".join(diff.aliases_b) or "-"
+        console.print(f"aliases: {escape(before)} → {escape(after)}")
     changed = diff.changed_entries
     if changed:
         table = Table("entry", "change", "size A", "size B", "digest A", "digest B", title="entries")
@@ -106,8 +114,7 @@ def print_diff(diff: VersionDiff, console: Any) -> None:
         if changes:
             table = Table("key", "change", "A", "B", title=title)
             for c in changes:
-                table.add_row(escape(c.key), _styled(c.status), escape(value_text(c.before)) if c.status != "added" else "",
-                              escape(value_text(c.after)) if c.status != "removed" else "")
+                table.add_row(escape(c.key), _styled(c.status), *_sides(c))
             console.print(table)
     for content in diff.contents:
         for table in _content_tables(content):

@@ -44,6 +44,9 @@ class _Chunks:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def take(self) -> bytes:
         data, self._parts = b"".join(self._parts), []
         return data
@@ -53,7 +56,7 @@ def zip_stream(store: Any, record: ArtifactVersion) -> Iterator[bytes]:
     """The version's entries as a zip (under a folder named ``name-vN``), produced a chunk at a time."""
     folder = f"{record.name.replace('/', '_')}-{record.label}"
     sink = _Chunks()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for entry in record.manifest.entries:
             member = f"{folder}/{validate_artifact_path(entry.path)}"
             with store.blob_path(entry.sha256).open("rb") as source, archive.open(member, "w", force_zip64=True) as out:
