@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping
@@ -115,6 +116,8 @@ def ui_server(env: Mapping[str, str], *extra: str, cwd: Path) -> Iterator[str]:
                 raise RuntimeError(f"tracelet-artifacts ui exited with {process.returncode}: {output}")
             try:
                 urllib.request.urlopen(f"{base}/static/style.css", timeout=2).close()
+                break
+            except urllib.error.HTTPError:  # it answers (401 when it wants a token): it is up
                 break
             except OSError:
                 if time.monotonic() > deadline:
