@@ -16,7 +16,7 @@ from tracelet_artifacts.status import version_status
 from tracelet_artifacts.store.listing import ArtifactFilter
 from tracelet_artifacts.store.service import parse_key
 from tracelet_artifacts.ui.downloads import download_name, find_entry, zip_stream
-from tracelet_artifacts.ui.previews import INLINE_IMAGES, needs_blob, preview_entry
+from tracelet_artifacts.ui.previews import INLINE_IMAGES, has_preview, needs_blob, preview_entry
 
 PAGE_SIZE = 50
 INLINE_PREVIEWS = 6
@@ -88,14 +88,14 @@ def version_page(request: Request, name: str, version: str) -> Response:
     app = request.app.state.site
     record = app.store.get(name, version)
     entries = record.manifest.entries
-    previews = []
-    for entry in [e for e in entries if e.mime in INLINE_IMAGES or needs_blob(e)][:INLINE_PREVIEWS]:
-        previews.append(preview_entry(app.store.blob_path(entry.sha256) if needs_blob(entry) else None, entry))
+    previewable = [e for e in entries if has_preview(e)]
+    previews = [preview_entry(app.store.blob_path(e.sha256) if needs_blob(e) else None, e)
+                for e in previewable[:INLINE_PREVIEWS]]
     return app.render(request, "version.html", {
         "record": record, "manifest": record.manifest, "sections": VERSION_SECTIONS,
         "labels": app.store.catalog.labels(record.name, record.version),
         "deliveries": version_status(app.store.catalog.deliveries(record.name, record.version)),
-        "previews": previews, "more_previews": len(entries) > len(previews)})
+        "previews": previews, "more_previews": len(previewable) > len(previews)})
 
 
 def entry_preview(request: Request) -> Response:

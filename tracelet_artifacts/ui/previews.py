@@ -99,5 +99,12 @@ def preview_entry(blob_path: Path | None, entry: ManifestEntry) -> Preview:
 
 
 def needs_blob(entry: ManifestEntry) -> bool:
-    """Whether previewing ``entry`` reads its content here (images are fetched by the browser instead)."""
-    return entry.mime not in INLINE_IMAGES and entry.size <= MAX_PREVIEW_BYTES
+    """Whether previewing ``entry`` reads its content here: text, JSON and CSV up to the size limit (images are
+    fetched by the browser, binaries are not previewed, so neither is read nor fetched from a bucket)."""
+    return (entry.mime not in INLINE_IMAGES and entry.size <= MAX_PREVIEW_BYTES
+            and (entry.is_text or entry.path.lower().endswith((".json", ".csv", ".tsv"))))
+
+
+def has_preview(entry: ManifestEntry) -> bool:
+    """Whether the version page previews ``entry`` inline (images, and content ``needs_blob`` reads)."""
+    return entry.mime in INLINE_IMAGES or needs_blob(entry)

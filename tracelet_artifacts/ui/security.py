@@ -117,7 +117,8 @@ class Guard:
     async def _keep_token(self, scope: Scope, send: Send) -> None:
         """A valid ``?token=``: set the cookie and redirect to the same address without the token."""
         query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if k != "token"]
-        location = scope.get("root_path", "") + scope["path"] + (f"?{urlencode(query)}" if query else "")
+        path = "/" + str(scope["path"]).lstrip("/")  # never "//host": the redirect stays on this site
+        location = scope.get("root_path", "") + path + (f"?{urlencode(query)}" if query else "")
         cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
         await send({"type": "http.response.start", "status": 303,
                     "headers": [(b"location", location.encode("latin-1", "replace")),
