@@ -1,5 +1,6 @@
 """Fetch CI artifacts through the cache: list a repository's workflow runs, retrieve each run's
-``perf-report`` in one parallel batch, read a metric from it, then retrieve again from the cache.
+``perf-report`` in one parallel batch, retrieve again from the cache, read a metric from one report,
+and trend the metric over everything the cache holds.
 
 The example starts its own fake GitHub Actions API on 127.0.0.1 (same JSON shapes, Link pagination and
 the 302 to a separate blob host), so it runs anywhere without a token:
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -105,10 +107,17 @@ def main() -> None:
             print(f"{label}: {len(results)} artifacts in {elapsed * 1000:.0f} ms ({hits} from the cache)")
 
         path, meta = asyncio.run(retriever.retrieve_artifact(runs[0].run_id, "perf-report", "github"))
-        folder = safe_extract(path, Path(tmp) / "perf-report")
-        perf = json.loads((folder / "perf.json").read_text())
-        print(f"run {meta.test_run_id}: {meta.artifact_type} {meta.size_bytes} bytes, sha256 {meta.sha256[:12]}…")
-        print(f"throughput in run {meta.test_run_id}: {perf['metrics']['throughput']}")
+        folder = safe_extract(path, Path(tmp) / "perf-report")  # GitHub artifacts are zips
+        print(f"run {meta.test_run_id}: {meta.artifact_type} {meta.size_bytes} bytes, sha256 {meta.sha256[:12]}…, "
+              f"unpacked: {sorted(p.name for p in folder.iterdir())}")
+        print(f"throughput in run {meta.test_run_id}: {meta.content_value('metrics.throughput')}")  # read in the zip
+
+        trend = asyncio.run(retriever.analyze_metrics_trend(
+            "github", "performance_report", "throughput", days=31, now=datetime(2024, 6, 1, tzinfo=timezone.utc),
+            lower_is_better=False))
+        first, last = trend.points[0], trend.points[-1]
+        print(f"throughput over {len(trend.points)} cached runs: {first.value} -> {last.value} "
+              f"({trend.analysis.direction})")
         retriever.close()
     github.close()
 

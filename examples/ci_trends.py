@@ -1,8 +1,8 @@
 """Example: find a regression in CI perf reports and draw it.
 
 Writes 60 nightly JSON perf reports (throughput drops by ~12 % at night 40) to a temp folder, describes
-them with ArtifactMetadata, finds them with ArtifactDiscovery, runs both change-point detectors through
-analyze_metrics_trend, and writes a PNG plot and an HTML report.
+them with ``describe``, finds the performance reports with ArtifactDiscovery, runs both change-point
+detectors through analyze_metrics_trend, and writes a PNG plot and an HTML report.
 
     python examples/ci_trends.py [output-folder]
 """
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tracelet_artifacts.ci.discovery import ArtifactDiscovery
-from tracelet_artifacts.ci.metadata import ArtifactMetadata
+from tracelet_artifacts.ci.metadata import ArtifactMetadata, describe
 from tracelet_artifacts.ci.plot import plot_trend, write_html_report
 from tracelet_artifacts.ci.trends import analyze_metrics_trend
 
@@ -35,8 +35,9 @@ def write_perf_reports(folder: Path) -> list[ArtifactMetadata]:
         path = folder / f"nightly-{night}" / "perf.json"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(report))
-        meta = ArtifactMetadata("perf", path, f"nightly-{night}", "github", created_at=START + timedelta(days=night))
-        artifacts.append(meta.add_label("nightly").add_metadata("branch", "main"))
+        artifacts.append(describe(path, "perf", test_run_id=f"nightly-{night}", provider_name="github",
+                                  created_at=START + timedelta(days=night), labels=["nightly"],
+                                  metadata={"branch": "main"}))
     return artifacts
 
 
@@ -44,13 +45,14 @@ def main(output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         artifacts = write_perf_reports(Path(scratch))
-        perf = ArtifactDiscovery().discover_artifacts(
-            artifacts, artifact_type="perf_report", labels=["nightly"], metadata_query={"branch": "main"}
+        perf = ArtifactDiscovery.discover_artifacts(
+            artifacts=artifacts, artifact_type="performance_report", labels=["nightly"],
+            metadata_query={"branch": "main"},
         )
         trend = analyze_metrics_trend(
             "github",
-            "perf_report",
-            "metrics.throughput",
+            "performance_report",
+            "throughput",  # stands for metrics.throughput, the one metric path ending in it
             days=90,
             source=perf,
             now=START + timedelta(days=NIGHTS),

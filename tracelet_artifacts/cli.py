@@ -1,19 +1,19 @@
 """The ``tracelet-artifacts`` command: list, show, fetch, verify, sync and garbage-collect the embedded store.
 
-Every command exits non-zero with a one-line ``error:`` message on bad input; tracebacks are for bugs.
+Every command exits non-zero with a one-line ``error:`` message on bad input (the shared handler in
+``cli_errors``; ``--debug`` shows the traceback); tracebacks are for bugs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from tracelet_artifacts.cli_errors import TraceletGroup
 from tracelet_artifacts.errors import TraceletError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,17 +40,8 @@ def _when(timestamp: float) -> str:
 
 
 def _friendly_errors(func: F) -> F:
-    """Turn TraceletError into ``error: …`` on stderr and exit code 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TraceletError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+    """Kept so commands can keep their decorator: errors are reported by the group (``TraceletGroup``)."""
+    return func
 
 
 def _store(path: str | None) -> Any:
@@ -74,7 +65,7 @@ store_option = click.option("--store", "store_path", envvar="TRACELET_STORE_PATH
                             help="Store folder (default: TRACELET_STORE_PATH or ./.tracelet).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TraceletGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tracelet-artifacts")
 def main() -> None:
     """Versioned ML artifacts: list, inspect, fetch and deliver what your runs logged."""

@@ -8,7 +8,6 @@ raises into the caller's code. ``sync_outbox`` delivers what earlier (stopped or
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ from tracelet_artifacts.backends.base import BackendAdapter, Delivery, RunContex
 from tracelet_artifacts.errors import DeliveryError, TraceletError
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.redact import redact_text
+from tracelet_artifacts.retry import RetryPolicy
 from tracelet_artifacts.routing import BackendPlan
 from tracelet_artifacts.settings import option_sources
 from tracelet_artifacts.store.catalog import OutboxItem
@@ -31,20 +31,6 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
 
 
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how fast failed deliveries are retried."""
-
-    max_attempts: int = 6
-    backoff_s: float = 0.5
-    backoff_max_s: float = 60.0
-
-    def delay(self, attempts: int) -> float:
-        """Exponential backoff with ±20 % jitter after ``attempts`` tries."""
-        base = min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempts - 1))
-        return base * random.uniform(0.8, 1.2)
 
 
 @dataclass(frozen=True)

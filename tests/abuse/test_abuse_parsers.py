@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
-from tracelet_artifacts.content import (
+from tracelet_artifacts.ci.content import (
     ContentAnalysis,
     analyze_content,
     analyze_csv,

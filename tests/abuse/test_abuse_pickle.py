@@ -16,7 +16,8 @@ import pytest
 import tracelet_artifacts
 from tracelet_artifacts import ArtifactType, Experiment, TraceletSettings
 from tracelet_artifacts.ci.archive import safe_extract
-from tracelet_artifacts.content import analyze_content, classify_ci_artifact
+from tracelet_artifacts.ci.content import analyze_content
+from tracelet_artifacts.ci.kinds import classify_ci_artifact
 from tracelet_artifacts.errors import SerializationError, TraceletError, UnsafeLoadError
 from tracelet_artifacts.serialize import deserialize_object
 

@@ -4,14 +4,15 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
-import zipfile
 from collections.abc import Iterator
 
 import pytest
+from helpers_archives import make_zip
 from pytest_httpserver import HTTPServer
+
+__all__ = ["TOKEN", "RawServer", "Sleeps", "headers_seen", "make_zip"]
 
 TOKEN = "tok-SUPERSECRET-123"
 
@@ -63,14 +64,6 @@ class Sleeps(list[float]):
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
-
-
-def make_zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
 
 
 def headers_seen(server: HTTPServer, path: str) -> list[dict[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ci_fakes import TOKEN, make_zip
 from click.testing import CliRunner
@@ -104,5 +105,52 @@ def test_taskcluster_download_command(api: HTTPServer, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "1 downloaded" in result.output
-    saved = tmp_path / GROUP / "1" / "browsertime-tp6-amazon" / "downloads" / "T1+-+perfherder-data.json"
+    saved = tmp_path / GROUP / "1" / "browsertime-tp6-amazon" / "downloads" / "T1_perfherder-data.json"
     assert json.loads(saved.read_text()) == {"suites": []}
+
+
+def _get(api: HTTPServer, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    args = ["get", "github", "77", "perf", "--repo", "o/r", "--base-url", api.url_for("/").rstrip("/"),
+            "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-cache", *extra]
+    return CliRunner().invoke(ci, args, env={"GITHUB_TOKEN": TOKEN, **(env or {})})
+
+
+def test_get_shows_byte_progress_on_a_terminal_and_not_with_quiet(
+    api: HTTPServer, cdn: HTTPServer, tmp_path: Path
+) -> None:
+    _github(api, cdn)
+    shown = _get(api, tmp_path, env={"FORCE_COLOR": "1"})  # rich treats stderr as a terminal
+    assert shown.exit_code == 0, shown.output
+    assert "1 artifact(s) of run 77" in shown.stderr and "bytes" in shown.stderr and "0 left" in shown.stderr
+    assert "artifact(s) of run" not in shown.stdout
+    quiet = _get(api, tmp_path, "--quiet", env={"FORCE_COLOR": "1"})
+    assert quiet.exit_code == 0 and "artifact(s) of run" not in quiet.stderr
+    piped = _get(api, tmp_path)  # not a terminal: no bar
+    assert piped.exit_code == 0 and "artifact(s) of run" not in piped.stderr
+
+
+def test_transfer_totals_count_a_retried_file_once() -> None:
+    from tracelet_artifacts.ci.progress import TransferTotals
+
+    totals = TransferTotals()
+    totals.expect("a", 100)
+    first = totals.file("a")
+    first(60, 100)
+    first(0, 100)  # the download was retried from the start
+    first(100, 100)
+    totals.file("b")(50, None)  # a file whose size nobody said
+    assert (totals.done, totals.total) == (150, 100)
+
+
+def test_taskcluster_download_shows_tasks_left_and_bytes(api: HTTPServer, tmp_path: Path) -> None:
+    serve_task_group(api, [[task_entry("T1", "test-linux64/opt-browsertime-tp6-amazon")]])
+    api.expect_request(f"{Q}/task/T1/runs/0/artifacts").respond_with_json(
+        {"artifacts": [{"storageType": "s3", "name": "public/perfherder-data.json"}]})
+    api.expect_request(f"{Q}/task/T1/runs/0/artifacts/public/perfherder-data.json").respond_with_json({"suites": []})
+    args = ["taskcluster-download", "--task-group-id", GROUP, "--root-url", api.url_for("/").rstrip("/"),
+            "--artifact-to-get", "perfherder-data", "--output", str(tmp_path)]  # fmt: skip
+    shown = CliRunner().invoke(ci, args, env={"FORCE_COLOR": "1"})
+    assert shown.exit_code == 0, shown.output
+    assert f"task group {GROUP}" in shown.stderr and "0 of 1 task(s) left" in shown.stderr
+    quiet = CliRunner().invoke(ci, [*args, "--quiet", "--ingest-continue"], env={"FORCE_COLOR": "1"})
+    assert quiet.exit_code == 0 and "task(s) left" not in quiet.stderr

@@ -14,7 +14,8 @@ from pytest_httpserver import HTTPServer
 from test_ci_retriever import FakeProvider
 
 from tracelet_artifacts.ci.cache import ArtifactCache
-from tracelet_artifacts.ci.errors import CIProviderError
+from tracelet_artifacts.ci.errors import CIProviderError, CIUsageError
+from tracelet_artifacts.ci.providers import registry
 from tracelet_artifacts.ci.providers.factory import CIProviderFactory
 from tracelet_artifacts.ci.providers.github import GitHubActionsProvider
 from tracelet_artifacts.ci.providers.jenkins import JenkinsProvider
@@ -63,7 +64,7 @@ def test_register_refuses_to_replace_a_builtin_silently() -> None:
         with pytest.raises(TypeError):
             CIProviderFactory.registry()["x"] = "y"  # type: ignore[index]
     finally:
-        CIProviderFactory._registry.pop("fake-ci", None)
+        registry.unregister("fake-ci")
 
 
 def test_importing_the_ci_package_does_not_import_httpx() -> None:
@@ -119,3 +120,35 @@ def test_unreachable_api_is_a_retryable_ci_error_after_retries(sleeps: Sleeps) -
     with pytest.raises(CIProviderError, match="network error") as info:
         gh.list_runs()
     assert info.value.retryable and sleeps == [0.1, 0.2] and TOKEN not in str(info.value)
+
+
+def test_the_registry_is_the_one_read_only_list_of_providers() -> None:
+    known = registry.known()
+    assert {"github", "gitlab", "jenkins", "taskcluster"} <= set(known)
+    with pytest.raises(TypeError):
+        known["circle"] = registry.ProviderSpec("x:Y")  # type: ignore[index]
+    with pytest.raises(ConfigurationError, match="built-in"):
+        registry.unregister("github")
+    with pytest.raises(ConfigurationError, match="known types: github, gitlab, jenkins, taskcluster"):
+        registry.provider_class("circle")
+
+
+def test_a_provider_whose_module_is_missing_names_what_to_install() -> None:
+    registry.register("ghost", "no_such_package.ci:GhostProvider", install="pip install ghost-ci")
+    try:
+        with pytest.raises(ConfigurationError, match="pip install ghost-ci"):
+            CIProviderFactory.create({"type": "ghost"})
+    finally:
+        registry.unregister("ghost")
+
+
+def test_the_factory_builds_from_the_original_designs_configuration_shape(api: HTTPServer) -> None:
+    api.expect_request("/repos/owner/repo/actions/runs").respond_with_json({"total_count": 0, "workflow_runs": []})
+    provider = asyncio.run(CIProviderFactory.create_provider(
+        "github", {"token": TOKEN, "repository": "owner/repo", "commit_sha": "abcdef123456",
+                   "base_url": api.url_for("/").rstrip("/")}))  # fmt: skip
+    assert isinstance(provider, GitHubActionsProvider) and provider.repo == "owner/repo"
+    assert provider.list_runs() == [] and api.log[0][0].args["head_sha"] == "abcdef123456"
+    assert CIProviderFactory.get_available_providers()[:4] == ["github", "gitlab", "jenkins", "taskcluster"]
+    with pytest.raises(CIUsageError, match="disagree"):
+        CIProviderFactory.create({"type": "github", "repo": "a/b", "repository": "c/d"})

@@ -15,17 +15,13 @@ import pytest
 from ci_fakes import TOKEN, Sleeps, make_zip
 from pytest_httpserver import HTTPServer
 
+from tracelet_artifacts.ci.compat import get_artifact_handler, get_artifact_retriever, initialize_artifact_systems
 from tracelet_artifacts.ci.download import Downloaded
 from tracelet_artifacts.ci.errors import ArtifactExpiredError, CINotFoundError
 from tracelet_artifacts.ci.http import Opened
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
-from tracelet_artifacts.ci.retriever import (
-    ArtifactRequest,
-    ArtifactRetriever,
-    get_artifact_handler,
-    get_artifact_retriever,
-    initialize_artifact_systems,
-)
+from tracelet_artifacts.ci.providers.github import GitHubActionsProvider
+from tracelet_artifacts.ci.retriever import ArtifactRequest, ArtifactRetriever
 from tracelet_artifacts.errors import ConfigurationError
 
 
@@ -230,12 +226,15 @@ def test_initialize_artifact_systems_end_to_end_against_github(
         "", status=302, headers={"Location": cdn.url_for("/blob/5")}
     )
     cdn.expect_request("/blob/5").respond_with_data(body, content_type="application/zip")
-    handler, retriever = initialize_artifact_systems(
+    providers = initialize_artifact_systems(
         {"gh": {"type": "github", "repo": "o/r", "token": TOKEN, "base_url": api.url_for("/").rstrip("/")}},
         tmp_path / "store",
         tmp_path / "cache",
     )
+    handler, retriever = providers.handler, providers.retriever
+    assert isinstance(providers["gh"], GitHubActionsProvider) and list(providers) == ["gh"]
     assert get_artifact_handler() is handler and get_artifact_retriever() is retriever
+    assert handler.providers["gh"] is retriever.providers["gh"] is providers["gh"]
     path, meta = asyncio.run(retriever.retrieve_artifact("9", "perf", "gh"))
     assert path.read_bytes() == body and meta.created_at.year == 2024
     assert "Authorization" not in cdn.log[0][0].headers  # werkzeug headers: case-insensitive
@@ -259,3 +258,38 @@ def test_a_batch_larger_than_the_cache_keeps_every_returned_file(tmp_path: Path)
     files[("2", "late.bin", 1)] = b"x" * 1000
     asyncio.run(retriever.retrieve_artifact("2", "late.bin", "fake"))
     assert retriever.cache.total_bytes <= 1024 * 1024
+
+
+def test_the_original_getters_create_at_a_folder_once_and_refuse_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracelet_artifacts.ci import compat
+
+    monkeypatch.setattr(compat, "_CURRENT", {"handler": None, "retriever": None})
+    with pytest.raises(ConfigurationError, match="not initialised"):
+        get_artifact_retriever()
+    retriever = get_artifact_retriever(tmp_path / "cache")
+    assert get_artifact_retriever() is retriever is get_artifact_retriever(tmp_path / "cache")
+    with pytest.raises(ConfigurationError, match="call initialize_artifact_systems"):
+        get_artifact_retriever(tmp_path / "elsewhere")
+    handler = get_artifact_handler(tmp_path / "kept")
+    assert handler.storage_dir == tmp_path / "kept" and get_artifact_handler() is handler
+    retriever.close()
+
+
+def test_the_retriever_trends_and_compares_what_it_cached(tmp_path: Path) -> None:
+    files = {("1", "perf.json", 1): b'{"metrics": {"fps": 50}}', ("2", "perf.json", 1): b'{"metrics": {"fps": 60}}'}
+    retriever = _retriever(tmp_path, FakeProvider(files))
+
+    async def use() -> tuple[Any, Any]:
+        for run in ("1", "2"):
+            await retriever.retrieve_artifact(run, "perf.json", "fake")
+        trend = await retriever.analyze_metrics_trend("fake", "perf_report", "fps", days=3650)
+        comparison = await retriever.compare_artifacts(("1", "perf.json", "fake"), ("2", "perf.json", "fake"))
+        return trend, comparison
+
+    trend, comparison = asyncio.run(use())
+    assert [p.value for p in trend.points] == [50.0, 60.0] and trend.artifact_type == "performance_report"
+    assert comparison.metric_deltas["metrics.fps"].percent == pytest.approx(20.0)
+    assert len(retriever.cached_artifacts()) == 2
+    retriever.close()

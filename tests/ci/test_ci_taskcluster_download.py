@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from ci_fakes import Sleeps, make_zip
+from helpers_archives import make_tgz
 from pytest_httpserver import HTTPServer
 from test_ci_taskcluster import GROUP, serve_task_group, task_entry
 from werkzeug import Request, Response
@@ -17,14 +18,8 @@ from tracelet_artifacts.ci.errors import CIError
 from tracelet_artifacts.ci.providers.taskcluster import QUEUE_PATH as Q
 from tracelet_artifacts.ci.providers.taskcluster import TaskclusterProvider
 from tracelet_artifacts.ci.retry import RetryPolicy
-from tracelet_artifacts.ci.taskcluster_download import (
-    DownloadOptions,
-    Progress,
-    TaskGroupDownloader,
-    get_task_data,
-    get_task_data_paths,
-    suite_of,
-)
+from tracelet_artifacts.ci.task_processor import get_task_data, get_task_data_paths
+from tracelet_artifacts.ci.taskcluster_download import DownloadOptions, Progress, TaskGroupDownloader, suite_of
 
 AMAZON = "test-linux64-shippable-qr/opt-browsertime-tp6-firefox-amazon"
 GOOGLE = "test-linux64-shippable-qr/opt-browsertime-tp6-firefox-google"
@@ -95,7 +90,7 @@ def queue(api: HTTPServer) -> Queue:
     q = Queue(api)
     perf = "public/test_info/perfherder-data.json"
     q.add("T1", 0, perf, _perf(812.5))
-    q.add("T1", 0, "public/test_info/browsertime-results.tgz", _tgz({"browsertime-results/a.json": b"{}"}))
+    q.add("T1", 0, "public/test_info/browsertime-results.tgz", make_tgz({"browsertime-results/a.json": b"{}"}))
     q.add("T1", 0, "public/logs/log_error.log", b"")
     q.add("T2", 1, perf, _perf(640.0))
     q.add("T2", 1, "public/test_info/browsertime-results.zip", make_zip({"browsertime.json": b"[1, 2]"}))
@@ -104,19 +99,6 @@ def queue(api: HTTPServer) -> Queue:
     q.add("T4", 0, perf, _perf(9.0))
     q.serve()
     return q
-
-
-def _tgz(files: dict[str, bytes]) -> bytes:
-    import io
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _downloader(api: HTTPServer, sleeps: Sleeps, seen: list[Progress] | None = None) -> TaskGroupDownloader:
@@ -152,22 +134,22 @@ def test_layout_selection_unzip_and_error_artifacts(
     seen: list[Progress] = []
     run_dir = _downloader(api, sleeps, seen).run(_options(tmp_path, unzip_artifact=True))
     assert run_dir == tmp_path / "out" / GROUP / "1"
-    assert (run_dir.parent / "task-group-information.json").exists() and (run_dir / "config.json").exists()
+    assert (run_dir / "task-group-information.json").exists() and (run_dir / "config.json").exists()
     amazon = run_dir / "browsertime-tp6-firefox-amazon"
-    assert json.loads((amazon / "downloads" / "T1+-+perfherder-data.json").read_bytes())["suites"][0]["value"] == 812.5
-    assert (
-        amazon / "browsertime-results_data" / "0" / "T1+-+browsertime-results" / "browsertime-results" / "a.json"
-    ).exists()
+    assert json.loads((amazon / "downloads" / "T1_perfherder-data.json").read_bytes())["suites"][0]["value"] == 812.5
+    assert (amazon / "perfherder-data_data" / "0" / "T1_perfherder-data.json").exists()
+    assert (amazon / "browsertime-results_data" / "0" / "browsertime-results" / "a.json").exists()
     google = run_dir / "browsertime-tp6-firefox-google"
-    assert (
-        google / "browsertime-results_data" / "0" / "T2+-+browsertime-results" / "browsertime.json"
-    ).read_bytes() == b"[1, 2]"
+    assert (google / "browsertime-results_data" / "0" / "browsertime.json").read_bytes() == b"[1, 2]"
     # windows is another platform, bing failed: neither is downloaded
     assert not (run_dir / "browsertime-tp6-firefox-bing").exists()
     assert not any("T3" in d for d in queue.downloads)
     file_map = json.loads((run_dir / "taskid_to_file_map.json").read_text())
-    assert sorted(file_map) == ["T1", "T2"] and file_map["T2"]["run_id"] == 1
-    errors = [f for f in file_map["T2"]["files"] if "error" in f]
+    assert sorted(file_map) == ["T1", "T2"]
+    assert file_map["T2"] == str(google / "perfherder-data_data" / "0")
+    records = json.loads((run_dir / "tracelet-download.json").read_text())
+    assert records["T2"]["run_id"] == 1
+    errors = [f for f in records["T2"]["files"] if "error" in f]
     assert len(errors) == 1 and "error artifact" in errors[0]["error"]
     assert not any(r.path.endswith("perfherder-data-extra.json") for r, _ in api.log)  # listed as error: no GET
     assert seen[-1].done_tasks == seen[-1].total_tasks == 2 and seen[-1].failed == 0
@@ -178,7 +160,7 @@ def test_download_failures_includes_failed_tasks(queue: Queue, api: HTTPServer, 
     run_dir = _downloader(api, sleeps).run(
         _options(tmp_path, download_failures=True, test_suites_list=["browsertime-tp6-firefox-bing"])
     )
-    assert (run_dir / "browsertime-tp6-firefox-bing" / "downloads" / "T4+-+perfherder-data.json").exists()
+    assert (run_dir / "browsertime-tp6-firefox-bing" / "downloads" / "T4_perfherder-data.json").exists()
     assert not (run_dir / "browsertime-tp6-firefox-amazon").exists()
 
 
@@ -226,8 +208,8 @@ def test_non_empty_log_error_skips_the_task_unless_failures_wanted(
 ) -> None:
     queue.files[("T1", "public/logs/log_error.log")] = b"TEST-UNEXPECTED-FAIL"
     run_dir = _downloader(api, sleeps).run(_options(tmp_path))
-    file_map = json.loads((run_dir / "taskid_to_file_map.json").read_text())
-    assert file_map["T1"]["skipped"] == "log_error artifact is not empty" and file_map["T1"]["files"] == []
+    records = json.loads((run_dir / "tracelet-download.json").read_text())
+    assert records["T1"]["skipped"] == "log_error artifact is not empty" and records["T1"]["files"] == []
     assert not list((run_dir / "browsertime-tp6-firefox-amazon" / "downloads").glob("*perfherder*"))
     run_dir = _downloader(api, sleeps).run(_options(tmp_path, download_failures=True))
-    assert (run_dir / "browsertime-tp6-firefox-amazon" / "downloads" / "T1+-+perfherder-data.json").exists()
+    assert (run_dir / "browsertime-tp6-firefox-amazon" / "downloads" / "T1_perfherder-data.json").exists()

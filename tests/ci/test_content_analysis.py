@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracelet_artifacts.content import (
-    CIArtifactKind,
+from tracelet_artifacts.ci.content import (
     ContentAnalysis,
     ContentAnalysisError,
     ContentTooLargeError,
@@ -25,9 +24,9 @@ from tracelet_artifacts.content import (
     analyze_json_bytes,
     analyze_junit,
     analyze_xml_bytes,
-    classify_ci_artifact,
     flatten_json,
 )
+from tracelet_artifacts.ci.kinds import CIArtifactKind, classify_ci_artifact
 from tracelet_artifacts.errors import TraceletError
 
 JUNIT_SUITES = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -267,3 +266,33 @@ def test_csv_text_reader_survives_arbitrary_text(text: str) -> None:
 def test_xml_declaring_an_unknown_or_mismatched_encoding_is_a_content_error(encoding: str) -> None:
     with pytest.raises(ContentAnalysisError):
         analyze_xml_bytes(f'<?xml version="1.0" encoding="{encoding}"?><testsuite/>'.encode())
+
+
+def _zip_of(path: Path, files: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_holding_one_file_is_analysed_as_that_file(tmp_path: Path) -> None:
+    single = _zip_of(tmp_path / "a.zip", {"dir/results.json": b'{"metrics": {"fps": 60}}'})
+    assert analyze_content(single).metrics == {"metrics.fps": 60.0}
+    several = _zip_of(tmp_path / "b.zip", {"a.json": b"{}", "b.json": b"{}"})
+    assert analyze_content(several).format == "binary"
+    broken = _zip_of(tmp_path / "c.zip", {"r.json": b'{"cut": '})
+    with pytest.raises(ContentAnalysisError, match="not valid JSON"):
+        analyze_content(broken)
+
+
+def test_the_file_inside_a_zip_is_read_only_up_to_the_limit(tmp_path: Path) -> None:
+    from tracelet_artifacts.ci.content import unwrapped
+
+    bomb = _zip_of(tmp_path / "bomb.zip", {"zeros.json": b"0" * 100_000})
+    with pytest.raises(ContentTooLargeError, match="more than 1000 bytes"), unwrapped(bomb, max_bytes=1000):
+        pass
+    with unwrapped(tmp_path / "bomb.zip", max_bytes=200_000) as (inner, name):
+        assert name == "zeros.json" and inner.stat().st_size == 100_000
+    assert not inner.exists()  # the copy goes with the context

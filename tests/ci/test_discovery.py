@@ -105,12 +105,13 @@ def test_a_custom_index_receives_the_query_as_data(artifacts: list[ArtifactMetad
             return []
 
     ArtifactDiscovery(RecordingIndex()).discover_artifacts(artifact_type="log", labels=["x"])
-    assert seen == [ArtifactQuery(artifact_type="log", labels=frozenset({"x"}))]
+    assert seen == [ArtifactQuery(artifact_type="test_log", labels=frozenset({"x"}))]
 
 
 def test_group_by_type(artifacts: list[ArtifactMetadata]) -> None:
     groups = ArtifactDiscovery.group_artifacts_by_type(artifacts)
-    assert {kind: len(items) for kind, items in groups.items()} == {"perf_report": 3, "test_results": 1, "log": 1}
+    counts = {kind: len(items) for kind, items in groups.items()}
+    assert counts == {"performance_report": 3, "test_report": 1, "test_log": 1}
 
 
 def test_find_latest(artifacts: list[ArtifactMetadata]) -> None:
@@ -125,3 +126,36 @@ def test_extract_metrics_orders_points_by_time_and_skips_missing(artifacts: list
     assert [p.value for p in series["metrics.throughput"]] == [90.0, 150.0, 120.0]  # days 1, 2, 3
     assert [p.test_run_id for p in series["metrics.throughput"]] == ["1", "3", "2"]
     assert [p.value for p in series["tests.tests"]] == [5.0]
+
+
+def test_a_bare_leaf_metric_name_resolves_to_its_one_dotted_path(artifacts: list[ArtifactMetadata]) -> None:
+    series = ArtifactDiscovery.extract_metrics_from_artifacts(artifacts, ["throughput", "p50"])
+    assert [p.value for p in series["throughput"]] == [90.0, 150.0, 120.0]
+    assert [p.value for p in series["p50"]] == [9.0, 7.0, 8.0]  # metrics.latency.p50
+
+
+def test_a_metric_no_artifact_holds_names_the_metrics_they_hold(artifacts: list[ArtifactMetadata]) -> None:
+    with pytest.raises(ArtifactQueryError, match=r"no metric 'fps' in 5 artifact\(s\).*metrics\.throughput"):
+        ArtifactDiscovery.extract_metrics_from_artifacts(artifacts, ["fps"])
+    assert ArtifactDiscovery.extract_metrics_from_artifacts([], ["fps"]) == {"fps": []}
+
+
+def test_a_leaf_name_that_ends_several_paths_is_refused_with_them(tmp_path: Path) -> None:
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"cold": {"time": 2.0}, "warm": {"time": 1.0}}))
+    meta = ArtifactMetadata("bench", path, "1", "github")
+    with pytest.raises(ArtifactQueryError, match=r"ambiguous: it ends cold\.time, warm\.time"):
+        ArtifactDiscovery.extract_metrics_from_artifacts([meta], ["time"])
+
+
+def test_discovery_on_the_class_needs_artifacts_and_says_so() -> None:
+    with pytest.raises(ArtifactQueryError, match="pass artifacts="):
+        ArtifactDiscovery.discover_artifacts(artifact_type="test_report")
+
+
+def test_the_original_type_names_and_the_projects_short_ones_both_work(artifacts: list[ArtifactMetadata]) -> None:
+    long = ArtifactDiscovery.discover_artifacts(artifacts=artifacts, artifact_type="performance_report")
+    assert runs(long) == runs(ArtifactDiscovery.discover_artifacts(artifacts, artifact_type="perf_report"))
+    assert runs(ArtifactDiscovery.discover_artifacts(artifacts, artifact_type="test_results")) == ["2"]
+    with pytest.raises(ArtifactQueryError, match="unknown CI artifact type 'perf'; accepted: archive, binary"):
+        ArtifactDiscovery.discover_artifacts(artifacts, artifact_type="perf")

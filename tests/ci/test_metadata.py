@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracelet_artifacts.ci.errors import ArtifactMetadataError
-from tracelet_artifacts.ci.metadata import ArtifactMetadata, load_metadata
+from tracelet_artifacts.ci.metadata import ArtifactMetadata, describe, load_metadata
 from tracelet_artifacts.errors import CIError
 
 PERF = {"metrics": {"throughput": 120.5, "latency_ms": 8.25}, "commit": "abc"}
@@ -25,7 +25,7 @@ def perf_file(tmp_path: Path) -> Path:
 
 def test_metadata_describes_a_json_perf_report(perf_file: Path) -> None:
     meta = ArtifactMetadata("perf-report", perf_file, "run-1", "github")
-    assert meta.artifact_type == "perf_report"
+    assert meta.artifact_type == "performance_report"
     assert meta.mime_type == "application/json"
     assert meta.is_text is True
     assert meta.size_bytes == perf_file.stat().st_size
@@ -39,7 +39,7 @@ def test_junit_file_is_test_results_whatever_its_artifact_name(tmp_path: Path) -
     path = tmp_path / "out.xml"
     path.write_text('<testsuite tests="4" failures="1" errors="0" skipped="0"><testcase name="a"/></testsuite>')
     meta = ArtifactMetadata("build-output", path, "17", "jenkins")
-    assert meta.artifact_type == "test_results"
+    assert meta.artifact_type == "test_report"
     assert meta.content_value("tests.failures") == 1
     assert meta.content_value("format") == "junit"
 
@@ -47,13 +47,13 @@ def test_junit_file_is_test_results_whatever_its_artifact_name(tmp_path: Path) -
 def test_name_of_the_file_classifies_when_the_artifact_name_says_nothing(tmp_path: Path) -> None:
     path = tmp_path / "live_backing.log"
     path.write_text("INFO started\n")
-    assert ArtifactMetadata("public", path, "t1", "taskcluster").artifact_type == "log"
+    assert ArtifactMetadata("public", path, "t1", "taskcluster").artifact_type == "test_log"
 
 
 def test_explicit_created_at_and_artifact_type_win(perf_file: Path) -> None:
     meta = ArtifactMetadata("x", perf_file, "r", "gitlab", created_at="2024-05-01T10:00:00Z", artifact_type="coverage")
     assert meta.created_at == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
-    assert meta.artifact_type == "coverage"
+    assert meta.artifact_type == "coverage_report"
 
 
 def test_malformed_content_still_yields_metadata_with_the_reason(tmp_path: Path) -> None:
@@ -103,3 +103,43 @@ def test_dict_round_trip_keeps_everything(perf_file: Path) -> None:
 def test_from_dict_with_missing_fields_is_a_clear_error() -> None:
     with pytest.raises(ArtifactMetadataError, match="artifact_path"):
         ArtifactMetadata.from_dict({"artifact_name": "x"})
+
+
+def test_what_was_read_from_the_file_cannot_be_reassigned(perf_file: Path) -> None:
+    import dataclasses
+
+    meta = describe(perf_file, "perf", test_run_id="r", provider_name="github")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        meta.sha256 = "0" * 64  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        meta.labels = {"x"}  # type: ignore[misc]
+
+
+def test_describe_and_the_original_constructor_build_the_same_record(perf_file: Path) -> None:
+    described = describe(perf_file, "perf", test_run_id="r", provider_name="github", labels=["a"])
+    constructed = ArtifactMetadata("perf", perf_file, "r", "github").add_label("a")
+    assert described == constructed and hash(described) == hash(constructed)
+    assert describe(perf_file).artifact_name == "perf.json"
+
+
+def test_a_copy_has_annotations_of_its_own(perf_file: Path) -> None:
+    meta = describe(perf_file, "perf").add_label("kept")
+    copy = meta.copy().add_label("only-on-the-copy").add_metadata("k", 1)
+    assert meta.labels == {"kept"} and meta.metadata == {}
+    assert copy.labels == {"kept", "only-on-the-copy"} and copy.sha256 == meta.sha256
+
+
+def test_a_record_stored_under_an_earlier_type_name_reads_back_under_todays(perf_file: Path) -> None:
+    data = describe(perf_file, "perf").to_dict()
+    assert ArtifactMetadata.from_dict({**data, "artifact_type": "perf_report"}).artifact_type == "performance_report"
+
+
+def test_a_zip_holding_one_file_is_described_by_that_file(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "perf.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("perf.json", json.dumps(PERF))
+    meta = describe(archive, "perf")
+    assert meta.mime_type == "application/zip" and meta.metrics["metrics.throughput"] == 120.5
+    assert meta.artifact_type == "performance_report"

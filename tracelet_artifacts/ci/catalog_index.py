@@ -3,7 +3,8 @@ one catalog holds experiments' and CI's artifacts and one search (``tracelet-art
 
     index = CatalogIndex(EmbeddedStore.from_settings())   # the local store, or the team's
     index.add(metadata)                                   # content copied into the store, metadata catalogued
-    ArtifactDiscovery(index).discover_artifacts(artifact_type="perf_report", content_query={"metrics.fps": ">30"})
+    ArtifactDiscovery(index).discover_artifacts(artifact_type="performance_report",
+                                                content_query={"metrics.fps": ">30"})
 
 Kind and labels are answered by the catalog's indexed SQL; metadata and content conditions (operators such
 as ``>100`` and ``~regex``, dotted paths) are then checked on the rows that remain.
@@ -15,6 +16,7 @@ from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact, name_segment
 from tracelet_artifacts.ci.discovery import ArtifactQuery
+from tracelet_artifacts.ci.kinds import CIArtifactKind
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
 from tracelet_artifacts.store.catalog import ArtifactVersion
 from tracelet_artifacts.store.embedded import EmbeddedStore
@@ -54,15 +56,17 @@ class CatalogIndex:
         """The stored ArtifactMetadata, pointing at the content in the store (so ``validate()`` still holds)."""
         data: dict[str, Any] = dict(record.manifest.metadata[RECORD_KEY])
         data["artifact_path"] = str(self.store.blob_path(record.manifest.entries[0].sha256))
-        meta = ArtifactMetadata.from_dict(data)
-        meta.labels = set(meta.labels)  # frozen JSON from the manifest → the mutable set the class expects
-        meta.metadata = dict(meta.metadata)
-        return meta
+        return ArtifactMetadata.from_dict(data)
 
     def search(self, query: ArtifactQuery) -> list[ArtifactMetadata]:
         """CI artifacts matching the query: the catalog's indexes narrow by kind and labels, then every
         metadata and content condition (operators, dotted paths, record fields) is checked on what remains."""
-        kind = {KIND_KEY: query.artifact_type} if query.artifact_type else {}
-        rows = self.store.catalog.search(labels=[CI_LABEL, *sorted(query.labels)], metadata=kind, latest_only=True)
+        labels = [CI_LABEL, *sorted(query.labels)]
+        if query.artifact_type:  # stores written before the kinds were renamed hold the earlier name
+            spellings = CIArtifactKind.parse(query.artifact_type).spellings
+            rows = [row for kind in spellings
+                    for row in self.store.catalog.search(labels=labels, metadata={KIND_KEY: kind}, latest_only=True)]
+        else:
+            rows = self.store.catalog.search(labels=labels, latest_only=True)
         found = (self._metadata_of(row) for row in rows if RECORD_KEY in row.manifest.metadata)
         return [meta for meta in found if query.matches(meta)]

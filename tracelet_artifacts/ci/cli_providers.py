@@ -1,6 +1,7 @@
 """The provider commands of ``tracelet-artifacts ci``: ``runs``, ``ls``, ``get`` and ``taskcluster-download``.
 
-They register on the ``ci`` group of ``tracelet_artifacts.ci.cli``; tokens come from the environment
+Which providers exist, which option names their repository/project/job and which run filters they take
+is asked of the provider registry and the provider classes. Tokens come from the environment
 (``GITHUB_TOKEN``, ``GITLAB_TOKEN``, ``JENKINS_USER``/``JENKINS_TOKEN``) or a config file, never from flags.
 """
 
@@ -10,12 +11,14 @@ import asyncio
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import yaml
 
-from tracelet_artifacts.ci.cli import _fail_clearly, ci
+from tracelet_artifacts.cli_errors import one_line
 from tracelet_artifacts.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 CONFIG_ENV = "TRACELET_CI_CONFIG"
 CACHE_ENV = "TRACELET_CI_CACHE"
 DEFAULT_CACHE = Path("~/.cache/tracelet-artifacts/ci")
+LOCATION_OPTIONS = ("repo", "project", "job")
 
 
 def _load_config(path: Path | None) -> dict[str, dict[str, Any]]:
@@ -33,16 +37,22 @@ def _load_config(path: Path | None) -> dict[str, dict[str, Any]]:
         path = Path(env) if env else None
     if path is None:
         return {}
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
-    providers = data.get("providers", data)
-    if not isinstance(providers, dict):
-        raise ConfigurationError(f"{path}: expected a mapping of provider names to configs")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the CI config file {path}: {exc.strerror or exc}") from exc
+    yaml_file = path.suffix in (".yaml", ".yml")
+    try:
+        data = (yaml.safe_load(text) or {}) if yaml_file else json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "YAML" if yaml_file else "JSON"
+        raise ConfigurationError(f"the CI config file {path} is not valid {kind}: {one_line(str(exc))}") from exc
+    providers = data.get("providers", data) if isinstance(data, dict) else data
+    if not isinstance(providers, dict) or not all(isinstance(v, dict) for v in providers.values()):
+        raise ConfigurationError(
+            f"{path}: expected a mapping of provider names to configs, e.g. "
+            "{'providers': {'app': {'type': 'github', 'repo': 'octo/app'}}}"
+        )
     return {str(k): dict(v) for k, v in providers.items()}
 
 
@@ -63,58 +73,62 @@ def provider_options(func: Any) -> Any:
 
 
 def build_provider(name: str, config_path: Path | None, **flags: Any) -> CIProvider:
-    """A provider from the config file entry ``name`` (or of type ``name``), overlaid with flags."""
+    """A provider from the config file entry ``name`` (or of type ``name``), overlaid with flags.
+
+    A flag the provider cannot use (``--project`` for GitHub, ``--root-url`` for Jenkins) is refused.
+    """
+    from tracelet_artifacts.ci.providers import registry
     from tracelet_artifacts.ci.providers.factory import CIProviderFactory
 
     config = dict(_load_config(config_path).get(name, {"type": name}))
     config.setdefault("type", name)
+    provider_cls = registry.provider_class(str(config["type"]))
+    wanted = provider_cls.location_option
     for key, value in flags.items():
-        if value is not None:
-            config[key] = value
-    kind = config["type"]
-    wanted = {"github": "repo", "gitlab": "project", "jenkins": "job"}.get(kind)
+        if value is None:
+            continue
+        if (key in LOCATION_OPTIONS and key != wanted) or (key == "root_url" and "root_url" not in
+                                                            provider_cls.env_options):
+            takes = f"--{wanted}" if wanted else "no repository option"
+            raise ConfigurationError(f"{config['type']} does not take --{key.replace('_', '-')} ({takes}).")
+        if key == "base_url" and "root_url" in provider_cls.env_options:
+            raise ConfigurationError(f"{config['type']} takes --root-url, not --base-url.")
+        config[key] = value
     if wanted and wanted not in config:
-        raise ConfigurationError(f"{kind} needs --{wanted} (or '{wanted}' in the config file).")
-    if kind != "taskcluster":
-        config.pop("root_url", None)
-    if kind in ("taskcluster",):
-        config.pop("base_url", None)
-    for key in ("repo", "project", "job"):
-        if key != wanted:
-            config.pop(key, None)
+        raise ConfigurationError(f"{config['type']} needs --{wanted} (or '{wanted}' in the config file).")
     return CIProviderFactory.create(config)
 
 
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
-@ci.command()
+@click.command()
 @click.argument("provider")
 @provider_options
 @click.option("--branch", help="Branch (GitHub branch, GitLab ref).")
 @click.option("--status", help="Status/conclusion (GitHub status, GitLab status, Jenkins result).")
 @click.option("--sha", help="Commit SHA.")
 @click.option("--task-group-id", help="Taskcluster task group to list.")
-@click.option("--limit", default=20, show_default=True, help="How many runs to show.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_fail_clearly
 def runs(provider: str, config_path: Path | None, branch: str | None, status: str | None, sha: str | None,
          task_group_id: str | None, limit: int, as_json: bool, **flags: Any) -> None:  # fmt: skip
     """List recent runs (pipelines, builds, tasks of a task group) of PROVIDER."""
+    given = {"branch": branch, "status": status, "sha": sha, "task_group_id": task_group_id}
     with build_provider(provider, config_path, **flags) as p:
-        filters: dict[str, Any] = {}
-        if p.name == "github":
-            filters = {"branch": branch, "status": status, "head_sha": sha}
-        elif p.name == "gitlab":
-            filters = {"ref": branch, "status": status, "sha": sha}
-        elif p.name == "jenkins":
-            filters = {"result": status}
-        elif p.name == "taskcluster":
-            filters = {"task_group_id": task_group_id}
-        found = p.list_runs(limit=limit, **{k: v for k, v in filters.items() if v is not None})
+        unusable = [k for k, v in given.items() if v is not None and k not in p.cli_filters]
+        if unusable:
+            takes = ", ".join(f"--{k.replace('_', '-')}" for k in p.cli_filters) or "no filter"
+            raise ConfigurationError(
+                f"{p.name} runs cannot be filtered by {', '.join('--' + k.replace('_', '-') for k in unusable)}; "
+                f"it takes {takes}."
+            )
+        filters = {p.cli_filters[k]: v for k, v in given.items() if v is not None}
+        found = p.list_runs(limit=limit, **filters)
     if as_json:
         click.echo(json.dumps([_run_dict(r) for r in found], indent=2))
         return
@@ -135,13 +149,13 @@ def _run_dict(run: Any) -> dict[str, Any]:
     return data
 
 
-@ci.command(name="ls")
+@click.command(name="ls")
 @click.argument("provider")
 @click.argument("run_id")
 @provider_options
-@click.option("--attempt", type=int, help="Attempt (GitLab retry / Taskcluster runId); default latest.")
+@click.option("--attempt", type=click.IntRange(min=0),
+              help="Attempt (GitLab retry / Taskcluster runId); default latest.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_fail_clearly
 def ls_command(provider: str, run_id: str, config_path: Path | None, attempt: int | None, as_json: bool,
                **flags: Any) -> None:  # fmt: skip
     """List the artifacts of RUN_ID on PROVIDER."""
@@ -162,36 +176,63 @@ def ls_command(provider: str, run_id: str, config_path: Path | None, attempt: in
     _console().print(table)
 
 
-@ci.command()
+def _writable_folder(path: Path, what: str) -> Path:
+    """``path`` created if missing; ConfigurationError when it cannot be created or written to."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the {what} folder {path}: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"the {what} folder {path} is not writable; choose another with --{what}.")
+    return path
+
+
+@click.command()
 @click.argument("provider")
 @click.argument("run_id")
 @click.argument("names", nargs=-1, required=True)
 @provider_options
-@click.option("--attempt", type=int, help="Attempt; default the latest.")
+@click.option("--attempt", type=click.IntRange(min=0), help="Attempt; default the latest.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder to put the artifacts in.")  # fmt: skip
 @click.option("--extract", is_flag=True, help="Unpack zip/tar artifacts (safely) into OUTPUT/<name>/.")
 @click.option("--no-cache", is_flag=True, help="Fetch again even when the cache holds a sound copy.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help=f"Cache folder; default ${CACHE_ENV} or {DEFAULT_CACHE}.")  # fmt: skip
-@click.option("--concurrency", default=8, show_default=True, help="Parallel downloads.")
-@_fail_clearly
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="Parallel downloads.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def get(provider: str, run_id: str, names: tuple[str, ...], config_path: Path | None, attempt: int | None,
-        output: Path, extract: bool, no_cache: bool, cache_dir: Path | None, concurrency: int,
+        output: Path, extract: bool, no_cache: bool, cache_dir: Path | None, concurrency: int, quiet: bool,
         **flags: Any) -> None:  # fmt: skip
-    """Download artifacts NAMES of RUN_ID through the verified cache into OUTPUT."""
-    from tracelet_artifacts.ci.archive import is_archive, safe_extract
-    from tracelet_artifacts.ci.retriever import ArtifactRequest, ArtifactRetriever
+    """Download artifacts NAMES of RUN_ID through the verified cache into OUTPUT.
 
-    cache = cache_dir or Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
-    retriever = ArtifactRetriever(cache, max_concurrency=max(1, concurrency))
+    A progress bar (bytes, rate, time left) is shown on stderr when it is a terminal, unless --quiet.
+    """
+    from tracelet_artifacts.ci.archive import is_archive, safe_extract
+    from tracelet_artifacts.ci.progress import TransferTotals, transfer_bar
+    from tracelet_artifacts.ci.retriever import ArtifactRequest, ArtifactRetriever, ByteProgress
+
+    _writable_folder(output, "output")
+    cache = _writable_folder(cache_dir or Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser(), "cache-dir")
+    retriever = ArtifactRetriever(cache, max_concurrency=concurrency)
     console = _console()
-    with build_provider(provider, config_path, **flags) as p:
+    totals = TransferTotals()
+    with build_provider(provider, config_path, **flags) as p, transfer_bar(quiet=quiet) as bar:
         retriever.register_provider(provider, p)
+        task = bar.add_task(f"{len(names)} artifact(s) of run {run_id}", total=None, left=f"{len(names)} left")
+
+        def show(now: TransferTotals) -> None:
+            bar.update(task, completed=now.done, total=now.total or None)
+
+        def one_done(result: Any) -> None:
+            totals.finished(result.request)
+            bar.update(task, left=f"{len(names) - totals.files_done} left")
+
         requests = [ArtifactRequest(run_id, name, provider, attempt) for name in names]
-        results = asyncio.run(retriever.retrieve_artifacts_batch(requests, use_cache=not no_cache))
+        watch = ByteProgress(size=totals.expect, file=lambda request: totals.file(request, show))
+        results = asyncio.run(retriever.retrieve_artifacts_batch(
+            requests, use_cache=not no_cache, progress=one_done, bytes_progress=watch))
     retriever.close()
-    output.mkdir(parents=True, exist_ok=True)
     failed = 0
     for result in results:
         name = result.request.artifact_name
@@ -211,49 +252,86 @@ def get(provider: str, run_id: str, names: tuple[str, ...], config_path: Path | 
         raise click.ClickException(f"{failed} of {len(results)} artifacts could not be retrieved")
 
 
-@ci.command(name="taskcluster-download")
-@click.option("--task-group-id", required=True, help="The task group to download from.")
-@click.option("--test-suites-list", multiple=True, default=("all",), show_default=True,
-              help="Suites to download ('all' for every suite); repeat or separate with commas.")  # fmt: skip
-@click.option("--artifact-to-get", multiple=True, default=("perfherder-data",), show_default=True,
-              help="Artifact name patterns (substring); repeat or separate with commas.")  # fmt: skip
-@click.option("--unzip-artifact", is_flag=True, help="Unpack zip/tar artifacts into <artifact>_data/<n>/.")
+class _ManyValues(click.Command):
+    """A command whose listed options take several values after one flag, as argparse's ``nargs="+"``
+    does (``--test-suites-list a b c``); they are rewritten to repeated flags before click parses them."""
+
+    many: tuple[str, ...] = ("--test-suites-list", "--artifact-to-get")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _spread(args, self.many))
+
+
+def _spread(args: Sequence[str], many: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    flag: str | None = None
+    for arg in args:
+        if arg == "--":
+            flag = None
+        elif arg.startswith("-"):
+            name, eq, _ = arg.partition("=")
+            flag = name if name in many and not eq else None
+            out.append(arg)
+            continue
+        elif flag is not None and out[-1] != flag:
+            out.append(flag)
+        out.append(arg)
+    return out
+
+
+def _values(values: tuple[str, ...]) -> list[str]:
+    return [v for value in values for v in value.replace(",", " ").split() if v]
+
+
+@click.command(name="taskcluster-download", cls=_ManyValues)
+@click.option("--task-group-id", required=True, help="The group of tasks to download from.")
+@click.option("--test-suites-list", multiple=True, default=("all",), show_default=True, metavar="SUITE [SUITE ...]",
+              help="Suites to download ('all' for every suite); several after one flag, repeated, or comma-separated.")
+@click.option("--artifact-to-get", multiple=True, default=("grcov",), show_default=True,
+              metavar="PATTERN [PATTERN ...]",
+              help="Artifact name patterns (substrings); several after one flag, repeated, or comma-separated.")
+@click.option("--unzip-artifact", is_flag=True, help="Unpack zip/tar artifacts into <artifact>_data/<chunk>/.")
 @click.option("--platform", default="all", show_default=True, help="Substring of the task name, or 'all'.")
 @click.option("--download-failures", is_flag=True, help="Also download from failed tasks.")
 @click.option("--ingest-continue", is_flag=True, help="Resume the latest run folder instead of starting one.")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Where the TASK_GROUP_ID/RUN_NUMBER folders go.")
 @click.option("--root-url", default=None, help="Taskcluster root URL (default: Firefox CI).")
-@click.option("--max-workers", default=5, show_default=True, help="Tasks processed in parallel.")
-@_fail_clearly
+@click.option("--max-workers", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Tasks processed in parallel.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def taskcluster_download(task_group_id: str, test_suites_list: tuple[str, ...], artifact_to_get: tuple[str, ...],
                          unzip_artifact: bool, platform: str, download_failures: bool, ingest_continue: bool,
-                         output: Path, root_url: str | None, max_workers: int) -> None:  # fmt: skip
-    """Download the artifacts of a Taskcluster task group (the ArtifactDownloader tool)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+                         output: Path, root_url: str | None, max_workers: int, quiet: bool) -> None:  # fmt: skip
+    """Download the artifacts of a Taskcluster task group (Mozilla's ArtifactDownloader, same options and layout).
 
+    Progress (tasks done and left, bytes, rate) is shown on stderr when it is a terminal, unless --quiet.
+    """
+    from tracelet_artifacts.ci.progress import transfer_bar
     from tracelet_artifacts.ci.providers.taskcluster import FIREFOX_CI, TaskclusterProvider
-    from tracelet_artifacts.ci.taskcluster_download import DownloadOptions, TaskGroupDownloader
+    from tracelet_artifacts.ci.taskcluster_download import DownloadOptions, Progress, TaskGroupDownloader
 
-    def split(values: tuple[str, ...]) -> list[str]:
-        return [v for value in values for v in value.replace(",", " ").split() if v]
-
+    patterns = _values(artifact_to_get)
+    if not patterns:
+        raise click.BadParameter("give at least one artifact name pattern", param_hint="--artifact-to-get")
     options = DownloadOptions(
         task_group_id=task_group_id,
-        test_suites_list=split(test_suites_list) or ["all"],
-        artifact_to_get=split(artifact_to_get),
+        test_suites_list=_values(test_suites_list) or ["all"],
+        artifact_to_get=patterns,
         unzip_artifact=unzip_artifact,
         platform=platform,
         download_failures=download_failures,
         ingest_continue=ingest_continue,
-        output=output,
+        output=_writable_folder(output, "output"),
         max_workers=max_workers,
     )
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=False) as bar:
-        job = bar.add_task("tasks", total=None)
+    with transfer_bar(quiet=quiet) as bar:
+        job = bar.add_task(f"task group {task_group_id}", total=None, left="listing tasks")
 
-        def show(p: Any) -> None:
-            bar.update(job, total=p.total_tasks or None, completed=p.done_tasks,
-                       description=f"tasks ({p.downloaded} files, {p.failed} failed)")  # fmt: skip
+        def show(p: Progress) -> None:
+            left = p.total_tasks - p.done_tasks
+            bar.update(job, completed=p.bytes_downloaded,
+                       left=f"{left} of {p.total_tasks} task(s) left, {p.failed} failed")  # fmt: skip
 
         with TaskclusterProvider(root_url or FIREFOX_CI) as provider:
             downloader = TaskGroupDownloader(provider, progress=show)
@@ -264,4 +342,5 @@ def taskcluster_download(task_group_id: str, test_suites_list: tuple[str, ...], 
     for error in progress.errors:
         click.echo(f"  failed: {error}", err=True)
     if progress.failed:
-        raise SystemExit(1)
+        raise click.ClickException(f"{progress.failed} file(s) of task group {task_group_id} failed; run again "
+                                   "with --ingest-continue to retry them")

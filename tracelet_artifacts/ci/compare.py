@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracelet_artifacts.ci.content import ContentAnalysisError, ContentTooLargeError, json_leaves, unwrapped
 from tracelet_artifacts.ci.errors import ComparisonError
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.content import json_leaves
 from tracelet_artifacts.detect import SNIFF_BYTES, is_text, read_head
 from tracelet_artifacts.digest import sha256_file
 
@@ -168,7 +168,6 @@ def compare_artifacts(
     try:
         sizes = left.stat().st_size, right.stat().st_size
         digests = sha256_file(left), sha256_file(right)
-        heads = read_head(left, SNIFF_BYTES), read_head(right, SNIFF_BYTES)
     except OSError as exc:
         raise ComparisonError(f"cannot read the artifacts to compare: {exc}") from exc
     base: dict[str, Any] = {
@@ -180,16 +179,37 @@ def compare_artifacts(
         "left_sha256": digests[0],
         "right_sha256": digests[1],
     }
+    try:
+        with unwrapped(left, max_bytes) as inner_left, unwrapped(right, max_bytes) as inner_right:
+            return _compare_contents(inner_left, inner_right, (left_name, right_name), base, max_bytes)
+    except ContentTooLargeError:
+        note = f"larger than {max_bytes} bytes: compared by size and SHA-256 only"
+        return ArtifactComparison("binary", **base, note=note)
+    except ContentAnalysisError as exc:
+        raise ComparisonError(f"cannot read the artifacts to compare: {exc}") from exc
+
+
+def _compare_contents(
+    inner_left: tuple[Path, str], inner_right: tuple[Path, str], labels: tuple[str, str], base: dict[str, Any],
+    max_bytes: int,
+) -> ArtifactComparison:
+    """JSON, text or binary comparison of two ``(file, file name)`` (the single file of a zip stands for it)."""
+    (left, left_type), (right, right_type) = inner_left, inner_right
+    try:
+        sizes = left.stat().st_size, right.stat().st_size
+        heads = read_head(left, SNIFF_BYTES), read_head(right, SNIFF_BYTES)
+    except OSError as exc:
+        raise ComparisonError(f"cannot read the artifacts to compare: {exc}") from exc
     if max(sizes) > max_bytes:
         note = f"larger than {max_bytes} bytes: compared by size and SHA-256 only"
         return ArtifactComparison("binary", **base, note=note)
-    if not (is_text(left.name, heads[0]) and is_text(right.name, heads[1])):
+    if not (is_text(left_type, heads[0]) and is_text(right_type, heads[1])):
         return ArtifactComparison("binary", **base)
-    jsonish = any(p.name.lower().endswith(".json") for p in (left, right)) or all(
+    jsonish = any(n.lower().endswith(".json") for n in (left_type, right_type)) or all(
         h.lstrip()[:1] in (b"{", b"[") for h in heads
     )
     if jsonish:
         documents = _load_json(left), _load_json(right)
         if _NOT_JSON not in documents:
             return ArtifactComparison("json", **base, **compare_documents(*documents))
-    return ArtifactComparison("text", **base, **_compare_text(left, right, left_name, right_name))
+    return ArtifactComparison("text", **base, **_compare_text(left, right, *labels))

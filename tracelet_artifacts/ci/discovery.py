@@ -5,17 +5,18 @@ Queries are data (``ArtifactQuery``) evaluated by an index: in memory here; a ca
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from tracelet_artifacts.ci.errors import ArtifactQueryError
+from tracelet_artifacts.ci.kinds import CIArtifactKind
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.content import CIArtifactKind
 
 _OPERATOR = re.compile(r"^\s*(>=|<=|!=|==|>|<|~)\s*(.*?)\s*$", re.DOTALL)
 _RECORD_FIELDS = (
@@ -31,6 +32,9 @@ _RECORD_FIELDS = (
     "created_at",
 )
 _MISSING = object()
+_SHOWN_KEYS = 25
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def _as_number(value: Any) -> float | None:
@@ -178,7 +182,7 @@ class ArtifactQuery:
         content_query: Mapping[str, Any] | None = None,
     ) -> ArtifactQuery:
         """A query from the keyword arguments of ``discover_artifacts``."""
-        kind = CIArtifactKind(artifact_type).value if artifact_type else None
+        kind = CIArtifactKind.parse(artifact_type).value if artifact_type else None
         return cls(kind, frozenset(labels or ()), _conditions(metadata_query), _conditions(content_query))
 
     def matches(self, meta: ArtifactMetadata) -> bool:
@@ -226,20 +230,33 @@ class MetricPoint:
     provider_name: str
 
 
-class ArtifactDiscovery:
-    """Find CI artifacts and extract metric series from them.
+class _ClassOrInstance(Generic[_P, _R]):
+    """A method that may be called on the class (its first argument is then None) or on an instance."""
 
-    >>> discovery = ArtifactDiscovery()
-    >>> perf = discovery.discover_artifacts(  # doctest: +SKIP
-    ...     artifacts, artifact_type="perf_report", labels=["nightly"],
+    def __init__(self, func: Callable[Concatenate[Any, _P], _R]) -> None:
+        self.func = func
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Callable[_P, _R]:
+        return functools.partial(self.func, instance)
+
+
+class ArtifactDiscovery:
+    """Find CI artifacts and extract metric series from them; every method may be called on the class
+    (over the ``artifacts`` given, as the CI artifact handling system does) or on an instance with an index.
+
+    >>> perf = ArtifactDiscovery.discover_artifacts(  # doctest: +SKIP
+    ...     artifacts=all_artifacts, artifact_type="performance_report", labels=["nightly"],
     ...     metadata_query={"branch": "main"}, content_query={"metrics.throughput": ">100"})
+    >>> ArtifactDiscovery(CatalogIndex(store)).discover_artifacts(artifact_type="test_report")  # doctest: +SKIP
     """
 
     def __init__(self, index: ArtifactIndex | None = None) -> None:
         self.index = index
 
+    @_ClassOrInstance
     def discover_artifacts(
-        self,
+        self: ArtifactDiscovery | None,
         artifacts: Iterable[ArtifactMetadata] | None = None,
         artifact_type: CIArtifactKind | str | None = None,
         labels: Iterable[str] | None = None,
@@ -253,13 +270,15 @@ class ArtifactDiscovery:
         query = ArtifactQuery.build(artifact_type, labels, metadata_query, content_query)
         if artifacts is not None:
             return InMemoryIndex(list(artifacts)).search(query)
-        if self.index is None:
-            raise ArtifactQueryError("no artifacts given and this ArtifactDiscovery has no index to search")
+        if self is None or self.index is None:
+            raise ArtifactQueryError(
+                "no artifacts given and no index to search: pass artifacts=[...], or use ArtifactDiscovery(index)"
+            )
         return self.index.search(query)
 
     @staticmethod
     def group_artifacts_by_type(artifacts: Iterable[ArtifactMetadata]) -> dict[str, list[ArtifactMetadata]]:
-        """Artifacts keyed by their CI kind (``perf_report``, ``test_results``, …), input order kept."""
+        """Artifacts keyed by their CI kind (``performance_report``, ``test_report``, …), input order kept."""
         groups: dict[str, list[ArtifactMetadata]] = defaultdict(list)
         for meta in artifacts:
             groups[meta.artifact_type].append(meta)
@@ -271,9 +290,10 @@ class ArtifactDiscovery:
         artifact_name: str | None = None,
         artifact_type: CIArtifactKind | str | None = None,
         provider_name: str | None = None,
+        test_run_id: str | None = None,
     ) -> ArtifactMetadata | None:
         """The newest artifact (by ``created_at``; the later one in the input wins a tie), or None."""
-        kind = CIArtifactKind(artifact_type).value if artifact_type else None
+        kind = CIArtifactKind.parse(artifact_type).value if artifact_type else None
         latest: ArtifactMetadata | None = None
         for meta in artifacts:
             if artifact_name is not None and meta.artifact_name != artifact_name:
@@ -281,6 +301,8 @@ class ArtifactDiscovery:
             if kind is not None and meta.artifact_type != kind:
                 continue
             if provider_name is not None and meta.provider_name != provider_name:
+                continue
+            if test_run_id is not None and meta.test_run_id != str(test_run_id):
                 continue
             if latest is None or meta.created_at >= latest.created_at:
                 latest = meta
@@ -290,15 +312,20 @@ class ArtifactDiscovery:
     def extract_metrics_from_artifacts(
         artifacts: Iterable[ArtifactMetadata], metric_names: Iterable[str]
     ) -> dict[str, list[MetricPoint]]:
-        """For each metric name (a dotted content path), its points over time, oldest first.
+        """For each metric name, its points over time, oldest first, keyed by the name as given.
 
-        Artifacts without a numeric value at that path are skipped for that metric.
+        A name is a dotted content path (``metrics.throughput``), or a leaf (``throughput``) that stands
+        for the one dotted path ending in it. Artifacts without a numeric value there are skipped for that
+        metric. A name no artifact holds, or a leaf that ends several paths, raises ArtifactQueryError
+        naming the metrics the artifacts do hold.
         """
+        chosen = list(artifacts)
         names = list(metric_names)
+        paths = {name: resolve_metric(chosen, name) for name in names} if chosen else {n: n for n in names}
         series: dict[str, list[MetricPoint]] = {name: [] for name in names}
-        for meta in artifacts:
+        for meta in chosen:
             for name in names:
-                number = _as_number(meta.content_value(name))
+                number = _as_number(meta.content_value(paths[name]))
                 if number is not None:
                     point = MetricPoint(
                         meta.created_at, number, meta.test_run_id, meta.artifact_name, meta.provider_name
@@ -307,6 +334,31 @@ class ArtifactDiscovery:
         for points in series.values():
             points.sort(key=_point_time)
         return series
+
+
+def resolve_metric(artifacts: Sequence[ArtifactMetadata], name: str) -> str:
+    """The content path ``name`` stands for in ``artifacts``: itself when some artifact holds a number there,
+    else the one metric path ending in ``.name``; ArtifactQueryError when there is none or several."""
+    if any(_as_number(meta.content_value(name)) is not None for meta in artifacts):
+        return name
+    return leaf_metric(name, {key for meta in artifacts for key in meta.metrics}, f"{len(artifacts)} artifact(s)")
+
+
+def leaf_metric(name: str, held: Iterable[str], holders: str) -> str:
+    """The one metric path in ``held`` that ends in ``.name``; ArtifactQueryError (naming what ``holders``
+    hold) when there is none or several."""
+    held = sorted(set(held))
+    ending = [key for key in held if key.endswith(f".{name}")]
+    if len(ending) == 1:
+        return ending[0]
+    if ending:
+        raise ArtifactQueryError(
+            f"metric {name!r} is ambiguous: it ends {', '.join(ending)}; give the dotted path you mean"
+        )
+    shown = ", ".join(held[:_SHOWN_KEYS]) + (f", … ({len(held)} in all)" if len(held) > _SHOWN_KEYS else "")
+    raise ArtifactQueryError(
+        f"no metric {name!r} in {holders}; they hold: {shown or 'no metrics'}"
+    )
 
 
 def _point_time(point: MetricPoint) -> datetime:

@@ -18,7 +18,7 @@ import httpx
 
 from tracelet_artifacts.ci.errors import CIProviderError, DownloadIntegrityError
 from tracelet_artifacts.ci.http import Opened, redact_url
-from tracelet_artifacts.ci.retry import RetryPolicy, call_with_retries
+from tracelet_artifacts.ci.retry import HTTP_RETRY, RetryPolicy, call_with_retries
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
@@ -180,6 +180,6 @@ def download_to_path(
                 retryable=True,
             ) from exc
 
-    result = call_with_retries(once, retry or RetryPolicy(), what=f"download of {dest.name}", sleep=sleep)
+    result = call_with_retries(once, retry or HTTP_RETRY, what=f"download of {dest.name}", sleep=sleep)
     logger.debug("downloaded %s (%d bytes)", dest, result.size)
     return result

@@ -9,13 +9,17 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from tracelet_artifacts.ci.cache import safe_filename
+from tracelet_artifacts.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from tracelet_artifacts.ci.metadata import ArtifactMetadata
+    from tracelet_artifacts.ci.providers.base import CIProvider
 
 METADATA_SUFFIX = ".metadata.json"
 
@@ -33,9 +37,29 @@ class ArtifactHandler:
         self.storage_dir = Path(storage_dir)
         self.storage_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._providers: dict[str, CIProvider] = {}
 
     def __repr__(self) -> str:
         return f"ArtifactHandler(storage_dir={str(self.storage_dir)!r})"
+
+    @property
+    def providers(self) -> Mapping[str, CIProvider]:
+        """Providers registered by name (read-only): where ``upload_artifact`` sends files."""
+        return MappingProxyType(self._providers)
+
+    def register_provider(self, name: str, provider: CIProvider, *, replace: bool = False) -> None:
+        """Make ``provider`` available as ``name``; replacing an existing name needs ``replace=True``."""
+        if name in self._providers and not replace:
+            raise ConfigurationError(f"a CI provider named {name!r} is already registered with this handler")
+        self._providers[name] = provider
+
+    def upload_artifact(self, provider_name: str, path: Path, name: str, **options: Any) -> str:
+        """Upload a file through a registered provider (where the CI system allows it); returns its location."""
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            known = ", ".join(sorted(self._providers)) or "none"
+            raise ConfigurationError(f"no CI provider registered as {provider_name!r} (registered: {known})")
+        return provider.upload_artifact(Path(path), name, **options)
 
     def _folder(self, provider_name: str, test_run_id: str) -> Path:
         return self.storage_dir / safe_filename(provider_name) / safe_filename(str(test_run_id))
@@ -51,7 +75,7 @@ class ArtifactHandler:
         metadata: dict[str, Any] | None = None,
     ) -> ArtifactMetadata:
         """Copy ``path`` into storage (atomically) and write its metadata next to it."""
-        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+        from tracelet_artifacts.ci.metadata import describe
 
         folder = self._folder(provider_name, test_run_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -66,11 +90,8 @@ class ArtifactHandler:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        meta = ArtifactMetadata(artifact_name, dest, test_run_id, provider_name)
-        if labels:
-            meta.add_label(*labels)
-        if metadata:
-            meta.add_metadata(metadata)
+        meta = describe(dest, artifact_name, test_run_id=test_run_id, provider_name=provider_name,
+                        labels=labels or (), metadata=metadata)
         self._write_metadata(dest, meta)
         return meta
 

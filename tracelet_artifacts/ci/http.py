@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from tracelet_artifacts.ci.errors import (
     CIProviderError,
     RateLimitedError,
 )
-from tracelet_artifacts.ci.retry import RetryPolicy, call_with_retries
+from tracelet_artifacts.ci.retry import HTTP_RETRY, RetryPolicy, call_with_retries
 from tracelet_artifacts.redact import Secret
 
 __all__ = ["Opened", "ProviderHTTP", "Secret", "build_client", "check_redirect", "redact_url"]
@@ -218,7 +219,7 @@ class ProviderHTTP:
         if from_url is not None:
             self._auth_headers.setdefault("Authorization", from_url)
         self._default_headers = dict(default_headers or {})
-        self.retry = retry or RetryPolicy(attempts=4, base_delay=0.5)
+        self.retry = retry or dataclasses.replace(HTTP_RETRY, max_attempts=4)
         self.max_rate_limit_wait = max_rate_limit_wait
         self.sleep = sleep
         self.clock = clock
@@ -360,7 +361,7 @@ class ProviderHTTP:
                 ) from exc
             return self._check(opened, what, ok)
 
-        retry = self.retry if method in ("GET", "HEAD", "PUT", "DELETE") else RetryPolicy(attempts=1)
+        retry = self.retry if method in ("GET", "HEAD", "PUT", "DELETE") else RetryPolicy(max_attempts=1)
         opened = call_with_retries(lambda: self._attempt(once), retry, what=f"{self.provider} {what}", sleep=self.sleep)
         return opened.response
 

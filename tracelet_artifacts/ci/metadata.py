@@ -1,31 +1,26 @@
-"""ArtifactMetadata: what we know about one CI artifact file once it is on local disk.
-
-Type, MIME, text/binary, size, SHA-256, creation time and content analysis, plus user labels and metadata.
+"""ArtifactMetadata: what we know about one CI artifact file once it is on local disk, and ``describe``,
+the one function that reads the file to build it (type, MIME, text/binary, size, SHA-256, time, content).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tracelet_artifacts.ci.content import ContentAnalysis, ContentAnalysisError, analyze_content
 from tracelet_artifacts.ci.errors import ArtifactMetadataError
-from tracelet_artifacts.content import (
-    CIArtifactKind,
-    ContentAnalysis,
-    ContentAnalysisError,
-    analyze_content,
-    classify_ci_artifact,
-)
+from tracelet_artifacts.ci.kinds import CIArtifactKind, classify_ci_artifact
 from tracelet_artifacts.detect import is_text, kind_for_name, mime_type, read_head
 from tracelet_artifacts.digest import sha256_file
 
 logger = logging.getLogger("tracelet_artifacts")
 
 # Kinds that a file name alone says little about; a second opinion from the other name may do better.
-_VAGUE_KINDS = {CIArtifactKind.OTHER, CIArtifactKind.BINARY, CIArtifactKind.DATA, CIArtifactKind.CONFIG}
+_VAGUE_KINDS = {CIArtifactKind.GENERIC, CIArtifactKind.BINARY, CIArtifactKind.DATA, CIArtifactKind.CONFIG}
 _MISSING = object()
 
 
@@ -42,14 +37,21 @@ def _parse_time(value: Any) -> datetime:
         raise ArtifactMetadataError(f"created_at {value!r} is not an ISO-8601 time") from exc
 
 
+@dataclass(frozen=True, init=False, eq=False, repr=False)
 class ArtifactMetadata:
-    """Metadata of one CI artifact file: built from the file, or read back with ``from_dict``.
+    """Metadata of one CI artifact file. Build it with ``describe(path, …)``, or read it back with ``from_dict``.
 
-    ``artifact_type`` is the CI kind (``perf_report``, ``test_results``, ``coverage``, ``log``, …);
-    ``file_type`` is the SDK's ArtifactType value from the detection table. ``created_at`` is the time
-    given (e.g. the provider's ``created_at``), else the file's modification time, always in UTC.
+    What was read from the file is frozen: no attribute can be reassigned. ``labels`` and ``metadata`` are
+    the user's annotations and the only parts that change, through ``add_label`` and ``add_metadata``
+    (as in the CI artifact handling system's API); ``copy()`` gives a record with annotations of its own.
 
-    >>> meta = ArtifactMetadata("perf", "out/perf.json", "run-42", "github")  # doctest: +SKIP
+    ``artifact_type`` is the CI kind (``performance_report``, ``test_report``, ``coverage_report``,
+    ``test_log``, …); ``file_type`` is the SDK's ArtifactType value from the detection table.
+    ``created_at`` is the time given (e.g. the provider's ``created_at``), else the file's modification
+    time, always in UTC. ``ArtifactMetadata(name, path, test_run_id, provider_name)`` is the original
+    design's spelling of ``describe``.
+
+    >>> meta = describe("out/perf.json", "perf", test_run_id="run-42", provider_name="github")  # doctest: +SKIP
     >>> meta.add_label("nightly").content_value("metrics.throughput")  # doctest: +SKIP
     120.5
     """
@@ -67,61 +69,33 @@ class ArtifactMetadata:
     created_at: datetime
     content: ContentAnalysis | None
     analysis_error: str | None
-    labels: set[str]
-    metadata: dict[str, Any]
+    labels: set[str] = field(default_factory=set)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __init__(
         self,
         artifact_name: str,
         artifact_path: str | Path,
-        test_run_id: str,
-        provider_name: str,
+        test_run_id: str = "",
+        provider_name: str = "",
         *,
         created_at: datetime | str | None = None,
         artifact_type: CIArtifactKind | str | None = None,
+        labels: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        path = Path(artifact_path)
-        if not path.is_file():
-            raise ArtifactMetadataError(f"artifact file {path} does not exist or is not a file")
-        try:
-            stat = path.stat()
-            head = read_head(path)
-            digest = sha256_file(path)
-        except OSError as exc:
-            raise ArtifactMetadataError(f"cannot read artifact file {path}: {exc}") from exc
-        self.artifact_name = artifact_name
-        self.artifact_path = path
-        self.test_run_id = str(test_run_id)
-        self.provider_name = provider_name
-        row = kind_for_name(path.name)
-        self.file_type = row.artifact_type if row else "custom"
-        self.mime_type = mime_type(path.name)
-        self.is_text = is_text(path.name, head)
-        self.size_bytes = stat.st_size
-        self.sha256 = digest
-        self.created_at = (
-            _parse_time(created_at)
-            if created_at is not None
-            else datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
-        )
-        self.content, self.analysis_error = None, None
-        try:
-            self.content = analyze_content(path)
-        except ContentAnalysisError as exc:
-            self.analysis_error = str(exc)
-            logger.info("content of CI artifact %s not analysed: %s", artifact_name, exc)
-        self.artifact_type = (
-            CIArtifactKind(artifact_type).value if artifact_type else self._classify(artifact_name, path)
-        )
-        self.labels = set()
-        self.metadata = {}
+        described = describe(artifact_path, artifact_name, test_run_id=test_run_id, provider_name=provider_name,
+                             created_at=created_at, artifact_type=artifact_type, labels=labels, metadata=metadata)
+        for name in _FIELDS:
+            object.__setattr__(self, name, getattr(described, name))
 
-    def _classify(self, artifact_name: str, path: Path) -> str:
-        kind = classify_ci_artifact(artifact_name, self.content)
-        if kind in _VAGUE_KINDS:
-            by_file = classify_ci_artifact(path.name, self.content)
-            kind = by_file if by_file is not CIArtifactKind.OTHER else kind
-        return kind.value
+    @classmethod
+    def _of(cls, values: Mapping[str, Any]) -> ArtifactMetadata:
+        """A record from every field's value, reading nothing."""
+        meta = cls.__new__(cls)
+        for name in _FIELDS:
+            object.__setattr__(meta, name, values[name])
+        return meta
 
     # --- what users add ------------------------------------------------------------------------
 
@@ -141,6 +115,11 @@ class ArtifactMetadata:
                 raise TypeError(f"add_metadata({key!r}) needs a value")
             self.metadata[str(key)] = value
         return self
+
+    def copy(self) -> ArtifactMetadata:
+        """The same record with its own labels and metadata, so annotating it leaves this one alone."""
+        values = {name: getattr(self, name) for name in _FIELDS}
+        return self._of({**values, "labels": set(self.labels), "metadata": dict(self.metadata)})
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -187,59 +166,129 @@ class ArtifactMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``created_at`` as ISO-8601, labels sorted); ``from_dict`` reads it back."""
-        return {
-            "artifact_name": self.artifact_name,
-            "artifact_path": str(self.artifact_path),
-            "test_run_id": self.test_run_id,
-            "provider_name": self.provider_name,
-            "artifact_type": self.artifact_type,
-            "file_type": self.file_type,
-            "mime_type": self.mime_type,
-            "is_text": self.is_text,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "created_at": self.created_at.isoformat(),
-            "content": self.content.to_dict() if self.content else None,
-            "analysis_error": self.analysis_error,
-            "labels": sorted(self.labels),
-            "metadata": dict(self.metadata),
-        }
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data.update(artifact_path=str(self.artifact_path), created_at=self.created_at.isoformat(),
+                    content=self.content.to_dict() if self.content else None, labels=sorted(self.labels),
+                    metadata=dict(self.metadata))
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArtifactMetadata:
-        """Rebuild metadata from ``to_dict`` output without touching the file (use ``validate`` for that)."""
-        meta = cls.__new__(cls)
+        """Rebuild metadata from ``to_dict`` output without touching the file (use ``validate`` for that).
+
+        A type stored under one of the project's earlier names (``perf_report``) is read as today's.
+        """
         try:
-            meta.artifact_name = str(data["artifact_name"])
-            meta.artifact_path = Path(data["artifact_path"])
-            meta.test_run_id = str(data["test_run_id"])
-            meta.provider_name = str(data["provider_name"])
-            meta.artifact_type = str(data.get("artifact_type") or CIArtifactKind.OTHER.value)
-            meta.file_type = str(data.get("file_type") or "custom")
-            meta.mime_type = str(data.get("mime_type") or "application/octet-stream")
-            meta.is_text = bool(data.get("is_text", False))
-            meta.size_bytes = int(data["size_bytes"])
-            meta.sha256 = str(data["sha256"])
-            meta.created_at = _parse_time(data["created_at"])
             content = data.get("content")
-            meta.content = ContentAnalysis.from_dict(content) if content else None
+            kind = data.get("artifact_type") or CIArtifactKind.GENERIC.value
+            values = {
+                "artifact_name": str(data["artifact_name"]),
+                "artifact_path": Path(data["artifact_path"]),
+                "test_run_id": str(data["test_run_id"]),
+                "provider_name": str(data["provider_name"]),
+                "artifact_type": _kind_value(str(kind)),
+                "file_type": str(data.get("file_type") or "custom"),
+                "mime_type": str(data.get("mime_type") or "application/octet-stream"),
+                "is_text": bool(data.get("is_text", False)),
+                "size_bytes": int(data["size_bytes"]),
+                "sha256": str(data["sha256"]),
+                "created_at": _parse_time(data["created_at"]),
+                "content": ContentAnalysis.from_dict(content) if content else None,
+                "analysis_error": data.get("analysis_error"),
+                "labels": set(data.get("labels") or ()),
+                "metadata": dict(data.get("metadata") or {}),
+            }
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactMetadataError(f"cannot read artifact metadata from a dict: {exc!r}") from exc
-        meta.analysis_error = data.get("analysis_error")
-        meta.labels = set(data.get("labels") or ())
-        meta.metadata = dict(data.get("metadata") or {})
-        return meta
+        return cls._of(values)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ArtifactMetadata) and self.to_dict() == other.to_dict()
 
-    __hash__ = None  # type: ignore[assignment]  # mutable (labels, metadata): not hashable
+    def __hash__(self) -> int:
+        return hash((self.provider_name, self.test_run_id, self.artifact_name, self.sha256))
 
     def __repr__(self) -> str:
         return (
             f"ArtifactMetadata({self.artifact_name!r}, run={self.test_run_id!r}, "
             f"provider={self.provider_name!r}, type={self.artifact_type!r}, sha256={self.sha256[:12]}…)"
         )
+
+
+_FIELDS = tuple(f.name for f in fields(ArtifactMetadata))
+
+
+def _kind_value(kind: str) -> str:
+    try:
+        return CIArtifactKind(kind).value
+    except ValueError:  # a kind this version does not know: keep it as written
+        return kind
+
+
+def _classify(artifact_name: str, path: Path, content: ContentAnalysis | None) -> str:
+    kind = classify_ci_artifact(artifact_name, content)
+    if kind in _VAGUE_KINDS:
+        by_file = classify_ci_artifact(path.name, content)
+        kind = by_file if by_file is not CIArtifactKind.GENERIC else kind
+    return kind.value
+
+
+def _read_file(
+    artifact_name: str, path: Path, created_at: datetime | str | None, artifact_type: CIArtifactKind | str | None
+) -> dict[str, Any]:
+    """Everything ``describe`` learns from the file itself (one hash, one bounded content analysis)."""
+    if not path.is_file():
+        raise ArtifactMetadataError(f"artifact file {path} does not exist or is not a file")
+    try:
+        stat = path.stat()
+        head = read_head(path)
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise ArtifactMetadataError(f"cannot read artifact file {path}: {exc}") from exc
+    content, analysis_error = None, None
+    try:
+        content = analyze_content(path)
+    except ContentAnalysisError as exc:
+        analysis_error = str(exc)
+        logger.info("content of CI artifact %s not analysed: %s", artifact_name, exc)
+    row = kind_for_name(path.name)
+    return {
+        "artifact_name": artifact_name,
+        "artifact_path": path,
+        "artifact_type": (CIArtifactKind.parse(artifact_type).value if artifact_type
+                          else _classify(artifact_name, path, content)),
+        "file_type": row.artifact_type if row else "custom",
+        "mime_type": mime_type(path.name),
+        "is_text": is_text(path.name, head),
+        "size_bytes": stat.st_size,
+        "sha256": digest,
+        "created_at": (_parse_time(created_at) if created_at is not None
+                       else datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)),
+        "content": content,
+        "analysis_error": analysis_error,
+    }
+
+
+def describe(
+    path: str | Path,
+    artifact_name: str | None = None,
+    *,
+    test_run_id: str = "",
+    provider_name: str = "",
+    created_at: datetime | str | None = None,
+    artifact_type: CIArtifactKind | str | None = None,
+    labels: Iterable[str] = (),
+    metadata: Mapping[str, Any] | None = None,
+) -> ArtifactMetadata:
+    """Read the file at ``path`` once and describe it (``artifact_name`` defaults to the file name).
+
+    Raises ArtifactMetadataError when the file is missing or unreadable; a file whose content cannot be
+    analysed is still described, with ``analysis_error`` saying why.
+    """
+    path = Path(path)
+    described = _read_file(artifact_name or path.name, path, created_at, artifact_type)
+    return ArtifactMetadata._of({**described, "test_run_id": str(test_run_id), "provider_name": provider_name,
+                                 "labels": set(labels), "metadata": dict(metadata or {})})
 
 
 def load_metadata(items: Iterable[Mapping[str, Any]]) -> list[ArtifactMetadata]:

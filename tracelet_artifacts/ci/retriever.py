@@ -1,12 +1,11 @@
 """ArtifactRetriever: fetch CI artifacts through registered providers into a verified local cache,
-one at a time or as a batch with bounded concurrency; plus the process-wide artifact systems.
+one at a time or as a batch with bounded concurrency, and trend or compare what it has retrieved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,9 +20,11 @@ from tracelet_artifacts.ci.errors import DownloadIntegrityError
 from tracelet_artifacts.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet_artifacts.ci.handler import ArtifactHandler
+    from tracelet_artifacts.ci.compare import ArtifactComparison
+    from tracelet_artifacts.ci.download import ProgressCallback
     from tracelet_artifacts.ci.metadata import ArtifactMetadata
     from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider
+    from tracelet_artifacts.ci.trends import MetricTrend
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
@@ -48,6 +49,15 @@ class ArtifactRequest:
         if isinstance(item, Mapping):
             return cls(str(item["test_run_id"]), item["artifact_name"], item["provider_name"], item.get("attempt"))
         return cls(str(item[0]), item[1], item[2], item[3] if len(item) > 3 else None)
+
+
+@dataclass(frozen=True)
+class ByteProgress:
+    """Byte-level progress of a batch: ``size(request, bytes)`` is told each artifact's size once the
+    provider lists it; ``file(request)`` gives the ``(done, total)`` callback its download reports to."""
+
+    size: Callable[[ArtifactRequest, int | None], None]
+    file: Callable[[ArtifactRequest], ProgressCallback]
 
 
 @dataclass(frozen=True)
@@ -140,16 +150,19 @@ class ArtifactRetriever:
     # -- the synchronous pieces (run in worker threads) ---------------------------------------------
 
     def _metadata(self, request: ArtifactRequest, path: Path, created_at: str | None = None) -> ArtifactMetadata:
-        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+        from tracelet_artifacts.ci.errors import ArtifactMetadataError
+        from tracelet_artifacts.ci.metadata import describe
+
+        def described(when: str | None) -> ArtifactMetadata:
+            return describe(path, request.artifact_name, test_run_id=request.test_run_id,
+                            provider_name=request.provider_name, created_at=when)
 
         try:
-            return ArtifactMetadata(
-                request.artifact_name, path, request.test_run_id, request.provider_name, created_at=created_at
-            )
-        except Exception:
+            return described(created_at)
+        except ArtifactMetadataError:
             if created_at is None:
                 raise
-            return ArtifactMetadata(request.artifact_name, path, request.test_run_id, request.provider_name)
+            return described(None)  # the provider's time could not be read: the file's time will do
 
     def _verified_hit(self, request: ArtifactRequest, entry: CacheEntry) -> ArtifactMetadata | None:
         """Metadata of a cache hit whose bytes still hash to the recorded digest; None otherwise."""
@@ -186,16 +199,14 @@ class ArtifactRetriever:
             else:
                 stored = {
                     **entry.metadata,
-                    "artifact_path": str(path),
+                    "artifact_path": path,  # a Path: from_dict need not parse it again
                     "artifact_name": request.artifact_name,
                     "test_run_id": request.test_run_id,
                     "provider_name": request.provider_name,
                 }
                 pristine = ArtifactMetadata.from_dict(stored)
             self._described[memo_key] = pristine
-        meta = copy.copy(pristine)  # callers may label or annotate their copy
-        meta.labels, meta.metadata = set(pristine.labels), dict(pristine.metadata)
-        return meta
+        return pristine.copy()  # callers may label or annotate their copy
 
     def _cached(
         self, request: ArtifactRequest, *, inline_only: bool = False, pins: set[str] | None = None
@@ -213,11 +224,15 @@ class ArtifactRetriever:
         meta.add_metadata({"ci_attempt": entry.attempt, "ci_cached": True})
         return self.cache.path_of(entry), meta
 
-    def _fetch(self, request: ArtifactRequest, pins: set[str] | None = None) -> tuple[Path, ArtifactMetadata]:
+    def _fetch(
+        self, request: ArtifactRequest, pins: set[str] | None = None, watch: ByteProgress | None = None
+    ) -> tuple[Path, ArtifactMetadata]:
         provider = self._provider(request.provider_name)
         artifact: CIArtifact = provider.get_artifact(
             request.test_run_id, request.artifact_name, attempt=request.attempt
         )
+        if watch is not None:
+            watch.size(request, artifact.size)
         slot = self.cache.slot(
             request.provider_name,
             artifact.run_id,
@@ -226,7 +241,8 @@ class ArtifactRetriever:
             suffix=".zip" if artifact.archive else "",
         )
         try:
-            downloaded = provider.download_artifact(artifact, slot)
+            downloaded = provider.download_artifact(artifact, slot,
+                                                    progress=watch.file(request) if watch is not None else None)
         except BaseException:
             with contextlib.suppress(OSError):
                 slot.parent.rmdir()  # only succeeds when nothing else lives there
@@ -251,14 +267,15 @@ class ArtifactRetriever:
         return downloaded.path, meta
 
     def _retrieve_sync(
-        self, request: ArtifactRequest, use_cache: bool, pins: set[str] | None = None
+        self, request: ArtifactRequest, use_cache: bool, pins: set[str] | None = None,
+        watch: ByteProgress | None = None,
     ) -> tuple[Path, ArtifactMetadata, bool]:
         self._provider(request.provider_name)
         if use_cache:
             hit = self._cached(request, pins=pins)
             if hit is not None:
                 return hit[0], hit[1], True
-        path, meta = self._fetch(request, pins)
+        path, meta = self._fetch(request, pins, watch)
         return path, meta, False
 
     # -- the async API -------------------------------------------------------------------------------
@@ -293,15 +310,17 @@ class ArtifactRetriever:
         use_cache: bool = True,
         max_concurrency: int | None = None,
         progress: Callable[[RetrievalResult], None] | None = None,
+        bytes_progress: ByteProgress | None = None,
     ) -> list[RetrievalResult]:
         """Retrieve many artifacts, at most ``max_concurrency`` at a time, results in request order.
 
         A failed item is reported in its result (``error``, ``error_type``); the others continue.
+        ``progress`` is called with each result as it completes, ``bytes_progress`` while bytes arrive.
         """
         items = [ArtifactRequest.of(item) for item in requests]
         with self.cache.pinned() as pins:  # no path returned by this batch is evicted by a later item
             try:
-                return await self._batch(items, use_cache, max_concurrency, progress, pins)
+                return await self._batch(items, use_cache, max_concurrency, progress, pins, bytes_progress)
             finally:
                 self.cache.flush_if_dirty()
 
@@ -312,6 +331,7 @@ class ArtifactRetriever:
         max_concurrency: int | None,
         progress: Callable[[RetrievalResult], None] | None,
         pins: set[str],
+        watch: ByteProgress | None = None,
     ) -> list[RetrievalResult]:
         done: dict[int, RetrievalResult] = {}
         if use_cache:  # small verified hits are answered here, without a thread hop
@@ -334,7 +354,8 @@ class ArtifactRetriever:
         async def one(request: ArtifactRequest) -> RetrievalResult:
             async with limit:
                 try:
-                    path, meta, hit = await loop.run_in_executor(pool, self._retrieve_sync, request, use_cache, pins)
+                    path, meta, hit = await loop.run_in_executor(pool, self._retrieve_sync, request, use_cache, pins,
+                                                                 watch)
                     result = RetrievalResult(request, path, meta, from_cache=hit)
                 except Exception as exc:
                     logger.warning(
@@ -358,6 +379,50 @@ class ArtifactRetriever:
         """``retrieve_artifacts_batch`` for synchronous code (runs its own event loop)."""
         return asyncio.run(self.retrieve_artifacts_batch(requests, **options))
 
+    # -- trends and comparison over what was retrieved ----------------------------------------------------
+
+    def cached_artifacts(self) -> list[ArtifactMetadata]:
+        """The metadata of every artifact in the cache, as recorded when it was stored (no file is read)."""
+        from tracelet_artifacts.ci.metadata import ArtifactMetadata
+
+        return [ArtifactMetadata.from_dict({**entry.metadata, "artifact_path": str(self.cache.path_of(entry))})
+                for entry in self.cache if entry.metadata is not None]
+
+    async def analyze_metrics_trend(
+        self,
+        provider_name: str | None,
+        artifact_type: str,
+        metric_name: str,
+        days: float = 30,
+        **options: Any,
+    ) -> MetricTrend:
+        """The trend of ``metric_name`` over the cached artifacts of ``artifact_type`` retrieved from
+        ``provider_name`` in the last ``days`` days (see ``trends.analyze_metrics_trend`` for ``options``)."""
+        from tracelet_artifacts.ci.trends import analyze_metrics_trend
+
+        return analyze_metrics_trend(provider_name, artifact_type, metric_name, days,
+                                     source=self.cached_artifacts, **options)
+
+    async def compare_artifacts(
+        self,
+        artifact1: ArtifactRequest | Mapping[str, Any] | Sequence[Any],
+        artifact2: ArtifactRequest | Mapping[str, Any] | Sequence[Any],
+        *,
+        use_cache: bool = True,
+    ) -> ArtifactComparison:
+        """Retrieve both artifacts (from the cache when it holds them) and compare ``artifact1`` → ``artifact2``.
+
+        Each side is ``{"test_run_id", "artifact_name", "provider_name"[, "attempt"]}``, a tuple, or a request.
+        """
+        from tracelet_artifacts.ci.compare import compare_artifacts
+
+        sides = []
+        for item in (artifact1, artifact2):
+            request = ArtifactRequest.of(item)
+            sides.append(await self.retrieve_artifact(request.test_run_id, request.artifact_name,
+                                                      request.provider_name, use_cache, attempt=request.attempt))
+        return compare_artifacts(sides[0][1], sides[1][1])
+
     def cache_stats(self) -> dict[str, Any]:
         """Entries, bytes used and the limits."""
         return {
@@ -366,59 +431,3 @@ class ArtifactRetriever:
             "max_bytes": self.cache.max_bytes,
             "max_age_seconds": self.cache.max_age_seconds,
         }
-
-
-# -- process-wide artifact systems (the original design's entry points) ------------------------------
-
-_HANDLER: ArtifactHandler | None = None
-_RETRIEVER: ArtifactRetriever | None = None
-
-
-def initialize_artifact_systems(
-    provider_configs: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]],
-    artifact_handler_storage_dir: Path | str,
-    artifact_retriever_cache_dir: Path | str,
-    *,
-    max_cache_size_mb: float = 1024,
-    max_cache_age_days: float = 30,
-    **provider_overrides: Any,
-) -> tuple[ArtifactHandler, ArtifactRetriever]:
-    """Build the handler and the retriever, with one provider per config, and make them current.
-
-    ``provider_configs`` is ``{name: {"type": "github", ...}}`` or a list of configs with ``name``
-    (defaulting to the type). ``provider_overrides`` (e.g. ``transport=``) go to every provider.
-
-    >>> initialize_artifact_systems({"gh": {"type": "github", "repo": "octo/repo"}},
-    ...                             "ci-artifacts", ".ci-cache")  # doctest: +SKIP
-    """
-    global _HANDLER, _RETRIEVER
-    from tracelet_artifacts.ci.handler import ArtifactHandler
-    from tracelet_artifacts.ci.providers.factory import CIProviderFactory
-
-    if isinstance(provider_configs, Mapping):
-        named = [(str(name), dict(cfg)) for name, cfg in provider_configs.items()]
-    else:
-        named = [(str(cfg.get("name") or cfg.get("type")), dict(cfg)) for cfg in provider_configs]
-    handler = ArtifactHandler(Path(artifact_handler_storage_dir))
-    retriever = ArtifactRetriever(artifact_retriever_cache_dir, max_cache_size_mb, max_cache_age_days)
-    for name, cfg in named:
-        cfg.setdefault("type", name)
-        retriever.register_provider(name, CIProviderFactory.create(cfg, **provider_overrides))
-    if _RETRIEVER is not None:
-        _RETRIEVER.close()
-    _HANDLER, _RETRIEVER = handler, retriever
-    return handler, retriever
-
-
-def get_artifact_handler() -> ArtifactHandler:
-    """The handler built by ``initialize_artifact_systems``."""
-    if _HANDLER is None:
-        raise ConfigurationError("CI artifact systems are not initialised; call initialize_artifact_systems().")
-    return _HANDLER
-
-
-def get_artifact_retriever() -> ArtifactRetriever:
-    """The retriever built by ``initialize_artifact_systems``."""
-    if _RETRIEVER is None:
-        raise ConfigurationError("CI artifact systems are not initialised; call initialize_artifact_systems().")
-    return _RETRIEVER

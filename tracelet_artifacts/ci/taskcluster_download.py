@@ -1,13 +1,16 @@
-"""The Taskcluster task-group downloader: every matching artifact of a task group into a local layout
-(``OUTPUT/GROUP/RUN/<suite>/downloads`` and ``<artifact>_data/<n>``), resumable, bounded and verified.
+"""The Taskcluster task-group downloader: Mozilla's ArtifactDownloader, with its options and its output
+layout, made safe (statuses checked, atomic files, retries, resume, digests recorded).
 
-Layout (compatible with Mozilla's ArtifactDownloader)::
+Layout, as the ArtifactDownloader README draws it (``<artifact>`` is the ``--artifact-to-get`` pattern)::
 
-    OUTPUT/TASK_GROUP_ID/task-group-information.json     the group listing, reused by later runs
-    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/config.json          the options of this run
-    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/taskid_to_file_map.json
-    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/<suite>/downloads/<taskId>+-+<basename>
-    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/<suite>/<artifact>_data/<n>/...   (with --unzip-artifact)
+    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/task-group-information.json   the group listing (reused by later runs)
+    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/taskid_to_file_map.json       task id -> its <artifact>_data/<chunk> folder
+    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/SUITE/downloads/TASKID_<file>
+    OUTPUT/TASK_GROUP_ID/RUN_NUMBER/SUITE/<artifact>_data/<chunk>/TASKID_<file>   (archives: their contents)
+
+plus ``config.json`` (this run's options) and ``tracelet-download.json`` (per task: its runId, every file
+with size and SHA-256, errors, skips) in the run folder. Run numbers grow from 1 with each run;
+``ingest_continue`` resumes the latest one. ``task_processor`` reads the layout back.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -23,25 +27,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tracelet_artifacts.ci.archive import safe_extract
+from tracelet_artifacts.ci.archive import is_archive, safe_extract
 from tracelet_artifacts.ci.errors import ArtifactUnavailableError, CIError
+from tracelet_artifacts.ci.progress import TransferTotals
+from tracelet_artifacts.ci.providers.base import CIArtifact
 from tracelet_artifacts.ci.providers.taskcluster import TaskclusterProvider
+from tracelet_artifacts.digest import sha256_file
 
 logger = logging.getLogger("tracelet_artifacts.ci")
 
 GROUP_CACHE = "task-group-information.json"
 FILE_MAP = "taskid_to_file_map.json"
-SEPARATOR = "+-+"
-ARCHIVE_SUFFIXES = (".zip", ".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
+RECORDS = "tracelet-download.json"
+SEPARATOR = "_"
 
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    """The options of the original tool, by the same names."""
+    """The options of the original tool, by the same names and defaults (``artifact_to_get`` is ``grcov``)."""
 
     task_group_id: str
     test_suites_list: Sequence[str] = ("all",)
-    artifact_to_get: Sequence[str] = ("perfherder-data",)
+    artifact_to_get: Sequence[str] = ("grcov",)
     unzip_artifact: bool = False
     platform: str = "all"
     download_failures: bool = False
@@ -52,19 +59,20 @@ class DownloadOptions:
 
 @dataclass
 class Progress:
-    """Counts reported after every task (``done`` of ``total``) and file."""
+    """Counts reported after every task (``done`` of ``total``) and, while files arrive, their bytes."""
 
     total_tasks: int = 0
     done_tasks: int = 0
     downloaded: int = 0
     skipped_existing: int = 0
     failed: int = 0
+    bytes_downloaded: int = 0
     errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class TaskSelection:
-    """A task picked for download, with its suite and its index ``n`` within the suite."""
+    """A task picked for download, with its suite and its chunk number within the suite."""
 
     task_id: str
     run_id: int
@@ -79,6 +87,11 @@ def suite_of(task_name: str) -> str:
     return "-".join(last.split("-")[1:]) or last
 
 
+def data_folder_name(pattern: str) -> str:
+    """``<artifact>_data`` for an ``--artifact-to-get`` pattern (dots dropped, as the original does)."""
+    return (PurePosixPath(pattern).name.replace(".", "") or "artifact") + "_data"
+
+
 def _atomic_json(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -90,8 +103,37 @@ def _atomic_json(path: Path, data: Any) -> None:
         raise
 
 
-def _run_numbers(group_dir: Path) -> list[int]:
+def run_numbers(group_dir: Path) -> list[int]:
+    """The run folders of a task group's output, oldest first."""
+    if not group_dir.is_dir():
+        return []
     return sorted(int(p.name) for p in group_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def _place(source: Path, folder: Path, unpack: bool) -> Path:
+    """Put a downloaded file into its ``<artifact>_data/<chunk>`` folder: an archive's contents when
+    ``unpack``, else the file itself (hard-linked when the filesystem allows, copied otherwise)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if unpack and is_archive(source):
+        staged = safe_extract(source, folder.parent / f".{folder.name}.{source.name}.unpacked")
+        try:
+            for item in staged.iterdir():
+                target = folder / item.name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
+                os.replace(item, target)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        return folder
+    target = folder / source.name
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    return target
 
 
 class TaskGroupDownloader:
@@ -100,9 +142,9 @@ class TaskGroupDownloader:
     Unlike the original: statuses are checked (an error body is never saved), 424 error artifacts are
     skipped, transient failures are retried with backoff, files appear only when complete, the run
     number is reused by ``ingest_continue`` (so a resumed run fills the same folder), each task's
-    ``runId`` is recorded, and concurrency is a bounded pool.
+    ``runId`` is recorded with every file's SHA-256, and concurrency is a bounded pool.
 
-    >>> opts = DownloadOptions("Fo1npr9eTFqsAj4", test_suites_list=["all"], output=Path("out"))
+    >>> opts = DownloadOptions("Fo1npr9eTFqsAj4", artifact_to_get=["perfherder-data"], output=Path("out"))
     >>> TaskGroupDownloader(TaskclusterProvider()).run(opts)  # doctest: +SKIP
     """
 
@@ -111,17 +153,27 @@ class TaskGroupDownloader:
         self.progress_callback = progress
         self._lock = threading.Lock()
         self._progress = Progress()
+        self._bytes = TransferTotals()
+        self.head_rev = ""
 
     # -- selection ----------------------------------------------------------------------------------
 
-    def group_tasks(self, options: DownloadOptions, group_dir: Path) -> list[dict[str, Any]]:
-        """The group listing, from ``task-group-information.json`` when an earlier run saved it."""
-        cache = group_dir / GROUP_CACHE
-        if cache.exists():
+    def group_tasks(self, options: DownloadOptions, run_dir: Path) -> list[dict[str, Any]]:
+        """The group listing: this run's ``task-group-information.json``, else the latest earlier run's,
+        else the queue's (saved in this run's folder)."""
+        cache = run_dir / GROUP_CACHE
+        earlier = [run_dir.parent / str(n) / GROUP_CACHE for n in reversed(run_numbers(run_dir.parent))]
+        for candidate in [cache, *earlier]:
+            if not candidate.exists():
+                continue
             try:
-                return list(json.loads(cache.read_text(encoding="utf-8")))
+                tasks = list(json.loads(candidate.read_text(encoding="utf-8")))
             except ValueError:
-                logger.warning("%s is unreadable; listing the task group again", cache)
+                logger.warning("%s is unreadable; not reusing it", candidate)
+                continue
+            if candidate != cache:
+                _atomic_json(cache, tasks)
+            return tasks
         tasks = self.provider.list_task_group(options.task_group_id)
         _atomic_json(cache, tasks)
         return tasks
@@ -143,6 +195,7 @@ class TaskGroupDownloader:
             runs = status.get("runs") or []
             if not runs:
                 continue
+            self.head_rev = (task.get("payload") or {}).get("env", {}).get("GECKO_HEAD_REV") or self.head_rev
             picked.setdefault(suite, []).append((status["taskId"], int(runs[-1]["runId"]), name))
         selections = []
         for suite, items in sorted(picked.items()):
@@ -152,7 +205,16 @@ class TaskGroupDownloader:
 
     # -- one task -----------------------------------------------------------------------------------
 
-    def _has_error_log(self, sel: TaskSelection, artifacts: list[Any], downloads: Path) -> bool:
+    def _download(self, art: CIArtifact, dest: Path) -> dict[str, Any]:
+        """``dest`` complete on disk (downloaded now, or already there); its size and SHA-256."""
+        if dest.exists():
+            self._count("skipped_existing")
+            return {"size": dest.stat().st_size, "sha256": sha256_file(dest), "already_present": True}
+        got = self.provider.download_artifact(art, dest, progress=self._bytes.file(dest, self._on_bytes))
+        self._count("downloaded")
+        return {"size": got.size, "sha256": got.sha256}
+
+    def _has_error_log(self, sel: TaskSelection, artifacts: list[CIArtifact], downloads: Path) -> bool:
         """True when a non-empty ``log_error`` artifact says the task failed (the original's check)."""
         for art in artifacts:
             if "log_error" in art.name and art.extra.get("storage_type") != "error":
@@ -164,31 +226,27 @@ class TaskGroupDownloader:
         return False
 
     def _task(self, sel: TaskSelection, options: DownloadOptions, run_dir: Path) -> dict[str, Any]:
-        downloads = run_dir / sel.suite / "downloads"
+        suite_dir = run_dir / sel.suite
+        downloads = suite_dir / "downloads"
         downloads.mkdir(parents=True, exist_ok=True)
-        record: dict[str, Any] = {"name": sel.name, "suite": sel.suite, "run_id": sel.run_id, "files": []}
+        record: dict[str, Any] = {"name": sel.name, "suite": sel.suite, "run_id": sel.run_id, "chunk": sel.index,
+                                  "files": []}
         artifacts = self.provider.list_artifacts(sel.task_id, attempt=sel.run_id)
         if not options.download_failures and self._has_error_log(sel, artifacts, downloads):
             record["skipped"] = "log_error artifact is not empty"
             return record
         for art in artifacts:
-            matched = [p for p in options.artifact_to_get if p in art.name]
-            if not matched:
+            pattern = next((p for p in options.artifact_to_get if p in art.name), None)
+            if pattern is None:
                 continue
             dest = downloads / f"{sel.task_id}{SEPARATOR}{PurePosixPath(art.name).name}"
             entry: dict[str, Any] = {"artifact": art.name, "file": str(dest.relative_to(run_dir))}
             try:
-                if dest.exists():
-                    self._count("skipped_existing")
-                else:
-                    self.provider.download_artifact(art, dest)
-                    self._count("downloaded")
-                if options.unzip_artifact and dest.name.endswith(ARCHIVE_SUFFIXES):
-                    data_dir = run_dir / sel.suite / f"{_artifact_label(matched[0])}_data" / str(sel.index)
-                    target = data_dir / dest.name.split(".", 1)[0]
-                    if not target.exists():
-                        safe_extract(dest, target)
-                    entry["extracted"] = str(target.relative_to(run_dir))
+                entry.update(self._download(art, dest))
+                unpack = options.unzip_artifact or "grcov" in pattern
+                chunk = suite_dir / data_folder_name(pattern) / str(sel.index)
+                entry["data"] = str(_place(dest, chunk, unpack).relative_to(run_dir))
+                record.setdefault("data_dir", str(chunk))
             except ArtifactUnavailableError as exc:
                 entry["error"] = str(exc)
                 logger.info("skipping error artifact %s of %s", art.name, sel.task_id)
@@ -204,13 +262,17 @@ class TaskGroupDownloader:
             if error:
                 self._progress.errors.append(error)
 
+    def _on_bytes(self, totals: TransferTotals) -> None:
+        self._progress.bytes_downloaded = totals.done
+        self._report()
+
     # -- the whole group ----------------------------------------------------------------------------
 
     def run_dir_for(self, options: DownloadOptions) -> Path:
-        """``OUTPUT/GROUP/<n>``: a new number, or with ``ingest_continue`` the latest one (resume)."""
+        """``OUTPUT/GROUP/<n>``: the next number (1 for the first run), or with ``ingest_continue`` the latest."""
         group_dir = Path(options.output) / options.task_group_id
         group_dir.mkdir(parents=True, exist_ok=True)
-        numbers = _run_numbers(group_dir)
+        numbers = run_numbers(group_dir)
         latest = numbers[-1] if numbers else 0
         number = (latest or 1) if options.ingest_continue else latest + 1
         run_dir = group_dir / str(number)
@@ -218,36 +280,34 @@ class TaskGroupDownloader:
         return run_dir
 
     def run(self, options: DownloadOptions) -> Path:
-        """Download everything selected; returns the run folder. Failed files are listed in the map."""
+        """Download everything selected; returns the run folder. Failed files are listed in its records."""
         run_dir = self.run_dir_for(options)
         _atomic_json(run_dir / "config.json", {**asdict(options), "output": str(options.output)})
-        selections = self.select(self.group_tasks(options, run_dir.parent), options)
-        self._progress = Progress(total_tasks=len(selections))
+        selections = self.select(self.group_tasks(options, run_dir), options)
+        self._progress, self._bytes = Progress(total_tasks=len(selections)), TransferTotals()
         self._report()
-        map_path = run_dir / FILE_MAP
-        file_map: dict[str, Any] = {}
-        if options.ingest_continue and map_path.exists():
-            file_map = json.loads(map_path.read_text(encoding="utf-8"))
+        records_path = run_dir / RECORDS
+        records: dict[str, Any] = {}
+        if options.ingest_continue and records_path.exists():
+            records = json.loads(records_path.read_text(encoding="utf-8"))
         with ThreadPoolExecutor(max(1, options.max_workers), thread_name_prefix="tc-download") as pool:
             futures = {sel.task_id: pool.submit(self._task, sel, options, run_dir) for sel in selections}
             for task_id, future in futures.items():
                 try:
-                    file_map[task_id] = future.result()
+                    records[task_id] = future.result()
                 except (CIError, OSError) as exc:  # one task failing never stops the others
-                    file_map[task_id] = {"error": str(exc)}
+                    records[task_id] = {"error": str(exc)}
                     self._count("failed", f"{task_id}: {exc}")
                 with self._lock:
                     self._progress.done_tasks += 1
                 self._report()
-        _atomic_json(map_path, file_map)
+        _atomic_json(records_path, records)
+        _atomic_json(run_dir / FILE_MAP, {t: r["data_dir"] for t, r in records.items() if "data_dir" in r})
         logger.info(
             "task group %s: %d files downloaded, %d already present, %d failed, in %s",
-            options.task_group_id,
-            self._progress.downloaded,
-            self._progress.skipped_existing,
-            self._progress.failed,
-            run_dir,
-        )
+            options.task_group_id, self._progress.downloaded, self._progress.skipped_existing,
+            self._progress.failed, run_dir,
+        )  # fmt: skip
         return run_dir
 
     @property
@@ -260,60 +320,34 @@ class TaskGroupDownloader:
             self.progress_callback(self._progress)
 
 
-def _artifact_label(pattern: str) -> str:
-    return PurePosixPath(pattern).name.split(".", 1)[0] or "artifact"
-
-
-def _run_folder(path: Path, task_group_id: str, run_number: int | None) -> Path:
-    group_dir = Path(path) / task_group_id
-    numbers = _run_numbers(group_dir) if group_dir.exists() else []
-    if not numbers:
-        raise CIError(f"no downloads for task group {task_group_id} under {path}; run the downloader first.")
-    return group_dir / str(run_number if run_number is not None else numbers[-1])
-
-
-def get_task_data_paths(
+def artifact_downloader(
     task_group_id: str,
-    path: Path,
-    run_number: int | None = None,
-    artifact: Sequence[str] | str | None = None,
-    suite_matcher: str | None = None,
-) -> dict[str, list[Path]]:
-    """``{suite: [files]}`` of one run (the latest by default), from ``<artifact>_data`` folders when
-    extracted, else from ``downloads``; ``artifact`` and ``suite_matcher`` filter by substring."""
-    run_dir = _run_folder(path, task_group_id, run_number)
-    patterns = [artifact] if isinstance(artifact, str) else list(artifact or [])
-    found: dict[str, list[Path]] = {}
-    for suite_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
-        if suite_matcher and suite_matcher not in suite_dir.name:
-            continue
-        data_dirs = [d for d in suite_dir.iterdir() if d.is_dir() and d.name.endswith("_data")]
-        roots = data_dirs or [suite_dir / "downloads"]
-        files = sorted(f for root in roots for f in root.rglob("*") if f.is_file())
-        if patterns:
-            files = [f for f in files if any(p in f.name for p in patterns)]
-        if files:
-            found[suite_dir.name] = files
-    return found
-
-
-def get_task_data(
-    task_group_id: str,
-    path: Path,
-    run_number: int | None = None,
-    artifact: Sequence[str] | str | None = None,
-    suite_matcher: str | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """``{suite: [{"data": <parsed JSON>, "file": path}]}`` for the JSON files of one run."""
-    result: dict[str, list[dict[str, Any]]] = {}
-    for suite, files in get_task_data_paths(task_group_id, path, run_number, artifact, suite_matcher).items():
-        for file in files:
-            if file.suffix != ".json":
-                continue
-            try:
-                data = json.loads(file.read_text(encoding="utf-8"))
-            except ValueError:
-                logger.warning("%s is not valid JSON; skipped", file)
-                continue
-            result.setdefault(suite, []).append({"data": data, "file": str(file)})
-    return result
+    output_dir: str | Path = ".",
+    test_suites: Sequence[str] = ("all",),
+    download_failures: bool = False,
+    artifact_to_get: str | Sequence[str] = "grcov",
+    unzip_artifact: bool = True,
+    platform: str = "all",
+    ingest_continue: bool = False,
+    *,
+    provider: TaskclusterProvider | None = None,
+) -> tuple[str, str]:
+    """The original tool's function: download, return ``(run folder, GECKO_HEAD_REV of the tasks)``."""
+    options = DownloadOptions(
+        task_group_id,
+        test_suites_list=list(test_suites) or ["all"],
+        artifact_to_get=[artifact_to_get] if isinstance(artifact_to_get, str) else list(artifact_to_get),
+        unzip_artifact=unzip_artifact,
+        platform=platform,
+        download_failures=download_failures,
+        ingest_continue=ingest_continue,
+        output=Path(output_dir),
+    )
+    queue = provider or TaskclusterProvider()
+    try:
+        downloader = TaskGroupDownloader(queue)
+        run_dir = downloader.run(options)
+    finally:
+        if provider is None:
+            queue.close()
+    return str(run_dir), downloader.head_rev

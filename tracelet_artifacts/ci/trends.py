@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tracelet_artifacts.ci.discovery import ArtifactDiscovery, MetricPoint
-from tracelet_artifacts.ci.errors import TrendAnalysisError
+from tracelet_artifacts.ci.errors import ArtifactQueryError, TrendAnalysisError
+from tracelet_artifacts.ci.kinds import CIArtifactKind
 from tracelet_artifacts.ci.metadata import ArtifactMetadata
-from tracelet_artifacts.content import CIArtifactKind
 
 FloatArray = npt.NDArray[np.float64]
 T_CAP = 1000.0  # an infinite t (both windows without variance) is reported as 1000, as Perfherder does
@@ -405,13 +405,14 @@ def analyze_metrics_trend(
     lower_is_better: bool = True,
     methods: Sequence[str] = METHODS,
 ) -> MetricTrend:
-    """Trend of ``metric_name`` (a dotted content path) over stored artifact metadata.
+    """Trend of ``metric_name`` (a dotted content path, or an unambiguous leaf such as ``throughput``)
+    over stored artifact metadata.
 
     ``source`` is the stored metadata (a list, or a callable returning one, e.g. a catalog query); only
     artifacts of ``artifact_type`` from ``provider_name`` (None for any) created in the last ``days``
     days before ``now`` (default: the current UTC time) count, oldest first.
     """
-    kind = CIArtifactKind(artifact_type).value
+    kind = CIArtifactKind.parse(artifact_type).value
     items = source() if callable(source) else source
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
     chosen = [
@@ -421,11 +422,15 @@ def analyze_metrics_trend(
         and (provider_name is None or meta.provider_name == provider_name)
         and meta.created_at >= since
     ]
-    points = ArtifactDiscovery.extract_metrics_from_artifacts(chosen, [metric_name])[metric_name]
+    try:
+        points = ArtifactDiscovery.extract_metrics_from_artifacts(chosen, [metric_name])[metric_name]
+    except ArtifactQueryError as exc:  # the metric is in none of them, or the leaf name is ambiguous
+        raise TrendAnalysisError(str(exc)) from exc
     if len(points) < 2:
         where = f"from {provider_name} " if provider_name else ""
+        given = getattr(artifact_type, "value", artifact_type)
         raise TrendAnalysisError(
-            f"{len(points)} {kind} artifact(s) {where}in the last {days:g} days hold {metric_name!r}; "
+            f"{len(points)} {given} artifact(s) {where}in the last {days:g} days hold {metric_name!r}; "
             "a trend needs at least two"
         )
     analysis = analyze_series([p.value for p in points], lower_is_better=lower_is_better, methods=methods)

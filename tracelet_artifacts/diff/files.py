@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.ci.compare import MAX_COMPARE_BYTES, compare_documents, metric_delta
-from tracelet_artifacts.content import analyze_content
+from tracelet_artifacts.ci.content import analyze_content
 from tracelet_artifacts.diff.model import ADDED, CHANGED, REMOVED, ContentDiff, MetricChange, ValueChange
 from tracelet_artifacts.errors import ContentAnalysisError
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracelet_artifacts.artifact import ManifestEntry
-from tracelet_artifacts.content import analyze_content
+from tracelet_artifacts.ci.content import analyze_content
 from tracelet_artifacts.errors import ContentAnalysisError
 
 # Shown inline by the browser (<img>); anything else is downloaded, never rendered.

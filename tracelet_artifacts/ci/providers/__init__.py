@@ -1,5 +1,6 @@
 """CI providers: the ``CIProvider`` contract, its GitHub, GitLab, Jenkins and Taskcluster modules,
-and ``CIProviderFactory``; provider classes are imported on first use (they need httpx).
+``CIProviderFactory``, and the registry that knows them all; provider classes are imported on first use
+(they need httpx).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from tracelet_artifacts._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "CIProvider": "tracelet_artifacts.ci.providers.base",
+    "CIProviderInterface": "tracelet_artifacts.ci.compat",
     "CIRun": "tracelet_artifacts.ci.providers.base",
     "CIArtifact": "tracelet_artifacts.ci.providers.base",
     "CIProviderFactory": "tracelet_artifacts.ci.providers.factory",

@@ -88,6 +88,12 @@ class CIProvider(abc.ABC):
     """
 
     name: ClassVar[str] = "ci"
+    # Constructor options read from the environment when a configuration leaves them out: option -> variable.
+    env_options: ClassVar[Mapping[str, str]] = {}
+    # The constructor option that names what to read (a repository, project or job), if any.
+    location_option: ClassVar[str | None] = None
+    # The command line's run filters (branch, status, sha, task_group_id) -> this provider's list_runs keyword.
+    cli_filters: ClassVar[Mapping[str, str]] = {}
     http: ProviderHTTP
 
     @abc.abstractmethod

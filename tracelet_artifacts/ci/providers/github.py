@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tracelet_artifacts.ci.errors import CINotFoundError, CIProviderError
+from tracelet_artifacts.ci.errors import CINotFoundError, CIProviderError, CIUsageError
 from tracelet_artifacts.ci.http import Opened, ProviderHTTP, Secret, build_client, parse_link_header
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
 from tracelet_artifacts.ci.retry import RetryPolicy
@@ -35,12 +35,17 @@ class GitHubActionsProvider(CIProvider):
     """
 
     name = "github"
+    env_options = {"token": "GITHUB_TOKEN"}
+    location_option = "repo"
+    cli_filters = {"branch": "branch", "status": "status", "sha": "head_sha"}
 
     def __init__(
         self,
-        repo: str,
+        repo: str | None = None,
         token: str | None = None,
         *,
+        repository: str | None = None,
+        commit_sha: str | None = None,
         base_url: str = PUBLIC_API,
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -48,9 +53,13 @@ class GitHubActionsProvider(CIProvider):
         max_rate_limit_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if repo.count("/") != 1:
-            raise ValueError(f"repo must be 'owner/name', got {repo!r}")
+        if repo and repository and repo != repository:
+            raise CIUsageError(f"repo={repo!r} and repository={repository!r} disagree; give one of them")
+        repo = repo or repository
+        if not repo or repo.count("/") != 1:
+            raise CIUsageError(f"the GitHub repository must be 'owner/name', got {repo!r}")
         self.repo = repo
+        self.commit_sha = commit_sha
         http_client, self._owns_client = build_client(client, transport)
         uploads = (PUBLIC_UPLOADS,) if base_url.rstrip("/") == PUBLIC_API else ()
         self.http = ProviderHTTP(
@@ -84,10 +93,13 @@ class GitHubActionsProvider(CIProvider):
             params = {}  # the next link already carries the query
 
     def list_runs(self, *, limit: int | None = 50, workflow: str | None = None, **filters: Any) -> list[CIRun]:
-        """Workflow runs, newest first; filters: actor, branch, event, status, created, head_sha."""
+        """Workflow runs, newest first; filters: actor, branch, event, status, created, head_sha (by default
+        the provider's ``commit_sha``, when it was given one)."""
         unknown = set(filters) - set(RUN_FILTERS)
         if unknown:
-            raise ValueError(f"unknown GitHub run filter(s) {sorted(unknown)}; use {RUN_FILTERS}")
+            raise CIUsageError(f"unknown GitHub run filter(s) {sorted(unknown)}; use {RUN_FILTERS}")
+        if self.commit_sha and "head_sha" not in filters:
+            filters["head_sha"] = self.commit_sha
         params = {k: v for k, v in filters.items() if v is not None}
         base = f"/repos/{self.repo}/actions"
         path = f"{base}/workflows/{workflow}/runs" if workflow else f"{base}/runs"

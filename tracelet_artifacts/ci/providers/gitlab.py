@@ -55,6 +55,9 @@ class GitLabProvider(CIProvider):
     """
 
     name = "gitlab"
+    env_options = {"token": "GITLAB_TOKEN"}
+    location_option = "project"
+    cli_filters = {"branch": "ref", "status": "status", "sha": "sha"}
 
     def __init__(
         self,

@@ -47,6 +47,9 @@ class JenkinsProvider(CIProvider):
     """
 
     name = "jenkins"
+    env_options = {"token": "JENKINS_TOKEN", "user": "JENKINS_USER"}
+    location_option = "job"
+    cli_filters = {"status": "result"}
 
     def __init__(
         self,

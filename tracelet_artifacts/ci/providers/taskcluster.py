@@ -4,6 +4,7 @@ through the 303 redirect with digest headers checked; error artifacts (424) are 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -17,7 +18,7 @@ from tracelet_artifacts.ci.errors import CIUsageError
 from tracelet_artifacts.ci.http import Opened, ProviderHTTP, build_client, redact_url
 from tracelet_artifacts.ci.providers.base import CIArtifact, CIProvider, CIRun
 from tracelet_artifacts.ci.providers.hawk import HawkSigner
-from tracelet_artifacts.ci.retry import RetryPolicy
+from tracelet_artifacts.ci.retry import HTTP_RETRY, RetryPolicy
 
 FIREFOX_CI = "https://firefox-ci-tc.services.mozilla.com"
 QUEUE_PATH = "/api/queue/v1"
@@ -37,6 +38,13 @@ class TaskclusterProvider(CIProvider):
     """
 
     name = "taskcluster"
+    env_options = {
+        "root_url": "TASKCLUSTER_ROOT_URL",
+        "client_id": "TASKCLUSTER_CLIENT_ID",
+        "access_token": "TASKCLUSTER_ACCESS_TOKEN",
+        "certificate": "TASKCLUSTER_CERTIFICATE",
+    }
+    cli_filters = {"task_group_id": "task_group_id"}
 
     def __init__(
         self,
@@ -57,7 +65,7 @@ class TaskclusterProvider(CIProvider):
             self.root_url + QUEUE_PATH,
             provider=self.name,
             signer=HawkSigner(client_id, access_token, certificate=certificate) if client_id and access_token else None,
-            retry=retry or RetryPolicy(attempts=6, base_delay=0.5),
+            retry=retry or dataclasses.replace(HTTP_RETRY, max_attempts=6),
             sleep=sleep,
         )
 

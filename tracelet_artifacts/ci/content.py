@@ -1,5 +1,6 @@
 """Content analysis: what is inside a CI artifact. Numbers from JSON (flattened to dotted paths), test counts
-from JUnit XML, coverage rates from Cobertura XML, columns and rows from CSV, and the CI artifact kind.
+from JUnit XML, coverage rates from Cobertura XML, columns and rows from CSV.
+What a CI artifact is for lives in ``kinds``.
 
 Every reader is bounded: it reads at most ``max_bytes``, never expands XML entities (any DOCTYPE or ENTITY
 declaration is refused), and either returns a ContentAnalysis or raises ContentAnalysisError.
@@ -7,14 +8,16 @@ declaration is refused), and either returns a ContentAnalysis or raises ContentA
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
-import re
+import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from enum import Enum
-from pathlib import Path, PurePath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.parsers import expat
 
@@ -451,8 +454,49 @@ def analyze_csv(path: Path, max_bytes: int = MAX_CSV_BYTES) -> ContentAnalysis:
         raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
 
 
+def _only_member(path: Path) -> zipfile.ZipInfo | None:
+    """The one regular file of a zip (GitHub and GitLab wrap every artifact in a zip), or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            files = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    return files[0] if len(files) == 1 and not files[0].filename.lower().endswith(".zip") else None
+
+
+@contextlib.contextmanager
+def unwrapped(path: Path, max_bytes: int = MAX_XML_BYTES) -> Iterator[tuple[Path, str]]:
+    """``(file, name)`` to read for ``path``: the only file of a zip that holds one (copied out to a
+    temporary folder, at most ``max_bytes`` whatever its header claims), else ``path`` itself."""
+    path = Path(path)
+    try:
+        is_zip = read_head(path, 4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
+    member = _only_member(path) if is_zip else None
+    if member is None:
+        yield path, path.name
+        return
+    with tempfile.TemporaryDirectory(prefix="tracelet-content-") as scratch:
+        copy = Path(scratch) / "member"
+        written = 0
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(member) as source, copy.open("wb") as out:
+                while chunk := source.read(_READ_CHUNK):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise ContentTooLargeError(
+                            f"{path} holds {member.filename}, more than {max_bytes} bytes; not analysed"
+                        )
+                    out.write(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise ContentAnalysisError(f"cannot read {member.filename} inside {path}: {exc}") from exc
+        yield copy, PurePosixPath(member.filename).name or "member"
+
+
 def analyze_content(path: Path, name: str | None = None) -> ContentAnalysis:
     """Analyse a file by its name (``name`` overrides the path's) and, for unknown suffixes, its first bytes.
+    A zip that holds exactly one file (how GitHub and GitLab deliver an artifact) is analysed as that file.
 
     Returns ``format="text"``/``"binary"``/``"empty"`` for files that hold no structured content;
     raises ContentAnalysisError when a JSON, XML or CSV file is malformed, truncated or too large.
@@ -465,6 +509,9 @@ def analyze_content(path: Path, name: str | None = None) -> ContentAnalysis:
         raise ContentAnalysisError(f"cannot read {path}: {exc}") from exc
     if not head:
         return ContentAnalysis("empty")
+    if head.startswith(b"PK\x03\x04") and _only_member(path) is not None:
+        with unwrapped(path) as (inner, inner_name):
+            return analyze_content(inner, name=inner_name)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if label.endswith(".json") or (kind_for_name(label) is None and stripped[:1] in (b"{", b"[")):
         return analyze_json(path)
@@ -473,66 +520,3 @@ def analyze_content(path: Path, name: str | None = None) -> ContentAnalysis:
     if label.endswith((".csv", ".tsv")):
         return analyze_csv(path)
     return ContentAnalysis("text" if is_text(label, head) else "binary")
-
-
-class CIArtifactKind(str, Enum):
-    """What a CI artifact is for, as decided by ``classify_ci_artifact``."""
-
-    PERF_REPORT = "perf_report"
-    TEST_RESULTS = "test_results"
-    COVERAGE = "coverage"
-    LOG = "log"
-    PROFILE = "profile"
-    SCREENSHOT = "screenshot"
-    ARCHIVE = "archive"
-    REPORT = "report"
-    DATA = "data"
-    CONFIG = "config"
-    BINARY = "binary"
-    OTHER = "other"
-
-
-# Name patterns, tried in order after the content rules; matched against the lower-cased file name.
-_CI_NAME_RULES: tuple[tuple[CIArtifactKind, re.Pattern[str]], ...] = (
-    (
-        CIArtifactKind.COVERAGE,
-        re.compile(r"(^|[^a-z])(coverage|cobertura|lcov|jacoco|clover)|\.lcov$|^\.coverage"),
-    ),
-    (CIArtifactKind.TEST_RESULTS, re.compile(r"junit|test[-_ ]?(results?|report)|xunit|nunit|surefire")),
-    (CIArtifactKind.PERF_REPORT, re.compile(r"perf|bench|talos|raptor|browsertime|throughput|latency")),
-    (CIArtifactKind.PROFILE, re.compile(r"profile|\.prof$|\.pstats$|flamegraph|trace\.json")),
-    (CIArtifactKind.LOG, re.compile(r"\.log(\.gz)?$|(^|[^a-z])logs?([^a-z]|$)|stdout|stderr")),
-    (CIArtifactKind.SCREENSHOT, re.compile(r"\.(png|jpe?g|gif|webp|bmp)$")),
-    (CIArtifactKind.ARCHIVE, re.compile(r"\.(zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz|7z)$")),
-    (CIArtifactKind.REPORT, re.compile(r"\.(html?|md|pdf)$|report")),
-    (CIArtifactKind.DATA, re.compile(r"\.(csv|tsv|jsonl|parquet|arrow|feather|npy|npz)$")),
-    (CIArtifactKind.CONFIG, re.compile(r"\.(ya?ml|toml|ini|cfg|conf|env)$")),
-)
-_PERF_JSON_KEYS = ("benches", "suites", "metrics", "benchmarks", "throughput", "latency")
-
-
-def classify_ci_artifact(name: str, analysis: ContentAnalysis | None = None) -> CIArtifactKind:
-    """The kind of a CI artifact, from its content first (JUnit, Cobertura, coverage.py and
-    benchmark/Perfherder JSON shapes) and its name second (``perf``, ``junit``, ``*.log``, …).
-
-    >>> classify_ci_artifact("results.xml", ContentAnalysis("junit")).value
-    'test_results'
-    """
-    if analysis is not None:
-        if analysis.format == "junit":
-            return CIArtifactKind.TEST_RESULTS
-        if analysis.format == "cobertura" or "totals.percent_covered" in analysis.metrics:
-            return CIArtifactKind.COVERAGE
-    label = PurePath(name).name.lower()
-    for kind, pattern in _CI_NAME_RULES:
-        if pattern.search(label):
-            return kind
-    if analysis is not None and analysis.format == "json":
-        if any(str(path).split(".", 1)[0] in _PERF_JSON_KEYS for path in analysis.metrics):
-            return CIArtifactKind.PERF_REPORT
-        return CIArtifactKind.CONFIG if not analysis.metrics else CIArtifactKind.DATA
-    if analysis is not None and analysis.format in ("text", "empty"):
-        return CIArtifactKind.OTHER
-    if analysis is not None and analysis.format == "binary":
-        return CIArtifactKind.BINARY
-    return CIArtifactKind.OTHER
