@@ -1,7 +1,7 @@
 """UI: list page and version page render time of the web view at 100,000 versions. Target: p50 ≤ 150 ms.
 
 Builds a fresh embedded store through the public Catalog API (``Catalog.add_version``, one transaction per
-version, what ``log_artifact`` does): 4,000 artifact names × 25 versions, each version with four entries
+version, what ``log_artifact`` does): 4,000 artifact names x 25 versions, each version with four entries
 whose blobs really exist (a YAML config, a metrics JSON, a PNG and a binary), 2 labels out of 12, metadata,
 and an alias on one version in five. Then, side by side in one run:
 
@@ -38,7 +38,6 @@ from starlette.testclient import TestClient
 from tracelet_artifacts.artifact import ArtifactType, Manifest, ManifestEntry
 from tracelet_artifacts.cli import main as cli
 from tracelet_artifacts.store.embedded import EmbeddedStore
-from tracelet_artifacts.store.listing import ArtifactFilter
 from tracelet_artifacts.ui.app import create_app
 from tracelet_artifacts.ui.pages import PAGE_SIZE, list_filter
 
@@ -138,7 +137,7 @@ def main() -> None:
     try:
         store = EmbeddedStore(folder / ".tracelet")
         total = args.names * args.versions
-        print(f"UI benchmark — {args.names:,} names × {args.versions} versions = {total:,} versions in {store.root}")
+        print(f"UI benchmark — {args.names:,} names x {args.versions} versions = {total:,} versions in {store.root}")
         build_s = build(store, args.names, args.versions, args.seed)
         print(f"  build: {build_s:.1f} s ({total / build_s:,.0f} add_version calls/s)")
         client = TestClient(create_app(store), base_url="http://127.0.0.1")

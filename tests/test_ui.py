@@ -203,7 +203,8 @@ def test_token_is_required_when_given(store: EmbeddedStore) -> None:
     assert first.status_code == 303 and first.headers["location"] == "/artifacts/team/classifier"
     assert "HttpOnly" in first.headers["set-cookie"]
     assert client.get("/artifacts/team/classifier").status_code == 200  # the cookie now carries it
-    elsewhere = client.get("//evil.example/x?token=" + TOKEN, follow_redirects=False)
+    fresh = TestClient(create_app(store, token=TOKEN), base_url="http://127.0.0.1")  # no cookie yet
+    elsewhere = fresh.get("http://127.0.0.1//evil.example/x?token=" + TOKEN, follow_redirects=False)
     assert elsewhere.headers["location"] == "/evil.example/x"  # the redirect never leaves this site
 
 

@@ -424,7 +424,7 @@ def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, 
 
         print_diff(diff, _console())
     if fail_on_regression and diff.regressions:
-        sys.exit(1)
+        raise SystemExit(1)
 
 
 @main.command("ui")

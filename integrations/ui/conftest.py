@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "team"))
-from team_support import INSTALL_HINT as PG_HINT  # noqa: E402
-from team_support import PostgresServer, S3Server, Team, postgres_bin  # noqa: E402
-from ui_support import INSTALL_HINT, SCREENSHOTS, chromium_available, launch, populate, ui_server  # noqa: E402
+from team_support import INSTALL_HINT as PG_HINT
+from team_support import PostgresServer, S3Server, Team, postgres_bin
+from ui_support import INSTALL_HINT, SCREENSHOTS, chromium_available, launch, populate, ui_server
 
-from tracelet_artifacts.store.embedded import EmbeddedStore  # noqa: E402
+from tracelet_artifacts.store.embedded import EmbeddedStore
 
 
 def _missing(what: str) -> None:

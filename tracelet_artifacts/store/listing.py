@@ -30,8 +30,8 @@ class ArtifactFilter:
     since: float | None = None
     until: float | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
-        """The WHERE clause over ``artifacts a`` and its parameters."""
+    def where(self, dialect: str = "sqlite") -> tuple[str, list[Any]]:
+        """The WHERE clause over ``artifacts a`` and its parameters, for ``dialect`` (sqlite or postgresql)."""
         clauses, params = ["1=1"], list[Any]()
         if self.prefix:
             clauses.append("substr(a.name, 1, ?) = ?")
@@ -42,6 +42,8 @@ class ArtifactFilter:
         if self.alias:
             clauses.append("EXISTS (SELECT 1 FROM aliases x WHERE x.artifact_id=a.id AND x.alias=?)")
             params.append(self.alias)
+        # Version-level conditions select the matching versions once (by the type, label or time index) and
+        # keep their names: one pass over what matches, never one probe of every name's versions.
         inner, inner_params = [], list[Any]()
         if self.artifact_type:
             inner.append("v.type=?")
@@ -53,10 +55,13 @@ class ArtifactFilter:
             inner.append("v.created_at < ?")
             inner_params.append(float(self.until))
         if self.label:
-            inner.append("EXISTS (SELECT 1 FROM labels l WHERE l.version_id=v.id AND l.label=?)")
+            inner.append("v.id IN (SELECT l.version_id FROM labels l WHERE l.label=?)")
             inner_params.append(self.label)
         if inner:
-            clauses.append(f"EXISTS (SELECT 1 FROM versions v WHERE v.artifact_id=a.id AND {' AND '.join(inner)})")
+            # A label alone: SQLite would look each version up in the wide table unless told to use the narrow
+            # (id, artifact_id) index (PostgreSQL's planner finds the index-only scan by itself).
+            hint = " INDEXED BY versions_id_artifact" if dialect == "sqlite" and inner_params == [self.label] else ""
+            clauses.append(f"a.id IN (SELECT v.artifact_id FROM versions v{hint} WHERE {' AND '.join(inner)})")
             params += inner_params
         return " AND ".join(clauses), params
 
@@ -82,7 +87,7 @@ def _marks(count: int) -> str:
 
 def summaries(db: Database, where: ArtifactFilter, *, offset: int = 0, limit: int = 50) -> list[ArtifactSummary]:
     """One page of artifact names matching ``where``, in name order."""
-    clause, params = where.where()
+    clause, params = where.where(db.dialect)
     rows = db.read(f"SELECT a.id, a.name FROM artifacts a WHERE {clause} ORDER BY a.name "
                    f"LIMIT {int(limit)} OFFSET {int(offset)}", params)
     if not rows:
@@ -112,7 +117,7 @@ def summaries(db: Database, where: ArtifactFilter, *, offset: int = 0, limit: in
 
 def count(db: Database, where: ArtifactFilter) -> int:
     """How many artifact names match ``where``."""
-    clause, params = where.where()
+    clause, params = where.where(db.dialect)
     return int(db.read(f"SELECT COUNT(*) FROM artifacts a WHERE {clause}", params)[0][0])
 
 
