@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.diff.model import ADDED, CHANGED, REMOVED, UNCHANGED, ContentDiff, TensorChange
+from tracelet_artifacts.errors import SerializationError
+from tracelet_artifacts.serialize import load_torch_file
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 MAX_STATE_DICT_BYTES = 2 * 1024**3  # per side; larger checkpoints are compared by digest only
@@ -29,8 +31,7 @@ def _tensors(value: Any, prefix: str, torch: Any, depth: int = 0) -> Iterator[tu
 
 
 def _load(path: Path, torch: Any) -> dict[str, Any]:
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
-    return dict(_tensors(loaded, "", torch))
+    return dict(_tensors(load_torch_file(path), "", torch))
 
 
 def looks_like_torch_file(path: Path) -> bool:
@@ -63,7 +64,7 @@ def diff_state_dicts(name: str, left: Path, right: Path) -> ContentDiff | None:
         return ContentDiff(name, "state_dict", note="torch is not installed: tensors not compared (pip install torch)")
     try:
         before, after = _load(left, torch), _load(right, torch)
-    except Exception as exc:  # weights_only refuses arbitrary objects; not a torch file at all is also reported
+    except SerializationError as exc:  # weights_only refuses arbitrary objects; an unreadable file is reported too
         return ContentDiff(name, "state_dict", note=f"not loadable with weights_only=True: {exc}"[:300])
     if not before and not after:
         return None
