@@ -21,6 +21,7 @@ from team_support import INSTALL_HINT as PG_HINT
 from team_support import PostgresServer, S3Server, Team, postgres_bin
 from ui_support import INSTALL_HINT, SCREENSHOTS, chromium_available, launch, populate, ui_server
 
+from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 
@@ -100,7 +101,9 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             for key, value in s3.env.items():  # this process reaches the bucket as the server's does
                 patch.setenv(key, value)
             store = team.open(workdir / ".tracelet")
-            populate(store, workdir / "files")
+            populate(store, workdir / "files", TraceletSettings(
+                store_path=store.root, catalog_url=team.catalog_url, blob_url=team.blob_url,
+                s3_endpoint_url=s3.endpoint))
             viewer = workdir / "viewer"  # another machine's folder: its blob cache starts empty, so the
             viewer.mkdir()               # view reads every preview and download from the bucket
             team_env = team.subprocess_env(viewer)

@@ -18,7 +18,7 @@ TOKEN = "browser-suite-token-0123456789"
 
 def test_list_search_then_open_a_version(site: Site, page: Any, shoot: Any) -> None:
     page.goto(site.base + "/")
-    assert page.locator("p.count").inner_text() == "18 artifacts"
+    assert page.locator("p.count").inner_text() == "19 artifacts"
     shoot(page, "list")
     page.fill("input[name=q]", "classif")
     page.click("form.filters button")
@@ -49,6 +49,17 @@ def test_version_page_previews_an_image_config_and_metrics(site: Site, page: Any
     page.click("figcaption a")
     assert page.locator("h1").inner_text() == "train.csv"
     shoot(page, "preview")
+    assert page.problems == []
+
+
+def test_version_page_shows_the_mlflow_delivery_from_its_receipt(site: Site, page: Any, shoot: Any) -> None:
+    page.goto(site.base + "/artifacts/vision/exported:v1")
+    row = page.locator("section#deliveries tbody tr")
+    assert row.count() == 1
+    cells = row.locator("td").all_inner_texts()
+    assert cells[0] == "mlflow" and cells[2] == "done"
+    assert "uploaded export.onnx" in cells[4]
+    shoot(page, "deliveries")
     assert page.problems == []
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import TraceletArtifact
+from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def png_bytes(width: int, height: int, color: tuple[int, int, int]) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-def populate(store: EmbeddedStore, work: Path) -> None:
+def populate(store: EmbeddedStore, work: Path, settings: Any = None) -> None:
     """Two versions of a classifier (config, metrics, weights, a sample image), a dataset CSV, an artifact
     whose description and metadata hold markup, and fifteen CI perf reports with a regression at run 10."""
     import torch
@@ -82,6 +83,21 @@ def populate(store: EmbeddedStore, work: Path) -> None:
     store.log(TraceletArtifact("reports/untrusted", "report", description=EVIL, metadata={"note": EVIL})
               .add_file(work / "notes.txt"))
     add_ci_reports(store, work / "ci")
+    deliver_to_mlflow(settings or TraceletSettings(store_path=store.root), work / "mlflow")
+
+
+def deliver_to_mlflow(settings: TraceletSettings, folder: Path) -> None:
+    """``vision/exported`` logged by a run with the MLflow backend (a local sqlite tracking store) into the
+    store ``settings`` name, so the version page has a real delivery and its receipt to show."""
+    from tracelet_artifacts.experiment import Experiment
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "export.onnx").write_bytes(b"onnx-bytes" * 100)
+    settings = settings.model_copy(update={"backend_options": {"mlflow": {
+        "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_location": str(folder / "artifacts")}}})
+    with Experiment("ui-suite", backend=["mlflow"], automagic_artifacts=False, settings=settings) as run:
+        run.log_artifact(run.create_artifact("vision/exported", "model", description="exported for serving")
+                         .add_file(folder / "export.onnx"))
 
 
 def add_ci_reports(store: EmbeddedStore, folder: Path) -> None:
