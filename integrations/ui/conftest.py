@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "team"))
 from team_support import INSTALL_HINT as PG_HINT
 from team_support import PostgresServer, S3Server, Team, postgres_bin
-from ui_support import INSTALL_HINT, SCREENSHOTS, chromium_available, launch, populate, ui_server
+from ui_support import INSTALL_HINT, SCREENSHOTS, Site, chromium_available, launch, populate, ui_server
 
 from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store.embedded import EmbeddedStore
@@ -29,17 +28,6 @@ def _missing(what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is required under CI")
     pytest.skip(what)
-
-
-@dataclass
-class Site:
-    """A running web view and the store it shows."""
-
-    kind: str
-    base: str
-    store: EmbeddedStore
-    env: dict[str, str]
-    workdir: Path
 
 
 @pytest.fixture(scope="session")

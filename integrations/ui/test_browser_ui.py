@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Site
-from ui_support import EVIL, ui_server
+from ui_support import EVIL, Site, ui_server
 
 pytestmark = pytest.mark.integration
 TOKEN = "browser-suite-token-0123456789"

@@ -18,6 +18,7 @@ import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,17 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 INSTALL_HINT = "install the distribution's Chromium (Debian: apt-get install -y chromium)"
 SCREENSHOTS = REPO / "docs" / "images" / "ui"
 EVIL = '<script>document.title="owned"</script><img src=x onerror=alert(1)>'
+
+
+@dataclass
+class Site:
+    """A running web view and the store it shows."""
+
+    kind: str
+    base: str
+    store: EmbeddedStore
+    env: dict[str, str]
+    workdir: Path
 
 
 def free_port() -> int:
