@@ -45,6 +45,8 @@ _EXPORTS = {
     "BackendNotInstalledError": "tracelet_artifacts.errors",
     "UnknownBackendError": "tracelet_artifacts.errors",
     "ConfigurationError": "tracelet_artifacts.errors",
+    "diff_versions": "tracelet_artifacts.diff",
+    "VersionDiff": "tracelet_artifacts.diff",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from tracelet_artifacts.artifact import ArtifactType, Manifest, ManifestEntry, Reference, TraceletArtifact
     from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Receipt
     from tracelet_artifacts.delivery import sync_outbox
+    from tracelet_artifacts.diff import VersionDiff, diff_versions
     from tracelet_artifacts.errors import (
         ArtifactError,
         ArtifactStoreError,
