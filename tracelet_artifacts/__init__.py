@@ -80,6 +80,9 @@ _EXPORTS = {
     "DeliveryError": "tracelet_artifacts.errors",
     "DeliveryPendingError": "tracelet_artifacts.errors",
     "CIError": "tracelet_artifacts.errors",
+    # comparing versions
+    "diff_versions": "tracelet_artifacts.diff",
+    "VersionDiff": "tracelet_artifacts.diff",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -96,6 +99,7 @@ if TYPE_CHECKING:
         Setting,
     )
     from tracelet_artifacts.delivery import sync_outbox
+    from tracelet_artifacts.diff import VersionDiff, diff_versions
     from tracelet_artifacts.errors import (
         ArtifactError,
         ArtifactFileError,
