@@ -120,10 +120,26 @@ CREATE INDEX IF NOT EXISTS versions_id_artifact ON versions (id, artifact_id);
 CREATE INDEX IF NOT EXISTS labels_version ON labels (version_id, label)
 """
 
+# 4: group-committed durability and digests on demand. A version is ``committed`` (visible, its blobs not yet
+# synced; ``durability_detail`` names the process syncing them), ``durable``, ``lost`` (a crash tore its content
+# before it was durable; the detail says what) or ``unsynced`` (a store that never syncs); versions written
+# before are durable (their blobs were fsynced one by one). ``blob_digests`` caches digests of a blob in other
+# algorithms than its key's (the SHA-256 or MD5 a backend or a user asks for), computed once. The ``sha256``
+# columns of ``entries`` and ``stat_cache`` keep their name: they hold blob keys (``blake3:<hex>`` from now on).
+_DURABILITY = """
+ALTER TABLE versions ADD COLUMN durability TEXT NOT NULL DEFAULT 'durable';
+ALTER TABLE versions ADD COLUMN durability_detail TEXT;
+CREATE INDEX IF NOT EXISTS versions_not_durable ON versions (durability) WHERE durability <> 'durable';
+CREATE TABLE IF NOT EXISTS blob_digests (
+  blob TEXT NOT NULL, algorithm TEXT NOT NULL, hexdigest TEXT NOT NULL, PRIMARY KEY (blob, algorithm))
+"""
+
 #: version → DDL per dialect. Append only.
 MIGRATIONS: dict[int, dict[str, str]] = {
     1: {"sqlite": _SQLITE_1, "postgresql": _POSTGRES_1},
     2: {"sqlite": _BROWSING, "postgresql": _BROWSING},
+    3: {"sqlite": "", "postgresql": ""},  # reserved: version names (another branch); its DDL replaces this at merge
+    4: {"sqlite": _DURABILITY, "postgresql": _DURABILITY},
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -9,12 +9,18 @@ from functools import cached_property
 from tracelet_artifacts.values.artifact_type import ArtifactType
 from tracelet_artifacts.values.manifest import Manifest
 
+#: committed: visible, its blobs not yet synced (a crash of the machine may lose it; ``flush`` waits);
+#: durable: synced (or held by the team's bucket); lost: a crash tore its content before it was durable;
+#: unsynced: stored by a store that never syncs (``TRACELET_DURABILITY=none``).
+DURABILITY_STATES = ("committed", "durable", "lost", "unsynced")
+
 
 @dataclass(frozen=True)
 class ArtifactVersion:
     """One immutable version of an artifact as the catalog holds it.
 
     ``created`` is False when logging found identical content already stored (no new version was made).
+    ``durability`` says how safe its content is from a crash (see ``DURABILITY_STATES``).
     """
 
     name: str
@@ -29,6 +35,14 @@ class ArtifactVersion:
     created: bool = True
     manifest_json: str = field(default="", repr=False, compare=False)
     row_id: int = field(default=0, repr=False, compare=False)
+    durability: str = field(default="durable", compare=False)
+    #: Why a ``lost`` version was lost (or which process is syncing a ``committed`` one).
+    durability_detail: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def durable(self) -> bool:
+        """True when the version's content is on disk (synced), or held by a bucket, and survives a crash."""
+        return self.durability == "durable"
 
     @property
     def label(self) -> str:
