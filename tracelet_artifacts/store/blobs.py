@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import io
+import itertools
 import logging
 import os
 import time
@@ -39,7 +40,7 @@ from tracelet_artifacts import digest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
 from tracelet_artifacts.procs import HOST, pid_alive
 from tracelet_artifacts.store.failures import blob_write_error
-from tracelet_artifacts.store.write_journal import WriteJournal, fsync_path
+from tracelet_artifacts.store.write_journal import WriteJournal, current_pid, fsync_path
 
 log = logging.getLogger(__name__)
 Durability = Literal["group", "per-blob", "none"]
@@ -75,7 +76,7 @@ def _renameat2() -> Any:
 _RENAMEAT2 = _renameat2()
 
 
-def publish(temp: Path, final: Path) -> bool:
+def publish(temp: str, final: str) -> bool:
     """Name a finished temp file ``final`` unless something is there already; True when it was named.
 
     Never replaces: a blob another writer named meanwhile (maybe already synced) stays as it is, and the temp
@@ -86,19 +87,19 @@ def publish(temp: Path, final: Path) -> bool:
             return True
         code = ctypes.get_errno()
         if code == errno.EEXIST:
-            temp.unlink(missing_ok=True)
+            os.unlink(temp)
             return False
         if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(code, os.strerror(code), str(final))
+            raise OSError(code, os.strerror(code), final)
     try:
         os.link(temp, final)
     except FileExistsError:
-        temp.unlink(missing_ok=True)
+        os.unlink(temp)
         return False
     except OSError:  # no hard links here (some network filesystems): replace, as before
         os.replace(temp, final)
         return True
-    temp.unlink(missing_ok=True)
+    os.unlink(temp)
     return True
 
 
@@ -138,7 +139,9 @@ class BlobStore:
                                      f"use one of {', '.join(DURABILITY_MODES)}.")
         #: Unsynced writes and the crash marker (group durability only).
         self.journal: WriteJournal | None = WriteJournal(self.root) if self.durability == "group" else None
-        self._folders: set[Path] = set()
+        self._folders: set[str] = set()  # blob folders known to exist
+        self._root, self._tmp = str(self.root), str(self.tmp)
+        self._token, self._counter = uuid.uuid4().hex[:8], itertools.count()
         try:
             self.tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -159,9 +162,13 @@ class BlobStore:
 
     def path(self, key: str) -> Path:
         """Where the blob with this key lives (whether or not it exists)."""
+        return Path(self.where(key))
+
+    def where(self, key: str) -> str:
+        """``path`` as a string (the write path handles thousands of these a second)."""
         if not digest.is_key(key):
             raise ArtifactStoreError(f"{key!r} is not a blob key (blake3:<64 hex>, or a SHA-256 hex digest).")
-        return self.root / digest.key_path(key)
+        return f"{self._root}/{digest.key_path(key)}"
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -177,12 +184,12 @@ class BlobStore:
     def keep(self, key: str) -> bool:
         """A blob is about to be used again: True when it is there (its use mark refreshed when older than
         ``KEEP_FRESH_S``, so a re-log of many files writes no inode that was just written)."""
-        return self._keep(self.path(key))
+        return self._keep(self.where(key))
 
     @staticmethod
-    def _keep(path: Path) -> bool:
+    def _keep(path: str) -> bool:
         try:
-            modified = path.stat().st_mtime
+            modified = os.stat(path).st_mtime
         except FileNotFoundError:
             return False
         if modified < time.time() - KEEP_FRESH_S:
@@ -191,45 +198,42 @@ class BlobStore:
         return True
 
     # -- writing ----------------------------------------------------------------------------------
-    def _temp_name(self) -> Path:
-        return self.tmp / f"{HOST}-{os.getpid()}-{uuid.uuid4().hex}.tmp"
+    def _temp_name(self) -> str:
+        """A temp file name no other writer uses: ``<host>-<pid>-<this store's token><n>.tmp``."""
+        return f"{self._tmp}/{HOST}-{current_pid()}-{self._token}{next(self._counter)}.tmp"
 
     def _write_failed(self, exc: OSError) -> ArtifactStoreError:
         return blob_write_error(self.root, exc)
 
-    def _folder(self, final: Path) -> None:
-        folder = final.parent
-        if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._folders.add(folder)
-
-    def _begin(self) -> tuple[Path, int | None]:
+    def _begin(self) -> tuple[str, int | None]:
         return self._temp_name(), (self.journal.begin() if self.journal else None)
 
-    def _finish(self, temp: Path, key: str, token: int | None, fd: int) -> None:
+    def _finish(self, temp: str, key: str, token: int | None, fd: int, final: str | None = None) -> None:
         """Close a finished temp blob and name it by its key (syncing it first under per-blob durability)."""
         try:
             if self.durability == "per-blob":
                 os.fsync(fd)
         finally:
             os.close(fd)
-        final = self.path(key)
-        if self._keep(final):  # stored already: keep that one
-            temp.unlink(missing_ok=True)
-            named = False
-        else:
-            self._folder(final)
-            named = publish(temp, final)
-            if named and self.durability == "per-blob":
-                fsync_path(final.parent, folder=True)
+        final = final or self.where(key)
+        folder = final.rpartition("/")[0]
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        named = publish(temp, final)
+        if not named:  # stored already (by another writer meanwhile): that one is kept, and marked used
+            self._keep(final)
+        elif self.durability == "per-blob":
+            fsync_path(Path(folder), folder=True)
         if self.journal and token is not None:
             self.journal.written(token, final if named else None)
 
-    def _abandon(self, temp: Path, token: int | None, fd: int | None) -> None:
+    def _abandon(self, temp: str, token: int | None, fd: int | None) -> None:
         if fd is not None:
             with suppress(OSError):
                 os.close(fd)
-        temp.unlink(missing_ok=True)
+        with suppress(FileNotFoundError):
+            os.unlink(temp)
         if self.journal and token is not None:
             self.journal.written(token, None)
 
@@ -270,7 +274,8 @@ class BlobStore:
         return key, len(data)
 
     def _store_bytes(self, key: str, data: bytes | memoryview) -> None:
-        if self._keep(self.path(key)):
+        final = self.where(key)
+        if self._keep(final):
             return
         temp, token = self._begin()
         fd = None
@@ -279,7 +284,7 @@ class BlobStore:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            self._finish(temp, key, token, fd)
+            self._finish(temp, key, token, fd, final)
         except OSError as exc:
             self._abandon(temp, token, fd)
             raise self._write_failed(exc) from exc

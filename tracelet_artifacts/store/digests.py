@@ -63,11 +63,13 @@ class BlobDigests:
         Only a latest version with the same paths and sizes is compared, entry by entry, stopping at the first
         difference, each digest it needs computed once and cached."""
         rows = self.db.read(
-            "SELECT v.manifest FROM versions v JOIN artifacts a ON a.id=v.artifact_id WHERE a.name=? "
-            "AND v.durability<>'lost' ORDER BY v.version DESC LIMIT 1", (manifest.name,))
-        if not rows:
-            return None
-        latest = Manifest.from_dict(json.loads(rows[0]["manifest"]))
+            "SELECT v.id, v.digest, v.size_bytes, EXISTS (SELECT 1 FROM versions w WHERE w.artifact_id=v.artifact_id "
+            "AND w.digest=?) AS known FROM versions v JOIN artifacts a ON a.id=v.artifact_id WHERE a.name=? "
+            "AND v.durability<>'lost' ORDER BY v.version DESC LIMIT 1", (manifest.digest, manifest.name))
+        if not rows or rows[0]["known"] or rows[0]["size_bytes"] != manifest.size_bytes:
+            return None  # a version has this very content already, or the latest one differs anyway
+        found = self.db.read("SELECT manifest FROM versions WHERE id=?", (rows[0]["id"],))
+        latest = Manifest.from_dict(json.loads(found[0]["manifest"]))
         if (latest.digest == manifest.digest or latest.references != manifest.references
                 or [(e.path, e.size) for e in latest.entries] != [(e.path, e.size) for e in manifest.entries]):
             return None

@@ -77,7 +77,7 @@ def _load_syncfs() -> Any:
 _SYNCFS = _load_syncfs()
 
 
-def sync_files(paths: Iterable[Path], root: Path) -> None:
+def sync_files(paths: Iterable[str | Path], root: Path) -> None:
     """Make files (and their names) durable: an fsync of each file and of each folder holding one, or one
     ``syncfs`` of ``root``'s filesystem for ``SYNCFS_FROM`` files or more. A file gone meanwhile is skipped."""
     unique = list(dict.fromkeys(paths))
@@ -90,12 +90,13 @@ def sync_files(paths: Iterable[Path], root: Path) -> None:
                 return
         finally:
             os.close(fd)
-    folders: set[Path] = set()
-    for path in unique:
+    folders: set[str] = set()
+    for path in map(str, unique):
         with suppress(FileNotFoundError):
             fsync_path(path)
-            folders.update((path.parent, path.parent.parent))
-    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+            parent = os.path.dirname(path)
+            folders.update((parent, os.path.dirname(parent)))
+    for folder in sorted(folders, key=len, reverse=True):
         fsync_path(folder, folder=True)
 
 
@@ -113,14 +114,14 @@ class GroupSync:
         self.blobs = blobs
         self.catalog = catalog
         self._cond = threading.Condition()
-        self._queue: list[tuple[int | None, list[Path]]] = []
+        self._queue: list[tuple[int | None, list[str | Path]]] = []
         self._submitted = self._finished = 0
         self._thread: threading.Thread | None = None
         self._closing = False
         self.failures = 0
         _LIVE.add(self)
 
-    def submit(self, version_id: int | None, paths: Iterable[Path]) -> None:
+    def submit(self, version_id: int | None, paths: Iterable[str | Path]) -> None:
         """Sync ``paths`` (and whatever this handle wrote so far), then record ``version_id`` durable."""
         with self._cond:
             self._queue.append((version_id, list(paths)))
@@ -184,7 +185,7 @@ class GroupSync:
                 self._finished += len(batch)
                 self._cond.notify_all()
 
-    def _sync(self, batch: list[tuple[int | None, list[Path]]]) -> None:
+    def _sync(self, batch: list[tuple[int | None, list[str | Path]]]) -> None:
         journal = self.blobs.journal
         written, safe_ns = journal.take() if journal is not None else ([], 0)
         sync_files([*written, *(p for _, paths in batch for p in paths)], self.blobs.root)

@@ -74,10 +74,14 @@ class BlobIntake:
         self.stat_cache = stat_cache
         self.stat_rows: list[StatRow] = []
         self._done: dict[Path, tuple[str, int]] = {}
+        self._keys: dict[Path, str] = {}  # file -> its stat-cache key
         self._heads: dict[Path, bytes] = {}
         self._ahead: dict[Path, tuple[_Task, int]] = {}
         self._queued: deque[list[Path]] = deque()
-        self._pool: ThreadPoolExecutor | None = None
+        self._left: dict[int, int] = {}  # task -> its files not handed out yet
+        self._unconsumed = 0  # tasks with files not handed out yet
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._large: set[Path] = set()
         self._threads = 1
         todo = self._skip_unchanged(list(dict.fromkeys(files)))
         if len(todo) > 1:
@@ -86,8 +90,11 @@ class BlobIntake:
     # -- the stat-cache shortcut ------------------------------------------------------------------
     def _skip_unchanged(self, files: list[Path]) -> list[Path]:
         """Answer the files the stat cache vouches for (and whose blob is still there); return the rest."""
-        keys = {path: self.stat_cache.key(path) for path in files}
-        rows = self.stat_cache.rows(keys.values())
+        keys = self._keys
+        for path in files:
+            if path not in keys:
+                keys[path] = self.stat_cache.key(path)
+        rows = self.stat_cache.rows(keys[path] for path in files)
         todo = []
         for path in files:
             row = rows.get(keys[path])
@@ -100,7 +107,7 @@ class BlobIntake:
 
     def _vouched(self, path: Path, row: StatRow) -> tuple[str, int] | None:
         try:
-            signature = digest.file_signature(path)
+            signature = digest.stat_signature(os.stat(path))
         except OSError:
             return None  # put_file reports it
         key = self.stat_cache.matches(row, signature, MARGIN_NS)
@@ -108,6 +115,9 @@ class BlobIntake:
 
     # -- storing ahead ----------------------------------------------------------------------------
     def _plan(self, todo: list[Path]) -> None:
+        """Queue the files in manifest order: each large one a task of its own, small ones ``SMALL_BATCH``
+        to a task. Large files go to up to ``INGEST_WORKERS`` threads; small ones to a single thread (many
+        threads each making short system calls only wait for each other's turn at the interpreter)."""
         small: list[Path] = []
         large = 0
         for path in todo:
@@ -122,27 +132,36 @@ class BlobIntake:
                     small = []
             else:
                 self._queued.append([path])
+                self._large.add(path)
                 large += 1
         if small:
             self._queued.append(small)
-        workers = min(INGEST_WORKERS, len(self._queued))
+        workers = min(INGEST_WORKERS, large)
         # One large file alone may be hashed on several cores; several share them.
-        self._threads = max(1, (os.cpu_count() or 1) // max(1, min(workers, large)))
-        if workers > 1:
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tracelet-ingest-blob")
-            self._fill()
-        else:
-            self._queued.clear()
+        self._threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        if workers:
+            self._pools["large"] = ThreadPoolExecutor(workers, thread_name_prefix="tracelet-ingest-blob")
+        if len(todo) > large:
+            self._pools["small"] = ThreadPoolExecutor(1, thread_name_prefix="tracelet-ingest-small")
+        self._fill()
 
     def _fill(self) -> None:
-        assert self._pool is not None
-        running = len({id(task) for task, _ in self._ahead.values()})
-        while self._queued and running < AHEAD_TASKS:
+        """Hand the threads more tasks while fewer than ``AHEAD_TASKS`` are unconsumed."""
+        while self._queued and self._unconsumed < AHEAD_TASKS:
             batch = self._queued.popleft()
-            task = self._pool.submit(self._store_batch, batch)
+            pool = self._pools["large" if batch[0] in self._large else "small"]
+            task = pool.submit(self._store_batch, batch)
             for index, path in enumerate(batch):
                 self._ahead[path] = (task, index)
-            running += 1
+            self._left[id(task)] = len(batch)
+            self._unconsumed += 1
+
+    def _consumed(self, task: _Task) -> None:
+        self._left[id(task)] -= 1
+        if not self._left[id(task)]:
+            del self._left[id(task)]
+            self._unconsumed -= 1
+            self._fill()
 
     def _store_batch(self, paths: list[Path]) -> list[StoredFile | BaseException]:
         results: list[StoredFile | BaseException] = []
@@ -161,8 +180,7 @@ class BlobIntake:
         ahead = self._ahead.pop(path, None)
         if ahead is not None:
             result = ahead[0].result()[ahead[1]]
-            if self._pool is not None:
-                self._fill()
+            self._consumed(ahead[0])
             if isinstance(result, BaseException):
                 raise result
             stored = result
@@ -172,7 +190,7 @@ class BlobIntake:
                 return self._done[path]
             stored = self.blobs.store_file(path)
         if stored.unchanged:
-            self.stat_rows.append((self.stat_cache.key(path), *stored.before, stored.key))
+            self.stat_rows.append((self._keys[path], *stored.before, stored.key))
         if stored.head is not None and detect.kind_for_name(path) is None:
             self._heads[path] = stored.head
         self._done[path] = (stored.key, stored.size)
@@ -188,5 +206,5 @@ class BlobIntake:
     def close(self) -> None:
         """Wait for (or cancel) files still being stored, e.g. when freezing failed half-way."""
         self._queued.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)

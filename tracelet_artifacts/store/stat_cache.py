@@ -10,6 +10,7 @@ files belong to, so a remembered digest always names a blob some version holds.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,7 +40,8 @@ class StatCache:
 
     def key(self, path: Path) -> str:
         """The key of a file: its absolute path, and on a catalog machines share, the host too."""
-        return f"{HOST}:{path.absolute()}" if self.shared else str(path.absolute())
+        absolute = os.fspath(path) if path.is_absolute() else str(path.absolute())
+        return f"{HOST}:{absolute}" if self.shared else absolute
 
     def lookup(self, key: str, signature: tuple[int, int, int, int], margin_ns: int = MARGIN_NS) -> str | None:
         """The blob key recorded for a file whose (size, change time, inode, device) still match.

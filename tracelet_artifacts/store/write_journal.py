@@ -45,9 +45,17 @@ def boot_id() -> str:
 
 
 BOOT_ID = boot_id()
+_PID = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 
-def fsync_path(path: Path, *, folder: bool = False) -> None:
+def current_pid() -> int:
+    """This process's id, without a system call each time (kept right across ``fork``)."""
+    return _PID[0]
+
+
+def fsync_path(path: str | Path, *, folder: bool = False) -> None:
     """fsync a file or a folder by path (a folder that cannot be opened, e.g. on Windows, is skipped)."""
     try:
         fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
@@ -106,26 +114,26 @@ class WriteJournal:
         self._lock = threading.Lock()
         self._tokens = itertools.count()
         self._inflight: dict[int, int] = {}  # token -> when its write started (ns)
-        self._pending: list[Path] = []
+        self._pending: list[str] = []
         self._marked = False
 
     def begin(self) -> int:
         """A write is about to start; the first one leaves the marker (synced) before any byte is written."""
         with self._lock:
-            if not self._marked or self._owner_pid != os.getpid():
+            if not self._marked or self._owner_pid != current_pid():
                 self._leave_marker()
             token = next(self._tokens)
             self._inflight[token] = time.time_ns()
             return token
 
-    def written(self, token: int, path: Path | None) -> None:
+    def written(self, token: int, path: str | None) -> None:
         """The write ``token`` finished: ``path`` (None: nothing new was named) is to be synced."""
         with self._lock:
             self._inflight.pop(token, None)
             if path is not None:
                 self._pending.append(path)
 
-    def take(self) -> tuple[list[Path], int]:
+    def take(self) -> tuple[list[str], int]:
         """(blobs to sync, the safe point they make true): called as a sync starts."""
         with self._lock:
             paths, self._pending = self._pending, []
