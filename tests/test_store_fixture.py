@@ -33,7 +33,7 @@ def old_store(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
         try:
             tar.extractall(tmp_path, filter="data")
         except TypeError:  # Python without extraction filters
-            tar.extractall(tmp_path)  # noqa: S202 - our own fixture
+            tar.extractall(tmp_path)  # our own fixture
     root = tmp_path / "store"
     return root, json.loads((root / "expected.json").read_text())
 
