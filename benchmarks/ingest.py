@@ -18,7 +18,7 @@ For each, every repeat times, in a fresh destination each time:
 Every tool runs in a fresh child process that imports and sets up untimed, then times only the call; the
 page cache's dirty pages are written out (``os.sync``, untimed) before each step so no step pays for the
 previous one's writes; the order of the steps alternates between repeats. The table gives each row's median
-time and its ratio to ``cp -r`` (the median of the per-repeat ratios), with the spread (min–max) of both.
+time and its ratio to ``cp -r`` (the median of the per-repeat ratios), with the spread (min-max) of both.
 The first-log child also reports its peak memory above its baseline (target < 64 MiB for (a)).
 
 Targets (issue 16): first log ÷ cp -r ≤ 1.25 on (a) and ≤ 2.0 on (b), and ahead of W&B and DVC on both.
@@ -186,22 +186,22 @@ class Bench:
 
 
 def spread(values: list[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
 def table(results: dict[str, dict[str, list[float]]], dvc_note: str | None) -> None:
     sets = list(results)
-    print("\n| what | " + " | ".join(f"({s}) seconds, median (min–max) | ({s}) ÷ cp -r" for s in sets) + " |")
+    print("\n| what | " + " | ".join(f"({s}) seconds, median (min-max) | ({s}) ÷ cp -r" for s in sets) + " |")
     print("|---|" + "---|---|" * len(sets))
     for row in ROWS:
         cells = []
         for name in sets:
             times = results[name]
             if row not in times:
-                cells += ["skipped" if row == "DVC add" else "–", "–"]
+                cells += ["skipped" if row == "DVC add" else "n/a", "n/a"]
                 continue
             ratios = [t / c for t, c in zip(times[row], times["cp -r"], strict=False)]
-            cells += [spread(times[row], ".3f"), spread(ratios, ".2f") + "×"]
+            cells += [spread(times[row], ".3f"), spread(ratios, ".2f") + "x"]
         print(f"| {row} | " + " | ".join(cells) + " |")
     if dvc_note:
         print(f"\nDVC: {dvc_note}")
@@ -210,13 +210,15 @@ def table(results: dict[str, dict[str, list[float]]], dvc_note: str | None) -> N
         ours = statistics.median([t / c for t, c in zip(times["tracelet first log"], times["cp -r"], strict=False)])
         rivals = {r: statistics.median(times[r]) for r in ("W&B offline", "DVC add") if r in times}
         ahead = all(statistics.median(times["tracelet first log"]) < v for v in rivals.values())
-        print(f"({name}) first log ÷ cp -r {ours:.2f}× target ≤ {TARGETS[name]}: "
+        print(f"({name}) first log ÷ cp -r {ours:.2f}x target ≤ {TARGETS[name]}: "
               f"{'PASS' if ours <= TARGETS[name] else 'MISS'}; ahead of {', '.join(rivals) or 'nobody measured'}: "
               f"{'PASS' if ahead else 'MISS'}")
         if "peak_mib" in times:
             peak = max(times["peak_mib"])
-            note = f" target < {MEMORY_TARGET_MIB} MiB: {'PASS' if peak < MEMORY_TARGET_MIB else 'MISS'}" if name == "a" else ""
-            print(f"({name}) first log peak memory above the process's baseline: {peak:.1f} MiB (max over repeats){note}")
+            verdict = "PASS" if peak < MEMORY_TARGET_MIB else "MISS"
+            note = f" target < {MEMORY_TARGET_MIB} MiB: {verdict}" if name == "a" else ""
+            print(f"({name}) first log peak memory above the process's baseline: {peak:.1f} MiB "
+                  f"(max over repeats){note}")
 
 
 def find_dvc_python(given: str | None) -> tuple[str | None, str | None]:
