@@ -107,7 +107,7 @@ def test_eight_writers_of_one_name_get_consecutive_versions_with_no_gap_duplicat
 def _content(store, version: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     import json
 
-    sha = store.get("shared", version).manifest.entries[0].sha256
+    sha = store.get("shared", version).manifest.entries[0].digest
     return json.loads(store.blob_path(sha).read_bytes())
 
 
@@ -206,7 +206,7 @@ def test_writers_of_different_names_do_not_wait_for_each_other(team: Team, tmp_p
 def test_gc_cache_drops_only_cached_copies_the_bucket_holds(team: Team, tmp_path: Path) -> None:
     store = team.open(tmp_path / "main" / ".tracelet")  # the folder the CLI below uses as its cache
     record = store.log(TraceletArtifact("cfg", "config").add_object({"n": 1}, "c"))
-    sha = record.manifest.entries[0].sha256
+    sha = record.manifest.entries[0].digest
     stray = store.blobs.path("ab" * 32)  # a cached file the bucket does not hold: kept
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"only here")
