@@ -21,6 +21,13 @@ _EXPORTS = {
     "Manifest": "tracelet_artifacts.artifact",
     "ManifestEntry": "tracelet_artifacts.artifact",
     "Reference": "tracelet_artifacts.artifact",
+    "ArtifactFile": "tracelet_artifacts.artifact",
+    "ArtifactObject": "tracelet_artifacts.artifact",
+    "ArtifactReference": "tracelet_artifacts.artifact",
+    "ArtifactStats": "tracelet_artifacts.stats",
+    "BackendStats": "tracelet_artifacts.stats",
+    "framework_available": "tracelet_artifacts.frameworks",
+    "InvalidSettingError": "tracelet_artifacts.errors",
     "Experiment": "tracelet_artifacts.experiment",
     "ExperimentConfig": "tracelet_artifacts.settings",
     "TraceletSettings": "tracelet_artifacts.settings",
@@ -50,7 +57,16 @@ _EXPORTS = {
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:
-    from tracelet_artifacts.artifact import ArtifactType, Manifest, ManifestEntry, Reference, TraceletArtifact
+    from tracelet_artifacts.artifact import (
+        ArtifactFile,
+        ArtifactObject,
+        ArtifactReference,
+        ArtifactType,
+        Manifest,
+        ManifestEntry,
+        Reference,
+        TraceletArtifact,
+    )
     from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Receipt
     from tracelet_artifacts.delivery import sync_outbox
     from tracelet_artifacts.errors import (
@@ -60,13 +76,16 @@ if TYPE_CHECKING:
         BackendError,
         BackendNotInstalledError,
         ConfigurationError,
+        InvalidSettingError,
         TraceletError,
         UnknownBackendError,
         VersionConflictError,
     )
     from tracelet_artifacts.experiment import Experiment
+    from tracelet_artifacts.frameworks import framework_available
     from tracelet_artifacts.routing import BackendPlan, RoutePlan, RoutingPolicy
     from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings
+    from tracelet_artifacts.stats import ArtifactStats, BackendStats
     from tracelet_artifacts.store.catalog import ArtifactVersion
     from tracelet_artifacts.store.embedded import EmbeddedStore
     from tracelet_artifacts.store.service import ArtifactStore, ArtifactStoreConfiguration, ArtifactStoreFactory

@@ -670,3 +670,9 @@ def _stat_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+# Tracelet's names for the item types of ``files``, ``objects`` and ``references`` (its API reference uses them).
+ArtifactFile = FileSpec
+ArtifactObject = ObjectSpec
+ArtifactReference = Reference

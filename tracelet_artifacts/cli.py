@@ -14,17 +14,10 @@ from typing import Any, TypeVar
 import click
 
 from tracelet_artifacts.cli_errors import TraceletGroup
-from tracelet_artifacts.errors import TraceletError
+from tracelet_artifacts.cli_output import console as _console
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, TraceletError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    # Piped or captured output has no terminal width: use a wide one rather than wrapping cells.
-    return console if console.is_terminal else Console(width=200)
 
 
 def _size(num: float) -> str:
@@ -50,17 +43,29 @@ def _store(path: str | None) -> Any:
 
     settings = TraceletSettings()
     root = Path(path) if path else settings.store_path
-    if settings.catalog_url is None and not (root / "catalog.db").exists():
-        raise TraceletError(f"No store at {str(root)!r}; pass --store PATH or set TRACELET_STORE_PATH.")
+    if settings.catalog_url is None and not (root / "catalog.db").is_file():
+        where = "no such folder" if not root.exists() else "no catalog.db in it"
+        raise ArtifactStoreNotFoundError(
+            f"No store at {str(root.absolute())!r} ({where}); pass --store PATH or set TRACELET_STORE_PATH "
+            "to the folder a run logged into (a run creates its store on the first log_artifact).")
     return EmbeddedStore.from_settings(settings, root)
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
+    """``NAME``, ``NAME:v3`` or ``NAME@alias`` → (name, version or alias); an empty part is refused."""
     from tracelet_artifacts.store.service import parse_key
 
+    name, sep, rest = ref.partition("@") if "@" in ref else ref.partition(":")
+    if sep and not rest:
+        what = "alias" if sep == "@" else "version"
+        raise TraceletError(f"{ref!r} has an empty {what}; write NAME, NAME:v3 or NAME@alias "
+                            f"(e.g. {name or 'classifier'}:v1 or {name or 'classifier'}@latest).")
+    if not name:
+        raise TraceletError(f"{ref!r} has no artifact name; write NAME, NAME:v3 or NAME@alias.")
     return parse_key(ref)
 
 
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 store_option = click.option("--store", "store_path", envvar="TRACELET_STORE_PATH", default=None,
                             help="Store folder (default: TRACELET_STORE_PATH or ./.tracelet).")
 
@@ -172,24 +177,32 @@ def _print_deliveries(console: Any, store: Any, record: Any) -> None:
 @store_option
 @click.argument("ref")
 @click.argument("dest", type=click.Path(file_okay=False))
+@quiet_option
 @_friendly_errors
-def get_command(store_path: str | None, ref: str, dest: str) -> None:
+def get_command(store_path: str | None, ref: str, dest: str, quiet: bool) -> None:
     """Write a version's files (NAME[:VERSION|@ALIAS]) under DEST, checking every digest.
 
     A missing or corrupt blob is re-fetched from a backend that received the version and repaired first.
+    One progress bar for the whole version (bytes, rate, time left) is shown on stderr when it is a
+    terminal, unless --quiet.
     """
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
+    from tracelet_artifacts.cli_output import transfer_bar, writable_folder
     from tracelet_artifacts.settings import TraceletSettings
     from tracelet_artifacts.store.repair import fetch_verified
 
     name, version = _split_ref(ref)
     store = _store(store_path)
     record = store.get(name, version)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), transient=True) as bar:
-        task = bar.add_task(record.ref, total=max(record.size_bytes, 1))
+    writable_folder(Path(dest), "destination", "choose a DEST folder you can write to")
+    files = len(record.manifest.entries)
+    with transfer_bar(quiet=quiet) as bar:
+        task = bar.add_task(f"{record.ref} ({files} file(s))", total=record.size_bytes, left="")
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
         paths = fetch_verified(store, name, record.version, dest, options=TraceletSettings().backend_options,
-                               progress=lambda done, total: bar.update(task, completed=done))
+                               progress=show)
     click.echo(f"{record.ref}: {len(paths)} file(s), {_size(record.size_bytes)} written to {dest} (digests verified)")
 
 
@@ -289,7 +302,12 @@ def gc_command(store_path: str | None, grace: float, dry_run: bool, cache_unused
 @click.argument("alias")
 @_friendly_errors
 def alias_command(store_path: str | None, ref: str, alias: str) -> None:
-    """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION."""
+    """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION. ``latest`` is the store's own and moves by itself."""
+    from tracelet_artifacts.store.catalog import LATEST
+
+    if alias == LATEST:
+        raise TraceletError(f"'{LATEST}' is the store's own alias: it always points at the newest version and "
+                            "cannot be moved by hand; use another alias (e.g. best, prod).")
     name, version = _split_ref(ref)
     record = _store(store_path).catalog.set_alias(name, alias, version)
     click.echo(f"{name}@{alias} -> {record.label}")
@@ -313,6 +331,11 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
     from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile  # names the extra if watchdog is missing
     from tracelet_artifacts.settings import TraceletSettings
 
+    for folder in dirs:
+        if not Path(folder).is_dir():
+            why = "is a file, not a folder" if Path(folder).exists() else "does not exist"
+            raise TraceletError(f"cannot watch {folder!r}: it {why}; create the folder first "
+                                "(the command watches folders that a run writes into).")
     settings = TraceletSettings()
     if store_path:
         settings = settings.model_copy(update={"store_path": Path(store_path)})

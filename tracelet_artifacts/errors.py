@@ -18,6 +18,7 @@ Every error a user can see is one of these, and its message says what to do abou
     │   ├── VersionConflictError        an explicit version already holds different content
     │   └── IntegrityError              stored content no longer matches its digest
     ├── ConfigurationError            settings that cannot work (unknown store type, bad routing rule)
+    │   └── InvalidSettingError         one setting's value is malformed (names the setting, value, what is accepted)
     ├── BackendError                  a backend adapter failed
     │   ├── UnknownBackendError         no adapter registered under that name
     │   ├── BackendNotInstalledError    the adapter's SDK is missing (message holds the pip command)
@@ -92,6 +93,17 @@ class IntegrityError(ArtifactStoreError):
 
 class ConfigurationError(TraceletError):
     """Settings that cannot work together or name something that does not exist."""
+
+
+class InvalidSettingError(ConfigurationError, ValueError):
+    """A setting (argument, ``TRACELET_*`` variable or ``.env`` key) whose value cannot be used.
+
+    ``setting`` is the name as the user wrote it, ``value`` what was given, ``accepted`` what would work.
+    """
+
+    def __init__(self, message: str, *, setting: str, value: object, accepted: str) -> None:
+        super().__init__(message)
+        self.setting, self.value, self.accepted = setting, value, accepted
 
 
 class BackendError(TraceletError):

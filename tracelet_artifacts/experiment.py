@@ -39,9 +39,11 @@ from tracelet_artifacts.errors import (
     SerializationError,
     TraceletError,
 )
+from tracelet_artifacts.frameworks import framework_available
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
 from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings, option_sources
+from tracelet_artifacts.stats import ArtifactManagerView, ArtifactStats, collect_stats
 from tracelet_artifacts.store import repair
 from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, DeliveryState
 from tracelet_artifacts.store.embedded import EmbeddedStore
@@ -396,6 +398,19 @@ class Experiment:
             return self.store.catalog.search(artifact_type=wanted, latest_only=True)
         self._await_deliveries(backend, None, wait)
         return self._adapter(backend).list(wanted)
+
+    def artifact_stats(self) -> ArtifactStats:
+        """Versions this run logged, and per backend how many were delivered, are pending or failed (with
+        the last error), plus the store's outbox depth. ``print(exp.artifact_stats())`` reads as one line."""
+        return collect_stats(self.store, self.run_id, self.backends, enabled=self.settings.enable_artifacts,
+                             reference_threshold_mb=self.settings.reference_threshold_mb)
+
+    @property
+    def _artifact_manager(self) -> ArtifactManagerView:
+        """Tracelet's name, kept so its troubleshooting snippet runs: ``exp._artifact_manager.get_stats()``."""
+        return ArtifactManagerView(self.artifact_stats)
+
+    _is_framework_available = staticmethod(framework_available)  # Tracelet's name for framework_available
 
     def _adapter(self, backend: str) -> BackendAdapter:
         self.store  # noqa: B018 - raises when not started

@@ -1,6 +1,7 @@
 """Settings read with pydantic-settings: explicit arguments > ``TRACELET_*`` environment > ``.env`` > defaults.
 
-Settings are read when an object is built (never at import), so a changed environment is seen.
+Settings are read when an object is built (never at import), so a changed environment is seen. A value that
+cannot be used raises ``InvalidSettingError`` (a ``ConfigurationError``) in one line naming the setting.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tracelet_artifacts.redact import redact_value
+from tracelet_artifacts.settings_errors import SETTINGS_FAILURES, invalid_setting
 
 DEFAULT_WATCH_DIRS = ("./checkpoints", "./outputs", "./artifacts")
+_ROUTING_EXAMPLE = '{"model": ["mlflow"], "image": ["wandb"]}'
+_OPTIONS_EXAMPLE = '{"mlflow": {"tracking_uri": "http://127.0.0.1:5000"}}'
 
 
 def _split_csv(value: Any) -> Any:
@@ -58,9 +62,9 @@ class TraceletSettings(BaseSettings):
     blob_url: str | None = None
     s3_endpoint_url: str | None = None
     reference_threshold_mb: float = Field(100.0, gt=0)
-    routing: dict[str, list[str]] = Field(default_factory=dict)
+    routing: dict[str, list[str]] = Field(default_factory=dict, examples=[_ROUTING_EXAMPLE])
     backends: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict, examples=[_OPTIONS_EXAMPLE])
     delivery_max_attempts: int = Field(6, ge=1)
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_backoff_max_s: float = Field(60.0, ge=0)
@@ -74,6 +78,12 @@ class TraceletSettings(BaseSettings):
                              mode="before")(_split_csv)
 
     __repr_args__ = _masked_repr_args
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except SETTINGS_FAILURES as exc:
+            raise invalid_setting(exc, type(self), values) from exc
 
     @property
     def reference_threshold_bytes(self) -> int:
@@ -92,10 +102,16 @@ class ExperimentConfig(BaseModel):
     artifact_watch_dirs: list[Path] | None = None
     store_path: Path | None = None
     reference_threshold_mb: float | None = None
-    routing: dict[str, list[str]] | None = None
-    backend_options: dict[str, dict[str, Any]] | None = None
+    routing: dict[str, list[str]] | None = Field(None, examples=[_ROUTING_EXAMPLE])
+    backend_options: dict[str, dict[str, Any]] | None = Field(None, examples=[_OPTIONS_EXAMPLE])
 
     _split = field_validator("artifact_watch_dirs", mode="before")(_split_csv)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except SETTINGS_FAILURES as exc:
+            raise invalid_setting(exc, type(self), values) from exc
 
     def apply(self, settings: TraceletSettings) -> TraceletSettings:
         """A copy of ``settings`` with this config's set fields applied."""

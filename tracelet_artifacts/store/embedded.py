@@ -8,6 +8,7 @@ catalog transaction.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -193,7 +194,7 @@ class EmbeddedStore:
     ) -> list[Path]:
         """Write a version's files under ``dest`` (verifying every digest); return their paths.
 
-        ``progress(done_bytes, total_bytes)`` is called after each file.
+        ``progress(done_bytes, total_bytes)`` follows the whole version, chunk by chunk.
         """
         record = self.get(name, version)
         target = Path(dest)
@@ -201,7 +202,8 @@ class EmbeddedStore:
         total, done, written = sum(e.size for e in entries), 0, []
         for entry in entries:
             path = target / validate_artifact_path(entry.path)
-            self.blobs.copy_to(entry.sha256, path)
+            self.blobs.copy_to(entry.sha256, path, None if progress is None
+                               else functools.partial(_offset_progress, progress, done, total))
             written.append(path)
             done += entry.size
             if progress:
@@ -246,3 +248,8 @@ class EmbeddedStore:
 
     def close(self) -> None:
         self.catalog.close()
+
+
+def _offset_progress(progress: Callable[[int, int], None], before: int, total: int, copied: int) -> None:
+    """``progress`` of a whole transfer, from the bytes ``copied`` of the file that follows ``before`` bytes."""
+    progress(before + copied, total)

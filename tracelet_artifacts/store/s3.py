@@ -16,7 +16,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -240,13 +240,13 @@ class S3BlobStore(BlobStore):
             return False
         return super().verify(sha256)
 
-    def copy_to(self, sha256: str, dest: Path) -> None:
+    def copy_to(self, sha256: str, dest: Path, on_bytes: Callable[[int], None] | None = None) -> None:
         self.local_path(sha256)
         try:
-            super().copy_to(sha256, dest)
+            super().copy_to(sha256, dest, on_bytes)
         except IntegrityError:
             self._heal(sha256)
-            super().copy_to(sha256, dest)
+            super().copy_to(sha256, dest, on_bytes)
 
     def delete(self, sha256: str) -> None:
         try:
