@@ -364,9 +364,13 @@ def test_add_model_with_unknown_framework_name_is_refused() -> None:
         TraceletArtifact("m", "model").add_model(object(), framework="caffe")
 
 
-def test_add_model_needs_a_model_type_artifact() -> None:
-    with pytest.raises(ModelFrameworkError, match="MODEL, CHECKPOINT or WEIGHTS"):
-        TraceletArtifact("m", "dataset").add_model(object(), framework="sklearn")
+def test_add_model_is_allowed_on_any_artifact_type() -> None:  # issue 15: the guide calls it on a REPORT
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    model = linear_model.LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    art = TraceletArtifact("report", "report").add_object({"accuracy": 1.0}, "metrics").add_model(model)
+    manifest = art.freeze()
+    assert manifest.model is not None and manifest.model.framework == "sklearn"
+    assert {e.path for e in manifest.entries} == {"metrics.json", "model/model.pkl"}
 
 
 def test_add_model_framework_save_failure_becomes_model_framework_error() -> None:

@@ -563,11 +563,10 @@ class TraceletArtifact:
         input_example: Any = None,
         description: str | None = None,
     ) -> TraceletArtifact:
-        """Save a model in its framework's format under ``model/`` (framework detected by type)."""
-        if self._type not in MODEL_TYPES:
-            raise ModelFrameworkError(
-                f"add_model needs a MODEL, CHECKPOINT or WEIGHTS artifact; {self._name!r} is {self._type.name}."
-            )
+        """Save a model in its framework's format under ``model/`` (framework detected by type).
+
+        Any artifact type can hold a model (a REPORT with the model it describes); backends with a model
+        registry register it only when the artifact is a MODEL."""
         if self._model is not None:
             raise ModelFrameworkError(f"Artifact {self._name!r} already holds a model; create one artifact per model.")
         chosen = framework or serialize.detect_framework(model)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.errors import ModelFrameworkError, SerializationError, UnsafeLoadError
 
 SERIALIZERS = ("json", "yaml", "pickle", "torch")
@@ -171,8 +172,24 @@ def _via_tempdir(filename: str, write: Callable[[Path], None]) -> bytes:
         return target.read_bytes()
 
 
+#: SHA-256 of every model file this process wrote with ``save_model``: a backend may load those back to
+#: re-save them in its own model format (they cannot carry anyone else's pickled code).
+_SAVED_HERE: set[str] = set()
+
+
+def saved_in_this_process(sha256: str) -> bool:
+    """Whether this process wrote a model file with this content (so loading it back runs no foreign code)."""
+    return sha256 in _SAVED_HERE
+
+
 def save_model(model: Any, framework: str) -> SavedModel:
     """Write a model in its framework's native format; raise ModelFrameworkError if it cannot be saved."""
+    saved = _save_model(model, framework)
+    _SAVED_HERE.add(digest.sha256_bytes(saved.data))
+    return saved
+
+
+def _save_model(model: Any, framework: str) -> SavedModel:
     try:
         if framework == "pytorch":
             return SavedModel("model.pt", serialize_object(model, "torch"))

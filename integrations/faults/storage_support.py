@@ -41,8 +41,9 @@ def _mlflow_suite() -> ModuleType:
 
 
 MLFLOW = _mlflow_suite()
-if str(REPO / "tests" / "ci") not in sys.path:
-    sys.path.append(str(REPO / "tests" / "ci"))
+for folder in (REPO / "tests", REPO / "tests" / "ci"):  # ci_fakes imports helpers_archives from tests/
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
 ci_fakes = importlib.import_module("ci_fakes")  # the CI tests' loopback provider servers, reused here
 OFFLINE_ENV: dict[str, str] = MLFLOW.OFFLINE_ENV
 

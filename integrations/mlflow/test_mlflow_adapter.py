@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import pickle
 import socket
 import threading
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tracelet_artifacts import digest
@@ -124,18 +124,26 @@ def assert_held_in_run(client: Any, run_id: str, delivery: Delivery, dest: Path)
 
 
 def assert_registered(client: Any, uri: str, manifest: Manifest, run_id: str, dest: Path) -> Any:
-    """One registered model version carries the digest; its source folder holds the model files."""
+    """One registered model version carries the digest. A model added with add_model is an MLflow model
+    (``MLmodel``, a logged model linked to the run), loaded here with pyfunc; otherwise the run's files."""
     import mlflow
 
     versions = client.search_model_versions(f"name='{manifest.name}'")
     assert [mv.tags["tracelet.digest"] for mv in versions] == [manifest.digest]
     version = versions[0]
-    assert version.run_id == run_id and version.source.endswith(f"{manifest.name}/v1")
-    assert manifest.model is not None and version.tags["tracelet.framework"] == manifest.model.framework
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dest),
-                                                     tracking_uri=uri))
-    assert digest.sha256_file(local / manifest.model.path) == manifest.entry(manifest.model.path).sha256
-    return local / manifest.model.path
+    assert version.run_id == run_id
+    where = client.get_model_version_download_uri(manifest.name, version.version)  # models:/… resolved
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=str(dest), tracking_uri=uri))
+    if manifest.model is None:
+        assert version.source.endswith(f"{manifest.name}/v1")
+        return local
+    assert version.tags["tracelet.framework"] == manifest.model.framework
+    (logged,) = client.search_logged_models([client.get_run(run_id).info.experiment_id],
+                                            filter_string=f"tags.`tracelet.digest` = '{manifest.digest}'")
+    assert version.source in (f"models:/{logged.model_id}", logged.artifact_location)  # the server's / sqlite's
+    assert logged.source_run_id == run_id
+    assert (local / "MLmodel").is_file()
+    return mlflow.pyfunc.load_model(str(local))
 
 
 def test_every_artifact_type_reads_back_through_mlflow(tracking_uri: str, harness_factory: Any,
@@ -162,12 +170,11 @@ def test_every_artifact_type_reads_back_through_mlflow(tracking_uri: str, harnes
     assert len(deliveries[ArtifactType.CUSTOM].references()) == 2
 
     model = deliveries[ArtifactType.MODEL].manifest
-    model_file = assert_registered(client, tracking_uri, model, run_id, tmp_path / "model")
-    assert list(pickle.loads(model_file.read_bytes()).predict([[1.0, 1.0], [0.0, 0.0]])) == [1, 0]
+    loaded = assert_registered(client, tracking_uri, model, run_id, tmp_path / "model")
+    assert list(loaded.predict(np.array([[1.0, 1.0], [0.0, 0.0]]))) == [1, 0]
     assert client.get_model_version_by_alias(model.name, "best").tags["tracelet.digest"] == model.digest
-    checkpoint = deliveries[ArtifactType.CHECKPOINT].manifest
-    assert_registered(client, tracking_uri, checkpoint, run_id, tmp_path / "ckpt")
-    assert "best" not in client.get_registered_model(checkpoint.name).aliases
+    checkpoint = deliveries[ArtifactType.CHECKPOINT].manifest  # issue 15: a model is registered only in a MODEL
+    assert checkpoint.model is not None and not client.search_model_versions(f"name='{checkpoint.name}'")
 
     listed = {item.name: item for item in harness.adapter.list()}
     assert {n: (i.version, i.digest, i.artifact_type) for n, i in listed.items()} == {
