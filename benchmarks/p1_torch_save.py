@@ -1,7 +1,8 @@
 """P1: ``torch.save`` of a ~200 MB state dict with the capture on ÷ plain ``torch.save``. Target: ≤ 1.05.
 
 Side by side in one process, alternating which goes first in each repetition: the plain run calls the
-original ``torch.save`` (the function object taken before the capture was enabled), the captured run calls
+original ``torch.save`` (the function object taken before the capture was enabled, inside ``suppressed()``,
+since an early-bound ``save`` is captured too), the captured run calls
 the patched ``torch.save`` with a TorchSaveCapture on an embedded store in the same folder (so staging is
 a hard link). One tensor changes before every repetition, so each capture is a real new version (hashed
 and copied into the store), not a de-duplicated one. Between repetitions the capture is flushed and the
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from tracelet_artifacts.experiment import Experiment
-from tracelet_artifacts.hooks.torch_save import TorchSaveCapture
+from tracelet_artifacts.hooks.torch_save import TorchSaveCapture, suppressed
 from tracelet_artifacts.settings import TraceletSettings
 
 TARGET_RATIO = 1.05
@@ -74,7 +75,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="p1-torch-save-", dir=args.dir))
     os.chdir(work)
-    plain_save = torch.save  # the original, before any capture
+    original_save = torch.save  # the original, before any capture
+
+    def plain_save(obj: Any, path: str) -> None:
+        # An early-bound original is captured too (through the writer torch.save opens); the plain side is not.
+        with suppressed():
+            original_save(obj, path)
+
     weights = state_dict(args.mb)
     size_mb = sum(t.numel() * t.element_size() for t in weights.values()) / 2**20
     experiment = Experiment("p1", settings=TraceletSettings(store_path=work / ".tracelet")).start()

@@ -61,6 +61,8 @@ def loaders() -> tuple[torch.utils.data.DataLoader[Any], torch.utils.data.DataLo
 
 
 def main(folder: Path) -> None:
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)  # a folder that does not exist yet is created
     os.chdir(folder)  # checkpoints, logs and the embedded store (./.tracelet) all land here
     torch.manual_seed(0)
     with Experiment("lightning-demo", automagic_artifacts=True):

@@ -28,6 +28,8 @@ from tracelet_artifacts.hooks.torch_save import capture_torch_save
 
 
 def main(folder: Path) -> None:
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)  # a folder that does not exist yet is created
     os.chdir(folder)  # the saved files and the embedded store (./.tracelet) land here
     torch.manual_seed(0)
     x = torch.randn(256, 8)

@@ -58,6 +58,8 @@ def train(outputs: Path, epochs: int = 3) -> None:
 
 
 def main(folder: Path) -> None:
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)  # a folder that does not exist yet is created
     os.chdir(folder)  # the outputs and the embedded store (./.tracelet) land here
     outputs = folder / "outputs"
     outputs.mkdir(exist_ok=True)

@@ -48,9 +48,11 @@ COMMANDS: dict[str, list[str]] = {
     "alias": ["alias", "cfg:v1", "best", "--store", "{store}"],
     "watch": ["watch", "{tmp}", "--store", "{store}"],
     "doctor": ["doctor", "--store", "{store}", "--backend", "mlflow"],
+    "diff": ["diff", "cfg:v1", "cfg:v2", "--store", "{store}"],
+    "ui": ["ui", "--port", "0", "--store", "{store}"],
 }
 # Commands that read an existing store (watch creates one; doctor only says where data would go).
-READS_A_STORE = ["ls", "show", "get", "verify", "sync", "gc", "alias"]
+READS_A_STORE = ["ls", "show", "get", "verify", "sync", "gc", "alias", "diff", "ui"]
 
 BAD_ENVIRONMENT = [
     pytest.param({"TRACELET_ENABLE_ARTIFACTS": "maybe"},
@@ -133,10 +135,10 @@ def test_get_into_a_destination_that_cannot_be_created_names_it_and_writes_nothi
 
 # -- the CLI's own traps ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["show", "get", "verify", "alias"])
+@pytest.mark.parametrize("command", ["show", "get", "verify", "alias", "diff"])
 def test_a_reference_with_an_empty_version_is_refused_not_read_as_latest(store: Path, command: str) -> None:
     args = {"show": ["show", "cfg:"], "get": ["get", "cfg:", "{tmp}/out"], "verify": ["verify", "cfg:"],
-            "alias": ["alias", "cfg:", "best"]}[command]
+            "alias": ["alias", "cfg:", "best"], "diff": ["diff", "cfg:", "cfg:v2"]}[command]
     assert_one_line_error(invoke([*args, "--store", "{store}"], store), "'cfg:' has an empty version",
                           "NAME:v3")
 

@@ -132,10 +132,15 @@ def test_error_classes_are_tracelet_store_errors() -> None:
     ("cfg:v3", ("cfg", "v3")),
     ("cfg@best", ("cfg", "best")),
     ("runs/a/model:v2", ("runs/a/model", "v2")),
-    ("cfg:", ("cfg", "latest")),
 ])
 def test_parse_key(key: str, expected: tuple[str, str]) -> None:
     assert parse_key(key) == expected
+
+
+@pytest.mark.parametrize("key, says", [("cfg:", "empty version"), ("cfg@", "empty alias"), (":v1", "no artifact name")])
+def test_a_key_with_an_empty_part_is_refused_not_read_as_latest(key: str, says: str) -> None:
+    with pytest.raises(ArtifactStoreError, match=says):
+        parse_key(key)
 
 
 # -- concurrency -----------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ _EXPORTS = {
     "BackendNotInstalledError": "tracelet_artifacts.errors",
     "UnknownBackendError": "tracelet_artifacts.errors",
     "ConfigurationError": "tracelet_artifacts.errors",
+    "diff_versions": "tracelet_artifacts.diff",
+    "VersionDiff": "tracelet_artifacts.diff",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     )
     from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Receipt
     from tracelet_artifacts.delivery import sync_outbox
+    from tracelet_artifacts.diff import VersionDiff, diff_versions
     from tracelet_artifacts.errors import (
         ArtifactError,
         ArtifactStoreError,

@@ -55,13 +55,6 @@ def _split_ref(ref: str) -> tuple[str, str]:
     """``NAME``, ``NAME:v3`` or ``NAME@alias`` → (name, version or alias); an empty part is refused."""
     from tracelet_artifacts.store.service import parse_key
 
-    name, sep, rest = ref.partition("@") if "@" in ref else ref.partition(":")
-    if sep and not rest:
-        what = "alias" if sep == "@" else "version"
-        raise TraceletError(f"{ref!r} has an empty {what}; write NAME, NAME:v3 or NAME@alias "
-                            f"(e.g. {name or 'classifier'}:v1 or {name or 'classifier'}@latest).")
-    if not name:
-        raise TraceletError(f"{ref!r} has no artifact name; write NAME, NAME:v3 or NAME@alias.")
     return parse_key(ref)
 
 
@@ -421,6 +414,58 @@ def _describe_backend(name: str, options: Any, sources: Any, run: Any) -> str:
     if target.change:
         lines.append(f"  to change: {target.change}")
     return "\n".join(lines)
+
+
+@main.command("diff")
+@store_option
+@click.argument("ref_a")
+@click.argument("ref_b")
+@click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
+@click.option("--no-contents", is_flag=True, help="Compare entries, metadata and aliases only; open no file.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit with status 1 when a metric regressed.")
+@_friendly_errors
+def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, no_contents: bool,
+                 fail_on_regression: bool) -> None:
+    """What changed from version A to version B (NAME:v1 NAME:v2, or NAME@alias): entries, metadata,
+    aliases, config keys, metric deltas with a regression verdict, and state-dict tensors."""
+    import json
+
+    from tracelet_artifacts.diff import diff_versions
+
+    for ref in (ref_a, ref_b):  # an empty version or alias is refused before the store opens
+        _split_ref(ref)
+    diff = diff_versions(_store(store_path), ref_a, ref_b, contents=not no_contents)
+    if as_json:
+        click.echo(json.dumps(diff.to_dict(), indent=2, default=str))
+    else:
+        from tracelet_artifacts.diff.text import print_diff
+
+        print_diff(diff, _console())
+    if fail_on_regression and diff.regressions:
+        raise SystemExit(1)
+
+
+@main.command("ui")
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True, help="Port to listen on.")
+@click.option("--token", envvar="TRACELET_UI_TOKEN", default=None,
+              help="Require this token (Bearer header, cookie or ?token=) on every request (or TRACELET_UI_TOKEN).")
+@_friendly_errors
+def ui_command(store_path: str | None, host: str, port: int, token: str | None) -> None:
+    """Serve a read-only web view of the store (artifacts, versions, previews, diffs, CI trends)."""
+    try:
+        from tracelet_artifacts.ui.security import check_bind
+        from tracelet_artifacts.ui.server import serve
+    except ImportError as exc:
+        raise TraceletError(f"The web view needs {exc.name}: pip install 'tracelet-artifacts[ui]'.") from exc
+    check_bind(host, token)  # before opening the store: a refused host fails at once
+    store = _store(store_path)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving {store.catalog.location} read-only at http://{shown}:{port}/"
+               + (" (open it once with ?token=YOUR_TOKEN)" if token else "") + "; Ctrl-C to stop.", err=True)
+    serve(store, host=host, port=port, token=token)
 
 
 def _mount_ci() -> None:

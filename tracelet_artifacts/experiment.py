@@ -6,6 +6,7 @@ deliveries in the outbox in the same transaction, and returns; backends receive 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -40,6 +41,7 @@ from tracelet_artifacts.errors import (
     TraceletError,
 )
 from tracelet_artifacts.frameworks import framework_available
+from tracelet_artifacts.hooks.rank import global_rank
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
 from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings, option_sources
@@ -110,6 +112,8 @@ class Experiment:
         # Back-pressure for submit_artifact: at most submit_queue_max artifacts handed over and not yet stored.
         self._ingest_slots = threading.BoundedSemaphore(self.settings.submit_queue_max)
         self._automagic: Any = None  # hooks.automagic.AutomagicHandle while automagic capture is on
+        self._reader_warned = False
+        self._primary: bool | None = None  # this process's role, fixed by start()
 
     def __repr__(self) -> str:
         state = "running" if self._store else "stopped"
@@ -133,6 +137,9 @@ class Experiment:
         """Open the store, start each backend's run and the delivery workers."""
         if self._store is not None:
             return self
+        self._primary = self._writes_here()
+        if not self._primary:
+            return self._start_reader()
         store = EmbeddedStore.from_settings(self.settings)
         store.catalog.add_run(self.run_id, self.name, process_owner())
         sources = option_sources(self.settings.backend_options)
@@ -155,10 +162,10 @@ class Experiment:
         self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracelet-ingest")
         self._store = store
         self._recover_earlier_runs(store)
-        if self.settings.automagic_artifacts:
+        if self.settings.automagic_artifacts or self.settings.watch_filesystem:  # a named folder is watched alone
             from tracelet_artifacts.hooks import automagic
 
-            self._automagic = automagic.enable(self)
+            self._automagic = automagic.enable(self, frameworks=self.settings.automagic_artifacts)
         return self
 
     def _recover_earlier_runs(self, store: EmbeddedStore) -> None:
@@ -185,6 +192,8 @@ class Experiment:
 
     def flush(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:
         """Wait until the run's deliveries are done (or failed for good), or ``timeout`` passes; keep running."""
+        if self._queue is None and self._store is not None:  # a reader rank delivers nothing
+            return FlushResult(0, 0, 0)
         if self._queue is None:
             raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
         if self._ingest is not None:  # artifacts handed over with submit_artifact come first
@@ -193,6 +202,10 @@ class Experiment:
 
     def stop(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult | None:
         """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""
+        if self._store is not None and self._queue is None:  # a reader rank: only the store is open
+            self._store.close()
+            self._store = None
+            return None
         if self._store is None or self._queue is None:
             return None
         if self._automagic is not None:  # producers first: the watcher's last sweep still reaches the ingest pool
@@ -242,6 +255,9 @@ class Experiment:
         if not self.settings.enable_artifacts:
             log.info("Artifacts are disabled (enable_artifacts=False); %s not logged.", artifact.name)
             return {}
+        if not self.primary:
+            self._refuse_on_reader(artifact.name)
+            return {}
         store, policy = self.store, self._policy
         assert policy is not None
         plans: dict[str, RoutePlan] = {}
@@ -276,6 +292,11 @@ class Experiment:
         stored (back-pressure, so a burst cannot grow memory without bound).
         """
         ingest = self._ingest
+        if ingest is None and self._store is not None and not self.primary:
+            self._refuse_on_reader(artifact.name)
+            done: Future[dict[str, Receipt]] = Future()
+            done.set_result({})
+            return done
         if ingest is None:
             raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
         wanted = tuple(aliases)
@@ -335,6 +356,7 @@ class Experiment:
         ``wait`` seconds, default the ``read_wait_s`` setting): DeliveryPendingError if one is still
         pending, DeliveryError if it failed.
         """
+        self._settle_submitted()
         if backend in (None, LOCAL):
             return self.store.get(name, version)
         self._await_deliveries(backend, name, wait)
@@ -358,6 +380,7 @@ class Experiment:
         backend that received the version, checked and repaired (with a warning in the log) before it is
         served. IntegrityError when no backend holds a sound copy: bad bytes are never written.
         """
+        self._settle_submitted()
         if backend in (None, LOCAL):
             repair.fetch_verified(self.store, name, version, dest, self._adapters,
                                   options=self.settings.backend_options)
@@ -371,6 +394,7 @@ class Experiment:
         """An object logged with ``add_object``, read back from the embedded store (``"hparams"`` or
         ``"hparams.json"``). Pickled objects, and torch files holding more than tensors, are refused with
         UnsafeLoadError unless ``allow_pickle=True``: unpickling runs whatever code the file carries."""
+        self._settle_submitted()
         record = self.store.get(name, version)
         entry = next((e for e in record.manifest.entries
                       if object_name in (e.path, PurePosixPath(e.path).with_suffix("").as_posix())), None)
@@ -394,6 +418,7 @@ class Experiment:
         """The latest version of each artifact (embedded store), or what a backend lists (after this run's
         deliveries to it, waited for as ``get_artifact`` does)."""
         wanted = ArtifactType.parse(type_filter) if type_filter is not None else None
+        self._settle_submitted()
         if backend in (None, LOCAL):
             return self.store.catalog.search(artifact_type=wanted, latest_only=True)
         self._await_deliveries(backend, None, wait)
@@ -442,6 +467,63 @@ class Experiment:
         getattr(self._adapters[backend], method)(*args)
 
     def _background(self, backend: str, what: str, func: Callable[[], None]) -> None:
+        if self._queue is None and self._store is not None:  # a reader rank sends nothing
+            return
         if self._queue is None:
             raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
         self._queue.call(backend, what, func)
+
+    # -- ranks, and the port automatic producers use (hooks.port.CapturePort) -----------------------
+    @property
+    def primary(self) -> bool:
+        """Whether this process writes: global rank 0 of a distributed job, or every rank with ``capture_all_ranks``.
+
+        Any other rank is a reader, as Lightning's loggers are off rank 0: ``start()`` opens the store for
+        reads but no backend run and no capture; ``log_artifact``, ``log_params`` and ``log_metric`` do
+        nothing there (said once in the log). The role is fixed when the experiment starts.
+        """
+        return self._primary if self._primary is not None else self._writes_here()
+
+    def _writes_here(self) -> bool:
+        return self.settings.capture_all_ranks or global_rank() == 0
+
+    @property
+    def capturing(self) -> bool:
+        """True while started on a process that creates versions."""
+        return self._queue is not None
+
+    @property
+    def capture_root(self) -> Path:
+        """The store's folder (producers stage files under it)."""
+        return self.store.root
+
+    def tag_version(
+        self, name: str, version: int, *, alias: str | None = None, labels: Iterable[str] = ()
+    ) -> None:
+        """Point ``alias`` at ``name``'s ``version`` and add ``labels`` to it."""
+        catalog = self.store.catalog
+        if alias is not None:
+            catalog.set_alias(name, alias, version)
+        wanted = list(labels)
+        if wanted:
+            catalog.add_labels(name, version, wanted)
+
+    def _start_reader(self) -> Experiment:
+        self._store = EmbeddedStore.from_settings(self.settings)
+        log.info("Experiment %s on global rank %d reads the store only: rank 0 opens the backend runs and "
+                 "logs (set capture_all_ranks=True to log from every rank).", self.name, global_rank())
+        return self
+
+    def _refuse_on_reader(self, what: str) -> None:
+        level = logging.DEBUG if self._reader_warned else logging.WARNING
+        self._reader_warned = True
+        log.log(level, "%s is not logged on global rank %d: only rank 0 logs (capture_all_ranks=True logs from "
+                       "every rank).", what, global_rank())
+
+    def _settle_submitted(self) -> None:
+        """Read your writes: wait until what was handed to ``submit_artifact`` before this read is stored."""
+        ingest = self._ingest
+        if ingest is None or threading.current_thread().name.startswith("tracelet-ingest"):
+            return  # on the ingest thread itself (a done-callback), waiting would wait for ourselves
+        with contextlib.suppress(RuntimeError):  # stop() shut it down meanwhile, after waiting for it
+            ingest.submit(lambda: None).result()

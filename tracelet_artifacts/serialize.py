@@ -103,17 +103,29 @@ def deserialize_object(data: bytes, serializer: str, *, allow_pickle: bool = Fal
     raise SerializationError(f"Unknown serializer {serializer!r}; use one of {', '.join(SERIALIZERS)}.")
 
 
-def _torch_load(data: bytes, allow_pickle: bool, what: str) -> Any:
+def _torch_load(data: bytes | Path, allow_pickle: bool, what: str, map_location: str | None = None) -> Any:
     try:
         import torch
     except ImportError as exc:
         raise SerializationError(f"{what} is a torch file; reading it needs torch (pip install torch).") from exc
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
     if allow_pickle:
-        return torch.load(io.BytesIO(data), weights_only=False)  # the caller opted in
+        return torch.load(source, weights_only=False, map_location=map_location)  # the caller opted in
     try:
-        return torch.load(io.BytesIO(data), weights_only=True)
+        return torch.load(source, weights_only=True, map_location=map_location)
     except pickle.UnpicklingError as exc:  # holds objects beyond tensors: only a full unpickle reads it
         raise _refuse_pickle(what) from exc
+
+
+def load_torch_file(path: Path, what: str = "The file") -> Any:
+    """A torch file's tensors and plain containers, on the CPU, read with ``weights_only=True`` (never a full
+    unpickle: UnsafeLoadError when the file needs one; SerializationError when torch cannot read it)."""
+    try:
+        return _torch_load(Path(path), False, what, map_location="cpu")
+    except SerializationError:
+        raise
+    except Exception as exc:  # torch's own error for a file it cannot read
+        raise SerializationError(f"{what} cannot be read as torch: {exc}") from exc
 
 
 def check_json_value(value: Any, what: str) -> Any:

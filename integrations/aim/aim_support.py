@@ -190,3 +190,18 @@ def every_type(folder: Path) -> list[TraceletArtifact]:
         TraceletArtifact("extras", T.CUSTOM).add_file(folder / "notes.txt", "notes/notes.txt")
         .add_reference("https://example.org/extra.bin"),
     ]
+
+
+# -- a user's script, in a fresh process ----------------------------------------------------------------
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # integrations/user_scripts.py
+
+
+def user_env(root: Path) -> dict[str, str]:
+    """A user's environment: home and temp files under ``root``, no TRACELET_* from the caller, Aim sandboxed,
+    this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
+    for folder in ("home", "tmp"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    env.update(SANDBOX_ENV, HOME=str(root / "home"), TMPDIR=str(root / "tmp"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return env

@@ -80,7 +80,7 @@ def test_every_artifact_type_reads_back_through_aim_repo(make_harness: Callable[
     repo = open_repo(harness.store.root / "aim")
     assert run_hash in repo.list_all_runs()
     run = repo.get_run(run_hash)
-    assert run.experiment == "aim-suite" and run.name == "run-0"
+    assert run.experiment == "aim-suite" and run.name == "aim-suite", "named after the experiment"
     assert len(logged) == len(ArtifactType)
     for manifest, version in logged:
         check_run_holds(run, manifest, version, tmp_path / "downloads")

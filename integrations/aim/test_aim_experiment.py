@@ -64,7 +64,7 @@ def test_experiment_delivers_every_type_to_aim_and_reads_back(tmp_path: Path, sa
     assert result is not None and result.complete
 
     (run,) = read_repo(store / "aim")
-    assert run.experiment == "aim-e2e" and run.name == exp.run_id
+    assert run.experiment == "aim-e2e" and run.name == "aim-e2e", "named after the experiment"
     held = run["tracelet_artifacts"]
     assert {name: versions["v1"]["digest"] for name, versions in held.items()} == {
         n: m.digest for n, m in manifests.items()}

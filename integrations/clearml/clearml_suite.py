@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -45,3 +47,35 @@ def artifacts_of(folder: Path) -> dict[str, dict[str, Any]]:
 def files_under(folder: Path) -> dict[str, int]:
     """Every file an offline session folder holds (path → size)."""
     return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+# -- a user's script, in a fresh process ----------------------------------------------------------------
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # integrations/user_scripts.py
+NO_REPO_DETECTION = '{"detect_repository": False, "pytorch": False, "matplotlib": False, "joblib": False}'
+
+
+def user_env(root: Path, **values: str | None) -> dict[str, str]:
+    """A user's environment: home, caches and temp files under ``root``, no CLEARML_*/TRAINS_*/TRACELET_* from
+    the caller, this checkout importable; ``values`` set (``None``: removed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_", "TRACELET_"))}
+    for folder in ("home", "tmp", "cache", "config"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(root / "home"), TMPDIR=str(root / "tmp"), XDG_CACHE_HOME=str(root / "cache"),
+               XDG_CONFIG_HOME=str(root / "config"), DO_NOT_TRACK="1",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    for key, value in values.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def user_config(path: Path, cache: Path, server: str | None = None) -> Path:
+    """A ``clearml.conf`` as a user writes it: a cache folder, no reporting subprocess, and optionally a server."""
+    api = (f'api {{ api_server: "{server}", web_server: "{server}", files_server: "{server}", '
+           'credentials { access_key: "KEY", secret_key: "SECRET" } }\n') if server else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(api + "sdk { development { report_use_subprocess: false, suppress_update_message: true }\n"
+                    f'      storage {{ cache {{ default_base_dir: "{cache.as_posix()}" }} }} }}\n')
+    return path

@@ -84,10 +84,11 @@ def clearml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
     monkeypatch.setenv("CLEARML_NO_DEFAULT_SERVER", "1")
-    monkeypatch.setenv("CLEARML_CACHE_DIR", str(tmp_path / "clearml-cache-unused"))  # the adapter sets its own
-    monkeypatch.delenv("CLEARML_CONFIG_FILE", raising=False)  # the adapter writes one under its root
-    for key in ("CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST", "CLEARML_API_ACCESS_KEY",
-                "CLEARML_API_SECRET_KEY", "TRACELET_BACKENDS", "TRACELET_STORE_PATH"):
+    # No config file, no cache folder: the adapter's embedded default (its own clearml.conf and cache under
+    # the store) unless a test configures ClearML itself.
+    for key in ("CLEARML_CACHE_DIR", "TRAINS_CACHE_DIR", "CLEARML_CONFIG_FILE", "TRAINS_CONFIG_FILE",
+                "CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST", "CLEARML_API_ACCESS_KEY",
+                "CLEARML_API_SECRET_KEY", "TRACELET_BACKENDS", "TRACELET_STORE_PATH", "TRACELET_CLEARML_DEFAULTS"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("DO_NOT_TRACK", "1")
     scratch = tmp_path / "tmp"  # ClearML's own temp files (serialised artifacts, locks) stay under tmp_path

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from clearml_suite import session_json
 from sklearn.linear_model import LogisticRegression
 
 from tracelet_artifacts import digest
@@ -76,7 +77,7 @@ def test_experiment_delivers_to_clearml_and_reads_back(tmp_path: Path) -> None:
     keys = {a["key"] for a in task["execution"]["artifacts"]}
     assert {"tiny-data:v1", "clf:v1", "cfg:v1", "cfg:v1/hparams.json", "tiny-data:v1/data/split/train.csv",
             "tiny-data:v1/ref:gs://bucket/tiny/full.csv", "clf:v1/model/input_example.json"} <= keys
-    model_entry = [m for m in task["offline_output_models"] if m["init"]["name"] == "clf:v1"]
+    model_entry = [m for m in task["offline_output_models"] if m["init"]["name"] == "clf"]  # the artifact's name
     assert model_entry and model_entry[0]["init"]["framework"] == "ScikitLearn"
     assert "baseline" in model_entry[0]["init"]["tags"]
     assert f"models/{Path(model_entry[0]['weights']['weights_filename']).name}" in names
@@ -157,3 +158,31 @@ def test_what_a_stopped_run_left_undelivered_is_delivered_by_sync(tmp_path: Path
     with zipfile.ZipFile(sessions[1].with_name(sessions[1].name + ".zip")) as zf:
         held = {a["key"]: a for a in json.loads(zf.read("task.json"))["execution"]["artifacts"]}
     assert held["notes:v1"]["display_data"] and held["notes:v1/notes.md"]["hash"] == record.manifest.entries[0].sha256
+
+
+@pytest.mark.integration
+def test_an_alias_moved_in_the_store_uploads_nothing_and_the_receipt_says_clearml_keeps_its_tags(
+        tmp_path: Path) -> None:
+    settings = TraceletSettings(store_path=tmp_path / "store", backend_options={"clearml": {"close_wait_s": 30}})
+    exp = Experiment("alias-move", backend=["clearml"], settings=settings).start()
+    try:
+        for seed, aliases in ((1, ()), (2, ("best",))):
+            (tmp_path / f"m{seed}.pth").write_bytes(bytes([seed]) * 4096)
+            model = exp.create_artifact("clf", ArtifactType.MODEL).add_file(tmp_path / f"m{seed}.pth", "model.pth")
+            exp.log_artifact(model, aliases=aliases)
+        assert exp.flush(timeout=120).failed == 0
+        (session,) = (tmp_path / "store" / "clearml" / "cache" / "offline").glob("offline-*")
+        before = {p: p.stat().st_mtime_ns for p in session.rglob("*") if p.is_file() and p.name != "task.json"}
+        exp.store.catalog.set_alias("clf", "best", 1)  # moved back to v1 in the store
+        assert exp.flush(timeout=120).failed == 0
+        after = {p: p.stat().st_mtime_ns for p in session.rglob("*") if p.is_file() and p.name != "task.json"}
+        first, second = (exp.store.catalog.deliveries("clf", v, backend="clearml")[0] for v in (1, 2))
+    finally:
+        exp.stop(timeout=60)
+    assert after == before, "nothing uploaded again"
+    assert first.status == "done" and first.receipt is not None
+    assert "tags were set when it was registered" in first.receipt["not_held"]["alias:best"]
+    assert second.receipt is not None and "alias:best" not in second.receipt["not_held"]
+    models = {tuple(sorted(m["init"]["tags"])): m["init"]["name"]
+              for m in session_json(session)["offline_output_models"]}
+    assert set(models.values()) == {"clf"} and any("best" in tags and "tracelet-v2" in tags for tags in models)

@@ -236,3 +236,42 @@ def test_with_the_watcher_on_the_same_folder_checkpoints_are_not_catalogued_twic
     for path in files_on_disk(workdir):
         assert len(versions_holding(store, sha256(path))) == 1, path.name
     store.close()
+
+
+def test_validation_outputs_are_kept_with_no_user_code(workdir: Path) -> None:
+    pl = lightning(NAMESPACES[0])
+
+    class ImageModel(pl.LightningModule):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+            x, y = batch
+            prediction = self.net(x)
+            self.log("val_loss", torch.nn.functional.mse_loss(prediction, y))
+            return {"prediction": prediction, "image": torch.sigmoid(prediction).reshape(-1, 1, 1, 1).expand(
+                -1, 3, 8, 8)[:2]}
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    with experiment(workdir, automagic_artifacts=True) as exp:
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, num_sanity_val_steps=0, enable_checkpointing=False,
+                             default_root_dir=os.getcwd())
+        train_loader, val_loader = loaders()
+        trainer.fit(ImageModel(), train_loader, val_loader)
+        samples = [v for v in exp.list_artifacts(type_filter="sample")]
+        assert [v.name for v in samples] == ["samples"]
+        history = exp.store.catalog.versions("samples")
+        assert [v.manifest.metadata["epoch"] for v in history] == [0, 1]
+        paths = {e.path for e in history[-1].manifest.entries}
+        assert {"batch_0/image/image_0.png", "batch_0/image/image_1.png", "batch_0/prediction.pt"} <= paths
+        png = exp.store.blob_path(next(e.sha256 for e in history[-1].manifest.entries
+                                       if e.path.endswith("image_0.png"))).read_bytes()
+        assert png.startswith(b"\x89PNG")

@@ -21,7 +21,8 @@ def wandb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("wandb-home")
     values = offline_env(root)
     with pytest.MonkeyPatch.context() as patch:
-        for key in ("WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME"):
+        for key in ("WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME", "WANDB_DIR",
+                    "WANDB_NAME"):
             patch.delenv(key, raising=False)
         for key, value in values.items():
             patch.setenv(key, value)

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wandb_suite import PROJECT, FailingServer, WandbRun, artifact_records, run_records, start, wait_until_written
+from wandb_suite import (
+    GUARD,
+    PROJECT,
+    FailingServer,
+    WandbRun,
+    artifact_records,
+    run_records,
+    start,
+    wait_until_written,
+)
 
 from tracelet_artifacts.artifact import ArtifactType, Reference, TraceletArtifact, compute_digest
 from tracelet_artifacts.backends.base import RunContext
@@ -125,6 +134,7 @@ def logged_all(tmp_path_factory: pytest.TempPathFactory, wandb_home: Path) -> di
             results[kind] = run.deliver(_build(kind, src), aliases=("candidate",))
         receipts_again = {kind: run.adapter.log(run.delivery(record)) for kind, (record, _) in results.items()}
         run.adapter.end_run()
+        assert not GUARD.attempts, f"outbound network attempts while logging: {GUARD.attempts}"
         yield {"run": run, "results": results, "again": receipts_again, "data": root / "wandb-data"}
         store.close()
 
@@ -150,9 +160,9 @@ def test_every_type_lands_in_the_run_file_with_its_paths_metadata_and_digests(
     assert meta["owner"] == "ci" and meta["score"] == 0.5
     assert meta["tracelet"]["digest"] == manifest.digest and meta["tracelet"]["labels"] == ["integration"]
     entries = {c.path: c for c in art.manifest.contents}
-    for entry in manifest.entries:  # same paths, and the staged copy is the stored content
+    for entry in manifest.entries:  # same paths, and W&B uploads from the store's blob: no second copy
         staged = Path(entries[entry.path].local_path)
-        assert staged.is_relative_to(logged_all["data"]), "staged copies live in WANDB_DATA_DIR"
+        assert staged == run.store.blob_path(entry.sha256), "W&B reads the stored blob, nothing is staged"
         assert sha256_file(staged) == entry.sha256 == meta["tracelet"]["entries"][entry.path]
         assert entries[entry.path].digest == _md5_b64(staged) and entries[entry.path].size == entry.size
     refs = {c.ref for c in art.manifest.contents if c.ref}
@@ -201,8 +211,7 @@ def test_second_delivery_of_each_version_uploads_nothing(logged_all: dict[str, A
         assert receipt.remote_version == "v0" and receipt.remote_id == logged_all["results"][kind][1].remote_id
     assert len(artifact_records(run.wandb_dir)) == len(ArtifactType)
     staged_files = [p for p in staged if p.is_file()]
-    manifests = [record.manifest for record, _ in logged_all["results"].values()]
-    assert len(staged_files) == sum(len(m.entries) for m in manifests), "one staged copy per entry"
+    assert staged_files == [], "no copy staged at all: W&B uploads from the store's blobs"
 
 
 def test_media_types_are_also_logged_as_media_panels(logged_all: dict[str, Any]) -> None:
@@ -466,3 +475,25 @@ def test_a_version_lost_with_a_killed_process_is_logged_once_by_the_next(store: 
              if json.loads(r.metadata)["tracelet"]["digest"] == record.digest]
     assert len(found) == 1, "logged exactly once across both processes"
     assert receipt.remote_version == again.remote_version == first["version"] == "v0"
+
+
+def test_a_joined_run_resumed_by_a_later_adapter_keeps_the_users_name_and_folder(
+        store: EmbeddedStore, data_dir: Path, tmp_path: Path) -> None:
+    import wandb
+
+    own = wandb.init(project=PROJECT, dir=str(tmp_path / "mine"), mode="offline", name="users-run")  # wandb.run
+    joined = WandbAdapter()
+    state = joined.start_run(RunContext("run-1", "resnet-sweep-3", store.root))
+    joined.end_run()
+    own.finish()  # the user's script ended; a delivery is still waiting (as for `tracelet-artifacts sync`)
+    assert state.get("joined") and state["dir"] == str(tmp_path / "mine"), state
+    later = WandbRun(WandbAdapter(), store, {})
+    later.state = dict(later.adapter.start_run(RunContext("run-1", "resnet-sweep-3", store.root, state)))
+    later.deliver(TraceletArtifact("late", ArtifactType.CONFIG).add_object({"a": 1}, "x"))
+    later.adapter.end_run()
+    wait_until_written(tmp_path / "mine" / "wandb")
+    (record,) = artifact_records(tmp_path / "mine" / "wandb", "late")
+    assert record.run_id == own.id and record.project == PROJECT, "delivered into the user's run"
+    names = {r.run.display_name for r in run_records(tmp_path / "mine" / "wandb")
+             if r.WhichOneof("record_type") == "run"}
+    assert names - {""} == {"users-run"}, "the resumed run names nothing: the user's name stays"

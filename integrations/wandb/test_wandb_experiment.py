@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -112,3 +113,73 @@ def test_a_delivery_that_failed_while_wandb_was_down_is_delivered_by_sync(
     (found,) = artifact_records(wandb_dir, "cfg")
     assert json.loads(found.metadata)["tracelet"]["digest"] == record.digest
     assert found.run_id == saved["run_id"], "sync resumed the run the experiment started"
+
+
+def test_an_alias_moved_in_the_store_moves_in_wandb_and_uploads_nothing(
+        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("TRACELET_")]:
+        monkeypatch.delenv(key)
+    exp = Experiment("alias-move", backend=["wandb"], settings=TraceletSettings(store_path=tmp_path / "store")).start()
+    try:
+        for seed in (1, 2):
+            (tmp_path / f"m{seed}.pth").write_bytes(bytes([seed]) * 4096)
+            model = exp.create_artifact("clf", ArtifactType.MODEL).add_file(tmp_path / f"m{seed}.pth", "model.pth")
+            exp.log_artifact(model, aliases=["best"])  # v2 takes "best" from v1
+        assert exp.flush(timeout=120).failed == 0
+        exp.store.catalog.set_alias("clf", "best", 1)  # and back to v1, in the store only
+        assert exp.flush(timeout=120).failed == 0
+        listed = {a.version: set(a.aliases) for a in exp.list_artifacts(backend="wandb") if a.name == "clf"}
+        moved = exp.store.catalog.deliveries("clf", 1, backend="wandb")[0]
+    finally:
+        exp.stop(timeout=60)
+    assert "best" in listed["v0"] and "best" not in listed["v1"] and "latest" in listed["v1"]
+    assert moved.status == "done" and moved.receipt and moved.receipt["remote_version"] == "v0"
+    store = EmbeddedStore(tmp_path / "store", fsync=False)
+    first = store.get("clf", 1)
+    store.close()
+    records = artifact_records(tmp_path / "store" / "wandb", "clf")
+    assert len(records) == 3 and records[2].digest == records[0].digest, "v1 sent again, as the same W&B version"
+    assert "best" in records[2].aliases and "best" in records[1].aliases
+    (entry,) = records[2].manifest.contents
+    assert Path(entry.local_path) == tmp_path / "store" / "blobs" / first.manifest.entries[0].sha256[:2] / \
+        first.manifest.entries[0].sha256[2:], "W&B reads the stored blob"
+    assert not [p for p in data_dir.rglob("*") if p.is_file()], "nothing staged, nothing copied"
+
+
+@pytest.mark.parametrize("failing_server", [401], indirect=True)
+def test_show_prints_uploaded_referenced_and_failed_deliveries_differently(
+        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, failing_server: FailingServer) -> None:
+    for key in [k for k in os.environ if k.startswith("TRACELET_")]:
+        monkeypatch.delenv(key)
+    (tmp_path / "weights.bin").write_bytes(b"\x01" * 2048)
+
+    def data(exp: Experiment) -> Any:
+        art = exp.create_artifact("data", ArtifactType.DATASET).add_file(tmp_path / "weights.bin", "w/weights.bin")
+        return art.add_reference("s3://bucket/raw/part-0.parquet", size_bytes=10)
+
+    store_path = tmp_path / "store"
+    offline = Experiment("show-offline", backend=["wandb"], settings=TraceletSettings(store_path=store_path)).start()
+    offline.log_artifact(data(offline))
+    offline.stop(timeout=60)
+    refused = {"mode": "online", "settings": {"base_url": failing_server.url, "api_key": "x" * 40, "init_timeout": 2}}
+    online = Experiment("show-online", backend=["wandb"], settings=TraceletSettings(
+        store_path=store_path, backend_options={"wandb": refused}, delivery_max_attempts=1)).start()
+    online.log_artifact(data(online))
+    online.stop(timeout=60)
+
+    shown = subprocess.run([sys.executable, "-m", "tracelet_artifacts.cli", "show", "--store", str(store_path),
+                            "data:v1"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "COLUMNS": "400"}, cwd=Path(__file__).parents[2])
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if line.count("│") >= 4]
+    cells = [[c.strip() for c in row.split("│")[1:-1]] for row in rows]
+    states = {(c[0].split(" (run ")[0], c[1], c[2]): c[3] for c in cells}
+    assert states[("wandb", "uploaded", "w/weights.bin")] == ""
+    assert states[("wandb", "referenced", "s3://bucket/raw/part-0.parquet")] == "s3://bucket/raw/part-0.parquet"
+    failed = [detail for (backend, state, _), detail in states.items() if state == "failed"]
+    assert len(failed) == 1 and "W&B failed" in failed[0] and "the server says no" in failed[0]
+    headers = [line for line in shown.stdout.splitlines() if line.startswith("wandb (run ")]
+    assert len(headers) == 2
+    done = next(h for h in headers if ": done" in h or ": partial" in h)
+    assert "open: " in done and "locally: wandb sync " in done and str(store_path / "wandb") in done
+    assert any(": failed" in h and "open:" not in h for h in headers)

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import os
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # integrations/user_scripts.py
 
 from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.backends.base import Delivery, Receipt, RunContext
@@ -28,14 +32,15 @@ PROJECT = "tracelet-it"
 
 def offline_env(root: Path) -> dict[str, str]:
     """W&B offline with every folder under ``root``, no telemetry, no git/code capture, and a closed
-    loopback port as its server (for this process or a child process's environment)."""
+    loopback port as its server (for this process or a child process's environment). ``WANDB_DIR`` is left
+    unset: the adapter honours it, and without it each run goes under its test's store."""
     return {
         "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off",
         "WANDB_ERROR_REPORTING": "false",            # no Sentry
         "WANDB_DISABLE_GIT": "true", "WANDB_DISABLE_CODE": "true", "WANDB_DISABLE_JOB_CREATION": "true",
         "WANDB_X_DISABLE_STATS": "true", "WANDB_X_DISABLE_MACHINE_INFO": "true", "WANDB_X_DISABLE_META": "true",
         "WANDB_BASE_URL": "http://127.0.0.1:9",      # should anything try the server, it meets a closed port
-        "WANDB_DIR": str(root / "dir"), "WANDB_DATA_DIR": str(root / "data"), "WANDB_CACHE_DIR": str(root / "cache"),
+        "WANDB_DATA_DIR": str(root / "data"), "WANDB_CACHE_DIR": str(root / "cache"),
         "WANDB_CONFIG_DIR": str(root / "config"), "WANDB_ARTIFACT_DIR": str(root / "artifacts"),
         "HOME": str(root / "home"), "XDG_CACHE_HOME": str(root / "xdg-cache"),
         "XDG_DATA_HOME": str(root / "xdg-data"), "XDG_CONFIG_HOME": str(root / "xdg-config"),
@@ -210,3 +215,31 @@ class FailingServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# -- a user's script, in a fresh process (W&B reads its settings once per process) ----------------------
+def user_env(root: Path, **values: str | None) -> dict[str, str]:
+    """A user's environment: W&B sandboxed under ``root`` (offline unless ``values`` say otherwise), no
+    TRACELET_* or WANDB_* from the caller, this checkout importable; ``values`` set (``None``: removed)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRACELET_", "WANDB_")) and k not in ("PYTHONPATH",)}
+    env.update(offline_env(root), PYTHONPATH=str(Path(__file__).resolve().parents[2]), TMPDIR=str(root / "tmp"))
+    for key, value in values.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    for key, value in env.items():
+        if key.endswith(("_DIR", "HOME")) and key != "WANDB_DIR":
+            Path(value).mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def run_folders(wandb_dir: Path) -> list[Path]:
+    return sorted(p for p in wandb_dir.glob("offline-run-*") if p.is_dir())
+
+
+def typed_records(wandb_dir: Path, kind: str) -> list[Any]:
+    """The records of one type (``run``, ``history``, ``exit``, …) of every run file under ``wandb_dir``."""
+    return [getattr(r, kind) for r in run_records(wandb_dir) if r.WhichOneof("record_type") == kind]

@@ -1,5 +1,9 @@
 """The ``aim`` adapter: artifact versions as files of an Aim run, their manifest as run params.
 
+The run is the one handed in (option ``run``, never closed here), else one the adapter opens, named after the
+experiment, in the repo Aim would use (``aim_target``): the one named, else the nearest ``.aim`` from the
+working folder upwards, else the embedded default under the store folder.
+
 Every entry is stored with ``run.log_artifact`` under ``<artifact>/v<N>/<path>``; images, audio and small
 text files are also tracked as Aim ``Image`` / ``Audio`` / ``Text`` sequences (named after the artifact,
 context ``{"path": …}``, step = version) so they show in Aim's explorers. Description, metadata, labels,
@@ -9,10 +13,11 @@ Read back through ``aim.Repo``. Every SDK call runs on one worker thread with a 
 
 Options (``options`` dict):
 
-- ``repo``: Aim repo folder or ``aim://HOST:PORT`` URL (default ``<store_root>/aim``; a folder is
-  initialised when missing).
-- ``artifacts_uri``: where Aim copies the files, ``file://…`` or ``s3://…`` (default
-  ``<store_root>/aim_artifacts``). With ``aim://`` the copy is still made by this process.
+- ``repo``: Aim repo folder or ``aim://HOST:PORT`` URL (default: the nearest ``.aim`` upwards from the working
+  folder, else ``<store_root>/aim``; a folder is initialised when missing).
+- ``artifacts_uri``: where Aim copies the files, ``file://…`` or ``s3://…`` (default ``<repo>/aim_artifacts``,
+  or ``<store_root>/aim_artifacts`` for the embedded repo and ``aim://``). With ``aim://`` the copy is still
+  made by this process.
 - ``experiment``: Aim experiment name (default: the experiment's name).
 - ``run``: an ``aim.Run`` to log into instead of creating one (it is not closed by ``end_run``).
 - ``timeout``: seconds one SDK call may take before the delivery fails as retryable (default 30).
@@ -36,14 +41,16 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json, validate_artifact_path
+from tracelet_artifacts.backends import aim_target
+from tracelet_artifacts.backends.aim_target import AimPlan
 from tracelet_artifacts.backends.base import (
-    BackendAdapter,
     Capabilities,
     Delivery,
     Receipt,
     RemoteArtifact,
     RunContext,
 )
+from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.sdk_worker import SdkWorker
 from tracelet_artifacts.digest import sha256_file
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, IntegrityError, TraceletError
@@ -109,7 +116,7 @@ def _parse_version(version: str | int) -> int | None:
     return int(digits)
 
 
-class AimAdapter(BackendAdapter):
+class AimAdapter(PlannedAdapter):
     """Logs artifact versions into an Aim run (local repo or ``aim://`` server) and reads them back.
 
     Example::
@@ -129,7 +136,6 @@ class AimAdapter(BackendAdapter):
         self._repo: Any = None
         self._run: Any = None
         self._owns_run = False
-        self._experiment: str | None = self.options.get("experiment")
         self._store_root: Path | None = None
         self._context: RunContext | None = None
         self._session_lost = False
@@ -152,22 +158,23 @@ class AimAdapter(BackendAdapter):
                 self._session_lost = True  # the next call reopens the run through a new client
             raise _translate(exc, what) from exc
 
-    def _repo_location(self) -> str:
-        repo = self.options.get("repo")
-        if repo:
-            return str(repo)
-        if self._store_root is None:
-            raise DeliveryError("The aim adapter has no repo: call start_run() or pass options={'repo': …}.",
+    def _planned(self, key: str) -> str:
+        """A resolved value (the option when there is no plan yet: an adapter used only to read)."""
+        value = self._plan.value(key) if self._plan is not None else self.options.get(key)
+        if not value:
+            raise DeliveryError(f"The aim adapter has no {key}: call start_run() or pass options={{'{key}': …}}.",
                                 retryable=False)
-        return str(self._store_root / "aim")
+        return str(value)
+
+    def _repo_location(self) -> str:
+        return self._planned("repo")
 
     def _artifacts_uri(self) -> str:
-        uri = self.options.get("artifacts_uri")
-        if uri:
-            return str(uri)
-        if self._store_root is None:
-            raise DeliveryError("The aim adapter needs options['artifacts_uri'] or start_run().", retryable=False)
-        return (self._store_root / "aim_artifacts").absolute().as_uri()
+        return self._planned("artifacts_uri")
+
+    def plan(self, run: RunContext) -> AimPlan:
+        """Where this run's data goes (the run handed in > the repo named > the nearest .aim > the store)."""
+        return aim_target.resolve(self.option, run.experiment, run.store_root, self.options.get("run"))
 
     def _open_repo(self) -> Any:
         """This adapter's own ``aim.Repo`` (never aim's shared pool, so closing it touches no one else)."""
@@ -207,17 +214,19 @@ class AimAdapter(BackendAdapter):
 
     # -- run lifecycle -----------------------------------------------------------------------------
     def start_run(self, run: RunContext) -> dict[str, str]:
+        """Join the run handed in, else open (or, from ``run.state``, resume) one named after the experiment."""
         self._store_root = Path(run.store_root)
         self._context = run
-        self._experiment = self._experiment or run.experiment
-        given = self.options.get("run")
-        if given is not None:
-            self._run, self._owns_run = given, False
+        plan = self._call(lambda: self.start_plan(run), "finding the Aim repo")
+        if plan.joined is not None:
+            self._run, self._owns_run = plan.joined, False
+            log.info("Aim: logging into the run %s you handed in.", self._run.hash)
         else:
             self._run = self._call(lambda: self._create_run(run), "opening the Aim run")
             self._owns_run = True
-        uri = self._artifacts_uri()
-        self._call(lambda: self._run.set_artifacts_uri(uri), "setting the run's artifacts URI")
+        if plan.joined is None or plan.settings["artifacts_uri"].source != "the run handed in":
+            uri = self._artifacts_uri()
+            self._call(lambda: self._run.set_artifacts_uri(uri), "setting the run's artifacts URI")
         return {"run_hash": str(self._run.hash)}
 
     def _create_run(self, ctx: RunContext) -> Any:
@@ -230,8 +239,8 @@ class AimAdapter(BackendAdapter):
         if resume:
             log.info("Resuming Aim run %s", resume)
             return Run(run_hash=str(resume), repo=repo, **kwargs)
-        created = Run(repo=repo, experiment=self._experiment, **kwargs)
-        created.name = ctx.run_id
+        created = Run(repo=repo, experiment=self._planned("experiment"), **kwargs)
+        created.name = self._planned("name")
         return created
 
     def end_run(self) -> None:
@@ -328,8 +337,12 @@ class AimAdapter(BackendAdapter):
         not_held = dict(delivery.plan.not_held)
         if delivery.manifest.artifact_type in MODEL_TYPES:
             not_held["model registry"] = NO_REGISTRY
+        named = [a for a in delivery.aliases if a != "latest"]  # every backend has its own "latest"
+        if named:
+            not_held["aliases"] = f"Aim has no aliases; the embedded store keeps {', '.join(named)}"
         return delivery.receipt(self.name, remote_id=run_hash, remote_version=f"v{delivery.version}",
-                                uri=self._version_uri(delivery, run_hash), not_held=not_held)
+                                uri=self._version_uri(delivery, run_hash), not_held=not_held, locator=run_hash,
+                                view_command=self._plan.view if isinstance(self._plan, AimPlan) else None)
 
     def _record(self, delivery: Delivery, run_hash: str, media: list[str]) -> dict[str, Any]:
         manifest = delivery.manifest

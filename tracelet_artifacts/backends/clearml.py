@@ -1,29 +1,35 @@
-"""The ClearML adapter: logs artifact versions into a ClearML Task, in offline mode (no server, no network).
+"""The ClearML adapter: logs artifact versions into the ClearML task the user started (``Task.current_task()``,
+joined and never closed here) or into one it starts, named after the experiment.
+
+Where the task goes is resolved the way ClearML resolves it (``clearml_target``): explicit options, then
+ClearML's own variables and config file (offline when asked, online when a server's credentials are
+configured), then the embedded default: an offline session under the store folder, with a ``clearml.conf``
+of its own (no reporting subprocess, no update check). Only that default changes ClearML's process-wide
+settings (``Task.set_offline(True)``, ``CLEARML_CACHE_DIR``, ``CLEARML_CONFIG_FILE``).
 
 Each version becomes task artifacts keyed ``<name>:v<version>/<path>`` (one per uploaded file, paths kept),
 link artifacts ``<name>:v<version>/ref:<uri>`` for remote references, and a manifest artifact
 ``<name>:v<version>`` (a JSON dict: entries, digests, description, metadata, labels, where each file lives)
 whose ``metadata`` holds the name, version, type and artifact digest. MODEL/WEIGHTS/CHECKPOINT weights are
-registered as an ``OutputModel`` with the framework. The manifest artifact is written last: it marks the
-version complete. ``list``/``fetch`` and the idempotency check read the offline sessions' ``task.json``
-(folder, or the ``.zip`` ClearML writes on close).
+registered as an ``OutputModel`` named after the artifact, tagged with the store's aliases. The manifest
+artifact is written last: it marks the version complete. ``list``/``fetch`` and the idempotency check read
+the offline sessions' ``task.json`` (folder, or the ``.zip`` ClearML writes on close).
 
-Options (``ClearmlAdapter({...})``):
+Options (``ClearmlAdapter({...})``; each overrides ClearML's own setting of the same value):
 
-- ``project``: ClearML project name (default: the run's experiment name).
-- ``task_name``: task name (default: the run id).
-- ``root``: folder for ``clearml.conf`` and the ClearML cache/offline sessions (default: ``<store root>/clearml``).
-- ``config_file``: a ``clearml.conf`` to use. Default: ``$CLEARML_CONFIG_FILE`` if set, else one written under
-  ``root`` (no subprocess reporter, no update check).
+- ``project`` / ``task_name``: ClearML project and task name (default: the experiment's name, both).
+- ``offline``: ``True``/``False`` (default: ClearML's own choice, see above).
+- ``root``: folder for the written ``clearml.conf``, the offline sessions (``root/cache``) and staging
+  (default: ``<store root>/clearml``).
+- ``config_file``: a ``clearml.conf`` to use (default: ``$CLEARML_CONFIG_FILE`` / ``~/clearml.conf``, else one
+  written under ``root``).
 - ``task``: an already created ``clearml.Task`` to log into (online or offline); the adapter never closes it.
 - ``tags``: tags added to the task it creates.
 - ``timeout_s``: seconds one ``log``/``fetch`` may take before a retryable DeliveryError (default 300).
 - ``close_wait_s``: seconds ``end_run`` waits for the background close (default 0: return at once).
 
-Process-wide effects (ClearML has no per-task switch for these): ``Task.set_offline(True)``; the env vars
-``CLEARML_CACHE_DIR`` (→ ``root/cache``) and ``CLEARML_CONFIG_FILE`` (when unset) are set, and a
-``CLEARML_PROC_MASTER_ID`` / ``TRAINS_PROC_MASTER_ID`` inherited from a parent process is dropped; ClearML itself writes
-``~/.clearml/.session.json``. Only one ``Task.init`` task may be open per process.
+A ``CLEARML_PROC_MASTER_ID`` / ``TRAINS_PROC_MASTER_ID`` inherited from a parent process is dropped; ClearML
+itself writes ``~/.clearml/.session.json``. Only one ``Task.init`` task may be open per process.
 """
 
 from __future__ import annotations
@@ -36,9 +42,7 @@ import re
 import shutil
 import threading
 import time
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlparse
@@ -46,110 +50,41 @@ from urllib.request import url2pathname
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json, validate_artifact_path
-from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
+from tracelet_artifacts.backends import clearml_target
+from tracelet_artifacts.backends.base import (
+    EMBEDDED_DEFAULT,
+    FROM_OPTIONS,
+    Capabilities,
+    Delivery,
+    Receipt,
+    RemoteArtifact,
+    RunContext,
+)
+from tracelet_artifacts.backends.clearml_sessions import (
+    SESSION_FILE,
+    SessionIndex,
+    StoredFile,
+    open_stored,
+    session_files,
+    version_key,
+)
+from tracelet_artifacts.backends.clearml_target import CONFIG_TEXT, OWN_TASKS, ClearmlPlan
+from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.sdk_worker import SdkWorker
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, TraceletError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SESSION_FILE = "task.json"
 LINK_SCHEMES = ("s3", "gs", "azure", "http", "https")
 FRAMEWORKS = {"pytorch": "PyTorch", "sklearn": "ScikitLearn", "tensorflow": "TensorFlow",
               "xgboost": "XGBoost", "lightgbm": "LightGBM"}
 EXTENSION_FRAMEWORKS = {".pt": "PyTorch", ".pth": "PyTorch", ".ckpt": "PyTorch", ".onnx": "ONNX",
                         ".h5": "Keras", ".keras": "Keras", ".pkl": "ScikitLearn", ".joblib": "ScikitLearn"}
-CONFIG_TEXT = """sdk {{
-  development {{ report_use_subprocess: false, suppress_update_message: true, vcs_repo_detect_async: false }}
-  storage {{ cache {{ default_base_dir: "{cache}" }} }}
-}}
-"""
 NO_FRAMEWORKS = {"detect_repository": False, "pytorch": False, "tensorflow": False, "tensorboard": False,
                  "tensorboardx": False, "scikit": False, "matplotlib": False, "joblib": False, "xgboost": False,
                  "lightgbm": False, "hydra": False, "fastai": False, "catboost": False, "jsonargparse": False,
                  "megengine": False}
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """One artifact (or offline output model) a ClearML session holds, as its ``task.json`` records it."""
-
-    key: str
-    uri: str | None
-    sha256: str | None
-    size: int | None
-    meta: Mapping[str, str]
-    session: Path | None
-
-
-@dataclass
-class SessionIndex:
-    """What the known sessions hold: artifacts by key, model weights by digest, manifests by (name, version)."""
-
-    files: dict[str, StoredFile] = field(default_factory=dict)
-    models: dict[str, StoredFile] = field(default_factory=dict)
-    manifests: dict[tuple[str, int], StoredFile] = field(default_factory=dict)
-
-    def add(self, item: StoredFile) -> None:
-        if item.key.startswith("model:"):
-            self.models[item.sha256 or ""] = item
-            return
-        self.files[item.key] = item
-        if item.meta.get("tracelet.kind") == "manifest":
-            self.manifests[(item.meta["tracelet.name"], int(item.meta["tracelet.version"]))] = item
-
-
-def version_key(name: str, version: int) -> str:
-    """The manifest artifact's key; files of the version live under ``<key>/``."""
-    return f"{name}:v{version}"
-
-
-def read_session(folder: Path) -> dict[str, Any] | None:
-    """The ``task.json`` of an offline session, from its folder or, once closed, its zip (None if neither)."""
-    path = folder / SESSION_FILE
-    try:
-        if path.is_file():
-            return dict(json.loads(path.read_text("utf-8")))
-        archive = folder.with_name(folder.name + ".zip")
-        if archive.is_file():
-            with zipfile.ZipFile(archive) as zf:
-                return dict(json.loads(zf.read(SESSION_FILE).decode("utf-8")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        log.warning("Cannot read the ClearML offline session %s: %s", folder, exc)
-    return None
-
-
-def session_files(folder: Path) -> Iterator[StoredFile]:
-    """Artifacts and output models recorded in an offline session's ``task.json``."""
-    data = read_session(folder) or {}
-    for item in (data.get("execution") or {}).get("artifacts") or []:
-        meta = {str(k): str(v) for k, v in item.get("display_data") or []}
-        yield StoredFile(item["key"], item.get("uri"), item.get("hash"), item.get("content_size"), meta, folder)
-    for model in data.get("offline_output_models") or []:
-        init, weights = model.get("init") or {}, model.get("weights") or {}
-        meta = {str(k): str(v) for k, v in ((init.get("config_dict") or {}).get("tracelet") or {}).items()}
-        if meta.get("sha256"):
-            yield StoredFile(f"model:{init.get('name')}", weights.get("weights_filename"), meta["sha256"],
-                             None, meta, folder)
-
-
-def open_stored(item: StoredFile, task: Any = None) -> Path:
-    """A local path holding a stored file: in its session folder, else extracted from the session zip,
-    else downloaded through the live task's artifact."""
-    if item.uri and Path(item.uri).is_file():
-        return Path(item.uri)
-    if item.uri and item.session is not None:
-        archive = item.session.with_name(item.session.name + ".zip")
-        inner = Path(item.uri).relative_to(item.session).as_posix() if item.uri.startswith(str(item.session)) else ""
-        if inner and archive.is_file():
-            target = item.session.parent / "extracted" / item.session.name
-            with zipfile.ZipFile(archive) as zf:
-                return Path(zf.extract(inner, target))
-    if task is not None and item.key in task.artifacts:
-        local = task.artifacts[item.key].get_local_copy(extract_archive=False)
-        if local:
-            return Path(local)
-    raise DeliveryError(f"ClearML no longer holds {item.key!r} (looked for {item.uri!r}).", retryable=False)
 
 
 def classify(exc: BaseException, action: str) -> BaseException:
@@ -167,7 +102,7 @@ def safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "file"
 
 
-class ClearmlAdapter(BackendAdapter):
+class ClearmlAdapter(PlannedAdapter):
     """Logs, lists and fetches artifact versions through a ClearML Task (offline by default).
 
     Example::
@@ -181,7 +116,7 @@ class ClearmlAdapter(BackendAdapter):
 
     name = "clearml"
     capabilities = Capabilities(model_registry=True, media=False, references=True, aliases=False, versioning=False)
-    _open_tasks: ClassVar[set[str]] = set()  # ids of tasks our adapters created and have not closed yet
+    _open_tasks: ClassVar[set[str]] = OWN_TASKS  # ids of tasks our adapters created and have not closed yet
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
@@ -197,8 +132,13 @@ class ClearmlAdapter(BackendAdapter):
         self.root: Path | None = None
 
     # -- run lifecycle ----------------------------------------------------------------------------
+    def plan(self, run: RunContext) -> ClearmlPlan:
+        """Where this run's data goes (options > ClearML's configuration or task > offline under the store)."""
+        return clearml_target.resolve(self.option, run.experiment, run.store_root, self.options.get("task"))
+
     def start_run(self, run: RunContext) -> dict[str, Any]:
-        """Create the offline task (or adopt ``options["task"]``); resume the sessions listed in ``run.state``.
+        """Join the user's task (``Task.current_task()`` or ``options["task"]``), else create one named after the
+        experiment; resume the sessions listed in ``run.state``.
 
         ClearML cannot continue an offline task in a new process (its ``task.json`` would be rewritten empty),
         so a resumed run opens a new offline session and keeps the earlier ones readable: ``list``, ``fetch``
@@ -211,35 +151,35 @@ class ClearmlAdapter(BackendAdapter):
         state = dict(run.state or {})
         self._sessions = [Path(p) for p in state.get("sessions", []) if Path(p).exists()
                           or Path(p).with_name(Path(p).name + ".zip").exists()]
-        given = self.options.get("task")
-        if given is not None:
-            self._task, self._owns_task = given, False
+        plan = self.start_plan(run)
+        assert isinstance(plan, ClearmlPlan)
+        if plan.joined is not None:
+            self._task, self._owns_task = plan.joined, False
+            log.info("ClearML: logging into your task %s.", self._task.id)
         else:
-            self._task, self._owns_task = self._init_task(run), True
+            self._task, self._owns_task = self._init_task(run, plan), True
         folder = self._session_folder()
         if folder is not None and folder not in self._sessions:
             self._sessions.append(folder)
         return {"task_id": state.get("task_id") or self._task.id, "current_task_id": self._task.id,
-                "project": self._project(run), "sessions": [str(p) for p in self._sessions]}
+                "project": plan.value("project"), "sessions": [str(p) for p in self._sessions]}
 
-    def _project(self, run: RunContext) -> str:
-        return str(self.options.get("project") or run.experiment or "tracelet")
+    @staticmethod
+    def _prepare_environment(plan: ClearmlPlan) -> None:
+        """Point ClearML at the cache folder and config file the plan chose, where ClearML's own settings do
+        not already say them (the embedded default, or an explicit option)."""
+        cache, config = plan.settings["cache_dir"], plan.settings["config_file"]
+        if cache.source in (EMBEDDED_DEFAULT, FROM_OPTIONS, "TRACELET_BACKEND_OPTIONS"):
+            Path(cache.value).mkdir(parents=True, exist_ok=True)
+            clearml_target.set_default("CLEARML_CACHE_DIR", cache.value)
+        if config.source == EMBEDDED_DEFAULT:
+            Path(config.value).parent.mkdir(parents=True, exist_ok=True)
+            Path(config.value).write_text(CONFIG_TEXT.format(cache=Path(cache.value).as_posix()), "utf-8")
+        if config.source in (EMBEDDED_DEFAULT, FROM_OPTIONS, "TRACELET_BACKEND_OPTIONS"):
+            clearml_target.set_default("CLEARML_CONFIG_FILE", str(Path(config.value).absolute()))
 
-    def _prepare_environment(self) -> None:
-        assert self.root is not None
-        cache = self.root / "cache"
-        cache.mkdir(parents=True, exist_ok=True)
-        os.environ["CLEARML_CACHE_DIR"] = str(cache)
-        config = self.options.get("config_file")
-        if config:
-            os.environ["CLEARML_CONFIG_FILE"] = str(Path(config).absolute())
-        elif not os.environ.get("CLEARML_CONFIG_FILE"):
-            path = self.root / "clearml.conf"
-            path.write_text(CONFIG_TEXT.format(cache=cache.as_posix()), "utf-8")
-            os.environ["CLEARML_CONFIG_FILE"] = str(path)
-
-    def _init_task(self, run: RunContext) -> Any:
-        self._prepare_environment()
+    def _init_task(self, run: RunContext, plan: ClearmlPlan) -> Any:
+        self._prepare_environment(plan)
         # ClearML reads the master id under its current and its legacy (TRAINS_) name.
         master = os.environ.get("CLEARML_PROC_MASTER_ID") or os.environ.get("TRAINS_PROC_MASTER_ID") or ""
         if master and master.split(":")[0] != str(os.getpid()):
@@ -250,20 +190,23 @@ class ClearmlAdapter(BackendAdapter):
             os.environ.pop("TRAINS_PROC_MASTER_ID", None)
         from clearml import Task
 
-        Task.set_offline(True)
+        if plan.offline and not Task.is_offline():
+            Task.set_offline(True)
+            clearml_target.set_default("CLEARML_OFFLINE_MODE", os.environ.get("CLEARML_OFFLINE_MODE", "1"))
+        kind = "offline task" if plan.offline else f"task on {plan.value('server')}"
         try:
             task: Any = Task.init(
-                project_name=self._project(run), task_name=str(self.options.get("task_name") or run.run_id),
+                project_name=plan.value("project"), task_name=plan.value("task_name"),
                 tags=list(self.options.get("tags") or []) or None, reuse_last_task_id=False,
                 continue_last_task=False, auto_connect_frameworks=dict(NO_FRAMEWORKS),
                 auto_resource_monitoring=False, auto_connect_arg_parser=False, auto_connect_streams=False,
             )
         except Exception as exc:
             raise DeliveryError(
-                f"Cannot start a ClearML offline task: {exc}. ClearML allows one Task.init task per process: end "
+                f"Cannot start a ClearML {kind}: {exc}. ClearML allows one Task.init task per process: end "
                 "the other run first, or pass your own task as options={'task': task}.", retryable=True) from exc
-        folder = task.get_offline_mode_folder()  # pin the session folder to this adapter's cache dir now
-        if not isinstance(folder, (str, os.PathLike)):  # ClearML returned a stub: we look like a child process
+        folder = task.get_offline_mode_folder() if plan.offline else ""  # pin the session folder now
+        if plan.offline and not isinstance(folder, (str, os.PathLike)):  # a stub: we look like a child process
             raise DeliveryError(
                 "ClearML treats this process as a subprocess of another task (CLEARML_PROC_MASTER_ID is inherited "
                 "from a parent process); unset CLEARML_PROC_MASTER_ID to start a separate run.", retryable=False)
@@ -272,7 +215,7 @@ class ClearmlAdapter(BackendAdapter):
                 raise DeliveryError(f"ClearML task {task.id} is already open by another ClearmlAdapter in this "
                                     "process; end that run first.", retryable=True)
             self._open_tasks.add(task.id)
-        log.info("ClearML offline session for run %s: %s", run.run_id, folder)
+        log.info("ClearML %s for run %s: %s", kind, run.run_id, folder or task.id)
         return task
 
     def _session_folder(self) -> Path | None:
@@ -410,7 +353,7 @@ class ClearmlAdapter(BackendAdapter):
                     raise DeliveryError(
                         f"ClearML already holds {manifest.name}:v{version} with another digest "
                         f"({held.meta.get('tracelet.digest')}); versions are immutable.", retryable=False)
-                return self._receipt(task, delivery, held, skipped=True)
+                return self._receipt(task, delivery, held, index, skipped=True)
             base = version_key(manifest.name, version)
             common = {"tracelet.name": manifest.name, "tracelet.version": str(version),
                       "tracelet.digest": manifest.digest, "tracelet.type": manifest.artifact_type.value}
@@ -444,17 +387,44 @@ class ClearmlAdapter(BackendAdapter):
                 shutil.rmtree(staging, ignore_errors=True)
             art = task.artifacts[base]
             stored_manifest = StoredFile(base, art.url, art.hash, art.size, meta, self._session_folder())
-            return self._receipt(task, delivery, stored_manifest, skipped=False)
+            return self._receipt(task, delivery, stored_manifest, self._index(task), skipped=False)
 
-    def _receipt(self, task: Any, delivery: Delivery, manifest: StoredFile, *, skipped: bool) -> Receipt:
-        not_held = dict(delivery.plan.not_held)
+    def _receipt(self, task: Any, delivery: Delivery, manifest: StoredFile, index: SessionIndex, *,
+                 skipped: bool) -> Receipt:
+        not_held = {**delivery.plan.not_held, **self._alias_gaps(delivery, index)}
         if delivery.manifest.artifact_type in MODEL_TYPES and self._weights_entry(delivery) is None:
             not_held["model"] = "no weights file among the uploads; nothing registered as an OutputModel"
         if skipped:
             log.info("ClearML already holds %s:v%s; nothing uploaded", delivery.manifest.name, delivery.version)
         holder = manifest.session.name if manifest.session is not None else str(task.id)  # folder = task id
+        view = None
+        if manifest.session is not None:  # an offline session: imported into a server by ClearML itself
+            view = (f"python -c \"from clearml import Task; Task.import_offline_session("
+                    f"'{manifest.session.with_name(manifest.session.name + '.zip')}')\"")
         return delivery.receipt(self.name, remote_id=holder, remote_version=None,
-                                uri=f"clearml://{holder}/{manifest.key}", not_held=not_held)
+                                uri=f"clearml://{holder}/{manifest.key}", not_held=not_held, locator=holder,
+                                view_command=view)
+
+    def _alias_gaps(self, delivery: Delivery, index: SessionIndex) -> dict[str, str]:
+        """The store's aliases of this version that ClearML does not hold: a model's tags are set when it is
+        registered, and task artifacts have no aliases at all."""
+        named = self._named_aliases(delivery)
+        if not named:
+            return {}
+        weights = self._weights_entry(delivery)
+        model = index.models.get(weights.sha256) if weights is not None else None
+        if model is None:
+            return {"aliases": "ClearML task artifacts have no aliases; the embedded store keeps "
+                               f"{', '.join(named)}"}
+        tagged = set(model.meta.get("aliases", "").split(",")) - {""}
+        why = (f"the OutputModel's tags were set when it was registered ({', '.join(sorted(tagged)) or 'no alias'}); "
+               "ClearML cannot move a registered model's tag here, so the embedded store keeps this alias")
+        return {f"alias:{alias}": why for alias in named if alias not in tagged}
+
+    @staticmethod
+    def _named_aliases(delivery: Delivery) -> list[str]:
+        """The store's aliases of the version but ``latest`` (ClearML keeps its own order of models)."""
+        return [a for a in delivery.aliases if a != "latest"]
 
     def _staging_dir(self, base: str) -> Path:
         root = self.root or Path(".")
@@ -514,9 +484,11 @@ class ClearmlAdapter(BackendAdapter):
                      else EXTENSION_FRAMEWORKS.get(Path(entry.path).suffix.lower()))
         model_cls = OfflineOutputModel if task.is_offline() else OutputModel
         info = {"name": manifest.name, "version": str(version), "path": entry.path, "sha256": entry.sha256,
-                "digest": manifest.digest, "type": manifest.artifact_type.value}
-        model = model_cls(task=task, name=f"{manifest.name}:v{version}", framework=framework,
-                          tags=[*manifest.labels, f"tracelet-digest:{manifest.digest}"],
+                "digest": manifest.digest, "type": manifest.artifact_type.value,
+                "aliases": ",".join(self._named_aliases(delivery))}
+        tags = list(dict.fromkeys([*self._named_aliases(delivery), f"tracelet-v{version}", *manifest.labels,
+                                   f"tracelet-digest:{manifest.digest}"]))
+        model = model_cls(task=task, name=manifest.name, framework=framework, tags=tags,
                           comment=manifest.description or "", config_dict={"tracelet": info})
         source = self._stage(delivery, entry, staging / "model" / f"{safe_filename(manifest.name)}.v{version}."
                              f"{Path(entry.path).name}")

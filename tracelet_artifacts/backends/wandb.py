@@ -1,23 +1,28 @@
-"""The ``wandb`` adapter: each version becomes a ``wandb.Artifact`` logged on a W&B run the adapter owns
-(or is given); media types are also logged as ``wandb.Image``/``Audio``/``Video``/``Html`` panels.
+"""The ``wandb`` adapter: each version becomes a ``wandb.Artifact`` logged on the W&B run the user opened
+(``wandb.run``, joined and never finished here) or on one the adapter starts, named after the experiment;
+media types are also logged as ``wandb.Image``/``Audio``/``Video``/``Html`` panels, and models are linked
+to a W&B registry collection where the mode allows.
 
-Offline (the default) the SDK cannot read artifacts back, and wandb 0.31 ships no Python reader of its run
-files (the old ``wandb.sdk.internal.datastore`` moved into the Go core), so ``list``/``fetch`` parse them here
-(``<dir>/wandb/*-run-*/run-<id>.wandb``): LevelDB-log framed ``wandb_internal_pb2.Record`` messages whose
-``artifact`` records hold name, type, aliases, digest, metadata and manifest entries (``local_path`` is
-the staged copy under ``$WANDB_DATA_DIR/artifacts/staging``). A run file is written out when its run
-finishes, so versions logged by this process are also kept in memory. Offline, W&B assigns version
-numbers at ``wandb sync``; the receipt's ``vN`` is derived the same way W&B does it: N is the index of
-the artifact's W&B digest among the distinct digests logged under that name in this project, in order,
-across the run files under ``dir`` (it matches the server when the project has no earlier versions).
+Where the run goes is resolved the way W&B resolves it (``wandb_target``): explicit options, then W&B's own
+variables and settings files, then the embedded default (offline, under the store folder). Files are added
+to the artifact from the store's blobs as they are (W&B's ``immutable`` policy: no staged second copy).
 
-Options (``options`` dict):
+Offline the SDK cannot read artifacts back, so ``list``/``fetch`` parse the run files (``wandb_runfiles``).
+A run file is written out when its run finishes, so versions logged by this process are also kept in
+memory. Offline, W&B assigns version numbers at ``wandb sync``; the receipt's ``vN`` is derived the same
+way W&B does it: N is the index of the artifact's W&B digest among the distinct digests logged under that
+name in this project, in order, across the run files under ``dir``.
 
-- ``project``: W&B project (default: the experiment name, made W&B-safe).
-- ``entity``: W&B entity (team or user; default: none, the account's default when online).
-- ``mode``: ``"offline"`` (default), ``"online"`` or ``"disabled"``.
-- ``dir``: folder under which W&B writes ``wandb/`` (default: the embedded store's root).
+Options (``options`` dict; each overrides W&B's own setting of the same value):
+
+- ``project``: W&B project (else ``WANDB_PROJECT`` / W&B's settings files, else the experiment name).
+- ``entity``: W&B entity (else ``WANDB_ENTITY`` / settings files, else the account's default online).
+- ``mode``: ``"offline"``, ``"online"`` or ``"disabled"`` (else ``WANDB_MODE`` / settings files, else online
+  when W&B is logged in, else offline).
+- ``dir``: folder under which W&B writes ``wandb/`` (else ``WANDB_DIR``, else the embedded store's root).
 - ``run``: an existing ``wandb.Run`` to log into (the adapter then never finishes it).
+- ``registry``: where MODEL/CHECKPOINT/WEIGHTS versions are linked, ``<registry>/<artifact name>``
+  (default ``wandb-registry-model``; ``""`` links nothing).
 - ``settings``: extra ``wandb.Settings`` fields, e.g. ``{"init_timeout": 30, "x_disable_stats": True}``.
 - ``media``: log media types as W&B media too (default ``True``).
 - ``timeout``: seconds one ``log`` may take before it fails with a retryable error (default 600).
@@ -26,55 +31,61 @@ Options (``options`` dict):
   ``x_transaction_log_flush_interval``; default 0.2 here, W&B's own is 15). An offline delivery is
   confirmed only once its record is in the run file on disk, so a process killed afterwards loses nothing
   the outbox calls done; a longer interval makes each offline delivery wait longer.
-
-W&B reads its own folders from the environment: set ``WANDB_DATA_DIR`` (staged artifact copies),
-``WANDB_CACHE_DIR`` and ``WANDB_CONFIG_DIR`` to keep everything out of the home folder.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import re
 import secrets
 import shutil
 import string
-import struct
 import tempfile
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
-from tracelet_artifacts.artifact import MEDIA_TYPES, ArtifactType, thaw_json, validate_artifact_path
+from tracelet_artifacts.artifact import MEDIA_TYPES, MODEL_TYPES, ArtifactType, thaw_json
+from tracelet_artifacts.backends import wandb_target
 from tracelet_artifacts.backends.base import (
-    BackendAdapter,
     Capabilities,
     Delivery,
     Receipt,
     RemoteArtifact,
     RunContext,
 )
+from tracelet_artifacts.backends.plan import PlannedAdapter
+from tracelet_artifacts.backends.wandb_runfiles import (
+    META_KEY,
+    RunFiles,
+    Versions,
+    WandbEntry,
+    WandbRecord,
+    artifact_records,
+    copy_record,
+    file_path,
+    read_run_file,
+    wait_for_exit_record,
+)
+from tracelet_artifacts.backends.wandb_target import WandbPlan, project_name
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, BackendError, DeliveryError
+
+__all__ = ["WandbAdapter", "WandbEntry", "WandbRecord", "artifact_records", "project_name", "read_run_file",
+           "wandb_name"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-META_KEY = "tracelet"
 RETRY_START_S = 30.0
+DEFAULT_REGISTRY = "wandb-registry-model"
 _NAME_MAX = 128
 _TAG = re.compile(r"^[-\w]+( +[-\w]+)*$")
-_BLOCK = 32 * 1024
-_HEADER = 7  # ":W&B" + 2-byte magic + 1-byte version
-_FULL, _FIRST, _LAST = 1, 2, 4  # 3 is a middle chunk
 _TRANSIENT_TEXT = re.compile(r"timed out|timeout|retry|retrying|refused|reset by peer|\b(5\d\d|429)\b", re.I)
 _TRANSIENT = {"Timeout", "TimeoutError", "ConnectionError", "ConnectError", "HTTPError", "ServiceUnavailable"}
 _PERMANENT = {"UsageError", "AuthenticationError", "ValueError", "TypeError", "PermissionError", "FileNotFoundError"}
@@ -86,129 +97,6 @@ def wandb_name(name: str) -> str:
     if len(safe) > _NAME_MAX:
         safe = f"{safe[:_NAME_MAX - 13]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
     return safe
-
-
-def project_name(text: str) -> str:
-    """A W&B-safe project name (no ``/ \\ # ? % :``, at most 128 characters)."""
-    return re.sub(r"[/\\#?%:\s]+", "-", text).strip("-")[:_NAME_MAX] or "tracelet"
-
-
-# -- the offline run files ----------------------------------------------------------------------------
-def read_run_file(path: Path) -> Iterator[bytes]:
-    """Yield each serialised ``Record`` of a ``run-<id>.wandb`` file.
-
-    The file is a 7-byte header (``:W&B``, magic, version) then the LevelDB log format: 32 KiB blocks of
-    chunks, each with a 7-byte header (little-endian zlib CRC32 of type byte + data, length, type: 1 full,
-    2 first, 3 middle, 4 last). Reading stops at a truncated or corrupt tail (a run killed mid-write).
-    """
-    data = path.read_bytes()
-    if data[:4] != b":W&B":
-        return
-    pos, pending = _HEADER, b""
-    while pos + 7 <= len(data):
-        if _BLOCK - pos % _BLOCK < 7:  # block trailer too small for a chunk header: padding
-            pos += _BLOCK - pos % _BLOCK
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0 and length == 0:  # zero fill: nothing more in this block
-            pos += _BLOCK - pos % _BLOCK
-            continue
-        chunk = data[pos + 7:pos + 7 + length]
-        if len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) != crc:
-            return
-        pos += 7 + length
-        pending = chunk if kind in (_FULL, _FIRST) else pending + chunk
-        if kind in (_FULL, _LAST):
-            yield pending
-
-
-@dataclass(frozen=True)
-class WandbEntry:
-    """One manifest entry of a logged W&B artifact."""
-
-    path: str
-    digest: str
-    ref: str = ""
-    size: int = 0
-    local_path: str = ""
-
-
-@dataclass(frozen=True)
-class WandbRecord:
-    """One ``artifact`` record: a W&B artifact as a run logged it."""
-
-    run_id: str
-    project: str
-    entity: str
-    name: str
-    type: str
-    digest: str
-    aliases: tuple[str, ...]
-    metadata: Mapping[str, Any]
-    entries: tuple[WandbEntry, ...]
-    description: str = ""
-
-    @property
-    def tracelet(self) -> Mapping[str, Any]:
-        value = self.metadata.get(META_KEY)
-        return value if isinstance(value, Mapping) else {}
-
-
-def artifact_records(run_file: Path) -> list[WandbRecord]:
-    """The ``artifact`` records of one run file, in the order they were logged."""
-    import json
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    found: list[WandbRecord] = []
-    for raw in read_run_file(run_file):
-        record = pb.Record()  # type: ignore[attr-defined]
-        try:
-            record.ParseFromString(raw)
-        except Exception:  # a damaged record: the rest of the file is not trustworthy either
-            log.warning("Stopped reading %s at a record that does not parse.", run_file)
-            break
-        if record.WhichOneof("record_type") != "artifact":
-            continue
-        art = record.artifact
-        entries = tuple(WandbEntry(c.path, c.digest, c.ref, c.size, c.local_path) for c in art.manifest.contents)
-        metadata = json.loads(art.metadata) if art.metadata else {}
-        found.append(WandbRecord(art.run_id, art.project, art.entity, art.name, art.type, art.digest,
-                                 tuple(art.aliases), metadata, entries, art.description))
-    return found
-
-
-@dataclass
-class _Versions:
-    """Every version of one W&B artifact name: distinct digests in order, their records and aliases."""
-
-    digests: list[str] = field(default_factory=list)
-    records: dict[str, WandbRecord] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)  # alias -> digest (aliases move, like W&B's)
-
-    def add(self, record: WandbRecord) -> None:
-        if record.digest not in self.records:
-            self.digests.append(record.digest)
-        self.records[record.digest] = record
-        for alias in record.aliases:
-            self.aliases[alias] = record.digest
-
-    def label(self, digest: str) -> str:
-        return f"v{self.digests.index(digest)}"
-
-    def aliases_of(self, digest: str) -> tuple[str, ...]:
-        return tuple(sorted(a for a, d in self.aliases.items() if d == digest))
-
-    def find(self, version: str) -> WandbRecord | None:
-        """``vN`` is W&B's version; bare ``N`` is ours (alias ``tracelet-vN``); else an alias or a digest."""
-        text = str(version)
-        if text.isdigit():
-            text = f"tracelet-v{text}"
-        if text in self.aliases:
-            return self.records[self.aliases[text]]
-        if text[:1] in "vV" and text[1:].isdigit() and int(text[1:]) < len(self.digests):
-            return self.records[self.digests[int(text[1:])]]
-        return next((r for r in self.records.values() if text in (r.digest, r.tracelet.get("digest"))), None)
 
 
 def _classify(exc: BaseException, doing: str) -> DeliveryError:
@@ -235,41 +123,11 @@ def _new_run_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
-def _wait_for_exit_record(run_file: Path, timeout: float) -> None:
-    """Wait until a finished run's file holds its ``exit`` record (everything before it is then written)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if run_file.is_file():
-            for raw in list(read_run_file(run_file))[-3:]:
-                record = pb.Record()  # type: ignore[attr-defined]
-                record.ParseFromString(raw)
-                if record.WhichOneof("record_type") == "exit":
-                    return
-        time.sleep(0.05)
-    log.warning("W&B run file %s has no exit record after %.0f s.", run_file, timeout)
-
-
-def _md5_b64(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        while chunk := handle.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode()
-
-
 def _reference_name(uri: str) -> str:
     """Where an external reference sits inside the W&B artifact: ``references/<scheme>/<host>/<path>``."""
     parsed = urlparse(uri)
     inner = "/".join(p for p in f"{parsed.netloc}/{parsed.path}".split("/") if p not in ("", ".", ".."))
     return f"references/{parsed.scheme}/{inner or 'root'}"
-
-
-def _file_path(uri: str) -> Path | None:
-    """The local path of a ``file://`` URI (None for any other scheme)."""
-    parsed = urlparse(uri)
-    return Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None
 
 
 def _media_class(mime: str, suffix: str, kind: ArtifactType) -> str | None:
@@ -281,19 +139,19 @@ def _media_class(mime: str, suffix: str, kind: ArtifactType) -> str | None:
     return "Html" if mime == "text/html" else None
 
 
-class WandbAdapter(BackendAdapter):
+class WandbAdapter(PlannedAdapter):
     """Logs versions as W&B artifacts on one run; lists and fetches them from the run files (offline).
 
     Example::
 
-        adapter = WandbAdapter({"project": "demo"})           # offline by default
+        adapter = WandbAdapter()                               # W&B's own settings, else offline in the store
         state = adapter.start_run(RunContext("run-1", "demo", Path(".tracelet")))
         receipt = adapter.log(delivery)                        # receipt.remote_version == "v0"
         adapter.fetch("classifier", "latest", Path("out/"))
     """
 
     name = "wandb"
-    capabilities = Capabilities(model_registry=False, media=True, references=True, aliases=True, versioning=True)
+    capabilities = Capabilities(model_registry=True, media=True, references=True, aliases=True, versioning=True)
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -304,15 +162,27 @@ class WandbAdapter(BackendAdapter):
         self._worker: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._logged: list[WandbRecord] = []
-        # Offline versions handed to W&B whose record is not in the run file yet: (name, digest) -> (record, not_held)
-        self._unwritten: dict[tuple[str, Any], tuple[WandbRecord, dict[str, str]]] = {}
-        self._parsed: dict[Path, tuple[tuple[int, int], list[WandbRecord]]] = {}
+        # Offline versions handed to W&B whose record is not in the run file yet:
+        # (name, our digest, aliases) -> (record, not_held)
+        self._unwritten: dict[tuple[str, Any, tuple[str, ...]], tuple[WandbRecord, dict[str, str]]] = {}
+        self._files = RunFiles()
         self._failed_at = float("-inf")
 
     # -- configuration ----------------------------------------------------------------------------
     @property
     def mode(self) -> str:
+        """``online``, ``offline`` or ``disabled``: the run's own mode once there is a run."""
+        if self._run is not None and hasattr(self._run, "offline"):
+            return "disabled" if getattr(self._run, "disabled", False) else "offline" if self._run.offline \
+                else "online"
+        if self._plan is not None:
+            return self._plan.value("mode") or "offline"
         return str(self.options.get("mode", "offline"))
+
+    def _planned(self, key: str) -> str | None:
+        """A value of the run's saved state, else of the resolved plan (None before ``start_run``)."""
+        saved = self._context.state.get(key) if self._context is not None else None
+        return str(saved) if saved else self._plan.value(key) if self._plan is not None else None
 
     @property
     def project(self) -> str:
@@ -320,8 +190,8 @@ class WandbAdapter(BackendAdapter):
             return str(self._run.project)
         if self.options.get("project"):
             return project_name(str(self.options["project"]))
-        if self._context is not None:
-            return project_name(str(self._context.state.get("project") or self._context.experiment))
+        if planned := self._planned("project"):
+            return planned
         raise BackendError("The wandb adapter has no project: call start_run() or pass options={'project': …}.")
 
     @property
@@ -329,12 +199,14 @@ class WandbAdapter(BackendAdapter):
         """The folder holding the run folders (``<dir>/wandb``)."""
         if self._run is not None and getattr(self._run, "dir", None):
             return Path(self._run.dir).parent.parent  # <dir>/wandb/<run folder>/files
-        base = self.options.get("dir") or (self._context.state.get("dir") if self._context else None)
-        if not base and self._context is not None:
-            base = self._context.store_root
+        base = self.options.get("dir") or self._planned("dir")
         if not base:
             raise BackendError("The wandb adapter has no folder: call start_run() or pass options={'dir': …}.")
         return Path(base) / "wandb"
+
+    def plan(self, run: RunContext) -> WandbPlan:
+        """Where this run's data goes (options > W&B's settings or open run > offline under the store)."""
+        return wandb_target.resolve(self.option, run.experiment, run.store_root, self.options.get("run"))
 
     # -- the worker thread: every SDK call runs there, in order ------------------------------------
     def _submit(self, fn: Callable[[], T]) -> Future[T]:
@@ -354,19 +226,24 @@ class WandbAdapter(BackendAdapter):
 
     # -- run lifecycle ----------------------------------------------------------------------------
     def start_run(self, run: RunContext) -> dict[str, Any]:
-        """Start (or, from ``run.state["run_id"]``, resume) the W&B run on the worker; returns at once."""
+        """Join the user's open run, or start (from ``run.state["run_id"]``: resume) one named after the
+        experiment on the worker; returns at once."""
         self._context = run
-        if self._run is not None:
-            return {"run_id": str(self._run.id), "project": self.project}
-        run_id = str(run.state.get("run_id") or _new_run_id())
-        base = self.options.get("dir") or run.state.get("dir") or run.store_root
+        plan = self.start_plan(run)
+        if plan.joined is not None:
+            self._run, self._owns_run = plan.joined, False
+            log.info("W&B: logging into your open run %s.", self._run.id)
+            return {"run_id": str(self._run.id), "project": self.project, "dir": plan.value("dir"), "joined": True}
+        run_id = str(run.state.get("run_id") or plan.value("run_id") or _new_run_id())
+        base, project = str(self._planned("dir")), str(self._planned("project"))
         Path(base).mkdir(parents=True, exist_ok=True)
-        self._init_kwargs = {"project": self.project, "entity": self.options.get("entity"), "id": run_id,
-                             "dir": str(base), "mode": self.mode, "name": run.run_id,
-                             "resume": "allow" if run.state.get("run_id") else None, "reinit": "create_new",
-                             "settings": self._wandb_settings()}
+        self._init_kwargs = {"project": project, "entity": plan.value("entity"), "id": run_id, "dir": base,
+                             "mode": plan.value("mode"),
+                             "name": None if run.state.get("joined") else plan.value("name"),  # keep the user's
+                             "resume": "allow" if run.state.get("run_id") or plan.value("run_id") else None,
+                             "reinit": "create_new", "settings": self._wandb_settings()}
         self._background(self._ensure_run, "start the run")
-        return {"run_id": run_id, "project": self.project, "dir": str(base)}
+        return {"run_id": run_id, "project": project, "dir": base}
 
     def _wandb_settings(self) -> dict[str, Any]:
         settings = dict(self.options.get("settings") or {})
@@ -388,6 +265,7 @@ class WandbAdapter(BackendAdapter):
 
         kwargs = dict(self._init_kwargs)
         settings = wandb.Settings(**kwargs.pop("settings"))
+        wandb_target.OWN_RUNS.add(str(kwargs["id"]))  # never mistaken for the user's run
         try:
             self._run = wandb.init(settings=settings, **kwargs)
         except Exception as exc:
@@ -407,7 +285,7 @@ class WandbAdapter(BackendAdapter):
                 run_file = Path(self._run.dir).parent / f"run-{self._run.id}.wandb"
                 self._run.finish()
                 self._run = None
-                _wait_for_exit_record(run_file, timeout)
+                wait_for_exit_record(run_file, timeout)
 
         with self._lock:
             worker = self._worker
@@ -453,37 +331,31 @@ class WandbAdapter(BackendAdapter):
             raise _classify(exc, f"logging {delivery.manifest.name}") from exc
 
     def _log(self, delivery: Delivery) -> Receipt:
-        import wandb
-
         run = self._ensure_run()
+        if getattr(run, "disabled", False):
+            return self._not_sent(delivery)
         manifest = delivery.manifest
         name = wandb_name(manifest.name)
-        versions = self._versions().get(name, _Versions())
-        for record in versions.records.values():
-            if record.tracelet.get("digest") == manifest.digest:
-                return self._receipt(delivery, record, versions.label(record.digest), {})
-        unwritten = self._unwritten.get((name, manifest.digest))
+        versions = self._versions().get(name, Versions())
+        aliases, alias_notes = self._aliases(delivery)
+        held = versions.holding(manifest.digest)
+        if held is not None:  # W&B holds this version: only aliases it lacks (moved in the store) are sent
+            aliases = [a for a in aliases if a != "latest" and a not in versions.aliases_of(held.digest)]
+            if not aliases:
+                label = versions.label(held.digest)
+                return self._receipt(delivery, held, label, {**alias_notes, **self._link(run, None, delivery, label)})
+            log.info("W&B: moving %s to %s:%s (nothing uploaded).", ", ".join(aliases), name,
+                     versions.label(held.digest))
+        unwritten = self._unwritten.get((name, manifest.digest, tuple(aliases)))
         if unwritten is not None:  # logged by an earlier attempt that timed out waiting for the run file
             return self._confirmed(run, delivery, *unwritten, versions)
-        art = wandb.Artifact(name, type=manifest.artifact_type.value, description=manifest.description,
-                             metadata=self._metadata(delivery))
-        for entry in delivery.uploads():  # W&B copies each into its staging folder right here
-            art.add_file(str(delivery.blob_path(entry)), name=entry.path)
-        not_held: dict[str, str] = {}
-        for ref in delivery.references():
-            local = _file_path(ref.uri)
-            try:
-                art.add_reference(ref.uri, name=ref.path if ref.path != ref.uri else _reference_name(ref.uri),
-                                  checksum=bool(local and local.exists()))
-            except Exception as exc:
-                not_held[ref.path] = f"W&B cannot record this reference ({exc}); kept in metadata['tracelet']"
-        aliases = self._aliases(delivery)
-        not_held.update({f"alias:{a}": "W&B aliases cannot hold '/' or ':'" for a in aliases if set(a) & set("/:")})
+        art, not_held = self._artifact(delivery)
+        not_held.update(alias_notes)
         tags = [label for label in manifest.labels if _TAG.match(label)]
         not_held.update({f"label:{label}": "not a valid W&B tag; kept in metadata['tracelet']['labels']"
                          for label in manifest.labels if label not in tags})
-        logged = run.log_artifact(art, aliases=[a for a in aliases if not set(a) & set("/:")], tags=tags)
-        if self.options.get("media", True) and manifest.artifact_type in MEDIA_TYPES:
+        logged = run.log_artifact(art, aliases=aliases, tags=tags)
+        if held is None and self.options.get("media", True) and manifest.artifact_type in MEDIA_TYPES:
             not_held.update(self._log_media(run, delivery))
         record = WandbRecord(str(run.id), self.project, str(getattr(run, "entity", "") or ""), name, art.type,
                              art.digest, tuple(aliases), art.metadata,
@@ -492,18 +364,77 @@ class WandbAdapter(BackendAdapter):
                              manifest.description or "")
         if self.mode == "online":
             logged.wait(timeout=float(self.options.get("wait_timeout", 120)))
+            not_held.update(self._link(run, logged, delivery, str(logged.version)))
             with self._lock:
                 self._logged.append(record)
             return self._receipt(delivery, record, str(logged.version), not_held)
-        self._unwritten[(name, manifest.digest)] = (record, not_held)
+        label = versions.label(art.digest) if art.digest in versions.records else f"v{len(versions.digests)}"
+        not_held.update(self._link(run, logged, delivery, label))
+        self._unwritten[(name, manifest.digest, tuple(aliases))] = (record, not_held)
         return self._confirmed(run, delivery, record, not_held, versions)
 
+    def _artifact(self, delivery: Delivery) -> tuple[Any, dict[str, str]]:
+        """The ``wandb.Artifact`` of a version: uploads added from the store's blobs as they are (W&B's
+        ``immutable`` policy, so nothing is staged twice; a team store's cached blob is staged, since the
+        cache may drop it before ``wandb sync``), references as references."""
+        import wandb
+        from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
+
+        manifest = delivery.manifest
+        art = wandb.Artifact(wandb_name(manifest.name), type=manifest.artifact_type.value,
+                             description=manifest.description, metadata=self._metadata(delivery))
+        staged = bool(delivery.blob_uri_prefix) and self.mode != "online"
+        policy: Literal["mutable", "immutable"] = "mutable" if staged else "immutable"
+        for entry in delivery.uploads():
+            art.add_file(str(delivery.blob_path(entry)), name=entry.path, policy=policy, skip_cache=True)
+        not_held: dict[str, str] = {}
+        for ref in delivery.references():
+            local = file_path(ref.uri)
+            name = ref.path if ref.path != ref.uri else _reference_name(ref.uri)
+            try:
+                if local is not None and local.exists():  # W&B checksums a local file (reads it once)
+                    art.add_reference(ref.uri, name=name, checksum=True)
+                else:  # the entry W&B records unchecksummed, without its cloud client looking up credentials
+                    art.manifest.add_entry(ArtifactManifestEntry(path=name, ref=ref.uri, digest=ref.uri))
+            except Exception as exc:
+                not_held[ref.path] = f"W&B cannot record this reference ({exc}); kept in metadata['tracelet']"
+        return art, not_held
+
+    def _link(self, run: Any, logged: Any, delivery: Delivery, label: str) -> dict[str, str]:
+        """Online, link a MODEL/CHECKPOINT/WEIGHTS version (``logged``; None: it is linked already) to
+        ``<registry>/<name>`` with the store's aliases. Offline W&B cannot link (wandb 0.31 raises
+        NotImplementedError, after logging the artifact a second time), so the receipt says what to run after
+        ``wandb sync`` instead."""
+        registry = str(self.options.get("registry", DEFAULT_REGISTRY) or "")
+        if delivery.manifest.artifact_type not in MODEL_TYPES or not registry:
+            return {}
+        target = f"{registry}/{wandb_name(delivery.manifest.name)}"
+        if self.mode == "online":
+            if logged is not None:
+                run.link_artifact(logged, target, aliases=self._aliases(delivery)[0][2:] or None)
+            return {}
+        import wandb
+
+        path = f"{self.project}/{wandb_name(delivery.manifest.name)}:{label}"
+        folder = self._run_folder(str(run.id))
+        return {"registry": f"not linked to {target}: wandb {wandb.__version__} cannot link offline; after "
+                            f"`wandb sync {folder}`, link it with wandb.Api().artifact('{path}').link('{target}')"}
+
+    def _not_sent(self, delivery: Delivery) -> Receipt:
+        """The receipt when W&B is disabled: nothing uploaded, nothing referenced, every entry not held."""
+        source = self._plan.settings["mode"].source if self._plan is not None and "mode" in self._plan.settings \
+            else "the run given"
+        why = f"W&B is disabled (mode 'disabled' from {source}); nothing was sent"
+        paths = [e.path for e in delivery.uploads()] + [r.path for r in delivery.references()]
+        return delivery.receipt(self.name, uploaded=(), referenced=(), reference_uris={}, unreachable=(),
+                                not_held={**delivery.plan.not_held, **dict.fromkeys(paths, why)})
+
     def _confirmed(self, run: Any, delivery: Delivery, record: WandbRecord, not_held: dict[str, str],
-                   versions: _Versions) -> Receipt:
+                   versions: Versions) -> Receipt:
         """The receipt of an offline version once W&B has written its record to the run file (before that
         it is only in wandb-core's memory, and a killed process would lose it)."""
         self._wait_for_record(Path(run.dir).parent / f"run-{run.id}.wandb", record)
-        del self._unwritten[(record.name, record.tracelet.get("digest"))]
+        del self._unwritten[(record.name, record.tracelet.get("digest"), record.aliases)]
         with self._lock:
             self._logged.append(record)
         versions.add(record)
@@ -511,9 +442,23 @@ class WandbAdapter(BackendAdapter):
 
     def _receipt(self, delivery: Delivery, record: WandbRecord, label: str, not_held: dict[str, str]) -> Receipt:
         prefix = f"{record.entity}/" if record.entity else ""
+        if self.mode == "online":  # the run's path on the server
+            locator, view = f"{prefix}{record.project}/runs/{record.run_id}", ""
+        else:  # the offline run folder that holds the record, and the command that uploads it
+            folder = self._run_folder(record.run_id)
+            locator, view = (str(folder), f"wandb sync {folder}") if folder is not None else ("", "")
         return delivery.receipt(self.name, remote_id=record.digest, remote_version=label,
                                 uri=f"{prefix}{record.project}/{record.name}:{label}",
-                                not_held={**delivery.plan.not_held, **not_held})
+                                not_held={**delivery.plan.not_held, **not_held}, locator=locator or None,
+                                view_command=view or None)
+
+    def _run_folder(self, run_id: str) -> Path | None:
+        """The offline folder of run ``run_id`` (the current run's, else the first found under ``dir``)."""
+        run = self._run
+        if run is not None and str(run.id) == run_id:
+            return Path(run.dir).parent
+        found = sorted(self.wandb_dir.glob(f"*run-*-{run_id}")) if self.wandb_dir.is_dir() else []
+        return found[0] if found else None
 
     def _metadata(self, delivery: Delivery) -> dict[str, Any]:
         manifest = delivery.manifest
@@ -525,9 +470,13 @@ class WandbAdapter(BackendAdapter):
                 "model": manifest.model.to_dict() if manifest.model else None}
         return {**thaw_json(manifest.metadata), META_KEY: ours}
 
-    def _aliases(self, delivery: Delivery) -> list[str]:
-        """``latest``, ``tracelet-v<N>`` and the store's aliases of this version."""
-        return list(dict.fromkeys(["latest", f"tracelet-v{delivery.version}", *delivery.aliases]))
+    @staticmethod
+    def _aliases(delivery: Delivery) -> tuple[list[str], dict[str, str]]:
+        """``latest``, ``tracelet-v<N>`` and the store's aliases of this version, and the notes for those W&B
+        cannot hold."""
+        wanted = list(dict.fromkeys(["latest", f"tracelet-v{delivery.version}", *delivery.aliases]))
+        bad = {f"alias:{a}": "W&B aliases cannot hold '/' or ':'" for a in wanted if set(a) & set("/:")}
+        return [a for a in wanted if f"alias:{a}" not in bad], bad
 
     def _log_media(self, run: Any, delivery: Delivery) -> dict[str, str]:
         """Media entries as W&B media in the current step (copied under their own names, which W&B needs)."""
@@ -558,44 +507,32 @@ class WandbAdapter(BackendAdapter):
         """Every artifact record of this project: the run files under ``dir`` (oldest run first), then
         what this process logged that its run file does not hold yet. The file of the run the adapter is
         still writing is skipped (it grows with every metric; what the adapter logged there is in memory)."""
-        folder, run = self.wandb_dir, self._run
-        active = Path(run.dir).parent if run is not None and self._owns_run else None
-        found: list[WandbRecord] = []
-        runs = [p for p in folder.glob("*run-*") if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
-        for run_dir in sorted(runs, key=lambda p: p.name.split("run-", 1)[1]):
-            for run_file in run_dir.glob("run-*.wandb") if run_dir != active else ():
-                found += self._parse(run_file)
-        seen = {(r.run_id, r.name, r.digest) for r in found}
+        run = self._run
+        found = self._files.scan(self.wandb_dir, Path(run.dir).parent if run is not None and self._owns_run else None)
+        seen = {(r.run_id, r.name, r.digest, frozenset(r.aliases) - {"latest"}) for r in found}
         with self._lock:
-            found += [r for r in self._logged if (r.run_id, r.name, r.digest) not in seen]
+            found += [r for r in self._logged
+                      if (r.run_id, r.name, r.digest, frozenset(r.aliases) - {"latest"}) not in seen]
         return [r for r in found if r.project == self.project]
 
     def _wait_for_record(self, run_file: Path, record: WandbRecord) -> None:
-        """Wait until ``record`` (same name and W&B digest) is written in ``run_file``; a retryable
+        """Wait until ``record`` (same name, W&B digest and aliases) is written in ``run_file``; a retryable
         DeliveryError after ``wait_timeout`` seconds (the delivery stays in the outbox and waits again)."""
         timeout = float(self.options.get("wait_timeout", 120))
         deadline = time.monotonic() + timeout
         while not (run_file.is_file() and any(r.name == record.name and r.digest == record.digest
-                                               for r in self._parse(run_file))):
+                                               and set(record.aliases) <= set(r.aliases)
+                                               for r in self._files.parse(run_file))):
             if time.monotonic() >= deadline:
                 raise DeliveryError(f"W&B has not written {record.name} to {run_file} within {timeout:.0f} s; "
                                     "the delivery stays in the outbox and is confirmed once it is there.",
                                     retryable=True)
             time.sleep(0.02)
 
-    def _parse(self, run_file: Path) -> list[WandbRecord]:
-        info = run_file.stat()
-        key = (info.st_size, info.st_mtime_ns)
-        cached = self._parsed.get(run_file)
-        if cached is None or cached[0] != key:
-            cached = (key, artifact_records(run_file))
-            self._parsed[run_file] = cached
-        return cached[1]
-
-    def _versions(self) -> dict[str, _Versions]:
-        grouped: dict[str, _Versions] = {}
+    def _versions(self) -> dict[str, Versions]:
+        grouped: dict[str, Versions] = {}
         for record in self.records():
-            grouped.setdefault(record.name, _Versions()).add(record)
+            grouped.setdefault(record.name, Versions()).add(record)
         return grouped
 
     def list(self, type_filter: ArtifactType | None = None) -> list[RemoteArtifact]:
@@ -630,29 +567,5 @@ class WandbAdapter(BackendAdapter):
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         """Copy a version's files (staged copies and file:// references) under ``dest``, checking each
         W&B digest; references to remote URIs are not downloaded (listed in the log)."""
-        record = self.find(name, version)
-        target = Path(dest)
-        for entry in record.entries:
-            source = self._entry_source(entry)
-            if source is None:
-                log.info("Not fetching %s of %s: it refers to %s.", entry.path, name, entry.ref)
-                continue
-            path = target / validate_artifact_path(entry.path)  # never outside dest
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, path)
-            if entry.digest != entry.ref and _md5_b64(path) != entry.digest:
-                raise BackendError(f"{name}:{version} entry {entry.path} does not match its W&B digest.")
-        return target
-
-    @staticmethod
-    def _entry_source(entry: WandbEntry) -> Path | None:
-        if entry.local_path and Path(entry.local_path).is_file():
-            return Path(entry.local_path)
-        if not entry.ref:
-            raise BackendError(f"W&B entry {entry.path} has no staged copy at {entry.local_path!r} "
-                               "(staged copies are removed once a run is synced).")
-        source = _file_path(entry.ref)
-        if source is not None and not source.is_file():
-            raise BackendError(f"W&B entry {entry.path} refers to {entry.ref}, which no longer exists.")
-        return source
+        return copy_record(self.find(name, version), Path(dest), f"{name}:{version}")
 

@@ -102,7 +102,12 @@ def _load_json(path: Path) -> Any:
 _NOT_JSON = object()
 
 
-def _compare_json(left: Any, right: Any) -> dict[str, Any]:
+def compare_documents(left: Any, right: Any) -> dict[str, Any]:
+    """Key-level changes between two parsed documents (JSON, or YAML/TOML read into the same shapes).
+
+    Returns ``added``/``removed`` (dotted path → value), ``changed`` (path → ``{"before", "after"}``),
+    ``metric_deltas`` (path → MetricDelta for changed numbers) and, when a side was cut, ``note``.
+    """
     before, cut_left = json_leaves(left)
     after, cut_right = json_leaves(right)
     result: dict[str, Any] = {
@@ -206,5 +211,5 @@ def _compare_contents(
     if jsonish:
         documents = _load_json(left), _load_json(right)
         if _NOT_JSON not in documents:
-            return ArtifactComparison("json", **base, **_compare_json(*documents))
+            return ArtifactComparison("json", **base, **compare_documents(*documents))
     return ArtifactComparison("text", **base, **_compare_text(left, right, *labels))

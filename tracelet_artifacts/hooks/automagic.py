@@ -1,29 +1,28 @@
 """The automagic switch: ``enable(experiment)`` installs the producers the settings ask for (the
-``torch.save`` patch, a TraceletCallback on every Lightning Trainer, the file watcher) and
-``handle.disable()`` takes every one of them out again.
+``torch.save`` patch, a TraceletCallback on every Lightning Trainer, a TraceletTrainerCallback on every
+``transformers.Trainer``, the file watcher) and ``handle.disable()`` takes every one of them out again.
 
-``Experiment.start()`` calls it when ``automagic_artifacts`` is on; ``stop()`` disables it first.
+``CapturePort.start()`` calls it when ``automagic_artifacts`` or ``watch_filesystem`` is on (the latter
+alone starts only the watcher); ``stop()`` disables it first.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
-import logging
-import sys
 import threading
 from collections.abc import Callable
-from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracelet_artifacts.errors import ConfigurationError
+from tracelet_artifacts.hooks import capture_logger
 from tracelet_artifacts.hooks import lightning as lightning_hooks
+from tracelet_artifacts.hooks.imports import after_import
+from tracelet_artifacts.hooks.port import CapturePort
 
-if TYPE_CHECKING:
-    from tracelet_artifacts.experiment import Experiment
-
-log = logging.getLogger(__name__)
+log = capture_logger(__name__)
 
 _MARK = "__tracelet_automagic__"
 _lock = threading.RLock()
@@ -40,7 +39,7 @@ class AutomagicHandle:
         handle.disable()
     """
 
-    def __init__(self, experiment: Experiment) -> None:
+    def __init__(self, experiment: CapturePort) -> None:
         self.experiment = experiment
         self.installed: list[str] = []
         self._undo: list[Callable[[], None]] = []
@@ -68,21 +67,27 @@ class AutomagicHandle:
         self.installed.clear()
 
 
-def enable(experiment: Experiment) -> AutomagicHandle:
-    """Install the producers ``experiment.settings`` asks for; return the handle that removes them."""
+def enable(experiment: CapturePort, *, frameworks: bool = True) -> AutomagicHandle:
+    """Install the producers ``experiment.settings`` asks for; return the handle that removes them.
+
+    ``frameworks=False`` installs only the watcher (``watch_filesystem`` without automagic capture).
+    """
     handle = AutomagicHandle(experiment)
-    with _lock:
-        _handles.append(handle)
-        handle.enabled = True
-    handle._add("lightning", _LightningPatch.acquire())
-    _install_torch_save(handle)
+    if frameworks:
+        with _lock:
+            _handles.append(handle)
+            handle.enabled = True
+        handle._add("lightning", _TRAINERS["lightning"].acquire())
+        if importlib.util.find_spec("transformers") is not None:
+            handle._add("transformers", _TRAINERS["transformers"].acquire())
+        _install_torch_save(handle)
     if experiment.settings.watch_filesystem:
         _install_watcher(handle)
     log.info("Automagic capture on for %s: %s", experiment.name, ", ".join(handle.installed) or "nothing")
     return handle
 
 
-def active_experiment() -> Experiment | None:
+def active_experiment() -> CapturePort | None:
     """The experiment whose automagic was enabled last and is still on (None when automagic is off)."""
     with _lock:
         return _handles[-1].experiment if _handles else None
@@ -122,23 +127,37 @@ def _install_watcher(handle: AutomagicHandle) -> None:
     handle._add("watcher", watcher.stop)
 
 
-# -- Lightning --------------------------------------------------------------------------------------
-def _wrap_trainer_init(namespace: str, trainer_class: type) -> Callable[[], None]:
-    """Make ``trainer_class.__init__`` add a TraceletCallback for the active experiment; return the undo."""
+# -- Trainers: Lightning's and Hugging Face's --------------------------------------------------------
+def _wrap_trainer_init(trainer_class: type, namespace: str, *, after: bool) -> Callable[[], None]:
+    """Make ``trainer_class.__init__`` add a Tracelet callback for the active experiment; return the undo.
+
+    Lightning's callback goes into ``callbacks=`` before the Trainer is built (``after=False``); Hugging
+    Face's is added with ``trainer.add_callback`` once it is built (``after=True``).
+    """
     original = trainer_class.__dict__["__init__"]
     if getattr(original, _MARK, False):
         return lambda: None
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        experiment, given = active_experiment(), kwargs.get("callbacks")
-        callbacks = list(given) if isinstance(given, (list, tuple)) else [] if given is None else [given]
-        if (experiment is not None and experiment.started
-                and not any(lightning_hooks.is_tracelet_callback(c) for c in callbacks)):
-            try:
-                kwargs["callbacks"] = [lightning_hooks.callback_class(namespace)(experiment), *callbacks]
-            except Exception:
-                log.exception("Automagic: adding TraceletCallback to the %s Trainer failed", namespace)
+        experiment = active_experiment()
+        wanted = experiment is not None and experiment.capturing
+        if wanted and not after:
+            given = kwargs.get("callbacks")
+            callbacks = list(given) if isinstance(given, (list, tuple)) else [] if given is None else [given]
+            if not any(lightning_hooks.is_tracelet_callback(c) for c in callbacks):
+                try:
+                    kwargs["callbacks"] = [lightning_hooks.callback_class(namespace)(experiment), *callbacks]
+                except Exception:
+                    log.exception("Automagic: adding TraceletCallback to the %s Trainer failed", namespace)
         original(self, *args, **kwargs)
+        if wanted and after and experiment is not None:
+            try:
+                from tracelet_artifacts.hooks import hf
+
+                if not any(isinstance(c, hf.TraceletTrainerCallback) for c in self.callback_handler.callbacks):
+                    self.add_callback(hf.TraceletTrainerCallback(experiment))
+            except Exception:
+                log.exception("Automagic: adding TraceletTrainerCallback to the %s Trainer failed", namespace)
 
     setattr(__init__, _MARK, True)
     __init__.__wrapped__ = original  # type: ignore[attr-defined]
@@ -155,66 +174,20 @@ def _wrap_trainer_init(namespace: str, trainer_class: type) -> Callable[[], None
     return undo
 
 
-class _PostImportHook:
-    """A meta-path finder that runs a callback once a module has executed (so enabling never imports it)."""
+class _TrainerPatch:
+    """Wraps ``Trainer.__init__`` in some modules while at least one handle is enabled (shared, counted)."""
 
-    def __init__(self, targets: dict[str, Callable[[ModuleType], None]]) -> None:
-        self.targets = targets
-        self._busy: set[str] = set()
+    def __init__(self, modules: dict[str, str], *, after: bool) -> None:
+        self.modules = modules  # module that defines Trainer -> the namespace named in messages
+        self.after = after
+        self.users = 0
+        self.undo: list[Callable[[], None]] = []
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        callback = self.targets.get(fullname)
-        if callback is None or fullname in self._busy:
-            return None
-        self._busy.add(fullname)
-        try:
-            spec = next((s for f in sys.meta_path if f is not self and hasattr(f, "find_spec")
-                         for s in [f.find_spec(fullname, path, target)] if s is not None), None)
-        finally:
-            self._busy.discard(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        spec.loader = _NotifyingLoader(spec.loader, callback)  # type: ignore[assignment]
-        return spec
-
-
-class _NotifyingLoader:
-    """Delegates to the real loader, then hands the executed module to a callback and steps aside."""
-
-    def __init__(self, loader: Any, callback: Callable[[ModuleType], None]) -> None:
-        self._loader = loader
-        self._callback = callback
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        module.__loader__ = self._loader
-        self._loader.exec_module(module)
-        try:
-            self._callback(module)
-        except Exception:
-            log.exception("Automagic: patching %s after import failed", module.__name__)
-
-
-class _LightningPatch:
-    """Wraps ``Trainer.__init__`` of every Lightning namespace while at least one handle is enabled."""
-
-    users = 0
-    undo: list[Callable[[], None]] = []
-    hook: _PostImportHook | None = None
-
-    @classmethod
-    def acquire(cls) -> Callable[[], None]:
+    def acquire(self) -> Callable[[], None]:
         with _lock:
-            cls.users += 1
-            if cls.users == 1:
-                cls._install()
+            self.users += 1
+            if self.users == 1:
+                self._install()
         released = False
 
         def release() -> None:
@@ -223,39 +196,27 @@ class _LightningPatch:
                 if released:
                     return
                 released = True
-                cls.users -= 1
-                if cls.users == 0:
-                    cls._uninstall()
+                self.users -= 1
+                if self.users == 0:
+                    undo, self.undo = self.undo, []
+                    for step in reversed(undo):
+                        step()
 
         return release
 
-    @classmethod
-    def _patch_module(cls, namespace: str, module: ModuleType) -> None:
+    def _patch_module(self, namespace: str, module: ModuleType) -> None:
         with _lock:
-            trainer = getattr(module, "Trainer", None)
-            if isinstance(trainer, type) and cls.users > 0:
-                cls.undo.append(_wrap_trainer_init(namespace, trainer))
-                log.debug("Automagic: %s.Trainer adds TraceletCallback", namespace)
+            trainer = vars(module).get("Trainer")
+            if isinstance(trainer, type) and self.users > 0:
+                self.undo.append(_wrap_trainer_init(trainer, namespace, after=self.after))
+                log.debug("Automagic: %s.Trainer adds a Tracelet callback", namespace)
 
-    @classmethod
-    def _install(cls) -> None:
-        later: dict[str, Callable[[ModuleType], None]] = {}
-        for namespace in lightning_hooks.NAMESPACES:
-            module = sys.modules.get(namespace)
-            if module is not None and hasattr(module, "Trainer"):
-                cls._patch_module(namespace, module)
-            else:
-                later[namespace] = lambda m, ns=namespace: cls._patch_module(ns, m)  # type: ignore[misc]
-        if later:
-            cls.hook = _PostImportHook(later)
-            sys.meta_path.insert(0, cls.hook)
+    def _install(self) -> None:
+        targets = {name: functools.partial(self._patch_module, namespace) for name, namespace in self.modules.items()}
+        self.undo.append(after_import(targets))
 
-    @classmethod
-    def _uninstall(cls) -> None:
-        if cls.hook is not None:
-            if cls.hook in sys.meta_path:
-                sys.meta_path.remove(cls.hook)
-            cls.hook = None
-        undo, cls.undo = cls.undo, []
-        for step in reversed(undo):
-            step()
+
+_TRAINERS = {
+    "lightning": _TrainerPatch({ns: ns for ns in lightning_hooks.NAMESPACES}, after=False),
+    "transformers": _TrainerPatch({"transformers.trainer": "transformers"}, after=True),
+}

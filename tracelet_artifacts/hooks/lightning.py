@@ -2,8 +2,9 @@
 the hyper-parameters and (optionally) validation samples, for ``lightning.pytorch`` and ``pytorch_lightning``.
 
 Checkpoints are seen one level above ``torch.save`` (the strategy's innermost ``CheckpointIO``), after the
-file is in place, and every ``ModelCheckpoint`` is scanned as a safety net. Each file is hard-linked into
-the store folder before the hook returns and logged in the background through the Experiment.
+file is in place, and every ``ModelCheckpoint`` is scanned as a safety net. Each file (or sharded folder,
+once complete) is hard-linked into the store folder before the hook returns and handed to the experiment
+through its ``CapturePort``; a checkpoint on a remote filesystem is read back on a thread of its own.
 """
 
 from __future__ import annotations
@@ -11,28 +12,27 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import logging
-import math
 import os
-import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
+from tracelet_artifacts.hooks import bundles, capture_logger, remote
+from tracelet_artifacts.hooks.filecheck import file_signature
 from tracelet_artifacts.hooks.naming import artifact_name_for
+from tracelet_artifacts.hooks.port import CapturePort, local_version
 from tracelet_artifacts.hooks.rank import is_rank_zero
-from tracelet_artifacts.hooks.staging import claim, remove, staged_name, staging_folder
+from tracelet_artifacts.hooks.samples import SampleCollector, sample_artifact
+from tracelet_artifacts.hooks.staging import remove, stage, staged_name, staging_folder
+from tracelet_artifacts.hooks.values import json_safe, number
 
-if TYPE_CHECKING:
-    from tracelet_artifacts.experiment import Experiment
-
-log = logging.getLogger(__name__)
+log = capture_logger(__name__)
 
 NAMESPACES = ("lightning.pytorch", "pytorch_lightning")
 SAMPLES_HOOK = "tracelet_validation_samples"
@@ -51,35 +51,11 @@ def _torch_save_suppressed() -> contextlib.AbstractContextManager[Any]:
 
 
 # -- small helpers ----------------------------------------------------------------------------------
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value.item() if hasattr(value, "item") else value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _json_safe(value: Any, depth: int = 0) -> Any:
-    """A JSON-able copy of hyper-parameters: containers kept, tensors as lists, anything else as repr."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if depth > 8:
-        return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_json_safe(v, depth + 1) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "tolist"):
-        return _json_safe(value.tolist(), depth + 1)
-    return repr(value)
-
-
 def _same_file(a: str | os.PathLike[str] | None, b: str) -> bool:
-    return bool(a) and os.path.abspath(os.fspath(a)) == b  # type: ignore[arg-type]
+    if not a:
+        return False
+    text = os.fspath(a)
+    return (text if remote.is_remote(text) else os.path.abspath(text)) == b
 
 
 def _known_paths(callback: Any) -> list[str]:
@@ -118,7 +94,7 @@ def _innermost_io(checkpoint_io: Any) -> Any:
 
 @dataclass
 class _Capture:
-    """One file handed to the Experiment: where its staged copy is, and (once logged) its version."""
+    """One file handed to the CapturePort: where its staged copy is, and (once logged) its version."""
 
     name: str
     staged: Path | None
@@ -131,7 +107,7 @@ class _CaptureLogic:
 
     def __init__(
         self,
-        experiment: Experiment,
+        experiment: CapturePort,
         *,
         log_checkpoints: bool = True,
         log_model: bool = True,
@@ -146,7 +122,7 @@ class _CaptureLogic:
         self.samples_every_n_epochs = samples_every_n_epochs
         self.flush_on_exception_s = flush_on_exception_s
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[int, int, int]] = {}
+        self._seen: dict[str, Any] = {}  # path -> its file (or folder) signature when last captured
         self._captures: dict[str, _Capture] = {}
         self._best: dict[str, str] = {}
         self._pending: set[Future[Any]] = set()
@@ -154,15 +130,17 @@ class _CaptureLogic:
         self._trainer: Any = None
         self._active = False
         self._staging = Path()
+        self._samples = SampleCollector()
+        self._remote: ThreadPoolExecutor | None = None
 
     # -- lifecycle hooks --------------------------------------------------------------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._trainer = trainer
-        self._active = bool(trainer.is_global_zero) and is_rank_zero() and self.experiment.started
+        self._active = bool(trainer.is_global_zero) and is_rank_zero() and self.experiment.capturing
         if not self._active:
             log.debug("TraceletCallback idle: not global rank 0, or the experiment is not started.")
             return
-        self._staging = staging_folder(self.experiment.store.root / STAGING_FOLDER)
+        self._staging = staging_folder(self.experiment.capture_root / STAGING_FOLDER)
         if self.log_checkpoints and not self._restore:
             self._wrap_checkpoint_io(trainer)
 
@@ -170,17 +148,28 @@ class _CaptureLogic:
         while self._restore:
             self._restore.pop()()
         self._trainer = None
+        if self._remote is not None:
+            self._remote.shutdown(wait=True)
+            self._remote = None
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if self._active and self.log_hparams:
             self._guarded("logging hyper-parameters", self._log_hparams, trainer, pl_module)
 
+    def _samples_due(self, trainer: Any) -> bool:
+        every = self.samples_every_n_epochs
+        return self._active and not trainer.sanity_checking and every > 0 and trainer.current_epoch % every == 0
+
+    def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        if self._samples_due(trainer) and not callable(getattr(pl_module, SAMPLES_HOOK, None)):
+            self._guarded("keeping validation outputs", self._samples.add, batch_idx, dataloader_idx, outputs)
+
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if not self._active or trainer.sanity_checking:
             return
         self._guarded("scanning checkpoints", self._scan, trainer)
-        every = self.samples_every_n_epochs
-        if every > 0 and trainer.current_epoch % every == 0:
+        if self._samples_due(trainer):
             self._guarded("logging validation samples", self._log_samples, trainer, pl_module)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
@@ -202,6 +191,8 @@ class _CaptureLogic:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until what this callback handed over is in the store; True when nothing is left pending."""
+        if self._remote is not None:  # remote checkpoints being read back are handed over from there
+            self._remote.submit(lambda: None).result(timeout)
         with self._lock:
             pending = set(self._pending)
         _, not_done = wait_futures(pending, timeout=timeout)
@@ -235,6 +226,25 @@ class _CaptureLogic:
         self._patch(io, "save_checkpoint", save_checkpoint)
         if remove is not None:
             self._patch(io, "remove_checkpoint", remove_checkpoint)
+        self._wrap_strategy_save(trainer.strategy)
+
+    def _wrap_strategy_save(self, strategy: Any) -> None:
+        """Sharded strategies (FSDP's ``state_dict_type="sharded"``) write a folder without the CheckpointIO:
+        capture it when the strategy's save returns on rank 0, after its collective write, meta file included."""
+        save = getattr(strategy, "save_checkpoint", None)
+        if save is None or getattr(save, _MARK, None) is not None:
+            return
+
+        def save_checkpoint(checkpoint: Any, filepath: Any, *args: Any, **kwargs: Any) -> Any:
+            info = {k: checkpoint.get(k) for k in ("epoch", "global_step")} if isinstance(checkpoint, Mapping) else {}
+            with _torch_save_suppressed():
+                result = save(checkpoint, filepath, *args, **kwargs)
+            if isinstance(filepath, (str, os.PathLike)) and os.path.isdir(filepath):
+                self._guarded("capturing a sharded checkpoint", self._on_saved, filepath, info)
+            return result
+
+        setattr(save_checkpoint, _MARK, self)
+        self._patch(strategy, "save_checkpoint", save_checkpoint)
 
     def _patch(self, target: Any, attr: str, value: Any) -> None:
         had_own = attr in vars(target)
@@ -256,10 +266,13 @@ class _CaptureLogic:
         if not self._active or not isinstance(path, (str, os.PathLike)):
             return
         text = os.fspath(path)
-        if "://" in text and not text.startswith("file://"):
-            log.info("TraceletCallback does not capture remote checkpoint %s (no local file).", text)
-            return
         info = checkpoint if isinstance(checkpoint, Mapping) else {}
+        if remote.is_remote(text):
+            if self._remote is None:
+                self._remote = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracelet-remote-ckpt")
+            self._remote.submit(self._guarded, "reading a remote checkpoint back", self._capture_remote, text,
+                                info.get("epoch"), info.get("global_step"))
+            return
         self._capture(text.removeprefix("file://"), info.get("epoch"), info.get("global_step"), "checkpoint_io")
 
     def _on_removed(self, path: Any) -> None:
@@ -276,7 +289,7 @@ class _CaptureLogic:
             self._label_evicted(capture.name, version)
 
     def _label_evicted(self, name: str, version: int) -> None:
-        self.experiment.store.catalog.add_labels(name, version, [EVICTED])
+        self.experiment.tag_version(name, version, labels=[EVICTED])
         log.debug("Marked %s:v%d evicted", name, version)
 
     # -- capturing one checkpoint -----------------------------------------------------------------
@@ -289,7 +302,9 @@ class _CaptureLogic:
                 if os.path.exists(path):
                     self._capture(os.fspath(path), trainer.current_epoch, trainer.global_step, "scan")
             best = callback.best_model_path
-            if best and os.path.exists(best):
+            if best and remote.is_remote(best) and self._remote is not None:  # after its read-back, in order
+                self._remote.submit(self._guarded, "moving best", self._point_best, best)
+            elif best and os.path.exists(best):
                 self._point_best(os.path.abspath(best))
 
     @staticmethod
@@ -310,16 +325,38 @@ class _CaptureLogic:
 
     def _capture(self, path: str, epoch: Any, step: Any, source: str) -> None:
         absolute = os.path.abspath(path)
-        info = os.stat(absolute)
-        key = (info.st_size, info.st_mtime_ns, info.st_ino)
+        folder = os.path.isdir(absolute)  # a sharded checkpoint (FSDP, DCP): one version once every rank wrote
+        if folder:
+            problem = bundles.problem(Path(absolute), bundles.DCP)
+            if problem is not None:
+                log.debug("TraceletCallback: %s is not complete yet (%s); the next scan takes it", absolute, problem)
+                return
+        key = bundles.signature(Path(absolute)) if folder else file_signature(absolute)
         with self._lock:
-            if self._seen.get(absolute) == key:
+            if key is None or self._seen.get(absolute) == key:
                 return
             self._seen[absolute] = key
-        name = artifact_name_for(os.path.dirname(absolute), "checkpoints")
+        self._capture_file(absolute, os.path.basename(path), epoch, step, source)
+
+    def _capture_remote(self, url: str, epoch: Any, step: Any) -> None:
+        """Read a remote checkpoint back (chunked, into the staging folder) and hand it over."""
+        staged, size = remote.read_back(url, self._staging)
+        with self._lock:
+            if self._seen.get(url) == size:
+                remove(staged)
+                return
+            self._seen[url] = size
+        self._capture_file(url, os.path.basename(url), epoch, step, "checkpoint_io", staged=staged)
+
+    def _capture_file(self, absolute: str, file_name: str, epoch: Any, step: Any, source: str, *,
+                      staged: Path | None = None) -> None:
+        is_url = remote.is_remote(absolute)
+        where = remote.local_name(absolute) if is_url else absolute
+        name = artifact_name_for(os.path.dirname(where), "checkpoints")
         owner = self._owner(absolute)
-        metadata: dict[str, Any] = {"source_path": os.path.relpath(absolute), "file_name": os.path.basename(path),
-                                    "epoch": epoch, "global_step": step, "captured_by": source}
+        metadata: dict[str, Any] = {"source_path": absolute if is_url else os.path.relpath(absolute),
+                                    "file_name": file_name, "epoch": epoch, "global_step": step,
+                                    "captured_by": source}
         is_best = False
         if owner is not None:
             monitor = getattr(owner, "monitor", None)
@@ -327,13 +364,13 @@ class _CaptureLogic:
             scores = getattr(owner, "best_k_models", {})
             score = next((v for k, v in scores.items() if _same_file(k, absolute)), None)
             metadata.update(monitor=monitor, mode=getattr(owner, "mode", None),
-                            monitor_value=_number(score if score is not None else metrics.get(monitor)))
+                            monitor_value=number(score if score is not None else metrics.get(monitor)))
             is_best = _same_file(owner.best_model_path, absolute)
             metadata["is_best"] = is_best
         artifact = TraceletArtifact(name, ArtifactType.CHECKPOINT, f"Lightning checkpoint {metadata['source_path']}",
                                     metadata={k: v for k, v in metadata.items() if v is not None})
-        staged = self._stage(Path(absolute))
-        inside = f"checkpoint{Path(absolute).suffix}"  # one path for all versions: same bytes, same version
+        staged = staged or self._stage(Path(absolute))
+        inside = f"checkpoint{Path(file_name).suffix}"  # one path for all versions: same bytes, same version
         if staged.is_dir():
             artifact.add_dir(staged, inside)
         else:
@@ -347,25 +384,14 @@ class _CaptureLogic:
 
     def _stage(self, source: Path) -> Path:
         """Hard-link (or, across filesystems, copy) ``source`` into the store folder, so it outlives eviction."""
-        folder = self._staging
-        target = folder / staged_name(source.name)
-
-        def link(src: str, dst: str) -> None:
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
-
-        if source.is_dir():
-            shutil.copytree(source, target, copy_function=link)
-        else:
-            link(os.fspath(source), os.fspath(target))
-            claim(source, "lightning")
-        return target
+        files = bundles.members(source) if source.is_dir() else None
+        staged = stage(source, self._staging, producer="lightning", files=files)
+        assert staged is not None  # copying is allowed, so staging either worked or raised
+        return staged.path
 
     def _submit(self, artifact: TraceletArtifact, capture: _Capture | None, aliases: list[str]) -> None:
         try:
-            if not self.experiment.started:
+            if not self.experiment.capturing:
                 raise RuntimeError(f"the experiment {self.experiment.name!r} is stopped")
             future = self.experiment.submit_artifact(artifact, aliases=aliases)
         except Exception:
@@ -385,15 +411,14 @@ class _CaptureLogic:
             remove(capture.staged)
         if future.cancelled() or future.exception() is not None:
             return  # submit_artifact logged the failure
-        receipts = future.result()
-        local = receipts.get("local")
-        if local is None:
+        version = local_version(future.result())
+        if version is None:
             return
         with self._lock:
-            capture.version = local.version
+            capture.version = version
             todo, capture.when_logged = capture.when_logged, []
         for action in todo:
-            self._guarded("updating a captured checkpoint", action, local.version)
+            self._guarded("updating a captured checkpoint", action, version)
 
     def _point_best(self, absolute: str) -> None:
         """Move ``best`` onto the version of ``absolute`` if it points elsewhere (e.g. after a resume)."""
@@ -409,7 +434,7 @@ class _CaptureLogic:
             self._set_best(capture.name, version)
 
     def _set_best(self, name: str, version: int) -> None:
-        self.experiment.store.catalog.set_alias(name, BEST, version)
+        self.experiment.tag_version(name, version, alias=BEST)
 
     # -- model, hyper-parameters, samples ---------------------------------------------------------
     def _run_name(self, trainer: Any, leaf: str) -> str:
@@ -424,7 +449,7 @@ class _CaptureLogic:
             return
         artifact = TraceletArtifact(self._run_name(trainer, "hparams"), ArtifactType.CONFIG,
                                     f"Hyper-parameters of {type(pl_module).__name__}")
-        artifact.add_object(_json_safe(values), "hparams", "json")
+        artifact.add_object(json_safe(values), "hparams", "json")
         self._submit(artifact, None, [])
 
     def _log_final_model(self, trainer: Any, pl_module: Any) -> None:
@@ -443,7 +468,8 @@ class _CaptureLogic:
 
     def _log_samples(self, trainer: Any, pl_module: Any) -> None:
         hook = getattr(pl_module, SAMPLES_HOOK, None)
-        if not callable(hook):
+        if not callable(hook):  # no user choice: what validation_step returned for the first batches
+            self._log_outputs(trainer)
             return
         samples = hook()
         if not samples:
@@ -459,7 +485,7 @@ class _CaptureLogic:
                 suffix = Path(os.fspath(value)).suffix
                 artifact.add_file(copy, key if Path(key).suffix or not suffix else f"{key}{suffix}")
             else:
-                artifact.add_object(_json_safe(value), str(key), "json")
+                artifact.add_object(json_safe(value), str(key), "json")
         capture = _Capture(artifact.name, None)
 
         def clean_up(_version: int) -> None:
@@ -467,6 +493,19 @@ class _CaptureLogic:
                 remove(path)
 
         capture.when_logged.append(clean_up)
+        self._submit(artifact, capture, [])
+
+    def _log_outputs(self, trainer: Any) -> None:
+        batches, skipped = self._samples.take()
+        if not batches:
+            return
+        folder = self._staging / staged_name("samples")
+        artifact = sample_artifact(self._run_name(trainer, "samples"), batches, skipped, trainer.current_epoch,
+                                   trainer.global_step, folder)
+        if artifact is None:
+            remove(folder)
+            return
+        capture = _Capture(artifact.name, folder)  # the PNG files written there go once it is stored
         self._submit(artifact, capture, [])
 
 
@@ -512,14 +551,14 @@ class TraceletCallback(metaclass=_CallbackMeta):
 
     Example::
 
-        with Experiment("run-1") as exp:
+        with CapturePort("run-1") as exp:
             ckpt = ModelCheckpoint(monitor="val_loss", save_top_k=2, save_last=True)
             trainer = L.Trainer(max_epochs=3, callbacks=[TraceletCallback(exp), ckpt])
             trainer.fit(model, data)
         # exp.get_artifact("lightning_logs/version_0/checkpoints", "best")
     """
 
-    def __new__(cls, experiment: Experiment, *, namespace: str | None = None, **options: Any) -> Any:
+    def __new__(cls, experiment: CapturePort, *, namespace: str | None = None, **options: Any) -> Any:
         if namespace is not None:
             chosen = [namespace]
         else:

@@ -19,6 +19,8 @@ from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType, Manifest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, VersionConflictError
+from tracelet_artifacts.store import listing
+from tracelet_artifacts.store.listing import ArtifactFilter, ArtifactSummary
 from tracelet_artifacts.store.migrations import migrate
 from tracelet_artifacts.store.sql import Connection, Database, open_database
 
@@ -342,6 +344,23 @@ class Catalog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [self._record(r) for r in self._read(sql, params)]
+
+    # -- browsing: one page at a time, for the web view (queries in store/listing.py) ---------------
+    def artifact_page(self, where: ArtifactFilter, *, offset: int = 0, limit: int = 50) -> list[ArtifactSummary]:
+        """One page of artifact names matching ``where`` (name order) with version counts, sizes, aliases."""
+        return listing.summaries(self.db, where, offset=offset, limit=limit)
+
+    def count_artifacts(self, where: ArtifactFilter) -> int:
+        """How many artifact names match ``where``."""
+        return listing.count(self.db, where)
+
+    def version_page(self, name: str, *, offset: int = 0, limit: int = 50) -> tuple[int, list[ArtifactVersion]]:
+        """(how many versions ``name`` has, one page of them newest first)."""
+        total, numbers = listing.version_numbers(self.db, name, offset=offset, limit=limit)
+        if not numbers:
+            return total, []
+        sql, params = listing.by_numbers(self._VERSION_SELECT, name, numbers)
+        return total, [self._record(r) for r in self._read(sql, params)]
 
     # -- aliases ----------------------------------------------------------------------------------
     @staticmethod

@@ -109,9 +109,21 @@ CREATE TABLE IF NOT EXISTS stat_cache (
   device BIGINT NOT NULL, sha256 TEXT NOT NULL, recorded_ns BIGINT NOT NULL);
 """
 
+# 2: indexes for browsing (the web view's list page filters, ``show``'s labels). Version-level filters read
+# (type | created_at | id) → artifact_id from an index alone, never the wide version rows; a version's labels
+# are found by version (the primary key leads with the label).
+_BROWSING = """
+DROP INDEX IF EXISTS versions_type;
+CREATE INDEX IF NOT EXISTS versions_type_artifact ON versions (type, artifact_id);
+CREATE INDEX IF NOT EXISTS versions_created_artifact ON versions (created_at, artifact_id);
+CREATE INDEX IF NOT EXISTS versions_id_artifact ON versions (id, artifact_id);
+CREATE INDEX IF NOT EXISTS labels_version ON labels (version_id, label)
+"""
+
 #: version → DDL per dialect. Append only.
 MIGRATIONS: dict[int, dict[str, str]] = {
     1: {"sqlite": _SQLITE_1, "postgresql": _POSTGRES_1},
+    2: {"sqlite": _BROWSING, "postgresql": _BROWSING},
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -38,16 +38,21 @@ __all__ = [
 
 
 def parse_key(key: str) -> tuple[str, str]:
-    """``name`` → (name, "latest"); ``name:v3`` → (name, "v3"); ``name@best`` → (name, "best")."""
+    """``name`` → (name, "latest"); ``name:v3`` → (name, "v3"); ``name@best`` → (name, "best").
+
+    A key with nothing after ``:`` or ``@``, or nothing before, is refused (never read as ``latest``).
+    """
     if not isinstance(key, str) or not key:
         raise ArtifactStoreError("A store key must be an artifact name such as 'classifier' or 'classifier:v2'.")
-    if "@" in key:
-        name, _, alias = key.partition("@")
-        return name, alias or LATEST
-    if ":" in key:
-        name, _, version = key.partition(":")
-        return name, version or LATEST
-    return key, LATEST
+    name, sep, rest = key.partition("@") if "@" in key else key.partition(":")
+    if sep and not rest:
+        what = "alias" if sep == "@" else "version"
+        example = name or "classifier"
+        raise ArtifactStoreError(f"{key!r} has an empty {what}; write NAME, NAME:v3 or NAME@alias "
+                                 f"(e.g. {example}:v1 or {example}@latest).")
+    if not name:
+        raise ArtifactStoreError(f"{key!r} has no artifact name; write NAME, NAME:v3 or NAME@alias.")
+    return name, rest or LATEST
 
 
 class ArtifactStore(ABC):
