@@ -24,6 +24,8 @@ EXAMPLES = sorted((REPO / "examples").glob("*.py"))
 LEAVES_IN_CWD: dict[str, list[str]] = {
     "ci_fetch": [],
     "ci_trends": ["ci_trends_output"],
+    "diff_and_ui": ["diff-demo-output"],
+    "join_open_runs": ["join-open-runs-output"],
     "lightning_autocapture": [],
     "mlflow_pyfunc": ["mlflow-pyfunc-output"],
     "multi_backend": ["multi-backend-output"],

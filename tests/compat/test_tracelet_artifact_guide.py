@@ -235,6 +235,84 @@ def test_custom_routing_sends_to_the_preferred_backends(exp: Experiment) -> None
     assert plan.for_backend("mlflow").reason == "metadata['preferred_backends']"
 
 
+@pytest.fixture
+def model() -> Any:
+    """A tiny LightningModule whose validation_step returns its predictions (what the guide's samples are)."""
+    pl = pytest.importorskip("pytorch_lightning")
+
+    class Classifier(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 2)
+
+        def training_step(self, batch: Any, _index: int) -> Any:
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.layer(x), y)
+
+        def validation_step(self, batch: Any, _index: int) -> Any:
+            x, y = batch
+            logits = self.layer(x)
+            self.log("val_loss", torch.nn.functional.cross_entropy(logits, y))
+            return {"predictions": logits.argmax(dim=1), "targets": y}
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    return Classifier()
+
+
+@pytest.fixture
+def datamodule() -> Any:
+    pl = pytest.importorskip("pytorch_lightning")
+    data = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+    return pl.LightningDataModule.from_datasets(train_dataset=data, val_dataset=data, batch_size=8)
+
+
+def test_lightning_checkpoints_final_model_and_validation_samples_are_captured(
+    workdir: Path, model: Any, datamodule: Any
+) -> None:
+    import pytorch_lightning as pl
+
+    # Enable artifact auto-detection
+    exp = Experiment("lightning_training", artifacts=True, automagic_artifacts=True)
+    exp.start()
+
+    # Your normal Lightning training - artifacts captured automatically
+    trainer = pl.Trainer(max_epochs=10)
+    trainer.fit(model, datamodule)
+    # Checkpoints, final model, and samples logged automatically
+
+    exp.stop()
+
+    with Experiment("reader") as reader:
+        mine = [v for v in reader.list_artifacts() if v.run_id == exp.run_id]
+    kinds = {v.artifact_type for v in mine}
+    assert {ArtifactType.CHECKPOINT, ArtifactType.MODEL, ArtifactType.SAMPLE} <= kinds, mine
+
+
+def test_filesystem_watching_logs_files_created_in_the_watched_folders(workdir: Path) -> None:
+    from tracelet_artifacts.core.experiment import ExperimentConfig
+
+    config = ExperimentConfig(
+        enable_artifacts=True,
+        watch_filesystem=True,  # Enable filesystem watching
+        artifact_watch_dirs=["./checkpoints", "./outputs", "./models"]
+    )
+
+    exp = Experiment("filesystem_watch", config=config, artifacts=True)
+    exp.start()
+
+    # Any files created in watched directories are automatically logged
+    # with type detection based on filename and content
+
+    Path("outputs").mkdir(exist_ok=True)
+    Path("outputs/predictions.csv").write_text("id,label\n1,cat\n")
+    exp.stop()
+    with Experiment("reader") as reader:
+        captured = {v.manifest.entries[0].path for v in reader.list_artifacts() if v.run_id == exp.run_id}
+    assert captured == {"predictions.csv"}
+
+
 def test_pytorch_saves_are_captured_with_automagic_artifacts(workdir: Path) -> None:
     model = torch.nn.Linear(4, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
