@@ -51,3 +51,14 @@ def test_every_public_name_resolves() -> None:
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         tracelet_artifacts.Nope  # noqa: B018
+
+
+def test_every_public_error_and_adapter_type_is_in_all() -> None:
+    from tracelet_artifacts import errors
+    from tracelet_artifacts.backends import base
+
+    tree = {name for name, value in vars(errors).items()
+            if isinstance(value, type) and issubclass(value, errors.TraceletError)}
+    contract = set(base.__all__) - {"ReceiptStatus"}  # a type alias, not a class
+    assert tree <= set(tracelet_artifacts.__all__)
+    assert contract <= set(tracelet_artifacts.__all__)

@@ -13,6 +13,7 @@ from tracelet_artifacts import (
     ArtifactStoreConfiguration,
     ArtifactStoreFactory,
     ArtifactType,
+    EmbeddedStore,
     TraceletArtifact,
 )
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError
@@ -243,3 +244,12 @@ def test_local_store_persists_across_instances(tmp_path: Path) -> None:
     config = ArtifactStoreConfiguration(type="local", path=tmp_path / "s")
     ArtifactStoreFactory.create(config).save("cfg", _art(1))
     assert ArtifactStoreFactory.create(config).get("cfg:v1").version == 1
+
+
+def test_the_service_layer_reads_the_store_variables_through_the_settings(isolated: Path) -> None:
+    Path(".env").write_text("TRACELET_STORE_PATH=from-dotenv\nTRACELET_STORE_TYPE=local\n")
+    config = ArtifactStoreConfiguration()
+    assert (config.type, config.path) == ("local", Path("from-dotenv"))
+    ArtifactStoreFactory.create().save("cfg", _art(1))
+    assert (isolated / "from-dotenv" / "catalog.db").is_file()  # the same store EmbeddedStore.from_settings() opens
+    assert EmbeddedStore.from_settings().get("cfg").version == 1

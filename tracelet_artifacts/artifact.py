@@ -1,329 +1,94 @@
-"""The artifact builder (``TraceletArtifact``) and what freezing it gives: an immutable, hashed ``Manifest``.
+"""The artifact builder (``TraceletArtifact``) and step 1 of the write path, ``freeze``.
 
-Bad input fails at the call that brought it, with a message that says what to do.
+Bad input fails at the call that brought it, with a message that says what to do. ``freeze(art)`` takes a
+``FrozenArtifact`` of what the builder holds (``frozen.py``); ``art.freeze()`` goes on to hash it into an
+immutable ``Manifest`` without a store.
 
     art = TraceletArtifact("classifier", ArtifactType.MODEL, description="ResNet-18")
     art.add_file("model.pth", "model/classifier.pth").add_object({"lr": 1e-3}, "hparams")
     manifest = art.freeze()
+
+The shared values (``ArtifactType``, ``Manifest``, ``ManifestEntry``, ``Reference``, ``ModelInfo``) live on the
+ground floor, ``tracelet_artifacts.values``; the name and path checks in ``names.py``. Both stay importable
+from here.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
-from pathlib import Path, PurePosixPath
-from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from tracelet_artifacts import detect, digest, serialize
+from tracelet_artifacts import serialize
 from tracelet_artifacts.errors import (
     ArtifactError,
     ArtifactFileError,
-    InvalidArtifactNameError,
     InvalidArtifactPathError,
     ModelFrameworkError,
     UnsupportedReferenceError,
 )
-
-
-class ArtifactType(str, Enum):
-    """What an artifact holds; routing and backends decide by it."""
-
-    MODEL = "model"
-    CHECKPOINT = "checkpoint"
-    WEIGHTS = "weights"
-    DATASET = "dataset"
-    SAMPLE = "sample"
-    IMAGE = "image"
-    AUDIO = "audio"
-    VIDEO = "video"
-    VISUALIZATION = "viz"
-    REPORT = "report"
-    CONFIG = "config"
-    CODE = "code"
-    CUSTOM = "custom"
-
-    @classmethod
-    def parse(cls, value: ArtifactType | str) -> ArtifactType:
-        """Accept an ArtifactType, its value ("viz") or its name ("VISUALIZATION")."""
-        if isinstance(value, cls):
-            return value
-        text = str(value).strip()
-        for member in cls:
-            if text.lower() in (member.value, member.name.lower()):
-                return member
-        names = ", ".join(m.name for m in cls)
-        raise ArtifactError(f"Unknown artifact type {value!r}; use one of {names}.")
-
-
-MODEL_TYPES = frozenset({ArtifactType.MODEL, ArtifactType.CHECKPOINT, ArtifactType.WEIGHTS})
-MEDIA_TYPES = frozenset(
-    {ArtifactType.IMAGE, ArtifactType.AUDIO, ArtifactType.VIDEO, ArtifactType.VISUALIZATION}
+from tracelet_artifacts.frozen import (
+    ContentSink,
+    FileSpec,
+    FrozenArtifact,
+    HashOnlySink,
+    ObjectSpec,
+    compute_digest,
 )
+from tracelet_artifacts.names import (
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PATH_LENGTH,
+    MAX_SEGMENT_BYTES,
+    is_utf8,
+    name_segment,
+    validate_artifact_path,
+    validate_key,
+    validate_name,
+)
+from tracelet_artifacts.values import (
+    MEDIA_TYPES,
+    MODEL_TYPES,
+    ArtifactType,
+    EntryKind,
+    Manifest,
+    ManifestEntry,
+    ModelInfo,
+    Reference,
+    thaw_json,
+)
+from tracelet_artifacts.values.manifest import freeze_json
+
+# Names this module has always offered (the values, checks and freezing moved out; these are re-exports).
+__all__ = ["MAX_KEY_LENGTH", "MAX_NAME_LENGTH", "MAX_PATH_LENGTH", "MAX_SEGMENT_BYTES", "MEDIA_TYPES", "MODEL_TYPES",
+           "REFERENCE_SCHEMES", "ArtifactType", "ContentSink", "EntryKind", "FileSpec", "FrozenArtifact",
+           "HashOnlySink", "Manifest", "ManifestEntry", "ModelInfo", "ObjectSpec", "Reference", "TraceletArtifact",
+           "compute_digest", "freeze", "name_segment", "thaw_json", "validate_artifact_path", "validate_key",
+           "validate_name"]
+
 REFERENCE_SCHEMES = ("s3", "gs", "http", "https", "file")
-MAX_NAME_LENGTH = 200
-MAX_PATH_LENGTH = 1024
-MAX_SEGMENT_BYTES = 255  # what common filesystems allow for one file or folder name
-MAX_KEY_LENGTH = 200  # labels and metadata keys
-_NAME_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-EntryKind = Literal["file", "object", "model"]
 
 
-def validate_name(name: str) -> str:
-    """Return ``name`` if it can name an artifact, else raise InvalidArtifactNameError.
+def freeze(artifact: TraceletArtifact) -> FrozenArtifact:
+    """Step 1 of the write path: what ``artifact`` holds now, immutable, its metadata checked.
 
-    Names are segments of letters, digits, ``. _ -`` joined by ``/`` (``runs/a/model.pt``);
-    ``:`` and ``@`` are reserved for ``NAME:VERSION`` and ``NAME@ALIAS``.
+    Nothing is read or written yet, so refused metadata fails here with no blob stored; later changes to
+    the builder do not reach the frozen copy.
     """
-    if not isinstance(name, str) or not name:
-        raise InvalidArtifactNameError("An artifact name must be a non-empty string.")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidArtifactNameError(
-            f"Artifact name is {len(name)} characters long; use at most {MAX_NAME_LENGTH}."
-        )
-    segments = name.split("/")
-    if any(s in ("", ".", "..") or not _NAME_SEGMENT.fullmatch(s) for s in segments):
-        raise InvalidArtifactNameError(
-            f"Invalid artifact name {name!r}: use letters, digits, '.', '_', '-' in segments joined by "
-            "'/', with no empty, '.' or '..' segment (':' and '@' are reserved for versions and aliases)."
-        )
-    return name
-
-
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def name_segment(text: str) -> str:
-    """``text`` made into one valid name segment: other characters become ``_`` (``lr=0.1`` → ``lr_0.1``)."""
-    cleaned = _UNSAFE_NAME_CHARS.sub("_", text).strip("_") or "_"
-    return cleaned if cleaned[0].isalnum() or cleaned[0] == "_" else f"_{cleaned}"
-
-
-def validate_artifact_path(path: str) -> str:
-    """Return the normalised POSIX path inside an artifact, or raise InvalidArtifactPathError."""
-    if not isinstance(path, str) or not path.strip():
-        raise InvalidArtifactPathError("An artifact path must be a non-empty string such as 'model/weights.pt'.")
-    if "\x00" in path:
-        raise InvalidArtifactPathError(f"Artifact path {path!r} contains a NUL byte; remove it.")
-    if not _is_utf8(path):
-        raise InvalidArtifactPathError(
-            f"Artifact path {path[:80]!r} is not valid UTF-8 text (a file name in another encoding?); rename it."
-        )
-    if _CONTROL.search(path):
-        raise InvalidArtifactPathError(
-            f"Artifact path {path[:80]!r} contains a control character (newline, tab, escape…); remove it."
-        )
-    if len(path) > MAX_PATH_LENGTH:
-        raise InvalidArtifactPathError(f"Artifact path is {len(path)} characters; use at most {MAX_PATH_LENGTH}.")
-    posix = path.replace("\\", "/")
-    parts = [p for p in PurePosixPath(posix).parts if p != "."]
-    if posix.startswith("/") or re.match(r"^[A-Za-z]:", "/".join(parts)):  # "./C:" is a drive too
-        raise InvalidArtifactPathError(
-            f"Artifact path {path!r} is absolute; give a path relative to the artifact, e.g. 'model/x.pt'."
-        )
-    if ".." in parts:
-        raise InvalidArtifactPathError(
-            f"Artifact path {path!r} escapes the artifact with '..'; give a path inside it."
-        )
-    if not "".join(parts).strip():  # " /" would otherwise become " ", refused when read back
-        raise InvalidArtifactPathError(f"Artifact path {path!r} names no file; give e.g. 'data/train.csv'.")
-    long = next((p for p in parts if len(p.encode()) > MAX_SEGMENT_BYTES), None)
-    if long is not None:
-        raise InvalidArtifactPathError(
-            f"Artifact path {path[:80]!r}… has a segment of {len(long.encode())} bytes; "
-            f"file systems allow at most {MAX_SEGMENT_BYTES} per file or folder name."
-        )
-    return "/".join(parts)
-
-
-def _is_utf8(text: str) -> bool:
-    """False for text holding lone surrogates (undecodable file names), which no catalog can store."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def validate_key(key: Any, what: str) -> str:
-    """Return ``key`` if it can be a label or a metadata key, else raise ArtifactError."""
-    if (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key)
-            or not _is_utf8(key)):
-        shown = key[:80] if isinstance(key, str) else key
-        raise ArtifactError(
-            f"Invalid {what} {shown!r}: use a non-empty string of at most {MAX_KEY_LENGTH} characters "
-            "with no control characters (newline, tab, NUL…)."
-        )
-    return key
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    """A local file the builder will store under ``artifact_path``."""
-
-    local_path: Path
-    artifact_path: str
-    description: str | None = None
-
-
-@dataclass(frozen=True)
-class ObjectSpec:
-    """An object already serialised once, at the call; ``data`` is what will be stored."""
-
-    name: str
-    artifact_path: str
-    serializer: str
-    data: bytes
-    description: str | None = None
-    kind: EntryKind = "object"
-
-
-@dataclass(frozen=True)
-class Reference:
-    """An external URI recorded in the artifact but not uploaded."""
-
-    uri: str
-    size_bytes: int | None = None
-    sha256: str | None = None
-    description: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri, "size_bytes": self.size_bytes, "sha256": self.sha256,
-                "description": self.description}
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What add_model recorded: the framework, the model's class, and where its files are."""
-
-    framework: str
-    class_name: str
-    path: str
-    input_example_path: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"framework": self.framework, "class_name": self.class_name, "path": self.path,
-                "input_example_path": self.input_example_path}
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    """One stored file of a frozen artifact."""
-
-    path: str
-    size: int
-    sha256: str
-    mime: str
-    is_text: bool
-    kind: EntryKind = "file"
-    description: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256, "mime": self.mime,
-                "is_text": self.is_text, "kind": self.kind, "description": self.description}
-
-
-def _freeze_json(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze_json(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze_json(v) for v in value)
-    return value
-
-
-def thaw_json(value: Any) -> Any:
-    """A plain, mutable JSON copy of frozen metadata."""
-    if isinstance(value, Mapping):
-        return {k: thaw_json(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [thaw_json(v) for v in value]
-    return value
-
-
-def compute_digest(entries: Iterable[ManifestEntry], references: Iterable[Reference]) -> str:
-    """The artifact digest: a hash over the sorted entries (path, digest, size) and references."""
-    lines = sorted(f"E\t{e.path}\t{e.sha256}\t{e.size}" for e in entries)
-    lines += sorted(f"R\t{r.uri}\t{r.sha256 or ''}\t{r.size_bytes if r.size_bytes is not None else ''}"
-                    for r in references)
-    return digest.combine(lines)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """An immutable, hashed description of an artifact: what ``log_artifact`` stores and routes."""
-
-    name: str
-    artifact_type: ArtifactType
-    digest: str
-    entries: tuple[ManifestEntry, ...]
-    references: tuple[Reference, ...] = ()
-    description: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    labels: tuple[str, ...] = ()
-    model: ModelInfo | None = None
-
-    @property
-    def size_bytes(self) -> int:
-        """Bytes stored in the artifact's own entries (references excluded)."""
-        return sum(e.size for e in self.entries)
-
-    def entry(self, path: str) -> ManifestEntry:
-        """The entry stored under ``path``."""
-        for item in self.entries:
-            if item.path == path:
-                return item
-        raise KeyError(path)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.artifact_type.value,
-            "digest": self.digest,
-            "description": self.description,
-            "entries": [e.to_dict() for e in self.entries],
-            "references": [r.to_dict() for r in self.references],
-            "metadata": thaw_json(self.metadata),
-            "labels": list(self.labels),
-            "model": self.model.to_dict() if self.model else None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        return cls(
-            name=data["name"],
-            artifact_type=ArtifactType.parse(data["type"]),
-            digest=data["digest"],
-            description=data.get("description"),
-            entries=tuple(ManifestEntry(**e) for e in data["entries"]),
-            references=tuple(Reference(**r) for r in data.get("references", ())),
-            metadata=_freeze_json(data.get("metadata") or {}),
-            labels=tuple(data.get("labels") or ()),
-            model=ModelInfo(**data["model"]) if data.get("model") else None,
-        )
-
-
-class ContentSink(Protocol):
-    """Where freezing puts content: each call returns (sha256, size) of what it took in."""
-
-    def put_file(self, path: Path) -> tuple[str, int]: ...
-
-    def put_bytes(self, data: bytes) -> tuple[str, int]: ...
-
-
-class HashOnlySink:
-    """A sink that only hashes: freezing without a store."""
-
-    def put_file(self, path: Path) -> tuple[str, int]:
-        return digest.sha256_file(path), path.stat().st_size
-
-    def put_bytes(self, data: bytes) -> tuple[str, int]:
-        return digest.sha256_bytes(data), len(data)
+    return FrozenArtifact(
+        name=artifact.name,
+        artifact_type=artifact.type,
+        description=artifact.description,
+        files=artifact.files,
+        objects=artifact.objects,
+        references=artifact.references,
+        metadata=freeze_json(artifact.checked_metadata()),
+        labels=artifact.labels,
+        model=artifact.model,
+    )
 
 
 class TraceletArtifact:
@@ -347,7 +112,7 @@ class TraceletArtifact:
     ) -> None:
         self._name = validate_name(name)
         self._type = ArtifactType.parse(artifact_type)
-        if description is not None and (not isinstance(description, str) or not _is_utf8(description)):
+        if description is not None and (not isinstance(description, str) or not is_utf8(description)):
             raise ArtifactError(f"The description of {name!r} must be UTF-8 text.")
         self._description = description
         self._files: list[FileSpec] = []
@@ -606,41 +371,8 @@ class TraceletArtifact:
         return serialize.check_json_value(self.metadata, f"metadata of artifact {self._name!r}")
 
     def freeze(self, sink: ContentSink | None = None) -> Manifest:
-        """Hash every entry (streaming files through ``sink``) into an immutable Manifest."""
-        sink = sink or HashOnlySink()
-        metadata = self.checked_metadata()
-        entries: list[ManifestEntry] = []
-        for spec in self._files:
-            try:
-                sha, size = sink.put_file(spec.local_path)
-                head = detect.read_head(spec.local_path) if detect.kind_for_name(spec.artifact_path) is None else None
-            except FileNotFoundError:
-                raise ArtifactFileError(
-                    f"{str(spec.local_path)!r} was removed after add_file(); keep it until log_artifact() returns."
-                ) from None
-            entries.append(self._entry(spec.artifact_path, sha, size, "file", spec.description, head))
-        for obj in self._objects:
-            sha, size = sink.put_bytes(obj.data)
-            entries.append(self._entry(obj.artifact_path, sha, size, obj.kind, obj.description, obj.data[:8192]))
-        entries.sort(key=lambda e: e.path)
-        references = tuple(self._references)
-        return Manifest(
-            name=self._name,
-            artifact_type=self._type,
-            digest=compute_digest(entries, references),
-            entries=tuple(entries),
-            references=references,
-            description=self._description,
-            metadata=_freeze_json(metadata),
-            labels=tuple(self._labels),
-            model=self._model,
-        )
-
-    @staticmethod
-    def _entry(
-        path: str, sha: str, size: int, kind: EntryKind, description: str | None, head: bytes | None
-    ) -> ManifestEntry:
-        return ManifestEntry(path, size, sha, detect.mime_type(path), detect.is_text(path, head), kind, description)
+        """Hash every entry (streaming files through ``sink``, default: hash only) into an immutable Manifest."""
+        return freeze(self).to_manifest(sink or HashOnlySink())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able summary of what the builder holds (no content)."""

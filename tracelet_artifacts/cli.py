@@ -98,7 +98,7 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
     for r in rows:
         versions = "" if all_versions else f" of {len(store.catalog.versions(r.name))}"
         row_labels = ", ".join(store.catalog.labels(r.name, r.version))
-        states = version_status(store.catalog.deliveries(r.name, r.version))
+        states = version_status(store.outbox.deliveries(r.name, r.version))
         table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
                       _size(r.size_bytes), str(len(r.manifest.entries)),
                       " ".join(dict.fromkeys(s.summary for s in states)) or "-", _when(r.created_at))
@@ -149,7 +149,7 @@ def _print_deliveries(console: Any, store: Any, record: Any) -> None:
 
     from tracelet_artifacts.status import version_status
 
-    statuses = version_status(store.catalog.deliveries(record.name, record.version))
+    statuses = version_status(store.outbox.deliveries(record.name, record.version))
     if not statuses:
         console.print("deliveries: none (kept in the embedded store only)")
         return
@@ -180,8 +180,8 @@ def get_command(store_path: str | None, ref: str, dest: str, quiet: bool) -> Non
     terminal, unless --quiet.
     """
     from tracelet_artifacts.cli_output import transfer_bar, writable_folder
+    from tracelet_artifacts.repair import fetch_verified
     from tracelet_artifacts.settings import TraceletSettings
-    from tracelet_artifacts.store.repair import fetch_verified
 
     name, version = _split_ref(ref)
     store = _store(store_path)
@@ -209,8 +209,8 @@ def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> No
     """Re-hash every blob of every version (or of NAME, or of NAME:VERSION) and report missing or corrupt ones."""
     from rich.table import Table
 
+    from tracelet_artifacts.repair import BlobState, RepairReport, check_version, repair_version
     from tracelet_artifacts.settings import TraceletSettings
-    from tracelet_artifacts.store.repair import BlobState, RepairReport, check_version, repair_version
 
     store = _store(store_path)
     if ref and (":" in ref or "@" in ref):

@@ -22,15 +22,14 @@ from tracelet_artifacts.errors import DeliveryError, TraceletError
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.redact import redact_text
 from tracelet_artifacts.retry import RetryPolicy
-from tracelet_artifacts.routing import BackendPlan
+from tracelet_artifacts.routing import LOCAL, BackendPlan, RoutePlan
 from tracelet_artifacts.settings import option_sources
-from tracelet_artifacts.store.catalog import OutboxItem
 from tracelet_artifacts.store.embedded import EmbeddedStore
+from tracelet_artifacts.store.outbox import OutboxItem
+from tracelet_artifacts.values import ArtifactVersion, Receipt
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
-
-
 
 
 @dataclass(frozen=True)
@@ -88,11 +87,31 @@ class DeliveryQueue:
 
     def start(self) -> None:
         """Return orphaned deliveries to the queue and start one worker per backend."""
-        self.store.catalog.release_orphans(owner_is_dead)
+        self.store.outbox.release_orphans(owner_is_dead)
         for name in self._wake:
             thread = threading.Thread(target=self._work, args=(name,), name=f"tracelet-deliver-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def submit(self, version: ArtifactVersion, plan: RoutePlan) -> dict[str, Receipt]:
+        """Step 5 of the write path: hand a committed version (its outbox rows already written) to the
+        workers; return a receipt per planned backend.
+
+        ``local`` is done (the store holds the version); a backend this run already delivered identical
+        content to returns that receipt; every other backend is ``pending``.
+        """
+        delivered = self.store.outbox.delivered(version.row_id, self.run_id)
+        receipts: dict[str, Receipt] = {}
+        for backend in plan.targets:
+            if backend == LOCAL:
+                receipts[LOCAL] = Receipt(LOCAL, "done", version.name, version.version, version.digest, version.label,
+                                          f"tracelet://{version.ref}", tuple(e.path for e in version.manifest.entries))
+            elif backend in delivered:
+                receipts[backend] = Receipt.from_dict(delivered[backend])
+            else:
+                receipts[backend] = Receipt(backend, "pending", version.name, version.version)
+        self.wake()
+        return receipts
 
     def wake(self, backend: str | None = None) -> None:
         """Tell a backend's worker (or all) that new deliveries are waiting."""
@@ -156,7 +175,7 @@ class DeliveryQueue:
             if self._run_calls(backend):
                 continue
             try:
-                items = self.store.catalog.claim(self.owner, self.lease_s, run_id=self.run_id, backend=backend,
+                items = self.store.outbox.claim(self.owner, self.lease_s, run_id=self.run_id, backend=backend,
                                                  limit=1)
             except Exception:  # a locked or broken catalog must not kill the worker
                 log.exception("Could not read the outbox; retrying in %.1fs", self.poll_s)
@@ -178,7 +197,7 @@ class DeliveryQueue:
             delivery = Delivery(record.manifest, record.version, BackendPlan.from_dict(item.plan),
                                 self.store.blobs.root, record.aliases, self.store.blobs.uri_prefix)
             receipt = adapter.log(delivery)
-            self.store.catalog.complete(item.id, receipt.to_dict())
+            self.store.outbox.complete(item.id, receipt.to_dict())
             log.debug("Delivered %s to %s", record.ref, item.backend)
             return True
         except Exception as exc:  # every failure goes back to the outbox; none reaches the caller
@@ -188,14 +207,14 @@ class DeliveryQueue:
             log.warning("Delivery %d to %s failed (attempt %d%s): %s", item.id, item.backend, item.attempts,
                         ", giving up until `tracelet-artifacts sync`" if give_up else ", will retry", message)
             try:
-                self.store.catalog.retry_later(item.id, message, self.retry.delay(item.attempts), give_up=give_up)
+                self.store.outbox.retry_later(item.id, message, self.retry.delay(item.attempts), give_up=give_up)
             except Exception:
                 log.exception("Could not record the failed delivery %d; its lease will expire", item.id)
             return False
 
     def counts(self, *, every_backend: bool = False) -> FlushResult:
         """Outbox counts of the run for the running adapters (or for every backend the run routed to)."""
-        counts = self.store.catalog.outbox_counts(self.run_id, None if every_backend else list(self.adapters))
+        counts = self.store.outbox.counts(self.run_id, None if every_backend else list(self.adapters))
         # Params/metrics calls live in memory: they count while a started backend can still take them.
         queued = sum(len(calls) for name, calls in self._calls.items() if name in self.adapters)
         return FlushResult(counts.get("done", 0), counts.get("pending", 0) + counts.get("inflight", 0) + queued,
@@ -241,12 +260,12 @@ def start_adapter(
     ``sources`` says where each option was set (for ``resolve_target``). When nothing configured the
     backend, one INFO line says where its data goes and how to change that.
     """
-    _, saved = store.catalog.run_state(run_id)
+    _, saved = store.outbox.run_state(run_id)
     adapter = registry.create(name, options)
     adapter.option_sources = dict(sources or {})
     run = RunContext(run_id, experiment, store.root, saved.get(name, {}), store=store)
     state = adapter.start_run(run)
-    store.catalog.save_backend_state(run_id, name, state)
+    store.outbox.save_backend_state(run_id, name, state)
     try:
         target = adapter.resolve_target(run)
     except Exception as exc:  # describing the target is a courtesy; it never stops a run
@@ -290,15 +309,15 @@ def sync_outbox(
 
     Runs whose owning process is still alive are skipped unless ``include_live``.
     """
-    store.catalog.release_orphans(owner_is_dead)
-    store.catalog.requeue_failed()
+    store.outbox.release_orphans(owner_is_dead)
+    store.outbox.requeue_failed()
     results: dict[str, FlushResult] = {}
-    for run_id, owner, _ended in store.catalog.runs_with_outstanding():
+    for run_id, owner, _ended in store.outbox.runs_with_outstanding():
         if owner and not owner_is_dead(owner) and not include_live:
             log.info("Run %s is still active in %s; leaving its deliveries to it.", run_id, owner)
             continue
-        experiment, _ = store.catalog.run_state(run_id)
-        adapters, _errors = open_adapters(store, run_id, experiment, store.catalog.backends_of_run(run_id),
+        experiment, _ = store.outbox.run_state(run_id)
+        adapters, _errors = open_adapters(store, run_id, experiment, store.outbox.backends_of_run(run_id),
                                           options or {}, option_sources(options or {}))
         queue = DeliveryQueue(store, adapters, run_id=run_id, retry=RetryPolicy(max_attempts=3, backoff_s=0.2))
         queue.start()

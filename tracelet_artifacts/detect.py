@@ -9,10 +9,8 @@ from __future__ import annotations
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tracelet_artifacts.artifact import ArtifactType
+from tracelet_artifacts.values import ArtifactType
 
 SNIFF_BYTES = 8192
 
@@ -146,8 +144,6 @@ def artifact_type_for(name: str | PurePath) -> ArtifactType:
 
     ``*.pt``/``*.pth`` whose name mentions a checkpoint, epoch or step count as CHECKPOINT.
     """
-    from tracelet_artifacts.artifact import ArtifactType
-
     kind = kind_for_name(name)
     if kind is None:
         return ArtifactType.CUSTOM

@@ -1,7 +1,9 @@
 """Experiment: the user-facing run. Creates, logs, gets and lists artifacts; passes params and metrics on.
 
-``log_artifact`` stores the artifact in the embedded store at once (the source of truth), records its
-deliveries in the outbox in the same transaction, and returns; backends receive it in the background.
+``log_artifact`` is the write path, top to bottom, with plain data between the steps: ``freeze`` the
+builder, ``store.ingest`` its content (blobs in place, nothing visible), ``router.plan`` where it goes,
+``store.commit`` the version with its outbox rows (one transaction), ``delivery.submit`` to the background
+workers. It returns at once; backends receive the artifact in the background.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tracelet_artifacts import digest, serialize
-from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
+from tracelet_artifacts import digest, repair, serialize
+from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact, freeze
 from tracelet_artifacts.backends import registry
-from tracelet_artifacts.backends.base import BackendAdapter, Receipt, RemoteArtifact
+from tracelet_artifacts.backends.base import BackendAdapter, RemoteArtifact
 from tracelet_artifacts.delivery import (
     DeliveryQueue,
     FlushResult,
@@ -46,9 +48,10 @@ from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
 from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings, option_sources
 from tracelet_artifacts.stats import ArtifactManagerView, ArtifactStats, collect_stats
-from tracelet_artifacts.store import repair
-from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, DeliveryState
+from tracelet_artifacts.store.catalog import LATEST
 from tracelet_artifacts.store.embedded import EmbeddedStore
+from tracelet_artifacts.store.outbox import DeliveryState
+from tracelet_artifacts.values import ArtifactVersion, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +144,7 @@ class Experiment:
         if not self._primary:
             return self._start_reader()
         store = EmbeddedStore.from_settings(self.settings)
-        store.catalog.add_run(self.run_id, self.name, process_owner())
+        store.outbox.add_run(self.run_id, self.name, process_owner())
         sources = option_sources(self.settings.backend_options)
         self._adapters, errors = open_adapters(store, self.run_id, self.name, self.backends,
                                                self.settings.backend_options, sources)
@@ -170,7 +173,7 @@ class Experiment:
 
     def _recover_earlier_runs(self, store: EmbeddedStore) -> None:
         """Deliver, in the background, what runs of stopped or killed processes left in the outbox."""
-        leftovers = [r for r, owner, _ in store.catalog.runs_with_outstanding()
+        leftovers = [r for r, owner, _ in store.outbox.runs_with_outstanding()
                      if r != self.run_id and (owner is None or owner_is_dead(owner))]
         if not leftovers:
             return
@@ -220,7 +223,7 @@ class Experiment:
                 adapter.end_run()
             except Exception:
                 log.exception("Closing the %s run failed", adapter.name)
-        self._store.catalog.end_run(self.run_id)
+        self._store.outbox.end_run(self.run_id)
         self._store.close()
         self._store, self._queue = None, None
         return result
@@ -258,28 +261,13 @@ class Experiment:
         if not self.primary:
             self._refuse_on_reader(artifact.name)
             return {}
-        store, policy = self.store, self._policy
-        assert policy is not None
-        plans: dict[str, RoutePlan] = {}
-
-        def deliveries(manifest: Any) -> dict[str, dict[str, Any]]:
-            plans["plan"] = policy.plan(manifest)
-            return {p.backend: p.to_dict() for p in plans["plan"].backends if p.backend != LOCAL}
-
-        record = store.log(artifact, version=version, aliases=aliases, run_id=self.run_id, plan=deliveries)
-        delivered = store.catalog.delivered(record.row_id, self.run_id)
-        results: dict[str, Receipt] = {}
-        for backend in plans["plan"].targets:
-            if backend == LOCAL:
-                results[LOCAL] = Receipt(LOCAL, "done", record.name, record.version, record.digest, record.label,
-                                         f"tracelet://{record.ref}", tuple(e.path for e in record.manifest.entries))
-            elif backend in delivered:
-                results[backend] = Receipt.from_dict(delivered[backend])
-            else:
-                results[backend] = Receipt(backend, "pending", record.name, record.version)
-        assert self._queue is not None
-        self._queue.wake()
-        return results
+        store, router, delivery = self.store, self._policy, self._queue
+        assert router is not None and delivery is not None
+        frozen = freeze(artifact)                                                   # 1. builder → frozen content
+        staged = store.ingest(frozen, version=version, aliases=aliases)             # 2. blobs in place, unseen
+        plan = router.plan(staged.manifest)                                         # 3. where it goes, as data
+        record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())  # 4. version + outbox
+        return delivery.submit(record, plan)                                        # 5. workers take it from there
 
     def submit_artifact(
         self, artifact: TraceletArtifact, *, aliases: Iterable[str] = ()
@@ -328,7 +316,7 @@ class Experiment:
         timeout = self.settings.read_wait_s if wait is None else wait
         deadline = time.monotonic() + timeout
         while True:
-            states = [d for d in self.store.catalog.deliveries(name, backend=backend, run_id=self.run_id)
+            states = [d for d in self.store.outbox.deliveries(name, backend=backend, run_id=self.run_id)
                       if d.status != "done"]
             waiting = [d for d in states if d.status in ("pending", "inflight")]
             if not waiting:

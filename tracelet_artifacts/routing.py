@@ -18,12 +18,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlparse
 
-from tracelet_artifacts.artifact import MEDIA_TYPES, MODEL_TYPES, ArtifactType, Manifest
 from tracelet_artifacts.errors import ConfigurationError
+from tracelet_artifacts.values import MEDIA_TYPES, MODEL_TYPES, SHARED_SCHEMES, ArtifactType, Capabilities, Manifest
 
 log = logging.getLogger(__name__)
+
+# Capabilities and SHARED_SCHEMES live on the ground floor (tracelet_artifacts.values); re-exported here.
+__all__ = ["DEFAULT_RULES", "DEFAULT_THRESHOLD_BYTES", "LOCAL", "SHARED_SCHEMES", "BackendPlan", "Capabilities",
+           "RoutePlan", "RoutingPolicy"]
 
 LOCAL = "local"
 DEFAULT_THRESHOLD_BYTES = 100 * 1024 * 1024
@@ -35,31 +38,6 @@ DEFAULT_RULES: Mapping[ArtifactType, tuple[str, ...]] = MappingProxyType({
     ArtifactType.CONFIG: (_ALL,),
     ArtifactType.CODE: (_ALL,),
 })
-
-#: URI schemes every reader of a backend can open (given credentials): object stores and web servers.
-SHARED_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "http", "https"})
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend can hold; the router and the docs matrix read these.
-
-    ``readable_schemes`` are the URI schemes whose references the backend's *other* readers (a colleague
-    on the tracking server, the same user after the working folder is cleaned) can open. A started
-    adapter adds ``file`` when the backend itself lives on this machine's filesystem (MLflow on sqlite,
-    a local Aim repo).
-    """
-
-    model_registry: bool = False
-    media: bool = False
-    references: bool = False
-    aliases: bool = False
-    versioning: bool = False
-    readable_schemes: frozenset[str] = SHARED_SCHEMES
-
-    def readable(self, uri: str) -> bool:
-        """Whether the backend's other readers can open ``uri``."""
-        return (urlparse(uri).scheme or "file").lower() in self.readable_schemes
 
 
 @dataclass(frozen=True)
@@ -107,6 +85,11 @@ class RoutePlan:
             if plan.backend == name:
                 return plan
         raise KeyError(name)
+
+    def deliveries(self) -> dict[str, dict[str, Any]]:
+        """What the outbox records for this plan: backend → its plan as JSON data, for every backend but
+        the embedded store (which holds the version once it is committed)."""
+        return {p.backend: p.to_dict() for p in self.backends if p.backend != LOCAL}
 
 
 class RoutingPolicy:

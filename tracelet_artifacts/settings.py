@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,7 @@ class TraceletSettings(BaseSettings):
     capture_exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
     capture_all_ranks: bool = False
     store_path: Path = Path(".tracelet")
+    store_type: Literal["local", "memory"] = "local"  # what ArtifactStoreFactory.create() builds
     # A team's shared store: the catalog on PostgreSQL, the blobs in an S3-compatible bucket (store_path
     # then holds this machine's blob cache). The URL's password stays hidden in reprs and messages.
     catalog_url: SecretStr | None = None

@@ -68,11 +68,10 @@ def collect_stats(
     store: EmbeddedStore, run_id: str, backends: Sequence[str], *, enabled: bool, reference_threshold_mb: float
 ) -> ArtifactStats:
     """The counts of run ``run_id`` in ``store``, for the embedded store and each of ``backends``."""
-    catalog = store.catalog
-    created = sum(1 for v in catalog.search() if v.run_id == run_id)
+    created = sum(1 for v in store.catalog.search() if v.run_id == run_id)
     out: dict[str, BackendStats] = {LOCAL: BackendStats(created)}
     for backend in backends:
-        states = catalog.deliveries(backend=backend, run_id=run_id)
+        states = store.outbox.deliveries(backend=backend, run_id=run_id)
         failed = [s for s in states if s.status == "failed"]
         errors = [s.last_error for s in states if s.last_error and s.status != "done"]
         out[backend] = BackendStats(
@@ -81,7 +80,7 @@ def collect_stats(
             failed=len(failed),
             last_error=errors[-1] if errors else None,
         )
-    counts = catalog.outbox_counts()
+    counts = store.outbox.counts()
     depth = sum(n for status, n in counts.items() if status != "done")
     return ArtifactStats(run_id, enabled, out, depth, reference_threshold_mb, str(store.root))
 

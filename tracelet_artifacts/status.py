@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tracelet_artifacts.backends.base import Receipt
-from tracelet_artifacts.store.catalog import DeliveryState
+from tracelet_artifacts.store.outbox import DeliveryState
+from tracelet_artifacts.values import Receipt
 
 UPLOADED, REFERENCED, LOCAL_ONLY, NOT_HELD = "uploaded", "referenced", "referenced (this machine only)", "not held"
 PENDING, FAILED = "pending", "failed"

@@ -207,3 +207,19 @@ def test_damaged_archive_is_refused_cleanly_or_extracts_inside(case: tuple[str, 
         for path in target.rglob("*"):
             assert path.resolve().is_relative_to(real)
         shutil.rmtree(target)
+
+
+def test_an_encrypted_zip_entry_is_refused_cleanly(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("perf/perf.json", b'{"a": 1}')
+    data = bytearray(buffer.getvalue())
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):  # set bit 0 (encrypted) in the local and central headers
+        at = data.index(header)
+        flags = at + (6 if header == b"PK\x03\x04" else 8)
+        data[flags] |= 0x1
+    archive = tmp_path / "secret.zip"
+    archive.write_bytes(bytes(data))
+    with pytest.raises(UnsafeArchiveError, match="encrypted"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -66,13 +66,13 @@ def test_tag_version_moves_an_alias_and_adds_labels(exp: Experiment, workdir: Pa
 
 def test_whatever_was_submitted_before_a_read_is_visible_to_it(exp: Experiment, monkeypatch: pytest.MonkeyPatch
                                                                 ) -> None:
-    store_log = exp.store.log
+    store_ingest = exp.store.ingest
 
-    def slow_log(*args: Any, **kwargs: Any) -> Any:
+    def slow_ingest(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.05)
-        return store_log(*args, **kwargs)
+        return store_ingest(*args, **kwargs)
 
-    monkeypatch.setattr(exp.store, "log", slow_log)
+    monkeypatch.setattr(exp.store, "ingest", slow_ingest)
     for index in range(8):
         exp.submit_artifact(TraceletArtifact(f"queued-{index}", ArtifactType.CONFIG).add_object({"i": index}, "c"))
     assert sorted(v.name for v in exp.list_artifacts()) == [f"queued-{i}" for i in range(8)]

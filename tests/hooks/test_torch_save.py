@@ -54,13 +54,13 @@ def capture(exp: Experiment) -> Iterator[ts.TorchSaveCapture]:
 def gate(exp: Experiment, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Hold every ingest until the test sets the event (so the test acts while a capture is pending)."""
     opened = threading.Event()
-    store_log = exp.store.log
+    store_ingest = exp.store.ingest
 
-    def held_log(*args: Any, **kwargs: Any) -> Any:
+    def held_ingest(*args: Any, **kwargs: Any) -> Any:
         assert opened.wait(30), "the test never released the ingest"
-        return store_log(*args, **kwargs)
+        return store_ingest(*args, **kwargs)
 
-    monkeypatch.setattr(exp.store, "log", held_log)
+    monkeypatch.setattr(exp.store, "ingest", held_ingest)
     return opened
 
 
@@ -304,7 +304,7 @@ def test_a_broken_store_never_raises_from_torch_save(exp: Experiment, capture: t
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("store on fire")
 
-    monkeypatch.setattr(exp.store, "log", broken)  # fails on the ingest thread
+    monkeypatch.setattr(exp.store, "ingest", broken)  # fails on the ingest thread
     torch.save(model().state_dict(), "a.pt")
     monkeypatch.setattr(exp, "submit_artifact", broken)  # fails on the caller's thread
     torch.save(model().state_dict(), "b.pt")

@@ -146,6 +146,10 @@ class _Writer:
             self.file(entry, reader)
 
 
+# Zip general-purpose flags Python cannot extract: bit 0 encrypted, 5 compressed patched data, 6 strong encryption.
+_ZIP_UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40
+
+
 def _extract_zip(archive: Path, root: Path, limits: ExtractionLimits) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
@@ -164,6 +168,11 @@ def _extract_zip(archive: Path, root: Path, limits: ExtractionLimits) -> None:
         plan = []
         for info in infos:
             rel = _safe_relative(info.filename, archive)
+            if info.flag_bits & _ZIP_UNSUPPORTED_FLAGS:  # encrypted, patched or strongly encrypted data
+                raise UnsafeArchiveError(
+                    f"{archive.name}: entry {info.filename!r} is encrypted or uses a zip feature Python cannot "
+                    "read; re-create the archive without a password."
+                )
             mode = info.external_attr >> 16
             kind = stat.S_IFMT(mode)
             if kind not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):

@@ -1,9 +1,10 @@
-"""The embedded store: content-addressed blobs plus the SQLite catalog, the source of truth.
+"""The embedded store: content-addressed blobs plus the catalog, the source of truth.
 
-``EmbeddedStore.log`` freezes a builder while copying its files into the blob store (a kernel copy, then
-the SHA-256 of what was stored; several files at once; files unchanged since they were last stored are
-skipped by their stat signature), then records the version, its aliases and its outbox rows in one
-catalog transaction.
+Writing is two steps with plain data between them: ``ingest`` puts an artifact's content into the blob
+store and returns ``Staged`` (nothing visible yet, ``store/ingest.py``); ``commit`` records the version, its
+aliases, its outbox rows and its stat-cache rows in one catalog transaction and returns the
+``ArtifactVersion``. ``log`` is both in one call. The catalog, the outbox and the stat cache are three small
+objects over one database.
 """
 
 from __future__ import annotations
@@ -12,86 +13,26 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tracelet_artifacts import digest
-from tracelet_artifacts.artifact import Manifest, TraceletArtifact, validate_artifact_path
+from tracelet_artifacts.artifact import TraceletArtifact, freeze
 from tracelet_artifacts.errors import ArtifactStoreError, IntegrityError
-from tracelet_artifacts.procs import HOST
+from tracelet_artifacts.frozen import FrozenArtifact
+from tracelet_artifacts.names import validate_artifact_path
 from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store.blobs import BlobStore
-from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, Catalog, parse_version, validate_alias
+from tracelet_artifacts.store.catalog import LATEST, Catalog, open_catalog_database, parse_version, validate_alias
+from tracelet_artifacts.store.ingest import BlobIntake, Staged
+from tracelet_artifacts.store.outbox import Deliveries, Outbox
+from tracelet_artifacts.store.stat_cache import StatCache, StatRow
+from tracelet_artifacts.values import ArtifactVersion, Manifest
 
 log = logging.getLogger(__name__)
 
+#: The one-call form's way to name a version's deliveries: manifest → backend → plan (``log(plan=...)``).
 PlanFn = Callable[[Manifest], Mapping[str, Mapping[str, Any]]]
-StatRow = tuple[str, int, int, int, int, str]
-# A file whose mtime is this close to when its digest was recorded is hashed again (same clock tick).
-STAT_CACHE_MARGIN_NS = 50_000_000
-# Files copied and hashed at once while logging one artifact.
-INGEST_WORKERS = min(4, os.cpu_count() or 1)
-
-
-class _IngestSink:
-    """Streams files into the blob store, skipping files whose stat signature says they are unchanged.
-
-    Given the builder's files up front, it copies and hashes up to ``INGEST_WORKERS`` of them at once
-    (hashing and ``copy_file_range`` release the GIL); ``put_file`` then hands out each file's result in
-    the order the manifest asks for it. The catalog is only read on the calling thread.
-    """
-
-    def __init__(self, store: EmbeddedStore, files: Sequence[Path] = ()) -> None:
-        self.store = store
-        self.stat_rows: list[StatRow] = []
-        self._ahead: dict[Path, Future[tuple[str, int, StatRow | None]]] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        todo = [p for p in dict.fromkeys(files) if self._cached(p) is None]
-        workers = min(INGEST_WORKERS, len(todo))
-        if workers > 1:
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tracelet-ingest-blob")
-            self._ahead = {path: self._pool.submit(self._store_file, path) for path in todo}
-
-    def _cached(self, path: Path) -> tuple[str, int] | None:
-        """(sha256, size) from the stat cache when the file is unchanged and its blob is still there."""
-        try:
-            signature = digest.file_signature(path)
-        except OSError:
-            return None  # put_file reports it
-        cached = self.store.catalog.cached_digest(self._stat_key(path), signature, STAT_CACHE_MARGIN_NS)
-        return (cached, signature[0]) if cached and self.store.blobs.touch(cached) else None
-
-    def _stat_key(self, path: Path) -> str:
-        """The stat cache's key: the absolute path, and on a catalog machines share, the host too."""
-        return f"{HOST}:{path.absolute()}" if self.store.catalog.shared else str(path.absolute())
-
-    def _store_file(self, path: Path) -> tuple[str, int, StatRow | None]:
-        signature = digest.file_signature(path)
-        sha, size = self.store.blobs.put_file(path)
-        after = digest.file_signature(path)
-        unchanged = after == signature and size == signature[0]  # unchanged while we read it: safe to remember
-        return sha, size, (self._stat_key(path), *signature, sha) if unchanged else None
-
-    def put_file(self, path: Path) -> tuple[str, int]:
-        ahead = self._ahead.pop(path, None)
-        if ahead is None:
-            cached = self._cached(path)
-            if cached:
-                return cached
-        sha, size, row = ahead.result() if ahead is not None else self._store_file(path)
-        if row is not None:
-            self.stat_rows.append(row)
-        return sha, size
-
-    def put_bytes(self, data: bytes) -> tuple[str, int]:
-        return self.store.blobs.put_bytes(data)
-
-    def close(self) -> None:
-        """Wait for (or cancel) files still being stored, e.g. when freezing failed half-way."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class EmbeddedStore:
@@ -100,7 +41,8 @@ class EmbeddedStore:
     Example::
 
         store = EmbeddedStore(Path(".tracelet"))
-        record = store.log(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams"))
+        staged = store.ingest(freeze(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams")))
+        record = store.commit(staged)            # or both at once: store.log(builder)
         store.fetch("cfg", "latest", Path("out/"))
     """
 
@@ -123,7 +65,10 @@ class EmbeddedStore:
                                                 endpoint_url=s3_endpoint_url, fsync=fsync)
         else:
             self.blobs = BlobStore(self.root / "blobs", fsync=fsync)
-        self.catalog = Catalog(catalog_url or self.root / "catalog.db")
+        self.db = open_catalog_database(catalog_url or self.root / "catalog.db")
+        self.catalog = Catalog(self.db)
+        self.outbox = Outbox(self.db)
+        self.stat_cache = StatCache(self.db)
         self.blobs.clean_temp()
 
     @classmethod
@@ -143,6 +88,54 @@ class EmbeddedStore:
         return f"EmbeddedStore({str(self.root)!r}, catalog={self.catalog.location!r}, blobs={self.blobs!r})"
 
     # -- writing ----------------------------------------------------------------------------------
+    def ingest(
+        self,
+        artifact: FrozenArtifact | TraceletArtifact | Manifest,
+        *,
+        version: int | None = None,
+        aliases: Iterable[str] = (),
+    ) -> Staged:
+        """Put an artifact's content into the blob store; nothing is visible until ``commit``.
+
+        A frozen artifact (or a builder, frozen now) is hashed while its files are copied in; a Manifest
+        must name content this store already holds. ``version`` and ``aliases`` are checked first, so a
+        refused one leaves no blob written.
+        """
+        wanted = tuple(validate_alias(a) for a in aliases)
+        number = None if version is None else parse_version(version)
+        stat_rows: tuple[StatRow, ...] = ()
+        if isinstance(artifact, Manifest):
+            manifest = artifact
+            missing = [e.path for e in manifest.entries if not self.blobs.exists(e.sha256)]
+            if missing:
+                raise ArtifactStoreError(
+                    f"Manifest {manifest.name!r} names content this store does not hold ({missing[:3]}); "
+                    "log the TraceletArtifact builder instead."
+                )
+        else:
+            frozen = freeze(artifact) if isinstance(artifact, TraceletArtifact) else artifact
+            intake = BlobIntake(self.blobs, self.stat_cache, frozen.local_files)
+            try:
+                manifest = frozen.to_manifest(intake)
+            finally:
+                intake.close()
+            stat_rows = tuple(intake.stat_rows)
+        self.blobs.settle(e.sha256 for e in manifest.entries)  # a version never names a blob others cannot read
+        return Staged(manifest, stat_rows, number, wanted, "synced" if self.blobs.fsync else "unsynced")
+
+    def commit(self, staged: Staged, *, run_id: str | None = None, deliveries: Deliveries | None = None
+               ) -> ArtifactVersion:
+        """Make a staged artifact visible: its version (a new one, or the existing one with identical content),
+        its aliases, its ``deliveries`` (backend → plan, for the outbox) and its stat-cache rows, in one
+        transaction: a version never appears without its deliveries."""
+        now = time.time()
+        with self.db.transaction(f"artifact:{staged.manifest.name}") as conn:
+            record = self.catalog.record_version(conn, staged.manifest, version=staged.version,
+                                                 aliases=staged.aliases, run_id=run_id, now=now)
+            self.outbox.enqueue(conn, record.row_id, run_id, deliveries or {}, now)
+            self.stat_cache.record(conn, staged.stat_rows)
+        return record
+
     def log(
         self,
         artifact: TraceletArtifact | Manifest,
@@ -152,32 +145,10 @@ class EmbeddedStore:
         run_id: str | None = None,
         plan: PlanFn | None = None,
     ) -> ArtifactVersion:
-        """Store an artifact: a new version, or the existing one when the content is identical.
-
-        ``plan`` turns the manifest into the deliveries (backend → plan) recorded in the outbox.
-        """
-        aliases = [validate_alias(a) for a in aliases]  # refused before any blob is written
-        version = None if version is None else parse_version(version)
-        if isinstance(artifact, TraceletArtifact):
-            artifact.checked_metadata()
-            sink = _IngestSink(self, [spec.local_path for spec in artifact.files])
-            try:
-                manifest = artifact.freeze(sink)
-            finally:
-                sink.close()
-            stat_rows = sink.stat_rows
-        else:
-            manifest, stat_rows = artifact, []
-            missing = [e.path for e in manifest.entries if not self.blobs.exists(e.sha256)]
-            if missing:
-                raise ArtifactStoreError(
-                    f"Manifest {manifest.name!r} names content this store does not hold ({missing[:3]}); "
-                    "log the TraceletArtifact builder instead."
-                )
-        self.blobs.settle(e.sha256 for e in manifest.entries)  # a version never names a blob others cannot read
-        deliveries = dict(plan(manifest)) if plan else {}
-        return self.catalog.add_version(manifest, version=version, aliases=aliases, run_id=run_id,
-                                        deliveries=deliveries, stat_rows=stat_rows)
+        """Store an artifact in one call (``ingest`` then ``commit``): a new version, or the existing one when
+        the content is identical. ``plan`` names the deliveries (backend → plan) for the outbox."""
+        staged = self.ingest(artifact, version=version, aliases=aliases)
+        return self.commit(staged, run_id=run_id, deliveries=plan(staged.manifest) if plan else None)
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
@@ -247,7 +218,7 @@ class EmbeddedStore:
         return count, size
 
     def close(self) -> None:
-        self.catalog.close()
+        self.db.close()
 
 
 def _offset_progress(progress: Callable[[int, int], None], before: int, total: int, copied: int) -> None:

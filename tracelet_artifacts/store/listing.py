@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.store.sql import Database
+from tracelet_artifacts.values import ArtifactType
 
 LATEST = "latest"
 

@@ -1,7 +1,9 @@
 """The ArtifactStore service layer: one small key → artifact contract with a memory and a local implementation.
 
-Keys are artifact names; ``get`` also takes ``name:v3`` and ``name@alias``. The ``local`` store is the
-embedded store (versioned, de-duplicated, on disk); ``memory`` keeps versions in a dict for tests.
+Keys are artifact names; ``get`` also takes ``name:v3`` and ``name@alias``. The ``local`` store is built on
+the embedded store, opened the one way every entry point opens it (``EmbeddedStore.from_settings``);
+``memory`` keeps versions in a dict for tests. Which one, and where, come from ``TraceletSettings``
+(``TRACELET_STORE_TYPE``, ``TRACELET_STORE_PATH``), the one reader of the store variables.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tracelet_artifacts.artifact import Manifest, TraceletArtifact
 from tracelet_artifacts.errors import (
@@ -22,8 +24,10 @@ from tracelet_artifacts.errors import (
     ArtifactStoreNotFoundError,
     ConfigurationError,
 )
-from tracelet_artifacts.store.catalog import LATEST, ArtifactVersion, parse_version
+from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store.catalog import LATEST, parse_version
 from tracelet_artifacts.store.embedded import EmbeddedStore
+from tracelet_artifacts.values import ArtifactVersion
 
 __all__ = [
     "ArtifactStore",
@@ -178,16 +182,17 @@ class MemoryArtifactStore(ArtifactStore):
             self._aliases.clear()
 
 
-class ArtifactStoreConfiguration(BaseSettings):
-    """Which store to build: ``TRACELET_STORE_TYPE`` (local|memory) and ``TRACELET_STORE_PATH``.
+class ArtifactStoreConfiguration(BaseModel):
+    """Which store to build (``type``: local|memory) and where (``path``).
 
-    Explicit arguments beat the environment, which beats the defaults.
+    Fields not given come from ``TraceletSettings`` (``TRACELET_STORE_TYPE``, ``TRACELET_STORE_PATH``, the
+    ``.env`` file, the defaults), so explicit arguments beat the environment, which beats the defaults.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TRACELET_STORE_", extra="ignore")
+    model_config = ConfigDict(extra="ignore")
 
-    type: Literal["local", "memory"] = "local"
-    path: Path = Path(".tracelet")
+    type: Literal["local", "memory"] = Field(default_factory=lambda: TraceletSettings().store_type)
+    path: Path = Field(default_factory=lambda: TraceletSettings().store_path)
 
 
 class ArtifactStoreFactory:

@@ -1,0 +1,127 @@
+"""Freezing: what a builder holds, frozen (``FrozenArtifact``), and how it becomes a hashed ``Manifest``.
+
+Step 1 of the write path (``artifact.freeze``) gives a ``FrozenArtifact``: the builder's files, objects,
+references, labels and checked metadata, immutable, with nothing read yet. ``to_manifest(sink)`` then
+streams every entry through a ``ContentSink`` once: the store's sink copies each file into the blob store
+and hashes what it stored (``store.ingest``, step 2); ``HashOnlySink`` only hashes. The artifact digest
+is the hash of the sorted entries and references.
+
+    frozen = freeze(TraceletArtifact("cfg", "config").add_object({"lr": 0.1}, "hparams"))
+    manifest = frozen.to_manifest(HashOnlySink())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from tracelet_artifacts import detect, digest
+from tracelet_artifacts.errors import ArtifactFileError
+from tracelet_artifacts.values import ArtifactType, EntryKind, Manifest, ManifestEntry, ModelInfo, Reference
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A local file the builder will store under ``artifact_path``."""
+
+    local_path: Path
+    artifact_path: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """An object already serialised once, at the call; ``data`` is what will be stored."""
+
+    name: str
+    artifact_path: str
+    serializer: str
+    data: bytes
+    description: str | None = None
+    kind: EntryKind = "object"
+
+
+class ContentSink(Protocol):
+    """Where freezing puts content: each call returns (sha256, size) of what it took in."""
+
+    def put_file(self, path: Path) -> tuple[str, int]: ...
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]: ...
+
+
+class HashOnlySink:
+    """A sink that only hashes: freezing without a store."""
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        return digest.sha256_file(path), path.stat().st_size
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        return digest.sha256_bytes(data), len(data)
+
+
+def compute_digest(entries: Iterable[ManifestEntry], references: Iterable[Reference]) -> str:
+    """The artifact digest: a hash over the sorted entries (path, digest, size) and references."""
+    lines = sorted(f"E\t{e.path}\t{e.sha256}\t{e.size}" for e in entries)
+    lines += sorted(f"R\t{r.uri}\t{r.sha256 or ''}\t{r.size_bytes if r.size_bytes is not None else ''}"
+                    for r in references)
+    return digest.combine(lines)
+
+
+@dataclass(frozen=True)
+class FrozenArtifact:
+    """A builder's content at the moment it was frozen: what will be hashed and stored, nothing read yet.
+
+    Later changes to the builder do not reach it; its metadata has already passed the JSON check.
+    """
+
+    name: str
+    artifact_type: ArtifactType
+    description: str | None = None
+    files: tuple[FileSpec, ...] = ()
+    objects: tuple[ObjectSpec, ...] = ()
+    references: tuple[Reference, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    labels: tuple[str, ...] = ()
+    model: ModelInfo | None = None
+
+    @property
+    def local_files(self) -> tuple[Path, ...]:
+        """The local files to read, in the order they were added (what a store copies ahead)."""
+        return tuple(spec.local_path for spec in self.files)
+
+    def to_manifest(self, sink: ContentSink | None = None) -> Manifest:
+        """Stream every entry through ``sink`` (default: hash only) once, into an immutable Manifest."""
+        sink = sink or HashOnlySink()
+        entries: list[ManifestEntry] = []
+        for spec in self.files:
+            try:
+                sha, size = sink.put_file(spec.local_path)
+                head = detect.read_head(spec.local_path) if detect.kind_for_name(spec.artifact_path) is None else None
+            except FileNotFoundError:
+                raise ArtifactFileError(
+                    f"{str(spec.local_path)!r} was removed after add_file(); keep it until log_artifact() returns."
+                ) from None
+            entries.append(_entry(spec.artifact_path, sha, size, "file", spec.description, head))
+        for obj in self.objects:
+            sha, size = sink.put_bytes(obj.data)
+            entries.append(_entry(obj.artifact_path, sha, size, obj.kind, obj.description, obj.data[:8192]))
+        entries.sort(key=lambda e: e.path)
+        return Manifest(
+            name=self.name,
+            artifact_type=self.artifact_type,
+            digest=compute_digest(entries, self.references),
+            entries=tuple(entries),
+            references=self.references,
+            description=self.description,
+            metadata=self.metadata,
+            labels=self.labels,
+            model=self.model,
+        )
+
+
+def _entry(path: str, sha: str, size: int, kind: EntryKind, description: str | None, head: bytes | None
+           ) -> ManifestEntry:
+    return ManifestEntry(path, size, sha, detect.mime_type(path), detect.is_text(path, head), kind, description)

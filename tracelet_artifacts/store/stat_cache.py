@@ -1,0 +1,61 @@
+"""The stat cache: the digest each stored file had, keyed by its path and stat signature, so logging an
+unchanged file again skips reading it (the re-log shortcut, as DVC's ``State`` does for ``dvc add``).
+
+It shares the catalog's database: ``record`` writes inside the transaction that commits the version the
+files belong to, so a remembered digest always names a blob some version holds.
+
+    cache = StatCache(database)
+    cache.lookup(cache.key(path), digest.file_signature(path))   # the sha256, or None: read the file
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from tracelet_artifacts.procs import HOST
+from tracelet_artifacts.store.sql import Connection, Database
+
+#: (key, size, change time ns, inode, device, sha256) of one file, as ``record`` takes it.
+StatRow = tuple[str, int, int, int, int, str]
+#: A file whose mtime is this close to when its digest was recorded is hashed again (same clock tick).
+MARGIN_NS = 50_000_000
+
+
+class StatCache:
+    """File path + (size, change time, inode, device) → the digest stored for it; safe to share between threads."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @property
+    def shared(self) -> bool:
+        """True on a catalog several machines share (PostgreSQL), where a path names a file on one host only."""
+        return self.db.dialect != "sqlite"
+
+    def key(self, path: Path) -> str:
+        """The key of a file: its absolute path, and on a catalog machines share, the host too."""
+        return f"{HOST}:{path.absolute()}" if self.shared else str(path.absolute())
+
+    def lookup(self, key: str, signature: tuple[int, int, int, int], margin_ns: int = MARGIN_NS) -> str | None:
+        """The digest recorded for a file whose (size, change time, inode, device) still match.
+
+        A file modified within ``margin_ns`` before the record was written is not trusted (its
+        change time may not move on a later write in the same clock tick).
+        """
+        rows = self.db.read("SELECT * FROM stat_cache WHERE path=?", (key,))
+        if not rows:
+            return None
+        row = rows[0]
+        size, mtime_ns, inode, device = signature
+        same = (row["size"], row["mtime_ns"], row["inode"], row["device"]) == (size, mtime_ns, inode, device)
+        return row["sha256"] if same and mtime_ns + margin_ns < row["recorded_ns"] else None
+
+    @staticmethod
+    def record(conn: Connection, rows: Iterable[StatRow]) -> None:
+        """Remember each file's signature and digest, inside the caller's transaction."""
+        conn.executemany("INSERT INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                         "size=excluded.size, mtime_ns=excluded.mtime_ns, inode=excluded.inode, "
+                         "device=excluded.device, sha256=excluded.sha256, recorded_ns=excluded.recorded_ns",
+                         [(*row, time.time_ns()) for row in sorted(rows)])  # one order: no deadlock
