@@ -73,6 +73,9 @@ def exp(workdir: Path) -> Iterator[Experiment]:
     # --- end of the example ---
     yield exp
     exp.stop()
+    import wandb
+
+    wandb.teardown()  # W&B keeps its settings (WANDB_DIR here) for the process until torn down
 
 
 @pytest.fixture
