@@ -82,12 +82,13 @@ def test_context_manager_stops_even_when_the_block_raises() -> None:
     assert not exp.started
 
 
-def test_using_an_experiment_before_start_says_to_start_it() -> None:
+def test_logging_before_start_says_to_start_it_while_reading_says_nothing_is_logged_yet() -> None:
     exp = Experiment("run-1")
     with pytest.raises(TraceletError, match=r"call start\(\)"):
         exp.log_artifact(config_artifact())
-    with pytest.raises(TraceletError, match=r"start\(\)"):
+    with pytest.raises(ArtifactStoreNotFoundError, match="nothing has been logged into"):
         exp.get_artifact("cfg")
+    assert exp.list_artifacts() == [] and not Path(".tracelet").exists()  # reading creates no store
 
 
 def test_store_path_comes_from_settings(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.store.catalog import Catalog
 from tracelet_artifacts.store.embedded import EmbeddedStore
 from tracelet_artifacts.store.listing import ArtifactFilter
+from tracelet_artifacts.store.migrations import SCHEMA_VERSION
 
 
 def test_version_filters_must_hold_for_one_and_the_same_version(tmp_path: Path) -> None:
@@ -43,10 +44,12 @@ def test_a_catalog_from_before_the_browsing_indexes_gains_them_when_opened(tmp_p
         for index in ("versions_type_artifact", "versions_created_artifact", "versions_id_artifact", "labels_version"):
             db.execute(f"DROP INDEX {index}")
         db.execute("CREATE INDEX versions_type ON versions (type)")
+        db.execute("DROP INDEX versions_name")  # schema v1 had no version names (v3) either
+        db.execute("ALTER TABLE versions DROP COLUMN version_name")
         db.execute("UPDATE schema_info SET version=1")
     Catalog(path).close()
     with sqlite3.connect(path) as db:
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         version = db.execute("SELECT version FROM schema_info").fetchone()[0]
     assert {"versions_type_artifact", "versions_created_artifact", "versions_id_artifact", "labels_version"} <= indexes
-    assert "versions_type" not in indexes and version == 2
+    assert "versions_type" not in indexes and version == SCHEMA_VERSION

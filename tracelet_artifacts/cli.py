@@ -99,7 +99,7 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
         versions = "" if all_versions else f" of {len(store.catalog.versions(r.name))}"
         row_labels = ", ".join(store.catalog.labels(r.name, r.version))
         states = version_status(store.outbox.deliveries(r.name, r.version))
-        table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
+        table.add_row(r.name, r.named_label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
                       _size(r.size_bytes), str(len(r.manifest.entries)),
                       " ".join(dict.fromkeys(s.summary for s in states)) or "-", _when(r.created_at))
     console = _console()
@@ -120,7 +120,8 @@ def show_command(store_path: str | None, ref: str) -> None:
     record = store.get(name, version)
     manifest = record.manifest
     console = _console()
-    console.print(f"[bold]{record.ref}[/bold]  type={record.artifact_type.value}  digest={record.digest}")
+    named = f" ({record.version_name})" if record.version_name else ""
+    console.print(f"[bold]{record.ref}[/bold]{named}  type={record.artifact_type.value}  digest={record.digest}")
     console.print(f"aliases: {', '.join(record.aliases) or '-'}   created: {_when(record.created_at)}   "
                   f"size: {_size(record.size_bytes)}")
     if manifest.description:
@@ -139,7 +140,7 @@ def show_command(store_path: str | None, ref: str) -> None:
     for reference in manifest.references:
         console.print(f"reference: {reference.uri} ({_size(reference.size_bytes or 0)})")
     _print_deliveries(console, store, record)
-    console.print("versions: " + ", ".join(v.label for v in store.catalog.versions(record.name)))
+    console.print("versions: " + ", ".join(v.named_label for v in store.catalog.versions(record.name)))
 
 
 def _print_deliveries(console: Any, store: Any, record: Any) -> None:

@@ -15,7 +15,8 @@ Every error a user can see is one of these, and its message says what to do abou
     │   └── ModelFrameworkError       a model whose framework cannot be detected or saved
     ├── ArtifactStoreError            the embedded store or a service-layer store failed
     │   ├── ArtifactStoreNotFoundError  no such artifact, version or alias
-    │   ├── VersionConflictError        an explicit version already holds different content
+    │   ├── VersionConflictError        an explicit version (number or name) already holds different content
+    │   ├── InvalidVersionError         a version number or version name that cannot be used (also an ArtifactError)
     │   └── IntegrityError              stored content no longer matches its digest
     ├── ConfigurationError            settings that cannot work (unknown store type, bad routing rule)
     │   └── InvalidSettingError         one setting's value is malformed (names the setting, value, what is accepted)
@@ -85,6 +86,10 @@ class ArtifactStoreNotFoundError(ArtifactStoreError):
 
 class VersionConflictError(ArtifactStoreError):
     """An explicit version already exists with different content."""
+
+
+class InvalidVersionError(ArtifactStoreError, ArtifactError):
+    """A version (``0``, ``v0``) or version name (``best``, ``1 2``) that cannot name a version."""
 
 
 class IntegrityError(ArtifactStoreError):

@@ -65,9 +65,14 @@ class ArtifactStats:
 
 
 def collect_stats(
-    store: EmbeddedStore, run_id: str, backends: Sequence[str], *, enabled: bool, reference_threshold_mb: float
+    store: EmbeddedStore | None, run_id: str, backends: Sequence[str], *, enabled: bool,
+    reference_threshold_mb: float,
 ) -> ArtifactStats:
-    """The counts of run ``run_id`` in ``store``, for the embedded store and each of ``backends``."""
+    """The counts of run ``run_id`` in ``store``, for the embedded store and each of ``backends`` (all zero
+    when there is no store yet)."""
+    if store is None:
+        empty = {name: BackendStats(0) for name in (LOCAL, *backends)}
+        return ArtifactStats(run_id, enabled, empty, 0, reference_threshold_mb)
     created = sum(1 for v in store.catalog.search() if v.run_id == run_id)
     out: dict[str, BackendStats] = {LOCAL: BackendStats(created)}
     for backend in backends:

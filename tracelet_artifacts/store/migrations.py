@@ -120,10 +120,24 @@ CREATE INDEX IF NOT EXISTS versions_id_artifact ON versions (id, artifact_id);
 CREATE INDEX IF NOT EXISTS labels_version ON labels (version_id, label)
 """
 
+# 3: version names (``log_artifact(art, version="1.2.0")``): an immutable name beside the version number, at
+# most one per version and unique within an artifact (versions without a name are not indexed).
+_VERSION_NAMES_SQLITE = """
+ALTER TABLE versions ADD COLUMN version_name TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS versions_name ON versions (artifact_id, version_name)
+  WHERE version_name IS NOT NULL
+"""
+_VERSION_NAMES_POSTGRES = """
+ALTER TABLE versions ADD COLUMN IF NOT EXISTS version_name TEXT COLLATE "C";
+CREATE UNIQUE INDEX IF NOT EXISTS versions_name ON versions (artifact_id, version_name)
+  WHERE version_name IS NOT NULL
+"""
+
 #: version → DDL per dialect. Append only.
 MIGRATIONS: dict[int, dict[str, str]] = {
     1: {"sqlite": _SQLITE_1, "postgresql": _POSTGRES_1},
     2: {"sqlite": _BROWSING, "postgresql": _BROWSING},
+    3: {"sqlite": _VERSION_NAMES_SQLITE, "postgresql": _VERSION_NAMES_POSTGRES},
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
