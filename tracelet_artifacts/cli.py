@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import click
 
 from tracelet_artifacts.cli_errors import TraceletGroup
-from tracelet_artifacts.cli_output import console as _console
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, TraceletError
+from tracelet_artifacts.terminal import console as _console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -180,9 +180,9 @@ def get_command(store_path: str | None, ref: str, dest: str, quiet: bool) -> Non
     One progress bar for the whole version (bytes, rate, time left) is shown on stderr when it is a
     terminal, unless --quiet.
     """
-    from tracelet_artifacts.cli_output import transfer_bar, writable_folder
     from tracelet_artifacts.repair import fetch_verified
     from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.terminal import transfer_bar, writable_folder
 
     name, version = _split_ref(ref)
     store = _store(store_path)
@@ -253,14 +253,21 @@ def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> No
 @store_option
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for deliveries.")
 @click.option("--include-live", is_flag=True, help="Also deliver for runs whose process still runs.")
+@quiet_option
 @_friendly_errors
-def sync_command(store_path: str | None, timeout: float, include_live: bool) -> None:
-    """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries)."""
+def sync_command(store_path: str | None, timeout: float, include_live: bool, quiet: bool) -> None:
+    """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries).
+
+    A bar per run on stderr (bytes delivered, rate, deliveries left) when it is a terminal, unless --quiet.
+    """
     from tracelet_artifacts.delivery import sync_outbox
     from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.terminal import DeliveryBar
 
     store = _store(store_path)
-    results = sync_outbox(store, TraceletSettings().backend_options, timeout=timeout, include_live=include_live)
+    with DeliveryBar(quiet=quiet, delay_s=0.0) as bar:
+        results = sync_outbox(store, TraceletSettings().backend_options, timeout=timeout, include_live=include_live,
+                              watch=lambda run, counts: bar.update(counts, f"run {run[:12]}"))
     if not results:
         click.echo("Nothing to deliver.")
         return

@@ -231,7 +231,10 @@ class Experiment:
         return self._queue.flush(self.settings.flush_timeout_s if timeout is None else timeout, progress)
 
     def stop(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult | None:
-        """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""
+        """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store.
+
+        When the wait lasts more than about a second, a bar on stderr shows the bytes delivered, the rate and
+        what is left (not when stderr is not a terminal, or with the ``progress`` setting off)."""
         if self._store is not None and self._queue is None:  # a reader rank: only the store is open
             self._store.close()
             self._store = None
@@ -244,7 +247,11 @@ class Experiment:
         if self._ingest is not None:
             self._ingest.shutdown(wait=True)
             self._ingest = None
-        result = self._queue.close(self.settings.flush_timeout_s if timeout is None else timeout, progress)
+        from tracelet_artifacts.terminal import DeliveryBar
+
+        with DeliveryBar(quiet=not self.settings.progress) as bar:
+            result = self._queue.close(self.settings.flush_timeout_s if timeout is None else timeout, progress,
+                                       lambda counts: bar.update(counts, f"{self.name}: delivering"))
         for adapter in self._adapters.values():
             try:
                 adapter.end_run()

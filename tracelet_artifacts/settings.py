@@ -74,6 +74,7 @@ class TraceletSettings(BaseSettings):
     submit_queue_max: int = Field(1000, ge=1)  # submit_artifact blocks its caller while this many wait to be stored
     watch_settle_s: float = Field(1.0, gt=0)  # the file watcher: seconds without change when no close is seen
     watch_polling: bool = False  # the file watcher polls instead of using inotify (e.g. network filesystems)
+    progress: bool = True  # a bar on stderr (a terminal only) while stop() waits more than a second for deliveries
 
     _split = field_validator("artifact_watch_dirs", "backends", "capture_include", "capture_exclude",
                              mode="before")(_split_csv)

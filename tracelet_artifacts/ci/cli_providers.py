@@ -19,8 +19,8 @@ import click
 import yaml
 
 from tracelet_artifacts.cli_errors import one_line
-from tracelet_artifacts.cli_output import console, writable_folder
 from tracelet_artifacts.errors import ConfigurationError
+from tracelet_artifacts.terminal import console, writable_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.ci.providers.base import CIProvider
@@ -198,7 +198,7 @@ def get(provider: str, run_id: str, names: tuple[str, ...], config_path: Path | 
     from tracelet_artifacts.ci.archive import is_archive, safe_extract
     from tracelet_artifacts.ci.progress import TransferTotals
     from tracelet_artifacts.ci.retriever import ArtifactRequest, ArtifactRetriever, ByteProgress
-    from tracelet_artifacts.cli_output import transfer_bar
+    from tracelet_artifacts.terminal import transfer_bar
 
     _writable_folder(output, "output")
     cache = _writable_folder(cache_dir or Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser(), "cache-dir")
@@ -297,7 +297,7 @@ def taskcluster_download(task_group_id: str, test_suites_list: tuple[str, ...], 
     """
     from tracelet_artifacts.ci.providers.taskcluster import FIREFOX_CI, TaskclusterProvider
     from tracelet_artifacts.ci.taskcluster_download import DownloadOptions, Progress, TaskGroupDownloader
-    from tracelet_artifacts.cli_output import transfer_bar
+    from tracelet_artifacts.terminal import transfer_bar
 
     patterns = _values(artifact_to_get)
     if not patterns:

@@ -1,5 +1,5 @@
 """Progress of long CI transfers: byte counts summed over many concurrent downloads (the rich bar the
-commands show them in is ``tracelet_artifacts.cli_output.transfer_bar``, re-exported here).
+commands show them in is ``tracelet_artifacts.terminal.transfer_bar``, re-exported here).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from tracelet_artifacts.cli_output import transfer_bar
+from tracelet_artifacts.terminal import transfer_bar
 
 __all__ = ["ByteCallback", "TransferTotals", "transfer_bar"]
 
