@@ -71,6 +71,7 @@ def main() -> None:
 
 @main.command("ls")
 @store_option
+@click.argument("name", required=False)
 @click.option("--type", "type_", help="Only this artifact type (model, checkpoint, image, …).")
 @click.option("--label", "labels", multiple=True, help="Only versions with this label (repeatable).")
 @click.option("--meta", "metas", multiple=True, help="Only versions with metadata KEY=VALUE (repeatable).")
@@ -78,9 +79,9 @@ def main() -> None:
 @click.option("--contains", help="Only names containing this.")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest of each name.")
 @_friendly_errors
-def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...], metas: tuple[str, ...],
-               prefix: str | None, contains: str | None, all_versions: bool) -> None:
-    """List artifacts with their versions, aliases and sizes."""
+def ls_command(store_path: str | None, name: str | None, type_: str | None, labels: tuple[str, ...],
+               metas: tuple[str, ...], prefix: str | None, contains: str | None, all_versions: bool) -> None:
+    """List artifacts with their versions, aliases and sizes; with NAME, every version of that artifact."""
     from rich.table import Table
 
     metadata: dict[str, str] = {}
@@ -90,8 +91,13 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
             raise TraceletError(f"--meta {item!r} must look like KEY=VALUE.")
         metadata[key] = value
     store = _store(store_path)
-    rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=prefix,
-                                contains=contains, latest_only=not all_versions)
+    rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=name or prefix,
+                                contains=contains, latest_only=not (all_versions or name))
+    if name:
+        all_versions = True
+        rows = [r for r in rows if r.name == name and (not prefix or name.startswith(prefix))]
+        if not rows and not store.catalog.names(prefix=name):
+            store.get(name)  # the not-found error that says how to list the names
     from tracelet_artifacts.status import version_status
 
     table = Table("name", "version", "type", "aliases", "labels", "size", "files", "deliveries", "created")

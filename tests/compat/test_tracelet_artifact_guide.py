@@ -356,14 +356,23 @@ def test_listing_artifacts_by_type_and_by_backend(exp: Experiment) -> None:
     assert "trained_classifier" in {a.name for a in mlflow_artifacts}  # as MLflow itself lists it
 
 
-def test_getting_the_latest_and_a_backends_copy(exp: Experiment) -> None:
+def test_getting_the_latest_a_named_version_and_a_backends_copy(exp: Experiment, pytorch_model: Any) -> None:
+    release = exp.create_artifact("trained_classifier", ArtifactType.MODEL).add_file("config.yaml")
+    release.add_model(pytorch_model, framework="pytorch")
+    exp.log_artifact(release, version="1.2.0")  # set-up: a release the guide's call can ask for by name
+
     # Get latest version
     artifact = exp.get_artifact("trained_classifier")
-    assert artifact.ref == "trained_classifier:v1"
+    assert artifact.ref == "trained_classifier:v2"
+
+    # Get specific version
+    artifact = exp.get_artifact("trained_classifier", version="v1.2.0")
+    assert (artifact.version, artifact.version_name) == (2, "1.2.0")
 
     # Get from specific backend
     artifact = exp.get_artifact("trained_classifier", backend="mlflow")
-    assert artifact.name == "trained_classifier" and artifact.version == "v1"
+    assert artifact.name == "trained_classifier" and artifact.version == "v2"
+    assert exp.get_artifact("trained_classifier", version="v1.2.0", backend="mlflow").version == "v2"
 
 
 def test_experiment_configuration_layers_over_the_settings(workdir: Path) -> None:
