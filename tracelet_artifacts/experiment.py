@@ -389,7 +389,7 @@ class Experiment:
         wanted = f"v{version}" if str(version).isdigit() else str(version)  # adapters list versions as "v3"
         store = self._reads()
         if store is not None:  # a version name ("1.2.0"): backends list the version by its number
-            wanted = label_of_name(store.catalog, name, wanted) or wanted
+            wanted = label_of_name(store.db, name, wanted) or wanted
         items = [item for item in self._adapter(backend).list() if item.name == name]
         for item in items:
             if wanted == item.version or wanted in item.aliases:

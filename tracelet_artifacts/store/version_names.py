@@ -10,15 +10,12 @@ aliases of one artifact never share a spelling, so ``NAME:X`` always means one t
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracelet_artifacts.errors import ArtifactStoreError, InvalidVersionError, VersionConflictError
-from tracelet_artifacts.store.sql import Connection
+from tracelet_artifacts.store.sql import Connection, Database
 from tracelet_artifacts.values import Manifest
 from tracelet_artifacts.version_names import next_version_name, normalize_version_name
-
-if TYPE_CHECKING:
-    from tracelet_artifacts.store.catalog import Catalog
 
 __all__ = ["existing", "find", "label_of_name", "refuse_alias_clash"]
 
@@ -79,12 +76,12 @@ def refuse_alias_clash(db: Connection, artifact_id: int, artifact: str, alias: s
                                  "take a version name's spelling (NAME:X must mean one thing). Pick another alias.")
 
 
-def label_of_name(catalog: Catalog, artifact: str, text: str) -> str | None:
+def label_of_name(db: Database, artifact: str, text: str) -> str | None:
     """``v3`` when ``text`` is the version name of ``artifact``'s version 3, else None."""
     try:
         name = normalize_version_name(text)
     except InvalidVersionError:
         return None
-    rows = catalog.db.read("SELECT v.version FROM versions v JOIN artifacts a ON a.id=v.artifact_id "
+    rows = db.read("SELECT v.version FROM versions v JOIN artifacts a ON a.id=v.artifact_id "
                            "WHERE a.name=? AND v.version_name=?", (artifact, name))
     return f"v{rows[0]['version']}" if rows else None
