@@ -13,8 +13,8 @@ import re
 
 from tracelet_artifacts.errors import InvalidVersionError
 
-__all__ = ["MAX_VERSION_NAME_LENGTH", "is_version_number", "next_version_name", "normalize_version_name",
-           "split_version"]
+__all__ = ["MAX_VERSION_NAME_LENGTH", "could_be_version_name", "is_version_number", "next_version_name",
+           "normalize_version_name", "split_version"]
 
 MAX_VERSION_NAME_LENGTH = 100
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+\-]*")
@@ -39,6 +39,15 @@ def normalize_version_name(name: object) -> str:
             "name that moves, such as 'best', set an alias)."
         )
     return text
+
+
+def could_be_version_name(text: str) -> bool:
+    """Whether ``text`` is spelt like a version name (``best`` is not: it can only be an alias)."""
+    try:
+        normalize_version_name(text)
+    except InvalidVersionError:
+        return False
+    return True
 
 
 def split_version(version: str | int | None) -> tuple[int | None, str | None]:

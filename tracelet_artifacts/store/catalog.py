@@ -25,6 +25,7 @@ from tracelet_artifacts.store.migrations import migrate
 from tracelet_artifacts.store.outbox import OUTBOX, DeliveryState, Outbox, OutboxItem
 from tracelet_artifacts.store.sql import Connection, Database, open_database
 from tracelet_artifacts.values import ArtifactType, ArtifactVersion, Manifest
+from tracelet_artifacts.version_names import could_be_version_name
 
 # ArtifactVersion is a value of the ground floor; OutboxItem, DeliveryState and OUTBOX moved to the outbox.
 # All stay importable from here.
@@ -241,7 +242,7 @@ class Catalog:
                 if row is None:
                     row = db.execute(self._VERSION_SELECT + " JOIN aliases x ON x.version_id=v.id "
                                      "WHERE x.artifact_id=? AND x.alias=?", (artifact_id, text)).fetchone()
-                what = f"version name or alias {text!r}"
+                what = f"version name or alias {text!r}" if could_be_version_name(text) else f"alias {text!r}"
         if row is None:
             known = ", ".join(v.named_label for v in self.versions(name)) or "none"
             raise ArtifactStoreNotFoundError(f"{name!r} has no {what}; its versions are: {known}.")
