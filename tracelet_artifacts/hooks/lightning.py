@@ -3,9 +3,10 @@ the hyper-parameters and (optionally) validation samples, for ``lightning.pytorc
 
 A checkpoint training resumes from (``trainer.fit(ckpt_path=…)``) is recorded as the run's input when
 the store holds it. Checkpoints are seen one level above ``torch.save`` (the strategy's innermost
-``CheckpointIO``), after the file is in place, and every ``ModelCheckpoint`` is scanned as a safety net. Each file (or sharded folder,
-once complete) is hard-linked into the store folder before the hook returns and handed to the experiment
-through its ``CapturePort``; a checkpoint on a remote filesystem is read back on a thread of its own.
+``CheckpointIO``), after the file is in place, and every ``ModelCheckpoint`` is scanned as a safety net.
+Each file (or sharded folder, once complete) is hard-linked into the store folder before the hook returns
+and handed to the experiment through its ``CapturePort``; a checkpoint on a remote filesystem is read back
+on a thread of its own.
 """
 
 from __future__ import annotations
