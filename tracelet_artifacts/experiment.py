@@ -264,15 +264,14 @@ class Experiment:
         store, router, delivery = self.store, self._policy, self._queue
         assert router is not None and delivery is not None
         frozen = freeze(artifact)                                                   # 1. builder → frozen content
-        for attempt in (1, 2):  # once more if a concurrent gc collected a blob between 2 and 4 (store/gc.py)
-            staged = store.ingest(frozen, version=version, aliases=aliases)         # 2. blobs in place, unseen
-            plan = router.plan(staged.manifest)                                     # 3. where it goes, as data
-            try:
-                record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())  # 4. version + outbox
-                break
-            except BlobsCollectedError:
-                if attempt == 2:
-                    raise
+        staged = store.ingest(frozen, version=version, aliases=aliases)             # 2. blobs in place, unseen
+        plan = router.plan(staged.manifest)                                         # 3. where it goes, as data
+        try:
+            record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())  # 4. version + outbox
+        except BlobsCollectedError:  # a concurrent gc took a blob between 2 and 4: store them again, pinned
+            with store.pinned(staged.manifest):
+                staged = store.ingest(frozen, version=version, aliases=aliases)
+                record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())
         return delivery.submit(record, plan)                                        # 5. workers take it from there
 
     def submit_artifact(

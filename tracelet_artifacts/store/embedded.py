@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,15 +154,16 @@ class EmbeddedStore:
         """Store an artifact in one call (``ingest`` then ``commit``): a new version, or the existing one when
         the content is identical. ``plan`` names the deliveries (backend → plan) for the outbox. Blobs a
         concurrent gc collected between the two steps are stored again (once)."""
-        for attempt in (1, 2):
-            staged = self.ingest(artifact, version=version, aliases=aliases)
-            try:
-                return self.commit(staged, run_id=run_id, deliveries=plan(staged.manifest) if plan else None)
-            except BlobsCollectedError:
-                if attempt == 2 or isinstance(artifact, Manifest):
-                    raise
-                log.info("gc collected blobs of %s while it was logged; storing them again", staged.manifest.name)
-        raise AssertionError("unreachable")
+        staged = self.ingest(artifact, version=version, aliases=aliases)
+        deliveries = plan(staged.manifest) if plan else None
+        try:
+            return self.commit(staged, run_id=run_id, deliveries=deliveries)
+        except BlobsCollectedError:
+            if isinstance(artifact, Manifest):
+                raise
+            with self.pinned(staged.manifest):
+                return self.commit(self.ingest(artifact, version=version, aliases=aliases), run_id=run_id,
+                                   deliveries=deliveries)
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
@@ -221,6 +223,17 @@ class EmbeddedStore:
         modified in the last ``grace_s`` seconds (not needed for safety)."""
         report = self.collect_garbage(dry_run=dry_run, grace_s=grace_s)
         return report.removed, report.removed_bytes
+
+    @contextmanager
+    def pinned(self, manifest: Manifest) -> Iterator[None]:
+        """Keep gc away from ``manifest``'s blobs inside the block: to store them again after a commit raised
+        BlobsCollectedError, then commit (``store/gc.py``)."""
+        log.info("gc collected blobs of %s while it was logged; storing them again, pinned", manifest.name)
+        pin_id = blob_gc.pin(self.db, (e.sha256 for e in manifest.entries))
+        try:
+            yield
+        finally:
+            blob_gc.unpin(self.db, pin_id)
 
     def collect_garbage(self, *, dry_run: bool = False, grace_s: float = 0.0) -> blob_gc.GcReport:
         """``gc`` with the whole report (listed, kept, rescued by concurrent commits)."""

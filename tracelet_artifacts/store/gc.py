@@ -15,8 +15,11 @@ differ, a writer may stall), so gc and commits meet in the catalog instead:
    its digests. None: no gc deleted them since they were stored, so they are there. A row: the commit
    checks that blob in the blob store itself (the bucket, not a cache); present, the row is dropped (the
    version now references it, so no later gc can take it); absent, the commit fails with
-   ``BlobsCollectedError`` and the writer ingests again (``Experiment.log_artifact`` and
-   ``EmbeddedStore.log`` do, once).
+   ``BlobsCollectedError`` and the writer stores the version's blobs again under a *pin*.
+5. A pin (``blob_pins``, committed before the blobs are stored again) makes gc leave those digests alone:
+   step 1 skips them and step 3 reads the pins again under its lock. So the second attempt cannot lose
+   a race again, however often gc runs (``Experiment.log_artifact`` and ``EmbeddedStore.log`` do this).
+   The pin is dropped after the commit; one left by a writer that died expires after ``PIN_TTL_S``.
 
 Commits and step 3 are serialised by the catalog's writer lock (SQLite: one writer; PostgreSQL: a commit
 holds the shared writer lock, step 3 the exclusive one), so each commit sees either the blob kept or the
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Digests deleted per exclusive transaction: writers wait for one batch at most.
 BATCH = 100
+#: A pin older than this belongs to a writer that died: gc drops it.
+PIN_TTL_S = 86400.0
 DELETING, DELETED = "deleting", "deleted"
 
 
@@ -88,12 +93,29 @@ def check_commit(conn: Connection, blobs: BlobStore, digests: Iterable[str]) -> 
         raise BlobsCollectedError(missing)
 
 
+def pin(db: Database, digests: Iterable[str]) -> str:
+    """Pin ``digests`` against gc until ``unpin``; return the pin's id. Commit it before storing them again."""
+    pin_id, now = uuid.uuid4().hex, time.time()
+    with db.transaction("gc-pins") as conn:
+        conn.executemany("INSERT INTO blob_pins (sha256, pin_id, pinned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                         [(sha, pin_id, now) for sha in sorted(set(digests))])
+    return pin_id
+
+
+def unpin(db: Database, pin_id: str) -> None:
+    with db.transaction("gc-pins") as conn:
+        conn.execute("DELETE FROM blob_pins WHERE pin_id=?", (pin_id,))
+
+
 def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False, grace_s: float = 0.0) -> GcReport:
     """Delete the blobs no version references (see the module docstring for why it is safe while others
     write). ``grace_s`` additionally keeps blobs modified in the last ``grace_s`` seconds (not needed for
     safety; kept for callers that want recent blobs around)."""
+    with db.transaction("gc-pins") as conn:  # pins of writers that died long ago
+        conn.execute("DELETE FROM blob_pins WHERE pinned_at < ?", (time.time() - PIN_TTL_S,))
     listed = list(blobs.inventory())  # 1. anything stored after this line is not a candidate
     referenced = {r["sha256"] for r in db.read("SELECT DISTINCT sha256 FROM entries")}
+    referenced |= {r["sha256"] for r in db.read("SELECT DISTINCT sha256 FROM blob_pins")}
     cutoff = time.time() - grace_s
     candidates = [(sha, size) for sha, size, modified in listed
                   if sha not in referenced and not (grace_s > 0 and modified > cutoff)]
@@ -113,7 +135,8 @@ def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False, grace_s: f
         with db.transaction() as conn:  # 3. every writer waits: re-check, delete, record
             marks = _placeholders(digests)
             again = {r["sha256"] for r in conn.execute(
-                f"SELECT DISTINCT sha256 FROM entries WHERE sha256 IN ({marks})", tuple(digests)).fetchall()}
+                f"SELECT sha256 FROM entries WHERE sha256 IN ({marks}) UNION SELECT sha256 FROM blob_pins "
+                f"WHERE sha256 IN ({marks})", (*digests, *digests)).fetchall()}
             doomed = [(sha, size) for sha, size in batch if sha not in again]
             if again:
                 kept = sorted(again)

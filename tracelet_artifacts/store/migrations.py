@@ -122,7 +122,8 @@ CREATE INDEX IF NOT EXISTS labels_version ON labels (version_id, label)
 
 # 5: lineage and lifecycle. ``uses``: which run consumed which version, and how (``use_artifact``, a hook);
 # the name and number stay when the version is deleted (its row id goes NULL), so lineage keeps the edge.
-# ``blob_deletions``: the blobs gc is deleting or deleted, which a commit checks (store/gc.py). The stat
+# ``blob_deletions``: the blobs gc is deleting or deleted, which a commit checks; ``blob_pins``: blobs a writer
+# stores again after gc took them, which gc leaves alone (store/gc.py). The stat
 # cache is found by file identity (a hook asks "which version holds this file?") and by digest (gc drops
 # the rows of a blob it deleted).
 _LINEAGE_SQLITE = """
@@ -135,6 +136,8 @@ CREATE INDEX IF NOT EXISTS uses_name ON uses (name, version);
 CREATE INDEX IF NOT EXISTS versions_run ON versions (run_id);
 CREATE TABLE IF NOT EXISTS blob_deletions (
   sha256 TEXT PRIMARY KEY, state TEXT NOT NULL, gc_id TEXT NOT NULL, recorded_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_pins (
+  sha256 TEXT NOT NULL, pin_id TEXT NOT NULL, pinned_at REAL NOT NULL, PRIMARY KEY (sha256, pin_id));
 CREATE INDEX IF NOT EXISTS stat_cache_file ON stat_cache (inode, device);
 CREATE INDEX IF NOT EXISTS stat_cache_sha ON stat_cache (sha256)
 """
@@ -149,6 +152,8 @@ CREATE INDEX IF NOT EXISTS uses_name ON uses (name, version);
 CREATE INDEX IF NOT EXISTS versions_run ON versions (run_id);
 CREATE TABLE IF NOT EXISTS blob_deletions (
   sha256 TEXT PRIMARY KEY, state TEXT NOT NULL, gc_id TEXT NOT NULL, recorded_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_pins (
+  sha256 TEXT NOT NULL, pin_id TEXT NOT NULL, pinned_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (sha256, pin_id));
 CREATE INDEX IF NOT EXISTS stat_cache_file ON stat_cache (inode, device);
 CREATE INDEX IF NOT EXISTS stat_cache_sha ON stat_cache (sha256)
 """
