@@ -46,7 +46,7 @@ def test_rm_deletes_a_version_and_latest_moves_to_the_newest_left(store: Embedde
 def test_rm_refuses_while_an_alias_points_at_it_naming_the_alias(store: EmbeddedStore, tmp_path: Path) -> None:
     store.log(artifact(tmp_path, "model", "one"), aliases=["prod"])
     store.log(artifact(tmp_path, "model", "two"))
-    with pytest.raises(VersionInUseError, match="alias 'prod' points at it.*--force"):
+    with pytest.raises(VersionInUseError, match=r"alias 'prod' points at it.*--force"):
         store.remove_version("model", 1)
     assert [v.version for v in store.catalog.versions("model")] == [1, 2]
 
