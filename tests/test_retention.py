@@ -17,7 +17,15 @@ from tracelet_artifacts import TraceletArtifact
 from tracelet_artifacts.ci.cache import ArtifactCache
 from tracelet_artifacts.cli import main
 from tracelet_artifacts.errors import ConfigurationError
-from tracelet_artifacts.retention import RetentionRule, decide, make_rule, parse_rules, plan_ci_cache, plan_prune, rule_for
+from tracelet_artifacts.retention import (
+    RetentionRule,
+    decide,
+    make_rule,
+    parse_rules,
+    plan_ci_cache,
+    plan_prune,
+    rule_for,
+)
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 DAY = 86400.0
