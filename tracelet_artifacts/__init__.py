@@ -53,6 +53,7 @@ _EXPORTS = {
     "RemoteArtifact": "tracelet_artifacts.backends.base",
     "RunContext": "tracelet_artifacts.backends.base",
     "Setting": "tracelet_artifacts.backends.base",
+    "VersionUse": "tracelet_artifacts.backends.base",
     # delivery
     "sync_outbox": "tracelet_artifacts.delivery",
     # delivery
@@ -102,6 +103,7 @@ if TYPE_CHECKING:
         RemoteArtifact,
         RunContext,
         Setting,
+        VersionUse,
     )
     from tracelet_artifacts.delivery import sync_outbox
     from tracelet_artifacts.diff import VersionDiff, diff_versions

@@ -55,7 +55,8 @@ class Use:
 
 @dataclass(frozen=True)
 class LineageNode:
-    """A version (``id`` = ``name:vN``) or a run (``id`` = ``run:<run id>``) in a lineage graph."""
+    """A version (``id`` = ``name:vN``) or a run (``id`` = ``run:<run id>``) in a lineage graph. ``depth`` is its
+    column: steps from the root (0), negative towards what it was made from, positive towards what used it."""
 
     id: str
     kind: Literal["version", "run"]
@@ -225,7 +226,7 @@ class Lineage:
                 continue
             run = run_node_id(run_id)
             seen = run in walk.nodes
-            walk.add(LineageNode(run, "run", *self._run_label(run_id), depth=-(level + 1)))
+            walk.add(LineageNode(run, "run", *self._run_label(run_id), depth=-(2 * level + 1)))
             walk.edge(run, version_id(current, number), PRODUCED)
             if seen:
                 continue
@@ -235,7 +236,7 @@ class Lineage:
                 node = version_id(used.name, used.version)
                 found = self._version_info(used.name, used.version)
                 added = walk.add(LineageNode(node, "version", node, found[0] if found else "deleted",
-                                             found is not None, depth=-(level + 1)))
+                                             found is not None, depth=-(2 * level + 2)))
                 walk.edge(node, run, used.how)
                 if added:
                     queue.append((used.name, used.version, level + 1))
@@ -249,11 +250,11 @@ class Lineage:
             node = version_id(current, number)
             for used in self.consumers_of(current, number):
                 run = run_node_id(used.run_id)
-                walk.add(LineageNode(run, "run", *self._run_label(used.run_id), depth=level + 1))
+                walk.add(LineageNode(run, "run", *self._run_label(used.run_id), depth=2 * level + 1))
                 walk.edge(node, run, used.how)
                 for out_name, out_version, kind in self.outputs_of_run(used.run_id, since=used.used_at):
                     out = version_id(out_name, out_version)
-                    added = walk.add(LineageNode(out, "version", out, kind, depth=level + 1))
+                    added = walk.add(LineageNode(out, "version", out, kind, depth=2 * level + 2))
                     walk.edge(run, out, PRODUCED)
                     if added:
                         queue.append((out_name, out_version, level + 1))

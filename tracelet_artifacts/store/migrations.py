@@ -158,11 +158,16 @@ CREATE INDEX IF NOT EXISTS stat_cache_file ON stat_cache (inode, device);
 CREATE INDEX IF NOT EXISTS stat_cache_sha ON stat_cache (sha256)
 """
 
-#: version → DDL per dialect. Append only. (Numbers may have gaps while branches that add migrations are
-#: merged; ``migrate`` applies the ones present, in order.)
+#: 3 and 4 are taken by branches merged beside this one (version names; digest algorithm and durability);
+#: until they land they are empty here. MERGE: their DDL replaces these two lines.
+_RESERVED = {"sqlite": "", "postgresql": ""}
+
+#: version → DDL per dialect. Append only.
 MIGRATIONS: dict[int, dict[str, str]] = {
     1: {"sqlite": _SQLITE_1, "postgresql": _POSTGRES_1},
     2: {"sqlite": _BROWSING, "postgresql": _BROWSING},
+    3: _RESERVED,
+    4: _RESERVED,
     5: {"sqlite": _LINEAGE_SQLITE, "postgresql": _LINEAGE_POSTGRES},
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -193,7 +198,7 @@ def migrate(db: Database) -> int:
                 f"The catalog at {db.location} has schema v{found}, newer than this tracelet-artifacts "
                 f"understands (v{SCHEMA_VERSION}); upgrade tracelet-artifacts on this machine."
             )
-        for number in sorted(n for n in MIGRATIONS if n > found):
+        for number in range(found + 1, SCHEMA_VERSION + 1):
             db.script(conn, MIGRATIONS[number][db.dialect])
             conn.execute("DELETE FROM schema_info")
             conn.execute("INSERT INTO schema_info (version) VALUES (?)", (number,))
