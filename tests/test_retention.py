@@ -193,3 +193,10 @@ def test_prune_ci_cache_dry_run_then_removal(tmp_path: Path, isolated: Path) -> 
     assert [e.run_id for e in ArtifactCache(tmp_path / "ci", max_bytes=1 << 30, max_age_seconds=1e12)] == ["run-4"]
     code, out = prune("--ci-cache", str(tmp_path / "nowhere"), "--keep-last", "1")
     assert code == 1 and "No CI artifact cache" in out
+
+
+def test_retention_settings_that_do_not_parse_fail_in_one_line(store: EmbeddedStore) -> None:
+    code, out = prune("--dry-run", env={"TRACELET_RETENTION": "{not json"})
+    assert code == 1 and out.count("\n") == 1 and 'field "retention"' in out and "valid JSON" in out
+    code, out = prune("--dry-run", env={"TRACELET_RETENTION": "[1, 2]"})
+    assert code == 1 and out == "error: setting retention: Input should be a valid dictionary; fix TRACELET_RETENTION.\n"
