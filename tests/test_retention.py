@@ -199,4 +199,5 @@ def test_retention_settings_that_do_not_parse_fail_in_one_line(store: EmbeddedSt
     code, out = prune("--dry-run", env={"TRACELET_RETENTION": "{not json"})
     assert code == 1 and out.count("\n") == 1 and 'field "retention"' in out and "valid JSON" in out
     code, out = prune("--dry-run", env={"TRACELET_RETENTION": "[1, 2]"})
-    assert code == 1 and out == "error: setting retention: Input should be a valid dictionary; fix TRACELET_RETENTION.\n"
+    assert code == 1
+    assert out == "error: setting retention: Input should be a valid dictionary; fix TRACELET_RETENTION.\n"
