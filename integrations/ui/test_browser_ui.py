@@ -17,7 +17,7 @@ TOKEN = "browser-suite-token-0123456789"
 
 def test_list_search_then_open_a_version(site: Site, page: Any, shoot: Any) -> None:
     page.goto(site.base + "/")
-    assert page.locator("p.count").inner_text() == "20 artifacts"
+    assert page.locator("p.count").inner_text() == "21 artifacts"
     shoot(page, "list")
     page.fill("input[name=q]", "classif")
     page.click("form.filters button")
@@ -152,7 +152,8 @@ def test_follow_lineage_from_a_model_to_its_dataset(site: Site, page: Any, shoot
     graph = page.locator("section#lineage svg.lineage")
     graph.wait_for()
     assert graph.locator("g.node.run text.name").first.text_content().startswith("run train-resnet")
-    assert graph.locator("text.how").all_text_contents() == ["use_artifact"]
+    assert graph.locator("text.how").all_text_contents() == ["use_artifact"] * 3  # 2 inputs, 1 consumer
+    assert graph.locator('a[data-id="reports/resnet-eval:v1"]').count() == 1
     shoot(page, "lineage")
     page.click('section#lineage svg.lineage a[data-id="data/train-set:v1"]')
     page.wait_for_url("**/artifacts/data/train-set:v1")

@@ -101,15 +101,21 @@ def populate(store: EmbeddedStore, work: Path, settings: Any = None) -> None:
 
 
 def train_from_the_dataset(settings: TraceletSettings, folder: Path) -> None:
-    """A run that uses ``data/train-set`` and logs ``vision/resnet``: the lineage to follow in the browser."""
+    """The lineage to follow in the browser: a run fine-tunes ``vision/classifier@best`` on ``data/train-set``
+    into ``vision/resnet``; another run evaluates it into ``reports/resnet-eval``."""
     from tracelet_artifacts.experiment import Experiment
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "resnet.pt").write_bytes(b"resnet weights")
+    (folder / "eval.json").write_text(json.dumps({"accuracy": 0.93}))
     with Experiment("train-resnet", backend=[], automagic_artifacts=False, settings=settings) as run:
         run.use_artifact("data/train-set")
+        run.use_artifact("vision/classifier", "best")
         run.log_artifact(run.create_artifact("vision/resnet", "model", description="trained on data/train-set")
                          .add_file(folder / "resnet.pt"))
+    with Experiment("evaluate", backend=[], automagic_artifacts=False, settings=settings) as run:
+        run.use_artifact("vision/resnet")
+        run.log_artifact(run.create_artifact("reports/resnet-eval", "report").add_file(folder / "eval.json"))
 
 
 def deliver_to_mlflow(settings: TraceletSettings, folder: Path) -> None:
