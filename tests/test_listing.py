@@ -11,6 +11,7 @@ from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.store.catalog import Catalog
 from tracelet_artifacts.store.embedded import EmbeddedStore
 from tracelet_artifacts.store.listing import ArtifactFilter
+from tracelet_artifacts.store.migrations import SCHEMA_VERSION
 
 
 def test_version_filters_must_hold_for_one_and_the_same_version(tmp_path: Path) -> None:
@@ -49,4 +50,4 @@ def test_a_catalog_from_before_the_browsing_indexes_gains_them_when_opened(tmp_p
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         version = db.execute("SELECT version FROM schema_info").fetchone()[0]
     assert {"versions_type_artifact", "versions_created_artifact", "versions_id_artifact", "labels_version"} <= indexes
-    assert "versions_type" not in indexes and version == 2
+    assert "versions_type" not in indexes and version == SCHEMA_VERSION
