@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType
-from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
+from tracelet_artifacts.backends.base import (
+    BackendAdapter,
+    Capabilities,
+    Delivery,
+    Receipt,
+    RemoteArtifact,
+    RunContext,
+    VersionUse,
+)
 from tracelet_artifacts.errors import DeliveryError
 from tracelet_artifacts.routing import SHARED_SCHEMES
 
@@ -114,6 +122,11 @@ class FlakyAdapter(BackendAdapter):
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         self._check_up()
         self._append({"kind": "metric", "backend": self.name, "name": name, "value": value, "step": step})
+
+    def use_version(self, use: VersionUse) -> None:
+        self._check_up()
+        self._append({"kind": "use", "backend": self.name, "artifact": use.name, "version": use.version,
+                      "digest": use.digest, "how": use.how, "receipt_backends": sorted(use.receipts)})
 
 
 class PlainAdapter(FlakyAdapter):

@@ -60,6 +60,7 @@ _EXPORTS = {
     "RemoteArtifact": "tracelet_artifacts.backends.base",
     "RunContext": "tracelet_artifacts.backends.base",
     "Setting": "tracelet_artifacts.backends.base",
+    "VersionUse": "tracelet_artifacts.backends.base",
     # delivery
     "sync_outbox": "tracelet_artifacts.delivery",
     # delivery
@@ -80,6 +81,8 @@ _EXPORTS = {
     "ArtifactStoreNotFoundError": "tracelet_artifacts.errors",
     "VersionConflictError": "tracelet_artifacts.errors",
     "InvalidVersionError": "tracelet_artifacts.errors",
+    "VersionInUseError": "tracelet_artifacts.errors",
+    "BlobsCollectedError": "tracelet_artifacts.errors",
     "IntegrityError": "tracelet_artifacts.errors",
     "ConfigurationError": "tracelet_artifacts.errors",
     "InvalidSettingError": "tracelet_artifacts.errors",
@@ -92,6 +95,9 @@ _EXPORTS = {
     # comparing versions
     "diff_versions": "tracelet_artifacts.diff",
     "VersionDiff": "tracelet_artifacts.diff",
+    # lineage and retention
+    "LineageGraph": "tracelet_artifacts.store.lineage",
+    "RetentionRule": "tracelet_artifacts.retention",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -106,6 +112,7 @@ if TYPE_CHECKING:
         RemoteArtifact,
         RunContext,
         Setting,
+        VersionUse,
     )
     from tracelet_artifacts.delivery import sync_outbox
     from tracelet_artifacts.diff import VersionDiff, diff_versions
@@ -116,6 +123,7 @@ if TYPE_CHECKING:
         ArtifactStoreNotFoundError,
         BackendError,
         BackendNotInstalledError,
+        BlobsCollectedError,
         CIError,
         ConfigurationError,
         ContentAnalysisError,
@@ -134,14 +142,17 @@ if TYPE_CHECKING:
         UnsafeLoadError,
         UnsupportedReferenceError,
         VersionConflictError,
+        VersionInUseError,
     )
     from tracelet_artifacts.experiment import Experiment
     from tracelet_artifacts.frameworks import framework_available
+    from tracelet_artifacts.retention import RetentionRule
     from tracelet_artifacts.retry import RetryPolicy
     from tracelet_artifacts.routing import BackendPlan, RoutePlan, RoutingPolicy
     from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings
     from tracelet_artifacts.stats import ArtifactStats, BackendStats
     from tracelet_artifacts.store.embedded import EmbeddedStore
+    from tracelet_artifacts.store.lineage import LineageGraph
     from tracelet_artifacts.store.service import ArtifactStore, ArtifactStoreConfiguration, ArtifactStoreFactory
     from tracelet_artifacts.values import (
         ArtifactType,

@@ -1,4 +1,5 @@
-"""The ``tracelet-artifacts`` command: list, show, fetch, verify, sync and garbage-collect the embedded store.
+"""The ``tracelet-artifacts`` command: list, show, fetch, verify, sync the embedded store; lineage, rm, prune and
+gc for its lifecycle.
 
 Every command exits non-zero with a one-line ``error:`` message on bad input (the shared handler in
 ``cli_errors``; ``--debug`` shows the traceback); tracebacks are for bugs.
@@ -287,20 +288,89 @@ def sync_command(store_path: str | None, timeout: float, include_live: bool, qui
 
 @main.command("gc")
 @store_option
-@click.option("--grace", type=float, default=3600.0, show_default=True,
-              help="Keep unreferenced blobs younger than this many seconds (a run may be writing them).")
+@click.option("--grace", type=float, default=0.0, show_default=True,
+              help="Also keep unreferenced blobs modified in the last SECONDS (not needed for safety: gc never "
+                   "collects a blob a concurrent writer stored after it started).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @click.option("--cache", "cache_unused_s", type=float, default=None, metavar="SECONDS",
               help="Team store: also drop this machine's cached copies unused for SECONDS (the bucket keeps them).")
 @_friendly_errors
 def gc_command(store_path: str | None, grace: float, dry_run: bool, cache_unused_s: float | None) -> None:
-    """Remove blobs that no version references."""
+    """Remove blobs that no version references (safe while other processes log)."""
+    if grace < 0:
+        raise TraceletError(f"--grace {grace:g}: use a number of seconds ≥ 0.")
     store = _store(store_path)
     count, size = store.gc(grace_s=grace, dry_run=dry_run)
     click.echo(f"{'Would remove' if dry_run else 'Removed'} {count} blob(s), {_size(size)}.")
     if cache_unused_s is not None:
         count, size = store.blobs.trim_cache(unused_for_s=cache_unused_s, dry_run=dry_run)
         click.echo(f"{'Would drop' if dry_run else 'Dropped'} {count} cached cop(ies), {_size(size)}.")
+
+
+@main.command("rm")
+@store_option
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Delete even while an alias points at it or a later run consumed it.")
+@_friendly_errors
+def rm_command(store_path: str | None, ref: str, force: bool) -> None:
+    """Delete one version, NAME:VERSION (its blobs go at the next `gc`)."""
+    name, version = _split_ref(ref)
+    if ":" not in ref and "@" not in ref:
+        raise TraceletError(f"rm {ref!r}: name the version to delete, e.g. {ref}:v1.")
+    record = _store(store_path).remove_version(name, version, force=force)
+    click.echo(f"Deleted {record.ref} ({_size(record.size_bytes)}); `tracelet-artifacts gc` frees its blobs.")
+
+
+@main.command("lineage")
+@store_option
+@click.argument("ref")
+@click.option("--up", "direction", flag_value="up", default=True, help="Where it came from (default).")
+@click.option("--down", "direction", flag_value="down", help="What used it.")
+@click.option("--both", "direction", flag_value="both", help="Both ways.")
+@click.option("--depth", type=click.IntRange(1, 100), default=3, show_default=True, help="Runs away at most.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=200, show_default=True, help="Nodes at most.")
+@click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot"]), default="tree", show_default=True)
+@_friendly_errors
+def lineage_command(store_path: str | None, ref: str, direction: str, depth: int, limit: int, fmt: str) -> None:
+    """The runs and versions a version came from (--up) or that used it (--down): NAME:VERSION or NAME@ALIAS."""
+    from tracelet_artifacts.lineage_view import render
+
+    name, version = _split_ref(ref)
+    store = _store(store_path)
+    record = store.get(name, version)
+    click.echo(render(store.lineage.graph(record.name, record.version, direction=direction, depth=depth,
+                                          limit=limit), fmt))
+
+
+@main.command("prune")
+@store_option
+@click.argument("names", nargs=-1)
+@click.option("--keep-last", type=click.IntRange(min=1), default=None, help="Keep the last N versions.")
+@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Keep versions younger than D days.")
+@click.option("--keep-best", type=click.IntRange(min=1), default=None, help="Keep the best K by --by.")
+@click.option("--by", "best_by", default=None, metavar="KEY", help="The metadata key --keep-best ranks by.")
+@click.option("--min", "lower_is_better", is_flag=True, help="With --keep-best: lower is better (a loss).")
+@click.option("--no-keep-aliased", is_flag=True, help="Aliased versions are not kept for being aliased.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed (with sizes); remove nothing.")
+@click.option("--ci-cache", "ci_cache", type=click.Path(file_okay=False), default=None,
+              help="Prune this CI artifact cache folder instead of the store.")
+@_friendly_errors
+def prune_command(store_path: str | None, names: tuple[str, ...], keep_last: int | None, keep_days: float | None,
+                  keep_best: int | None, best_by: str | None, lower_is_better: bool, no_keep_aliased: bool,
+                  dry_run: bool, ci_cache: str | None) -> None:
+    """Remove the versions a retention policy does not keep: the settings' rules (TRACELET_RETENTION), or the
+    rule given here for NAMES (every name when none is given), then collect their blobs."""
+    from tracelet_artifacts.cli_prune import prune
+
+    given = {"keep_last": keep_last, "keep_days": keep_days, "keep_best": keep_best, "best_by": best_by}
+    one_off = {k: v for k, v in given.items() if v is not None}
+    if one_off and (lower_is_better or no_keep_aliased):
+        one_off.update(best_mode="min" if lower_is_better else "max", keep_aliased=not no_keep_aliased)
+    elif lower_is_better or no_keep_aliased:
+        raise TraceletError("--min and --no-keep-aliased change a rule given here: add --keep-last, --keep-days "
+                            "or --keep-best.")
+    prune(lambda: _store(store_path), names, one_off or None, dry_run=dry_run, ci_cache=ci_cache, console=_console())
 
 
 @main.command("alias")
@@ -327,9 +397,12 @@ def alias_command(store_path: str | None, ref: str, alias: str) -> None:
 @click.option("--pattern", "patterns", multiple=True, help="Only files matching this glob, e.g. '*.ckpt' (repeatable).")
 @click.option("--settle", type=float, default=None,
               help="Seconds a file must stay unchanged where no close is seen (default: TRACELET_WATCH_SETTLE_S or 1).")
+@click.option("--input", "inputs", multiple=True, metavar="REF|FILE",
+              help="What the outputs are made from: NAME:VERSION, NAME@ALIAS or a file the store holds (repeatable; "
+                   "default: TRACELET_WATCH_INPUTS). Recorded as this run's inputs (lineage).")
 @_friendly_errors
 def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple[str, ...],
-                  patterns: tuple[str, ...], settle: float | None) -> None:
+                  patterns: tuple[str, ...], settle: float | None, inputs: tuple[str, ...]) -> None:
     """Version every complete file written under DIR... until Ctrl-C or SIGTERM."""
     import signal
     import threading
@@ -358,7 +431,7 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
                                 settings=settings).start()
         try:
             watcher = ArtifactWatcher(dirs, patterns=list(patterns) or None, experiment=experiment,
-                                      settle_s=settle, callback=report).start()
+                                      settle_s=settle, callback=report, inputs=list(inputs) or None).start()
             click.echo(f"Watching {', '.join(dirs)} (store {experiment.store.root}); Ctrl-C to stop.", err=True)
             while not stopping.wait(0.2):
                 pass

@@ -22,7 +22,7 @@ from typing import Any
 from tracelet_artifacts import digest, repair, serialize
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact, freeze
 from tracelet_artifacts.backends import registry
-from tracelet_artifacts.backends.base import BackendAdapter, RemoteArtifact
+from tracelet_artifacts.backends.base import BackendAdapter, RemoteArtifact, VersionUse
 from tracelet_artifacts.delivery import (
     DeliveryQueue,
     FlushResult,
@@ -35,6 +35,7 @@ from tracelet_artifacts.delivery import (
 from tracelet_artifacts.errors import (
     ArtifactStoreNotFoundError,
     BackendNotInstalledError,
+    BlobsCollectedError,
     ConfigurationError,
     DeliveryError,
     DeliveryPendingError,
@@ -50,6 +51,7 @@ from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings, opti
 from tracelet_artifacts.stats import ArtifactManagerView, ArtifactStats, collect_stats
 from tracelet_artifacts.store.catalog import LATEST
 from tracelet_artifacts.store.embedded import EmbeddedStore
+from tracelet_artifacts.store.lineage import USE_ARTIFACT
 from tracelet_artifacts.store.outbox import DeliveryState
 from tracelet_artifacts.store.version_names import label_of_name
 from tracelet_artifacts.values import ArtifactVersion, Receipt
@@ -304,7 +306,12 @@ class Experiment:
         wanted = artifact.version if version is None else version
         staged = store.ingest(frozen, version=wanted, aliases=aliases)              # 2. blobs in place, unseen
         plan = router.plan(staged.manifest)                                         # 3. where it goes, as data
-        record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())  # 4. version + outbox
+        try:
+            record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())  # 4. version + outbox
+        except BlobsCollectedError:  # a concurrent gc took a blob between 2 and 4: store them again, pinned
+            with store.pinned(staged.manifest):
+                staged = store.ingest(frozen, version=version, aliases=aliases)
+                record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())
         return delivery.submit(record, plan)                                        # 5. workers take it from there
 
     def submit_artifact(
@@ -374,15 +381,19 @@ class Experiment:
                                 "`tracelet-artifacts sync` retries it.", retryable=False)
 
     def get_artifact(
-        self, name: str, version: str | int = LATEST, backend: str | None = None, *, wait: float | None = None
+        self, name: str, version: str | int = LATEST, backend: str | None = None, *, wait: float | None = None,
+        use: bool = False,
     ) -> ArtifactVersion | RemoteArtifact:
         """A version from the embedded store (default) or as a backend lists it.
 
         Through a backend, this run's pending deliveries of ``name`` to it are waited for first (up to
         ``wait`` seconds, default the ``read_wait_s`` setting): DeliveryPendingError if one is still
-        pending, DeliveryError if it failed.
+        pending, DeliveryError if it failed. ``use=True`` also records that this run consumed the version
+        (as ``use_artifact`` does).
         """
         self._settle_submitted()
+        if use:
+            self.use_artifact(name, version)
         if backend in (None, LOCAL):
             return self._get(name, version)[1]
         self._await_deliveries(backend, name, wait)
@@ -489,6 +500,53 @@ class Experiment:
                 f"(running: {', '.join(self._adapters) or 'none'})."
             )
         return self._adapters[backend]
+
+    # -- lineage ----------------------------------------------------------------------------------
+    def use_artifact(self, name: str, version: str | int = LATEST, *, how: str = USE_ARTIFACT) -> ArtifactVersion:
+        """Record that this run consumed ``name`` at ``version`` (a number or an alias) and return that version.
+
+        Every version this run logs afterwards lists it among its inputs (``tracelet-artifacts lineage``);
+        backends that keep lineage get it too (W&B ``use_artifact``, MLflow dataset inputs), in the background.
+        """
+        self._settle_submitted()
+        record = self.store.get(name, version)
+        self._record_use(record, how, time.time())
+        return record
+
+    def use_file(self, path: str | Path, *, how: str) -> Future[ArtifactVersion | None]:
+        """(``CapturePort``) Record that this run read a file, if the store holds its content: found by the
+        file's identity (a file it stored, or a hard link to one) or its digest, on the ingest thread (in
+        order with what is being logged). The Future holds the version, or None when the store does not
+        know the file; it never raises into the caller."""
+        when, target = time.time(), Path(path)
+        ingest = self._ingest
+        if ingest is None:  # not started, or a reader rank: nothing is recorded
+            done: Future[ArtifactVersion | None] = Future()
+            done.set_result(None)
+            return done
+
+        def find() -> ArtifactVersion | None:
+            try:
+                record = self.store.lineage.version_of_file(target)
+                if record is not None:
+                    self._record_use(record, how, when)
+                return record
+            except Exception:
+                log.exception("Recording that this run read %s failed", target)
+                return None
+
+        return ingest.submit(find)
+
+    def _record_use(self, record: ArtifactVersion, how: str, when: float) -> None:
+        if not self.primary:
+            return
+        if not self.store.lineage.record_use(self.run_id, record, how=how, when=when):
+            return  # this run had recorded it already
+        receipts = {str(r.get("backend")): r for r in self.store.outbox.receipts(record.name, record.version)}
+        use = VersionUse(record.name, record.version, record.digest, record.artifact_type, how, record.aliases,
+                         receipts)
+        for backend in self.backends:
+            self._background(backend, f"use {record.ref}", functools.partial(self._send, backend, "use_version", use))
 
     # -- params and metrics -----------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:

@@ -75,9 +75,17 @@ class TraceletSettings(BaseSettings):
     watch_settle_s: float = Field(1.0, gt=0)  # the file watcher: seconds without change when no close is seen
     watch_polling: bool = False  # the file watcher polls instead of using inotify (e.g. network filesystems)
     progress: bool = True  # a bar on stderr (a terminal only) while stop() waits more than a second for deliveries
+    # What a watched folder's outputs were made from: NAME:VERSION / NAME@ALIAS refs or files the store holds;
+    # recorded as the watching run's inputs (lineage).
+    watch_inputs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Retention (``tracelet-artifacts prune``): artifact name or glob -> rule ({"keep_last": 5, "keep_days": 30,
+    # "keep_aliased": true, "keep_best": 3, "best_by": "val_loss", "best_mode": "min"}); checked by
+    # retention.parse_rules when used. ci_cache_retention: one rule for the CI artifact cache.
+    retention: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ci_cache_retention: dict[str, Any] | None = None
 
     _split = field_validator("artifact_watch_dirs", "backends", "capture_include", "capture_exclude",
-                             mode="before")(_split_csv)
+                             "watch_inputs", mode="before")(_split_csv)
 
     __repr_args__ = _masked_repr_args
 

@@ -86,6 +86,10 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def forget(self, sha256: str) -> None:
+        """Drop what this process remembers about a blob, so the next ``exists`` asks the store itself
+        (gc on another machine may have deleted it). Nothing is remembered here."""
+
     def touch(self, sha256: str) -> bool:
         """Refresh a blob's mtime (so ``gc`` grace counts from its last use); False if it is absent."""
         try:

@@ -3,8 +3,9 @@
 Writing is two steps with plain data between them: ``ingest`` puts an artifact's content into the blob
 store and returns ``Staged`` (nothing visible yet, ``store/ingest.py``); ``commit`` records the version, its
 aliases, its outbox rows and its stat-cache rows in one catalog transaction and returns the
-``ArtifactVersion``. ``log`` is both in one call. The catalog, the outbox and the stat cache are three small
-objects over one database.
+``ArtifactVersion``. ``log`` is both in one call. The catalog, the outbox, the stat cache and the lineage
+(which run used which version) are small objects over one database. ``gc`` collects the blobs no version
+references, safely while others write (``store/gc.py`` says how).
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import TraceletArtifact, freeze
-from tracelet_artifacts.errors import ArtifactStoreError, IntegrityError
+from tracelet_artifacts.errors import ArtifactStoreError, BlobsCollectedError, IntegrityError
 from tracelet_artifacts.frozen import FrozenArtifact
 from tracelet_artifacts.names import validate_artifact_path
 from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store import gc as blob_gc
 from tracelet_artifacts.store.blobs import BlobStore
 from tracelet_artifacts.store.catalog import LATEST, Catalog, open_catalog_database, validate_alias
 from tracelet_artifacts.store.ingest import BlobIntake, Staged
+from tracelet_artifacts.store.lineage import Lineage
 from tracelet_artifacts.store.outbox import Deliveries, Outbox
+from tracelet_artifacts.store.removal import remove_version
 from tracelet_artifacts.store.stat_cache import StatCache, StatRow
 from tracelet_artifacts.values import ArtifactVersion, Manifest
 from tracelet_artifacts.version_names import split_version
@@ -70,6 +75,7 @@ class EmbeddedStore:
         self.catalog = Catalog(self.db)
         self.outbox = Outbox(self.db)
         self.stat_cache = StatCache(self.db)
+        self.lineage = Lineage(self.db)
         self.blobs.clean_temp()
 
     @classmethod
@@ -134,6 +140,7 @@ class EmbeddedStore:
         transaction: a version never appears without its deliveries."""
         now = time.time()
         with self.db.transaction(f"artifact:{staged.manifest.name}") as conn:
+            blob_gc.check_commit(conn, self.blobs, (e.sha256 for e in staged.manifest.entries))  # gc raced us?
             record = self.catalog.record_version(conn, staged.manifest, version=staged.version,
                                                  aliases=staged.aliases, run_id=run_id, now=now,
                                                  version_name=staged.version_name)
@@ -152,9 +159,18 @@ class EmbeddedStore:
     ) -> ArtifactVersion:
         """Store an artifact in one call (``ingest`` then ``commit``): a new version, or the existing one when
         the content is identical. ``version`` is a number or a version name (``"1.2.0"``); ``plan`` names
-        the deliveries (backend → plan) for the outbox."""
+        the deliveries (backend → plan) for the outbox. Blobs a concurrent gc collected between the two steps
+        are stored again (once)."""
         staged = self.ingest(artifact, version=version, aliases=aliases)
-        return self.commit(staged, run_id=run_id, deliveries=plan(staged.manifest) if plan else None)
+        deliveries = plan(staged.manifest) if plan else None
+        try:
+            return self.commit(staged, run_id=run_id, deliveries=deliveries)
+        except BlobsCollectedError:
+            if isinstance(artifact, Manifest):
+                raise
+            with self.pinned(staged.manifest):
+                return self.commit(self.ingest(artifact, version=version, aliases=aliases), run_id=run_id,
+                                   deliveries=deliveries)
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
@@ -209,19 +225,32 @@ class EmbeddedStore:
             )
 
     # -- maintenance ------------------------------------------------------------------------------
-    def gc(self, *, grace_s: float = 3600.0, dry_run: bool = False) -> tuple[int, int]:
-        """Remove blobs no version uses and older than ``grace_s``; return (count, bytes)."""
-        keep = self.catalog.referenced_digests()
-        cutoff = time.time() - grace_s
-        count = size = 0
-        for sha, blob_size, modified in list(self.blobs.inventory()):
-            if sha in keep or modified > cutoff:
-                continue
-            count, size = count + 1, size + blob_size
-            if not dry_run:
-                self.blobs.delete(sha)
-        log.info("gc: %s %d unreferenced blob(s), %d bytes", "would remove" if dry_run else "removed", count, size)
-        return count, size
+    def gc(self, *, grace_s: float = 0.0, dry_run: bool = False) -> tuple[int, int]:
+        """Remove blobs no version references; return (count, bytes). Safe while other processes write: a
+        blob stored after gc started is never collected (``store/gc.py``). ``grace_s`` also keeps blobs
+        modified in the last ``grace_s`` seconds (not needed for safety)."""
+        report = self.collect_garbage(dry_run=dry_run, grace_s=grace_s)
+        return report.removed, report.removed_bytes
+
+    @contextmanager
+    def pinned(self, manifest: Manifest) -> Iterator[None]:
+        """Keep gc away from ``manifest``'s blobs inside the block: to store them again after a commit raised
+        BlobsCollectedError, then commit (``store/gc.py``)."""
+        log.info("gc collected blobs of %s while it was logged; storing them again, pinned", manifest.name)
+        pin_id = blob_gc.pin(self.db, (e.sha256 for e in manifest.entries))
+        try:
+            yield
+        finally:
+            blob_gc.unpin(self.db, pin_id)
+
+    def collect_garbage(self, *, dry_run: bool = False, grace_s: float = 0.0) -> blob_gc.GcReport:
+        """``gc`` with the whole report (listed, kept, rescued by concurrent commits)."""
+        return blob_gc.collect(self.db, self.blobs, dry_run=dry_run, grace_s=grace_s)
+
+    def remove_version(self, name: str, version: str | int, *, force: bool = False) -> ArtifactVersion:
+        """Delete one version (its blobs stay until ``gc``): refused with VersionInUseError while an alias
+        other than ``latest`` points at it or a later run consumed it, unless ``force``."""
+        return remove_version(self.catalog, name, version, force=force)
 
     def close(self) -> None:
         self.db.close()

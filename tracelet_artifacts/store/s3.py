@@ -221,6 +221,10 @@ class S3BlobStore(BlobStore):
     def exists(self, sha256: str) -> bool:
         return self.in_bucket(sha256)
 
+    def forget(self, sha256: str) -> None:
+        with self._lock:
+            self._uploaded.discard(sha256)
+
     def touch(self, sha256: str) -> bool:
         return super().touch(sha256) and self.in_bucket(sha256)
 
