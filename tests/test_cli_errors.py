@@ -50,9 +50,12 @@ COMMANDS: dict[str, list[str]] = {
     "doctor": ["doctor", "--store", "{store}", "--backend", "mlflow"],
     "diff": ["diff", "cfg:v1", "cfg:v2", "--store", "{store}"],
     "ui": ["ui", "--port", "0", "--store", "{store}"],
+    "lineage": ["lineage", "cfg:v1", "--store", "{store}"],
+    "rm": ["rm", "cfg:v1", "--store", "{store}"],
+    "prune": ["prune", "--dry-run", "--keep-last", "1", "--store", "{store}"],
 }
 # Commands that read an existing store (watch creates one; doctor only says where data would go).
-READS_A_STORE = ["ls", "show", "get", "verify", "sync", "gc", "alias", "diff", "ui"]
+READS_A_STORE = ["ls", "show", "get", "verify", "sync", "gc", "alias", "diff", "ui", "lineage", "rm", "prune"]
 
 BAD_ENVIRONMENT = [
     pytest.param({"TRACELET_ENABLE_ARTIFACTS": "maybe"},
@@ -135,10 +138,11 @@ def test_get_into_a_destination_that_cannot_be_created_names_it_and_writes_nothi
 
 # -- the CLI's own traps ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["show", "get", "verify", "alias", "diff"])
+@pytest.mark.parametrize("command", ["show", "get", "verify", "alias", "diff", "lineage", "rm"])
 def test_a_reference_with_an_empty_version_is_refused_not_read_as_latest(store: Path, command: str) -> None:
     args = {"show": ["show", "cfg:"], "get": ["get", "cfg:", "{tmp}/out"], "verify": ["verify", "cfg:"],
-            "alias": ["alias", "cfg:", "best"], "diff": ["diff", "cfg:", "cfg:v2"]}[command]
+            "alias": ["alias", "cfg:", "best"], "diff": ["diff", "cfg:", "cfg:v2"], "lineage": ["lineage", "cfg:"],
+            "rm": ["rm", "cfg:"]}[command]
     assert_one_line_error(invoke([*args, "--store", "{store}"], store), "'cfg:' has an empty version",
                           "NAME:v3")
 

@@ -27,6 +27,7 @@ LEAVES_IN_CWD: dict[str, list[str]] = {
     "diff_and_ui": ["diff-demo-output"],
     "join_open_runs": ["join-open-runs-output"],
     "lightning_autocapture": [],
+    "lineage_and_retention": ["lineage-demo-output"],
     "mlflow_pyfunc": ["mlflow-pyfunc-output"],
     "multi_backend": ["multi-backend-output"],
     "quickstart": ["quickstart-output"],
