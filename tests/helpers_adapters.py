@@ -7,13 +7,15 @@ delivery worker thread and in a subprocess:
 - ``fail_flag``: while a file exists at this path, ``log`` raises a retryable DeliveryError;
 - ``crash``: ``log`` kills the process (``os._exit``) before it confirms anything;
 - ``fail_start``: ``start_run`` raises, as a backend that cannot open its run would;
-- ``fail_start_flag``: while a file exists at this path, ``start_run`` raises (a server not up yet).
+- ``fail_start_flag``: while a file exists at this path, ``start_run`` raises (a server not up yet);
+- ``delay_s``: ``log`` takes this long (a slow upload).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,6 +95,7 @@ class FlakyAdapter(BackendAdapter):
         if self.options.get("crash"):
             os._exit(17)
         self._check_up()
+        time.sleep(float(self.options.get("delay_s", 0)))
         manifest = delivery.manifest
         self._append({"kind": "log", "backend": self.name, "artifact": manifest.name, "version": delivery.version,
                       "digest": manifest.digest, "type": manifest.artifact_type.value,

@@ -44,6 +44,8 @@ def test_a_catalog_from_before_the_browsing_indexes_gains_them_when_opened(tmp_p
         for index in ("versions_type_artifact", "versions_created_artifact", "versions_id_artifact", "labels_version"):
             db.execute(f"DROP INDEX {index}")
         db.execute("CREATE INDEX versions_type ON versions (type)")
+        db.execute("DROP INDEX versions_name")  # schema v1 had no version names (v3) either
+        db.execute("ALTER TABLE versions DROP COLUMN version_name")
         db.execute("UPDATE schema_info SET version=1")
     Catalog(path).close()
     with sqlite3.connect(path) as db:

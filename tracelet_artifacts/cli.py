@@ -15,17 +15,10 @@ from typing import Any, TypeVar
 import click
 
 from tracelet_artifacts.cli_errors import TraceletGroup
-from tracelet_artifacts.errors import TraceletError
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, TraceletError
+from tracelet_artifacts.terminal import console as _console
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    # Piped or captured output has no terminal width: use a wide one rather than wrapping cells.
-    return console if console.is_terminal else Console(width=200)
 
 
 def _size(num: float) -> str:
@@ -51,17 +44,22 @@ def _store(path: str | None) -> Any:
 
     settings = TraceletSettings()
     root = Path(path) if path else settings.store_path
-    if settings.catalog_url is None and not (root / "catalog.db").exists():
-        raise TraceletError(f"No store at {str(root)!r}; pass --store PATH or set TRACELET_STORE_PATH.")
+    if settings.catalog_url is None and not (root / "catalog.db").is_file():
+        where = "no such folder" if not root.exists() else "no catalog.db in it"
+        raise ArtifactStoreNotFoundError(
+            f"No store at {str(root.absolute())!r} ({where}); pass --store PATH or set TRACELET_STORE_PATH "
+            "to the folder a run logged into (a run creates its store on the first log_artifact).")
     return EmbeddedStore.from_settings(settings, root)
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
+    """``NAME``, ``NAME:v3`` or ``NAME@alias`` → (name, version or alias); an empty part is refused."""
     from tracelet_artifacts.store.service import parse_key
 
     return parse_key(ref)
 
 
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 store_option = click.option("--store", "store_path", envvar="TRACELET_STORE_PATH", default=None,
                             help="Store folder (default: TRACELET_STORE_PATH or ./.tracelet).")
 
@@ -74,6 +72,7 @@ def main() -> None:
 
 @main.command("ls")
 @store_option
+@click.argument("name", required=False)
 @click.option("--type", "type_", help="Only this artifact type (model, checkpoint, image, …).")
 @click.option("--label", "labels", multiple=True, help="Only versions with this label (repeatable).")
 @click.option("--meta", "metas", multiple=True, help="Only versions with metadata KEY=VALUE (repeatable).")
@@ -81,9 +80,9 @@ def main() -> None:
 @click.option("--contains", help="Only names containing this.")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest of each name.")
 @_friendly_errors
-def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...], metas: tuple[str, ...],
-               prefix: str | None, contains: str | None, all_versions: bool) -> None:
-    """List artifacts with their versions, aliases and sizes."""
+def ls_command(store_path: str | None, name: str | None, type_: str | None, labels: tuple[str, ...],
+               metas: tuple[str, ...], prefix: str | None, contains: str | None, all_versions: bool) -> None:
+    """List artifacts with their versions, aliases and sizes; with NAME, every version of that artifact."""
     from rich.table import Table
 
     metadata: dict[str, str] = {}
@@ -93,8 +92,13 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
             raise TraceletError(f"--meta {item!r} must look like KEY=VALUE.")
         metadata[key] = value
     store = _store(store_path)
-    rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=prefix,
-                                contains=contains, latest_only=not all_versions)
+    rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=name or prefix,
+                                contains=contains, latest_only=not (all_versions or name))
+    if name:
+        all_versions = True
+        rows = [r for r in rows if r.name == name and (not prefix or name.startswith(prefix))]
+        if not rows and not store.catalog.names(prefix=name):
+            store.get(name)  # the not-found error that says how to list the names
     from tracelet_artifacts.status import version_status
 
     table = Table("name", "version", "type", "aliases", "labels", "size", "files", "deliveries", "created")
@@ -102,7 +106,7 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
         versions = "" if all_versions else f" of {len(store.catalog.versions(r.name))}"
         row_labels = ", ".join(store.catalog.labels(r.name, r.version))
         states = version_status(store.outbox.deliveries(r.name, r.version))
-        table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
+        table.add_row(r.name, r.named_label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
                       _size(r.size_bytes), str(len(r.manifest.entries)),
                       " ".join(dict.fromkeys(s.summary for s in states)) or "-", _when(r.created_at))
     console = _console()
@@ -123,7 +127,8 @@ def show_command(store_path: str | None, ref: str) -> None:
     record = store.get(name, version)
     manifest = record.manifest
     console = _console()
-    console.print(f"[bold]{record.ref}[/bold]  type={record.artifact_type.value}  digest={record.digest}")
+    named = f" ({record.version_name})" if record.version_name else ""
+    console.print(f"[bold]{record.ref}[/bold]{named}  type={record.artifact_type.value}  digest={record.digest}")
     console.print(f"aliases: {', '.join(record.aliases) or '-'}   created: {_when(record.created_at)}   "
                   f"size: {_size(record.size_bytes)}")
     if manifest.description:
@@ -142,7 +147,7 @@ def show_command(store_path: str | None, ref: str) -> None:
     for reference in manifest.references:
         console.print(f"reference: {reference.uri} ({_size(reference.size_bytes or 0)})")
     _print_deliveries(console, store, record)
-    console.print("versions: " + ", ".join(v.label for v in store.catalog.versions(record.name)))
+    console.print("versions: " + ", ".join(v.named_label for v in store.catalog.versions(record.name)))
 
 
 def _print_deliveries(console: Any, store: Any, record: Any) -> None:
@@ -173,24 +178,32 @@ def _print_deliveries(console: Any, store: Any, record: Any) -> None:
 @store_option
 @click.argument("ref")
 @click.argument("dest", type=click.Path(file_okay=False))
+@quiet_option
 @_friendly_errors
-def get_command(store_path: str | None, ref: str, dest: str) -> None:
+def get_command(store_path: str | None, ref: str, dest: str, quiet: bool) -> None:
     """Write a version's files (NAME[:VERSION|@ALIAS]) under DEST, checking every digest.
 
     A missing or corrupt blob is re-fetched from a backend that received the version and repaired first.
+    One progress bar for the whole version (bytes, rate, time left) is shown on stderr when it is a
+    terminal, unless --quiet.
     """
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
     from tracelet_artifacts.repair import fetch_verified
     from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.terminal import transfer_bar, writable_folder
 
     name, version = _split_ref(ref)
     store = _store(store_path)
     record = store.get(name, version)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), transient=True) as bar:
-        task = bar.add_task(record.ref, total=max(record.size_bytes, 1))
+    writable_folder(Path(dest), "destination", "choose a DEST folder you can write to")
+    files = len(record.manifest.entries)
+    with transfer_bar(quiet=quiet) as bar:
+        task = bar.add_task(f"{record.ref} ({files} file(s))", total=record.size_bytes, left="")
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
         paths = fetch_verified(store, name, record.version, dest, options=TraceletSettings().backend_options,
-                               progress=lambda done, total: bar.update(task, completed=done))
+                               progress=show)
     click.echo(f"{record.ref}: {len(paths)} file(s), {_size(record.size_bytes)} written to {dest} (digests verified)")
 
 
@@ -247,14 +260,21 @@ def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> No
 @store_option
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for deliveries.")
 @click.option("--include-live", is_flag=True, help="Also deliver for runs whose process still runs.")
+@quiet_option
 @_friendly_errors
-def sync_command(store_path: str | None, timeout: float, include_live: bool) -> None:
-    """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries)."""
+def sync_command(store_path: str | None, timeout: float, include_live: bool, quiet: bool) -> None:
+    """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries).
+
+    A bar per run on stderr (bytes delivered, rate, deliveries left) when it is a terminal, unless --quiet.
+    """
     from tracelet_artifacts.delivery import sync_outbox
     from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.terminal import DeliveryBar
 
     store = _store(store_path)
-    results = sync_outbox(store, TraceletSettings().backend_options, timeout=timeout, include_live=include_live)
+    with DeliveryBar(quiet=quiet, delay_s=0.0) as bar:
+        results = sync_outbox(store, TraceletSettings().backend_options, timeout=timeout, include_live=include_live,
+                              watch=lambda run, counts: bar.update(counts, f"run {run[:12]}"))
     if not results:
         click.echo("Nothing to deliver.")
         return
@@ -359,7 +379,12 @@ def prune_command(store_path: str | None, names: tuple[str, ...], keep_last: int
 @click.argument("alias")
 @_friendly_errors
 def alias_command(store_path: str | None, ref: str, alias: str) -> None:
-    """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION."""
+    """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION. ``latest`` is the store's own and moves by itself."""
+    from tracelet_artifacts.store.catalog import LATEST
+
+    if alias == LATEST:
+        raise TraceletError(f"'{LATEST}' is the store's own alias: it always points at the newest version and "
+                            "cannot be moved by hand; use another alias (e.g. best, prod).")
     name, version = _split_ref(ref)
     record = _store(store_path).catalog.set_alias(name, alias, version)
     click.echo(f"{name}@{alias} -> {record.label}")
@@ -386,6 +411,11 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
     from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile  # names the extra if watchdog is missing
     from tracelet_artifacts.settings import TraceletSettings
 
+    for folder in dirs:
+        if not Path(folder).is_dir():
+            why = "is a file, not a folder" if Path(folder).exists() else "does not exist"
+            raise TraceletError(f"cannot watch {folder!r}: it {why}; create the folder first "
+                                "(the command watches folders that a run writes into).")
     settings = TraceletSettings()
     if store_path:
         settings = settings.model_copy(update={"store_path": Path(store_path)})
@@ -489,6 +519,8 @@ def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, 
 
     from tracelet_artifacts.diff import diff_versions
 
+    for ref in (ref_a, ref_b):  # an empty version or alias is refused before the store opens
+        _split_ref(ref)
     diff = diff_versions(_store(store_path), ref_a, ref_b, contents=not no_contents)
     if as_json:
         click.echo(json.dumps(diff.to_dict(), indent=2, default=str))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,8 +28,12 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE) -> s
     return digest.hexdigest()
 
 
-def copy_and_hash(source: BinaryIO, target: BinaryIO, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
-    """Copy ``source`` into ``target`` in chunks; return (hex SHA-256, bytes copied) of what was copied."""
+def copy_and_hash(
+    source: BinaryIO, target: BinaryIO, chunk_size: int = CHUNK_SIZE, on_bytes: Callable[[int], None] | None = None
+) -> tuple[str, int]:
+    """Copy ``source`` into ``target`` in chunks; return (hex SHA-256, bytes copied) of what was copied.
+
+    ``on_bytes(copied so far)`` is called after each chunk (progress of a long copy)."""
     digest = hashlib.sha256()
     size = 0
     buffer = bytearray(chunk_size)
@@ -41,6 +45,8 @@ def copy_and_hash(source: BinaryIO, target: BinaryIO, chunk_size: int = CHUNK_SI
         digest.update(view[:read])
         target.write(view[:read])
         size += read
+        if on_bytes is not None:
+            on_bytes(size)
     return digest.hexdigest(), size
 
 

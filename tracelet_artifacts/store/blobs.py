@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -205,14 +205,15 @@ class BlobStore:
             )
         return path
 
-    def copy_to(self, sha256: str, dest: Path) -> None:
-        """Write the blob to ``dest`` (temp + rename), checking its digest on the way."""
+    def copy_to(self, sha256: str, dest: Path, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Write the blob to ``dest`` (temp + rename), checking its digest on the way; ``on_bytes(copied)``
+        follows the copy chunk by chunk."""
         source = self.local_path(sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
         try:
             with source.open("rb") as reader, temp.open("wb") as writer:
-                actual, _ = digest.copy_and_hash(reader, writer)
+                actual, _ = digest.copy_and_hash(reader, writer, on_bytes=on_bytes)
             if actual != sha256:
                 raise IntegrityError(
                     f"Blob {sha256[:12]}… is corrupt (its content hashes to {actual[:12]}…); "

@@ -10,6 +10,7 @@ references, safely while others write (``store/gc.py`` says how).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -25,13 +26,14 @@ from tracelet_artifacts.names import validate_artifact_path
 from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store import gc as blob_gc
 from tracelet_artifacts.store.blobs import BlobStore
-from tracelet_artifacts.store.catalog import LATEST, Catalog, open_catalog_database, parse_version, validate_alias
+from tracelet_artifacts.store.catalog import LATEST, Catalog, open_catalog_database, validate_alias
 from tracelet_artifacts.store.ingest import BlobIntake, Staged
 from tracelet_artifacts.store.lineage import Lineage
 from tracelet_artifacts.store.outbox import Deliveries, Outbox
 from tracelet_artifacts.store.removal import remove_version
 from tracelet_artifacts.store.stat_cache import StatCache, StatRow
 from tracelet_artifacts.values import ArtifactVersion, Manifest
+from tracelet_artifacts.version_names import split_version
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +99,20 @@ class EmbeddedStore:
         self,
         artifact: FrozenArtifact | TraceletArtifact | Manifest,
         *,
-        version: int | None = None,
+        version: int | str | None = None,
         aliases: Iterable[str] = (),
     ) -> Staged:
         """Put an artifact's content into the blob store; nothing is visible until ``commit``.
 
         A frozen artifact (or a builder, frozen now) is hashed while its files are copied in; a Manifest
-        must name content this store already holds. ``version`` and ``aliases`` are checked first, so a
-        refused one leaves no blob written.
+        must name content this store already holds. ``version`` is a number (``3``, ``"v3"``) or a version
+        name (``"1.2.0"``; a builder's ``version`` when not given here). It and ``aliases`` are checked
+        first, so a refused one leaves no blob written.
         """
         wanted = tuple(validate_alias(a) for a in aliases)
-        number = None if version is None else parse_version(version)
+        if version is None and isinstance(artifact, TraceletArtifact):
+            version = artifact.version
+        number, name = split_version(version)
         stat_rows: tuple[StatRow, ...] = ()
         if isinstance(artifact, Manifest):
             manifest = artifact
@@ -126,7 +131,7 @@ class EmbeddedStore:
                 intake.close()
             stat_rows = tuple(intake.stat_rows)
         self.blobs.settle(e.sha256 for e in manifest.entries)  # a version never names a blob others cannot read
-        return Staged(manifest, stat_rows, number, wanted, "synced" if self.blobs.fsync else "unsynced")
+        return Staged(manifest, stat_rows, number, wanted, "synced" if self.blobs.fsync else "unsynced", name)
 
     def commit(self, staged: Staged, *, run_id: str | None = None, deliveries: Deliveries | None = None
                ) -> ArtifactVersion:
@@ -137,7 +142,8 @@ class EmbeddedStore:
         with self.db.transaction(f"artifact:{staged.manifest.name}") as conn:
             blob_gc.check_commit(conn, self.blobs, (e.sha256 for e in staged.manifest.entries))  # gc raced us?
             record = self.catalog.record_version(conn, staged.manifest, version=staged.version,
-                                                 aliases=staged.aliases, run_id=run_id, now=now)
+                                                 aliases=staged.aliases, run_id=run_id, now=now,
+                                                 version_name=staged.version_name)
             self.outbox.enqueue(conn, record.row_id, run_id, deliveries or {}, now)
             self.stat_cache.record(conn, staged.stat_rows)
         return record
@@ -146,14 +152,15 @@ class EmbeddedStore:
         self,
         artifact: TraceletArtifact | Manifest,
         *,
-        version: int | None = None,
+        version: int | str | None = None,
         aliases: Iterable[str] = (),
         run_id: str | None = None,
         plan: PlanFn | None = None,
     ) -> ArtifactVersion:
         """Store an artifact in one call (``ingest`` then ``commit``): a new version, or the existing one when
-        the content is identical. ``plan`` names the deliveries (backend → plan) for the outbox. Blobs a
-        concurrent gc collected between the two steps are stored again (once)."""
+        the content is identical. ``version`` is a number or a version name (``"1.2.0"``); ``plan`` names
+        the deliveries (backend → plan) for the outbox. Blobs a concurrent gc collected between the two steps
+        are stored again (once)."""
         staged = self.ingest(artifact, version=version, aliases=aliases)
         deliveries = plan(staged.manifest) if plan else None
         try:
@@ -167,7 +174,7 @@ class EmbeddedStore:
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
-        """A version by number or alias."""
+        """A version by number (``3``, ``"v3"``), version name (``"1.2.0"``) or alias."""
         return self.catalog.get(name, version)
 
     def fetch(
@@ -180,7 +187,7 @@ class EmbeddedStore:
     ) -> list[Path]:
         """Write a version's files under ``dest`` (verifying every digest); return their paths.
 
-        ``progress(done_bytes, total_bytes)`` is called after each file.
+        ``progress(done_bytes, total_bytes)`` follows the whole version, chunk by chunk.
         """
         record = self.get(name, version)
         target = Path(dest)
@@ -188,7 +195,8 @@ class EmbeddedStore:
         total, done, written = sum(e.size for e in entries), 0, []
         for entry in entries:
             path = target / validate_artifact_path(entry.path)
-            self.blobs.copy_to(entry.sha256, path)
+            self.blobs.copy_to(entry.sha256, path, None if progress is None
+                               else functools.partial(_offset_progress, progress, done, total))
             written.append(path)
             done += entry.size
             if progress:
@@ -246,3 +254,8 @@ class EmbeddedStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _offset_progress(progress: Callable[[int, int], None], before: int, total: int, copied: int) -> None:
+    """``progress`` of a whole transfer, from the bytes ``copied`` of the file that follows ``before`` bytes."""
+    progress(before + copied, total)

@@ -120,6 +120,19 @@ CREATE INDEX IF NOT EXISTS versions_id_artifact ON versions (id, artifact_id);
 CREATE INDEX IF NOT EXISTS labels_version ON labels (version_id, label)
 """
 
+# 3: version names (``log_artifact(art, version="1.2.0")``): an immutable name beside the version number, at
+# most one per version and unique within an artifact (versions without a name are not indexed).
+_VERSION_NAMES_SQLITE = """
+ALTER TABLE versions ADD COLUMN version_name TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS versions_name ON versions (artifact_id, version_name)
+  WHERE version_name IS NOT NULL
+"""
+_VERSION_NAMES_POSTGRES = """
+ALTER TABLE versions ADD COLUMN IF NOT EXISTS version_name TEXT COLLATE "C";
+CREATE UNIQUE INDEX IF NOT EXISTS versions_name ON versions (artifact_id, version_name)
+  WHERE version_name IS NOT NULL
+"""
+
 # 5: lineage and lifecycle. ``uses``: which run consumed which version, and how (``use_artifact``, a hook);
 # the name and number stay when the version is deleted (its row id goes NULL), so lineage keeps the edge.
 # ``blob_deletions``: the blobs gc is deleting or deleted, which a commit checks; ``blob_pins``: blobs a writer
@@ -158,15 +171,15 @@ CREATE INDEX IF NOT EXISTS stat_cache_file ON stat_cache (inode, device);
 CREATE INDEX IF NOT EXISTS stat_cache_sha ON stat_cache (sha256)
 """
 
-#: 3 and 4 are taken by branches merged beside this one (version names; digest algorithm and durability);
-#: until they land they are empty here. MERGE: their DDL replaces these two lines.
+#: 4 is taken by a branch merged beside this one (digest algorithm and durability); until it lands it is
+#: empty here. MERGE: its DDL replaces this line.
 _RESERVED = {"sqlite": "", "postgresql": ""}
 
 #: version → DDL per dialect. Append only.
 MIGRATIONS: dict[int, dict[str, str]] = {
     1: {"sqlite": _SQLITE_1, "postgresql": _POSTGRES_1},
     2: {"sqlite": _BROWSING, "postgresql": _BROWSING},
-    3: _RESERVED,
+    3: {"sqlite": _VERSION_NAMES_SQLITE, "postgresql": _VERSION_NAMES_POSTGRES},
     4: _RESERVED,
     5: {"sqlite": _LINEAGE_SQLITE, "postgresql": _LINEAGE_POSTGRES},
 }

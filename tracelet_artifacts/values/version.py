@@ -15,6 +15,7 @@ class ArtifactVersion:
     """One immutable version of an artifact as the catalog holds it.
 
     ``created`` is False when logging found identical content already stored (no new version was made).
+    ``version_name`` is the name it was logged under (``1.2.0``), if any: as immutable as the number.
     """
 
     name: str
@@ -29,11 +30,17 @@ class ArtifactVersion:
     created: bool = True
     manifest_json: str = field(default="", repr=False, compare=False)
     row_id: int = field(default=0, repr=False, compare=False)
+    version_name: str | None = None
 
     @property
     def label(self) -> str:
         """``v3``-style version label."""
         return f"v{self.version}"
+
+    @property
+    def named_label(self) -> str:
+        """``v3 (1.2.0)`` for a version with a name, else ``v3``."""
+        return f"{self.label} ({self.version_name})" if self.version_name else self.label
 
     @property
     def ref(self) -> str:
