@@ -16,10 +16,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from tracelet_artifacts import digest, repair, serialize
+from tracelet_artifacts import repair
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact, freeze
 from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.base import BackendAdapter, RemoteArtifact, VersionUse
@@ -37,10 +37,6 @@ from tracelet_artifacts.errors import (
     BackendNotInstalledError,
     BlobsCollectedError,
     ConfigurationError,
-    DeliveryError,
-    DeliveryPendingError,
-    IntegrityError,
-    SerializationError,
     TraceletError,
 )
 from tracelet_artifacts.frameworks import framework_available
@@ -49,10 +45,11 @@ from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
 from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings, option_sources
 from tracelet_artifacts.stats import ArtifactManagerView, ArtifactStats, collect_stats
+from tracelet_artifacts.status import await_deliveries
+from tracelet_artifacts.store import objects
 from tracelet_artifacts.store.catalog import LATEST
 from tracelet_artifacts.store.embedded import EmbeddedStore
 from tracelet_artifacts.store.lineage import USE_ARTIFACT
-from tracelet_artifacts.store.outbox import DeliveryState
 from tracelet_artifacts.store.version_names import label_of_name
 from tracelet_artifacts.values import ArtifactVersion, Receipt
 
@@ -72,12 +69,6 @@ def _backend_list(backend: str | Sequence[str] | None, settings: TraceletSetting
                 f"The {name} backend needs the {spec.sdk} package: {spec.install or f'pip install {spec.sdk}'}"
             )
     return out
-
-
-def _refs(deliveries: Sequence[DeliveryState]) -> str:
-    """``cfg:v1`` / ``cfg:v1, cfg:v2`` (at most three named) for messages about deliveries."""
-    refs = list(dict.fromkeys(f"{d.name}:v{d.version}" for d in deliveries))
-    return ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
 
 
 class Experiment:
@@ -358,27 +349,9 @@ class Experiment:
         """Before a read through ``backend``: wait (up to ``wait``, default ``read_wait_s``) until this run's
         deliveries of ``name`` (or of everything) to it are done; say so when one is pending or failed."""
         self._adapter(backend)  # raises when the backend is not running here
-        timeout = self.settings.read_wait_s if wait is None else wait
-        deadline = time.monotonic() + timeout
-        while True:
-            states = [d for d in self.store.outbox.deliveries(name, backend=backend, run_id=self.run_id)
-                      if d.status != "done"]
-            waiting = [d for d in states if d.status in ("pending", "inflight")]
-            if not waiting:
-                break
-            if time.monotonic() >= deadline:
-                tried = f" (attempt {waiting[0].attempts}; last error: {waiting[0].last_error})" \
-                    if waiting[0].last_error else ""
-                verb = "is" if len(waiting) == 1 else "are"
-                raise DeliveryPendingError(
-                    f"{_refs(waiting)} {verb} still being delivered to {backend}{tried}; call exp.flush() to wait "
-                    f"for it, or pass wait=SECONDS (waited {timeout:g} s).")
-            assert self._queue is not None
-            self._queue.wake(backend)
-            time.sleep(0.05)
-        if states:
-            raise DeliveryError(f"{_refs(states)} could not be delivered to {backend}: {states[0].last_error}; "
-                                "`tracelet-artifacts sync` retries it.", retryable=False)
+        assert self._queue is not None
+        await_deliveries(self.store.outbox, backend, name, self.run_id,
+                         self.settings.read_wait_s if wait is None else wait, wake=self._queue.wake)
 
     def get_artifact(
         self, name: str, version: str | int = LATEST, backend: str | None = None, *, wait: float | None = None,
@@ -436,20 +409,8 @@ class Experiment:
         UnsafeLoadError unless ``allow_pickle=True``: unpickling runs whatever code the file carries."""
         self._settle_submitted()
         store, record = self._get(name, version)
-        entry = next((e for e in record.manifest.entries
-                      if object_name in (e.path, PurePosixPath(e.path).with_suffix("").as_posix())), None)
-        if entry is None:
-            held = [e.path for e in record.manifest.entries][:10]
-            raise ArtifactStoreNotFoundError(f"{record.ref} holds no object {object_name!r}; it holds {held}.")
-        serializer = serialize.SERIALIZER_FOR_SUFFIX.get(PurePosixPath(entry.path).suffix.lower())
-        if serializer is None:
-            raise SerializationError(f"{record.ref}/{entry.path} is not a json, yaml, pickle or torch object; "
-                                     "use fetch_artifact() to get the file.")
-        data = store.blob_path(entry.sha256).read_bytes()
-        if digest.sha256_bytes(data) != entry.sha256:
-            raise IntegrityError(f"{record.ref}/{entry.path} no longer matches its digest; log it again.")
-        return serialize.deserialize_object(data, serializer, allow_pickle=allow_pickle,
-                                            what=f"{record.ref}/{entry.path}")
+        return objects.load_object(record, object_name, lambda key: store.blob_path(key).read_bytes(),
+                                   allow_pickle=allow_pickle)
 
     def list_artifacts(
         self, type_filter: ArtifactType | str | None = None, backend: str | None = None, *,

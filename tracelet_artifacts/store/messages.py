@@ -13,9 +13,10 @@ import json
 from collections.abc import Callable, MutableSet
 from typing import Any
 
-from tracelet_artifacts import digest, serialize
+from tracelet_artifacts import serialize
 from tracelet_artifacts.artifact import TraceletArtifact
-from tracelet_artifacts.errors import IntegrityError, SerializationError, UnsafeLoadError
+from tracelet_artifacts.errors import SerializationError, UnsafeLoadError
+from tracelet_artifacts.store.objects import verified_bytes
 from tracelet_artifacts.values import ArtifactType, ArtifactVersion
 
 __all__ = ["MESSAGE_KEY", "is_message", "message_artifact", "read_message"]
@@ -57,9 +58,7 @@ def read_message(record: ArtifactVersion, read: Callable[[str], bytes], trusted:
     """The object a message version holds (its bytes checked against their digest first)."""
     serializer = str(record.manifest.metadata[MESSAGE_KEY])
     entry = record.manifest.entry(f"message.{serialize.EXTENSIONS[serializer]}")
-    data = read(entry.sha256)
-    if digest.sha256_bytes(data) != entry.sha256:
-        raise IntegrityError(f"The message of {record.ref} no longer matches its digest; save it again.")
+    data = verified_bytes(entry, read, f"The message of {record.ref}", "save it again")
     own = serializer == "pickle" and entry.sha256 in trusted
     try:
         return serialize.deserialize_object(data, serializer, allow_pickle=allow_pickle or own,
