@@ -7,20 +7,30 @@ delivery worker thread and in a subprocess:
 - ``fail_flag``: while a file exists at this path, ``log`` raises a retryable DeliveryError;
 - ``crash``: ``log`` kills the process (``os._exit``) before it confirms anything;
 - ``fail_start``: ``start_run`` raises, as a backend that cannot open its run would;
-- ``fail_start_flag``: while a file exists at this path, ``start_run`` raises (a server not up yet).
+- ``fail_start_flag``: while a file exists at this path, ``start_run`` raises (a server not up yet);
+- ``delay_s``: ``log`` takes this long (a slow upload).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import ArtifactType
-from tracelet_artifacts.backends.base import BackendAdapter, Capabilities, Delivery, Receipt, RemoteArtifact, RunContext
+from tracelet_artifacts.backends.base import (
+    BackendAdapter,
+    Capabilities,
+    Delivery,
+    Receipt,
+    RemoteArtifact,
+    RunContext,
+    VersionUse,
+)
 from tracelet_artifacts.errors import DeliveryError
 from tracelet_artifacts.routing import SHARED_SCHEMES
 
@@ -85,6 +95,7 @@ class FlakyAdapter(BackendAdapter):
         if self.options.get("crash"):
             os._exit(17)
         self._check_up()
+        time.sleep(float(self.options.get("delay_s", 0)))
         manifest = delivery.manifest
         self._append({"kind": "log", "backend": self.name, "artifact": manifest.name, "version": delivery.version,
                       "digest": manifest.digest, "type": manifest.artifact_type.value,
@@ -111,6 +122,11 @@ class FlakyAdapter(BackendAdapter):
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         self._check_up()
         self._append({"kind": "metric", "backend": self.name, "name": name, "value": value, "step": step})
+
+    def use_version(self, use: VersionUse) -> None:
+        self._check_up()
+        self._append({"kind": "use", "backend": self.name, "artifact": use.name, "version": use.version,
+                      "digest": use.digest, "how": use.how, "receipt_backends": sorted(use.receipts)})
 
 
 class PlainAdapter(FlakyAdapter):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = ["index.md", "builder.md", "store.md", "routing.md", "settings.md", "delivery.md", "security.md", "diff.md"]
+PAGES = ["index.md", "builder.md", "store.md", "routing.md", "settings.md", "delivery.md", "security.md", "diff.md",
+         "lineage.md", "retention.md"]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.cli import main
-from tracelet_artifacts.errors import IntegrityError
+from tracelet_artifacts.errors import IntegrityError, InvalidSettingError
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store import durability
@@ -96,8 +96,12 @@ def test_the_durability_setting_is_read_from_the_environment(tmp_path: Path, mon
     monkeypatch.setenv("TRACELET_DURABILITY", "per-blob")
     assert EmbeddedStore(tmp_path / "s").blobs.durability == "per-blob"
     monkeypatch.setenv("TRACELET_DURABILITY", "sometimes")
-    with pytest.raises(ValueError, match="durability"):
+    expected = "TRACELET_DURABILITY='sometimes' is not valid: expected one of 'group', 'per-blob' or 'none'."
+    with pytest.raises(InvalidSettingError) as raised:
         EmbeddedStore(tmp_path / "t")
+    assert str(raised.value) == expected
+    result = CliRunner().invoke(main, ["ls", "--store", str(tmp_path / "u")])
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [f"error: {expected}"]
 
 
 def test_many_blobs_are_synced_with_one_syncfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

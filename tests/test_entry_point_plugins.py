@@ -66,9 +66,7 @@ def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Install:
     def install(module: str, groups: dict[str, list[str]], registry: ModuleType) -> None:
         monkeypatch.syspath_prepend(str(install_plugin(tmp_path, module, groups)))
         monkeypatch.delitem(sys.modules, module, raising=False)
-        monkeypatch.setattr(registry, "_registry", dict(registry._BUILTIN))
-        monkeypatch.setattr(registry, "_classes", {})
-        monkeypatch.setattr(registry, "_entry_points_loaded", False)
+        monkeypatch.setattr(registry, "_plugins", registry._plugins.fresh())
 
     return install
 

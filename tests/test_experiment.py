@@ -82,12 +82,13 @@ def test_context_manager_stops_even_when_the_block_raises() -> None:
     assert not exp.started
 
 
-def test_using_an_experiment_before_start_says_to_start_it() -> None:
+def test_logging_before_start_says_to_start_it_while_reading_says_nothing_is_logged_yet() -> None:
     exp = Experiment("run-1")
     with pytest.raises(TraceletError, match=r"call start\(\)"):
         exp.log_artifact(config_artifact())
-    with pytest.raises(TraceletError, match=r"start\(\)"):
+    with pytest.raises(ArtifactStoreNotFoundError, match="nothing has been logged into"):
         exp.get_artifact("cfg")
+    assert exp.list_artifacts() == [] and not Path(".tracelet").exists()  # reading creates no store
 
 
 def test_store_path_comes_from_settings(tmp_path: Path) -> None:
@@ -446,3 +447,34 @@ def test_flush_waits_for_deliveries_and_keeps_the_run_going(adapters: AdapterFil
         assert [r["artifact"] for r in read_records(adapters.record)] == ["cfg"]
         exp.log_artifact(config_artifact(2))  # still running after the flush
         assert exp.flush(timeout=20).done == 2
+
+
+# -- reads before start() and after stop() --------------------------------------------------------
+
+def test_reads_work_after_stop_which_is_when_users_look(tmp_path: Path) -> None:
+    exp = Experiment("run-1", config={"store_path": str(tmp_path / "store")})
+    with exp:
+        exp.log_artifact(config_artifact())
+    assert not exp.started
+    assert exp.get_artifact("cfg").ref == "cfg:v1"
+    assert [v.name for v in exp.list_artifacts()] == ["cfg"]
+    assert [v.name for v in exp.search_artifacts(prefix="cf")] == ["cfg"]
+    assert exp.load_object("cfg", "hparams") == {"value": 1}
+    assert exp.fetch_artifact("cfg", dest=tmp_path / "out") == tmp_path / "out"
+    assert exp.artifact_stats().backends["local"].logged == 1
+
+
+def test_reads_work_before_start_on_an_existing_store(tmp_path: Path) -> None:
+    with Experiment("writer", config={"store_path": str(tmp_path / "store")}) as writer:
+        writer.log_artifact(config_artifact())
+    reader = Experiment("reader", config={"store_path": str(tmp_path / "store")})
+    assert reader.get_artifact("cfg", version="v1").version == 1
+    reader.start()  # starting closes the read handle and opens the run's own store
+    assert reader.get_artifact("cfg").version == 1
+    reader.stop()
+
+
+def test_reads_through_a_backend_still_need_a_started_experiment(tmp_path: Path) -> None:
+    exp = Experiment("run-1", config={"store_path": str(tmp_path / "store")})
+    with pytest.raises(TraceletError, match="not started"):
+        exp.get_artifact("cfg", backend="mlflow")

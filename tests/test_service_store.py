@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,14 @@ from tracelet_artifacts import (
     EmbeddedStore,
     TraceletArtifact,
 )
-from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError
-from tracelet_artifacts.store.service import LocalArtifactStore, MemoryArtifactStore, parse_key
+from tracelet_artifacts.errors import (
+    ArtifactStoreError,
+    ArtifactStoreNotFoundError,
+    InvalidSettingError,
+    SerializationError,
+    UnsafeLoadError,
+)
+from tracelet_artifacts.store.service import InMemoryArtifactStore, LocalArtifactStore, MemoryArtifactStore, parse_key
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -133,10 +140,15 @@ def test_error_classes_are_tracelet_store_errors() -> None:
     ("cfg:v3", ("cfg", "v3")),
     ("cfg@best", ("cfg", "best")),
     ("runs/a/model:v2", ("runs/a/model", "v2")),
-    ("cfg:", ("cfg", "latest")),
 ])
 def test_parse_key(key: str, expected: tuple[str, str]) -> None:
     assert parse_key(key) == expected
+
+
+@pytest.mark.parametrize("key, says", [("cfg:", "empty version"), ("cfg@", "empty alias"), (":v1", "no artifact name")])
+def test_a_key_with_an_empty_part_is_refused_not_read_as_latest(key: str, says: str) -> None:
+    with pytest.raises(ArtifactStoreError, match=says):
+        parse_key(key)
 
 
 # -- concurrency -----------------------------------------------------------------------------------
@@ -248,3 +260,101 @@ def test_the_service_layer_reads_the_store_variables_through_the_settings(isolat
     ArtifactStoreFactory.create().save("cfg", _art(1))
     assert (isolated / "from-dotenv" / "catalog.db").is_file()  # the same store EmbeddedStore.from_settings() opens
     assert EmbeddedStore.from_settings().get("cfg").version == 1
+
+
+# -- the service document's forms: backend=, a factory instance, pipeline messages ------------------
+
+@dataclasses.dataclass(frozen=True)
+class Extracted:
+    rows: int
+    source: str
+
+
+@pytest.mark.parametrize("message", [{"rows": 3, "ok": True}, [1, 2.5, "x"], "text", 7,
+                                     Extracted(3, "db"), (1, 2), {1: "int keys"}, {"a", "b"}])
+def test_a_message_comes_back_equal(store: ArtifactStore, message: object) -> None:
+    record = store.save(step_id="extract", message=message)
+    assert record.ref == "extract:v1"
+    assert store.get(step_id="extract") == message and store.get("extract") == message
+    assert store.exists(step_id="extract") and not store.exists(step_id="transform")
+
+
+def test_a_plain_object_given_as_the_artifact_is_stored_as_a_message(store: ArtifactStore) -> None:
+    store.save("extract", {"rows": 3})
+    assert store.get("extract") == {"rows": 3}
+
+
+def test_an_object_neither_json_nor_pickle_can_write_is_refused_saying_what_is_accepted(store: ArtifactStore) -> None:
+    with pytest.raises(SerializationError, match="stores objects that JSON or pickle can write"):
+        store.save(step_id="extract", message=lambda: 1)
+    assert not store.exists(step_id="extract")
+
+
+def test_saving_a_message_again_makes_a_new_version_and_get_returns_the_latest(store: ArtifactStore) -> None:
+    store.save(step_id="extract", message={"rows": 3})
+    store.save(step_id="extract", message={"rows": 4})
+    assert store.get(step_id="extract") == {"rows": 4} and store.get("extract:v1") == {"rows": 3}
+    assert store.version("extract").version == 2
+
+
+def test_clear_removes_messages_too(store: ArtifactStore) -> None:
+    store.save(step_id="extract", message={"rows": 3})
+    store.clear()
+    assert not store.exists(step_id="extract")
+
+
+def test_a_pickled_message_another_process_wrote_loads_only_with_allow_pickle(tmp_path: Path) -> None:
+    LocalArtifactStore(tmp_path / "store").save(step_id="extract", message=Extracted(3, "db"))
+    other = LocalArtifactStore(tmp_path / "store")  # a fresh handle: as another process would open it
+    with pytest.raises(UnsafeLoadError, match="allow_pickle=True"):
+        other.get(step_id="extract")
+    assert other.get(step_id="extract", allow_pickle=True) == Extracted(3, "db")
+
+
+def test_key_and_step_id_are_one_or_the_other(store: ArtifactStore) -> None:
+    with pytest.raises(ArtifactStoreError, match="one of the two"):
+        store.save("a", step_id="b", message=1)
+    with pytest.raises(ArtifactStoreError, match="one of the two"):
+        store.get()
+
+
+def test_backend_is_the_documents_name_for_type(tmp_path: Path) -> None:
+    config = ArtifactStoreConfiguration(backend="memory")
+    assert (config.type, config.backend) == ("memory", "memory")
+    assert isinstance(ArtifactStoreFactory(config).create(), InMemoryArtifactStore)
+    assert isinstance(ArtifactStoreFactory.create(config), InMemoryArtifactStore)
+
+
+def test_an_unknown_backend_is_refused_at_construction_with_the_known_names() -> None:
+    with pytest.raises(InvalidSettingError, match=r"backend='redis' is not valid: expected one of 'local' or 'memory'"):
+        ArtifactStoreConfiguration(backend="redis")
+    with pytest.raises(InvalidSettingError, match="'bakend' is not a setting of ArtifactStoreConfiguration"):
+        ArtifactStoreConfiguration(bakend="memory")
+
+
+def test_configuration_precedence_explicit_then_environment_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ArtifactStoreConfiguration().type == "local"  # the default keeps what is saved
+    monkeypatch.setenv("ARTIFACT_STORE_BACKEND", "memory")  # the document's variable
+    assert ArtifactStoreConfiguration().type == "memory"
+    assert isinstance(ArtifactStoreFactory().create(), InMemoryArtifactStore)
+    monkeypatch.setenv("TRACELET_STORE_TYPE", "local")  # ours wins over the document's
+    assert ArtifactStoreConfiguration().type == "local"
+    assert ArtifactStoreConfiguration(type="memory", path=tmp_path).type == "memory"  # explicit wins
+
+
+def test_a_bad_backend_in_the_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTIFACT_STORE_BACKEND", "redis")
+    with pytest.raises(InvalidSettingError, match="ARTIFACT_STORE_BACKEND='redis' is not valid"):
+        ArtifactStoreFactory().create()
+    assert ArtifactStoreFactory().can_create() is False
+    monkeypatch.setenv("TRACELET_STORE_TYPE", "nope")
+    with pytest.raises(InvalidSettingError, match="TRACELET_STORE_TYPE='nope'"):
+        ArtifactStoreConfiguration()
+
+
+def test_the_memory_store_is_thread_safe_for_messages() -> None:
+    store = InMemoryArtifactStore()
+    _run_threads(8, lambda i: store.save(step_id=f"step-{i}", message={"i": i}))
+    assert [store.get(step_id=f"step-{i}") for i in range(8)] == [{"i": i} for i in range(8)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from tracelet_artifacts import Experiment, ExperimentConfig, TraceletSettings
+from tracelet_artifacts.errors import InvalidSettingError
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -62,7 +62,7 @@ def test_routing_overrides_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_invalid_routing_json_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACELET_ROUTING", "model=wandb")
-    with pytest.raises(Exception, match="routing"):
+    with pytest.raises(InvalidSettingError, match="TRACELET_ROUTING='model=wandb' is not valid JSON"):
         TraceletSettings()
 
 
@@ -77,13 +77,13 @@ def test_reference_threshold_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 
 def test_non_positive_threshold_is_refused() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidSettingError):
         TraceletSettings(reference_threshold_mb=0)
 
 
 def test_invalid_boolean_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACELET_ENABLE_ARTIFACTS", "maybe")
-    with pytest.raises(ValidationError, match="enable_artifacts"):
+    with pytest.raises(InvalidSettingError, match="TRACELET_ENABLE_ARTIFACTS='maybe' is not valid"):
         TraceletSettings()
 
 
@@ -160,10 +160,10 @@ def test_experiment_takes_backends_from_the_environment(monkeypatch: pytest.Monk
 
 
 def test_experiment_config_with_an_invalid_value_is_refused() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidSettingError):
         ExperimentConfig(enable_artifacts="sometimes")
 
 
 def test_experiment_config_with_a_misspelt_key_is_refused() -> None:
-    with pytest.raises(ValidationError, match="stor_path"):
+    with pytest.raises(InvalidSettingError, match="stor_path"):
         Experiment("run", config={"stor_path": "somewhere"})

@@ -116,3 +116,40 @@ def test_the_old_store_can_be_migrated_to_blake3_and_still_reads_back(
     assert not any(p.parent.name != "tmp" and len(p.parent.name) == 2 and p.parent.parent.name == "blobs"
                    for p in (copy / "blobs").rglob("*") if p.is_file())  # no SHA-256 name left
     store.close()
+
+
+def test_which_version_holds_a_file_is_found_in_a_mixed_store_by_its_blake3_or_its_sha256_key(
+        old_store: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    root, _ = old_store
+    store = EmbeddedStore(root)
+    old_files = tmp_path / "old"
+    _fetched(store, "classifier:v2", old_files)  # files the store holds under SHA-256 keys (not in its stat cache)
+    weights = next(p for p in old_files.rglob("*") if p.is_file() and p.name != "hparams.json")
+    assert store.lineage.digest_of_file(weights).startswith("blake3:")  # a file is keyed the way new blobs are
+    assert store.lineage.version_of_file(weights).ref == "classifier:v2"  # found by its SHA-256 key
+    fresh = tmp_path / "fresh.bin"
+    fresh.write_bytes(b"logged after BLAKE3")
+    store.log(TraceletArtifact("new-data", "dataset").add_file(fresh))
+    copy = tmp_path / "copy.bin"
+    copy.write_bytes(fresh.read_bytes())  # another file, same content: found by its BLAKE3 key
+    assert store.lineage.version_of_file(copy).ref == "new-data:v1"
+    unknown = tmp_path / "unknown.bin"
+    unknown.write_bytes(b"held nowhere")
+    assert store.lineage.version_of_file(unknown) is None
+    store.close()
+
+
+def test_a_store_holding_only_blake3_keys_never_hashes_a_file_with_sha256(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = EmbeddedStore(tmp_path / "store")
+    (tmp_path / "a.bin").write_bytes(b"content")
+    store.log(TraceletArtifact("data", "dataset").add_file(tmp_path / "a.bin"))
+    assert not store.lineage.holds_sha256_keys()
+    from tracelet_artifacts import digest
+
+    real = digest.file_key
+    monkeypatch.setattr(digest, "file_key", lambda path, algorithm=digest.BLAKE3, threads=1: (
+        real(path, algorithm, threads) if algorithm == digest.BLAKE3 else pytest.fail("hashed with SHA-256")))
+    (tmp_path / "other.bin").write_bytes(b"other")
+    assert store.lineage.version_of_file(tmp_path / "other.bin") is None
+    store.close()

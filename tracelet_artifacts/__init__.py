@@ -21,6 +21,10 @@ _EXPORTS = {
     # the builder and freezing
     "TraceletArtifact": "tracelet_artifacts.artifact",
     "freeze": "tracelet_artifacts.artifact",
+    # Tracelet's names for the item types of artifact.files / objects / references
+    "ArtifactFile": "tracelet_artifacts.artifact",
+    "ArtifactObject": "tracelet_artifacts.artifact",
+    "ArtifactReference": "tracelet_artifacts.artifact",
     # values every layer shares
     "ArtifactType": "tracelet_artifacts.values",
     "ArtifactVersion": "tracelet_artifacts.values",
@@ -32,6 +36,9 @@ _EXPORTS = {
     "Reference": "tracelet_artifacts.values",
     # the run
     "Experiment": "tracelet_artifacts.experiment",
+    "ArtifactStats": "tracelet_artifacts.stats",
+    "BackendStats": "tracelet_artifacts.stats",
+    "framework_available": "tracelet_artifacts.frameworks",
     # settings
     "ExperimentConfig": "tracelet_artifacts.settings",
     "TraceletSettings": "tracelet_artifacts.settings",
@@ -53,6 +60,7 @@ _EXPORTS = {
     "RemoteArtifact": "tracelet_artifacts.backends.base",
     "RunContext": "tracelet_artifacts.backends.base",
     "Setting": "tracelet_artifacts.backends.base",
+    "VersionUse": "tracelet_artifacts.backends.base",
     # delivery
     "sync_outbox": "tracelet_artifacts.delivery",
     # delivery
@@ -72,8 +80,12 @@ _EXPORTS = {
     "ArtifactStoreError": "tracelet_artifacts.errors",
     "ArtifactStoreNotFoundError": "tracelet_artifacts.errors",
     "VersionConflictError": "tracelet_artifacts.errors",
+    "InvalidVersionError": "tracelet_artifacts.errors",
+    "VersionInUseError": "tracelet_artifacts.errors",
+    "BlobsCollectedError": "tracelet_artifacts.errors",
     "IntegrityError": "tracelet_artifacts.errors",
     "ConfigurationError": "tracelet_artifacts.errors",
+    "InvalidSettingError": "tracelet_artifacts.errors",
     "BackendError": "tracelet_artifacts.errors",
     "UnknownBackendError": "tracelet_artifacts.errors",
     "BackendNotInstalledError": "tracelet_artifacts.errors",
@@ -83,12 +95,15 @@ _EXPORTS = {
     # comparing versions
     "diff_versions": "tracelet_artifacts.diff",
     "VersionDiff": "tracelet_artifacts.diff",
+    # lineage and retention
+    "LineageGraph": "tracelet_artifacts.store.lineage",
+    "RetentionRule": "tracelet_artifacts.retention",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:
-    from tracelet_artifacts.artifact import TraceletArtifact, freeze
+    from tracelet_artifacts.artifact import ArtifactFile, ArtifactObject, ArtifactReference, TraceletArtifact, freeze
     from tracelet_artifacts.backends.base import (
         BackendAdapter,
         BackendTarget,
@@ -97,6 +112,7 @@ if TYPE_CHECKING:
         RemoteArtifact,
         RunContext,
         Setting,
+        VersionUse,
     )
     from tracelet_artifacts.delivery import sync_outbox
     from tracelet_artifacts.diff import VersionDiff, diff_versions
@@ -107,6 +123,7 @@ if TYPE_CHECKING:
         ArtifactStoreNotFoundError,
         BackendError,
         BackendNotInstalledError,
+        BlobsCollectedError,
         CIError,
         ConfigurationError,
         ContentAnalysisError,
@@ -116,6 +133,8 @@ if TYPE_CHECKING:
         IntegrityError,
         InvalidArtifactNameError,
         InvalidArtifactPathError,
+        InvalidSettingError,
+        InvalidVersionError,
         ModelFrameworkError,
         SerializationError,
         TraceletError,
@@ -123,12 +142,17 @@ if TYPE_CHECKING:
         UnsafeLoadError,
         UnsupportedReferenceError,
         VersionConflictError,
+        VersionInUseError,
     )
     from tracelet_artifacts.experiment import Experiment
+    from tracelet_artifacts.frameworks import framework_available
+    from tracelet_artifacts.retention import RetentionRule
     from tracelet_artifacts.retry import RetryPolicy
     from tracelet_artifacts.routing import BackendPlan, RoutePlan, RoutingPolicy
     from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings
+    from tracelet_artifacts.stats import ArtifactStats, BackendStats
     from tracelet_artifacts.store.embedded import EmbeddedStore
+    from tracelet_artifacts.store.lineage import LineageGraph
     from tracelet_artifacts.store.service import ArtifactStore, ArtifactStoreConfiguration, ArtifactStoreFactory
     from tracelet_artifacts.values import (
         ArtifactType,

@@ -62,6 +62,7 @@ from tracelet_artifacts.values import (
     thaw_json,
 )
 from tracelet_artifacts.values.manifest import freeze_json
+from tracelet_artifacts.version_names import split_version
 
 # Names this module has always offered (the values, checks and freezing moved out; these are re-exports).
 __all__ = ["MAX_KEY_LENGTH", "MAX_NAME_LENGTH", "MAX_PATH_LENGTH", "MAX_SEGMENT_BYTES", "MEDIA_TYPES", "MODEL_TYPES",
@@ -110,8 +111,10 @@ class TraceletArtifact:
         *,
         metadata: Mapping[str, Any] | None = None,
         labels: Iterable[str] = (),
+        version: int | str | None = None,
     ) -> None:
         self._name = validate_name(name)
+        self.version = version
         self._type = ArtifactType.parse(artifact_type)
         if description is not None and (not isinstance(description, str) or not is_utf8(description)):
             raise ArtifactError(f"The description of {name!r} must be UTF-8 text.")
@@ -139,6 +142,16 @@ class TraceletArtifact:
     @property
     def description(self) -> str | None:
         return self._description
+
+    @property
+    def version(self) -> int | str | None:
+        """The version to log this as: None (the next number), a number, or a version name (``"1.2.0"``)."""
+        return self._version
+
+    @version.setter
+    def version(self, value: int | str | None) -> None:
+        split_version(value)  # a malformed version fails here, at the assignment
+        self._version = value
 
     @property
     def files(self) -> tuple[FileSpec, ...]:
@@ -418,3 +431,9 @@ def _regular_file(path: str, real_root: Path, allow_outside_symlinks: bool,
             return False  # gone meanwhile, a link to nothing, or a loop (as Path.is_file says)
         raise
     return stat.S_ISREG(info.st_mode)
+
+
+# Tracelet's names for the item types of ``files``, ``objects`` and ``references`` (its API reference uses them).
+ArtifactFile = FileSpec
+ArtifactObject = ObjectSpec
+ArtifactReference = Reference

@@ -1,4 +1,5 @@
-"""The ``tracelet-artifacts`` command: list, show, fetch, verify, sync and garbage-collect the embedded store.
+"""The ``tracelet-artifacts`` command: list, show, fetch, verify, sync the embedded store; lineage, rm, prune and
+gc for its lifecycle.
 
 Every command exits non-zero with a one-line ``error:`` message on bad input (the shared handler in
 ``cli_errors``; ``--debug`` shows the traceback); tracebacks are for bugs.
@@ -14,17 +15,10 @@ from typing import Any, TypeVar
 import click
 
 from tracelet_artifacts.cli_errors import TraceletGroup
-from tracelet_artifacts.errors import TraceletError
+from tracelet_artifacts.errors import ArtifactStoreNotFoundError, TraceletError
+from tracelet_artifacts.terminal import console as _console
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    # Piped or captured output has no terminal width: use a wide one rather than wrapping cells.
-    return console if console.is_terminal else Console(width=200)
 
 
 def _size(num: float) -> str:
@@ -50,17 +44,22 @@ def _store(path: str | None) -> Any:
 
     settings = TraceletSettings()
     root = Path(path) if path else settings.store_path
-    if settings.catalog_url is None and not (root / "catalog.db").exists():
-        raise TraceletError(f"No store at {str(root)!r}; pass --store PATH or set TRACELET_STORE_PATH.")
+    if settings.catalog_url is None and not (root / "catalog.db").is_file():
+        where = "no such folder" if not root.exists() else "no catalog.db in it"
+        raise ArtifactStoreNotFoundError(
+            f"No store at {str(root.absolute())!r} ({where}); pass --store PATH or set TRACELET_STORE_PATH "
+            "to the folder a run logged into (a run creates its store on the first log_artifact).")
     return EmbeddedStore.from_settings(settings, root)
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
+    """``NAME``, ``NAME:v3`` or ``NAME@alias`` → (name, version or alias); an empty part is refused."""
     from tracelet_artifacts.store.service import parse_key
 
     return parse_key(ref)
 
 
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 store_option = click.option("--store", "store_path", envvar="TRACELET_STORE_PATH", default=None,
                             help="Store folder (default: TRACELET_STORE_PATH or ./.tracelet).")
 
@@ -73,6 +72,7 @@ def main() -> None:
 
 @main.command("ls")
 @store_option
+@click.argument("name", required=False)
 @click.option("--type", "type_", help="Only this artifact type (model, checkpoint, image, …).")
 @click.option("--label", "labels", multiple=True, help="Only versions with this label (repeatable).")
 @click.option("--meta", "metas", multiple=True, help="Only versions with metadata KEY=VALUE (repeatable).")
@@ -80,9 +80,9 @@ def main() -> None:
 @click.option("--contains", help="Only names containing this.")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest of each name.")
 @_friendly_errors
-def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...], metas: tuple[str, ...],
-               prefix: str | None, contains: str | None, all_versions: bool) -> None:
-    """List artifacts with their versions, aliases and sizes."""
+def ls_command(store_path: str | None, name: str | None, type_: str | None, labels: tuple[str, ...],
+               metas: tuple[str, ...], prefix: str | None, contains: str | None, all_versions: bool) -> None:
+    """List artifacts with their versions, aliases and sizes; with NAME, every version of that artifact."""
     from rich.table import Table
 
     metadata: dict[str, str] = {}
@@ -92,8 +92,13 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
             raise TraceletError(f"--meta {item!r} must look like KEY=VALUE.")
         metadata[key] = value
     store = _store(store_path)
-    rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=prefix,
-                                contains=contains, latest_only=not all_versions)
+    rows = store.catalog.search(artifact_type=type_, labels=labels, metadata=metadata, prefix=name or prefix,
+                                contains=contains, latest_only=not (all_versions or name))
+    if name:
+        all_versions = True
+        rows = [r for r in rows if r.name == name and (not prefix or name.startswith(prefix))]
+        if not rows and not store.catalog.names(prefix=name):
+            store.get(name)  # the not-found error that says how to list the names
     from tracelet_artifacts.status import version_status
 
     table = Table("name", "version", "type", "aliases", "labels", "size", "files", "deliveries", "created")
@@ -101,7 +106,7 @@ def ls_command(store_path: str | None, type_: str | None, labels: tuple[str, ...
         versions = "" if all_versions else f" of {len(store.catalog.versions(r.name))}"
         row_labels = ", ".join(store.catalog.labels(r.name, r.version))
         states = version_status(store.outbox.deliveries(r.name, r.version))
-        table.add_row(r.name, r.label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
+        table.add_row(r.name, r.named_label + versions, r.artifact_type.value, ", ".join(r.aliases), row_labels,
                       _size(r.size_bytes), str(len(r.manifest.entries)),
                       " ".join(dict.fromkeys(s.summary for s in states)) or "-", _when(r.created_at))
     console = _console()
@@ -122,7 +127,8 @@ def show_command(store_path: str | None, ref: str) -> None:
     record = store.get(name, version)
     manifest = record.manifest
     console = _console()
-    console.print(f"[bold]{record.ref}[/bold]  type={record.artifact_type.value}  digest={record.digest}")
+    named = f" ({record.version_name})" if record.version_name else ""
+    console.print(f"[bold]{record.ref}[/bold]{named}  type={record.artifact_type.value}  digest={record.digest}")
     console.print(f"aliases: {', '.join(record.aliases) or '-'}   created: {_when(record.created_at)}   "
                   f"size: {_size(record.size_bytes)}")
     from tracelet_artifacts.status import durability_status
@@ -145,7 +151,7 @@ def show_command(store_path: str | None, ref: str) -> None:
     for reference in manifest.references:
         console.print(f"reference: {reference.uri} ({_size(reference.size_bytes or 0)})")
     _print_deliveries(console, store, record)
-    console.print("versions: " + ", ".join(v.label for v in store.catalog.versions(record.name)))
+    console.print("versions: " + ", ".join(v.named_label for v in store.catalog.versions(record.name)))
 
 
 def _print_deliveries(console: Any, store: Any, record: Any) -> None:
@@ -176,24 +182,32 @@ def _print_deliveries(console: Any, store: Any, record: Any) -> None:
 @store_option
 @click.argument("ref")
 @click.argument("dest", type=click.Path(file_okay=False))
+@quiet_option
 @_friendly_errors
-def get_command(store_path: str | None, ref: str, dest: str) -> None:
+def get_command(store_path: str | None, ref: str, dest: str, quiet: bool) -> None:
     """Write a version's files (NAME[:VERSION|@ALIAS]) under DEST, checking every digest.
 
     A missing or corrupt blob is re-fetched from a backend that received the version and repaired first.
+    One progress bar for the whole version (bytes, rate, time left) is shown on stderr when it is a
+    terminal, unless --quiet.
     """
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
     from tracelet_artifacts.repair import fetch_verified
     from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.terminal import transfer_bar, writable_folder
 
     name, version = _split_ref(ref)
     store = _store(store_path)
     record = store.get(name, version)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), transient=True) as bar:
-        task = bar.add_task(record.ref, total=max(record.size_bytes, 1))
+    writable_folder(Path(dest), "destination", "choose a DEST folder you can write to")
+    files = len(record.manifest.entries)
+    with transfer_bar(quiet=quiet) as bar:
+        task = bar.add_task(f"{record.ref} ({files} file(s))", total=record.size_bytes, left="")
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
         paths = fetch_verified(store, name, record.version, dest, options=TraceletSettings().backend_options,
-                               progress=lambda done, total: bar.update(task, completed=done))
+                               progress=show)
     click.echo(f"{record.ref}: {len(paths)} file(s), {_size(record.size_bytes)} written to {dest} (digests verified)")
 
 
@@ -250,14 +264,21 @@ def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> No
 @store_option
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for deliveries.")
 @click.option("--include-live", is_flag=True, help="Also deliver for runs whose process still runs.")
+@quiet_option
 @_friendly_errors
-def sync_command(store_path: str | None, timeout: float, include_live: bool) -> None:
-    """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries)."""
+def sync_command(store_path: str | None, timeout: float, include_live: bool, quiet: bool) -> None:
+    """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries).
+
+    A bar per run on stderr (bytes delivered, rate, deliveries left) when it is a terminal, unless --quiet.
+    """
     from tracelet_artifacts.delivery import sync_outbox
     from tracelet_artifacts.settings import TraceletSettings
+    from tracelet_artifacts.terminal import DeliveryBar
 
     store = _store(store_path)
-    results = sync_outbox(store, TraceletSettings().backend_options, timeout=timeout, include_live=include_live)
+    with DeliveryBar(quiet=quiet, delay_s=0.0) as bar:
+        results = sync_outbox(store, TraceletSettings().backend_options, timeout=timeout, include_live=include_live,
+                              watch=lambda run, counts: bar.update(counts, f"run {run[:12]}"))
     if not results:
         click.echo("Nothing to deliver.")
         return
@@ -271,14 +292,17 @@ def sync_command(store_path: str | None, timeout: float, include_live: bool) -> 
 
 @main.command("gc")
 @store_option
-@click.option("--grace", type=float, default=3600.0, show_default=True,
-              help="Keep unreferenced blobs younger than this many seconds (a run may be writing them).")
+@click.option("--grace", type=float, default=0.0, show_default=True,
+              help="Also keep unreferenced blobs modified in the last SECONDS (not needed for safety: gc never "
+                   "collects a blob a concurrent writer stored after it started).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @click.option("--cache", "cache_unused_s", type=float, default=None, metavar="SECONDS",
               help="Team store: also drop this machine's cached copies unused for SECONDS (the bucket keeps them).")
 @_friendly_errors
 def gc_command(store_path: str | None, grace: float, dry_run: bool, cache_unused_s: float | None) -> None:
-    """Remove blobs that no version references."""
+    """Remove blobs that no version references (safe while other processes log)."""
+    if grace < 0:
+        raise TraceletError(f"--grace {grace:g}: use a number of seconds ≥ 0.")
     store = _store(store_path)
     count, size = store.gc(grace_s=grace, dry_run=dry_run)
     click.echo(f"{'Would remove' if dry_run else 'Removed'} {count} blob(s), {_size(size)}.")
@@ -306,13 +330,84 @@ def migrate_command(store_path: str | None, dry_run: bool) -> None:
                             "they are; run `tracelet-artifacts verify --repair` first.")
 
 
+@main.command("rm")
+@store_option
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Delete even while an alias points at it or a later run consumed it.")
+@_friendly_errors
+def rm_command(store_path: str | None, ref: str, force: bool) -> None:
+    """Delete one version, NAME:VERSION (its blobs go at the next `gc`)."""
+    name, version = _split_ref(ref)
+    if ":" not in ref and "@" not in ref:
+        raise TraceletError(f"rm {ref!r}: name the version to delete, e.g. {ref}:v1.")
+    record = _store(store_path).remove_version(name, version, force=force)
+    click.echo(f"Deleted {record.ref} ({_size(record.size_bytes)}); `tracelet-artifacts gc` frees its blobs.")
+
+
+@main.command("lineage")
+@store_option
+@click.argument("ref")
+@click.option("--up", "direction", flag_value="up", default=True, help="Where it came from (default).")
+@click.option("--down", "direction", flag_value="down", help="What used it.")
+@click.option("--both", "direction", flag_value="both", help="Both ways.")
+@click.option("--depth", type=click.IntRange(1, 100), default=3, show_default=True, help="Runs away at most.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=200, show_default=True, help="Nodes at most.")
+@click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot"]), default="tree", show_default=True)
+@_friendly_errors
+def lineage_command(store_path: str | None, ref: str, direction: str, depth: int, limit: int, fmt: str) -> None:
+    """The runs and versions a version came from (--up) or that used it (--down): NAME:VERSION or NAME@ALIAS."""
+    from tracelet_artifacts.lineage_view import render
+
+    name, version = _split_ref(ref)
+    store = _store(store_path)
+    record = store.get(name, version)
+    click.echo(render(store.lineage.graph(record.name, record.version, direction=direction, depth=depth,
+                                          limit=limit), fmt))
+
+
+@main.command("prune")
+@store_option
+@click.argument("names", nargs=-1)
+@click.option("--keep-last", type=click.IntRange(min=1), default=None, help="Keep the last N versions.")
+@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Keep versions younger than D days.")
+@click.option("--keep-best", type=click.IntRange(min=1), default=None, help="Keep the best K by --by.")
+@click.option("--by", "best_by", default=None, metavar="KEY", help="The metadata key --keep-best ranks by.")
+@click.option("--min", "lower_is_better", is_flag=True, help="With --keep-best: lower is better (a loss).")
+@click.option("--no-keep-aliased", is_flag=True, help="Aliased versions are not kept for being aliased.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed (with sizes); remove nothing.")
+@click.option("--ci-cache", "ci_cache", type=click.Path(file_okay=False), default=None,
+              help="Prune this CI artifact cache folder instead of the store.")
+@_friendly_errors
+def prune_command(store_path: str | None, names: tuple[str, ...], keep_last: int | None, keep_days: float | None,
+                  keep_best: int | None, best_by: str | None, lower_is_better: bool, no_keep_aliased: bool,
+                  dry_run: bool, ci_cache: str | None) -> None:
+    """Remove the versions a retention policy does not keep: the settings' rules (TRACELET_RETENTION), or the
+    rule given here for NAMES (every name when none is given), then collect their blobs."""
+    from tracelet_artifacts.cli_prune import prune
+
+    given = {"keep_last": keep_last, "keep_days": keep_days, "keep_best": keep_best, "best_by": best_by}
+    one_off = {k: v for k, v in given.items() if v is not None}
+    if one_off and (lower_is_better or no_keep_aliased):
+        one_off.update(best_mode="min" if lower_is_better else "max", keep_aliased=not no_keep_aliased)
+    elif lower_is_better or no_keep_aliased:
+        raise TraceletError("--min and --no-keep-aliased change a rule given here: add --keep-last, --keep-days "
+                            "or --keep-best.")
+    prune(lambda: _store(store_path), names, one_off or None, dry_run=dry_run, ci_cache=ci_cache, console=_console())
+
+
 @main.command("alias")
 @store_option
 @click.argument("ref")
 @click.argument("alias")
 @_friendly_errors
 def alias_command(store_path: str | None, ref: str, alias: str) -> None:
-    """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION."""
+    """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION. ``latest`` is the store's own and moves by itself."""
+    from tracelet_artifacts.store.catalog import LATEST
+
+    if alias == LATEST:
+        raise TraceletError(f"'{LATEST}' is the store's own alias: it always points at the newest version and "
+                            "cannot be moved by hand; use another alias (e.g. best, prod).")
     name, version = _split_ref(ref)
     record = _store(store_path).catalog.set_alias(name, alias, version)
     click.echo(f"{name}@{alias} -> {record.label}")
@@ -325,9 +420,12 @@ def alias_command(store_path: str | None, ref: str, alias: str) -> None:
 @click.option("--pattern", "patterns", multiple=True, help="Only files matching this glob, e.g. '*.ckpt' (repeatable).")
 @click.option("--settle", type=float, default=None,
               help="Seconds a file must stay unchanged where no close is seen (default: TRACELET_WATCH_SETTLE_S or 1).")
+@click.option("--input", "inputs", multiple=True, metavar="REF|FILE",
+              help="What the outputs are made from: NAME:VERSION, NAME@ALIAS or a file the store holds (repeatable; "
+                   "default: TRACELET_WATCH_INPUTS). Recorded as this run's inputs (lineage).")
 @_friendly_errors
 def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple[str, ...],
-                  patterns: tuple[str, ...], settle: float | None) -> None:
+                  patterns: tuple[str, ...], settle: float | None, inputs: tuple[str, ...]) -> None:
     """Version every complete file written under DIR... until Ctrl-C or SIGTERM."""
     import signal
     import threading
@@ -336,6 +434,11 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
     from tracelet_artifacts.hooks.watcher import ArtifactWatcher, CapturedFile  # names the extra if watchdog is missing
     from tracelet_artifacts.settings import TraceletSettings
 
+    for folder in dirs:
+        if not Path(folder).is_dir():
+            why = "is a file, not a folder" if Path(folder).exists() else "does not exist"
+            raise TraceletError(f"cannot watch {folder!r}: it {why}; create the folder first "
+                                "(the command watches folders that a run writes into).")
     settings = TraceletSettings()
     if store_path:
         settings = settings.model_copy(update={"store_path": Path(store_path)})
@@ -351,7 +454,7 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
                                 settings=settings).start()
         try:
             watcher = ArtifactWatcher(dirs, patterns=list(patterns) or None, experiment=experiment,
-                                      settle_s=settle, callback=report).start()
+                                      settle_s=settle, callback=report, inputs=list(inputs) or None).start()
             click.echo(f"Watching {', '.join(dirs)} (store {experiment.store.root}); Ctrl-C to stop.", err=True)
             while not stopping.wait(0.2):
                 pass
@@ -439,6 +542,8 @@ def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, 
 
     from tracelet_artifacts.diff import diff_versions
 
+    for ref in (ref_a, ref_b):  # an empty version or alias is refused before the store opens
+        _split_ref(ref)
     diff = diff_versions(_store(store_path), ref_a, ref_b, contents=not no_contents)
     if as_json:
         click.echo(json.dumps(diff.to_dict(), indent=2, default=str))

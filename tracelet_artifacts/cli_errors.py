@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from tracelet_artifacts.errors import TraceletError
+from tracelet_artifacts.redact import redact_text
 
 __all__ = ["TraceletGroup", "fail"]
 
@@ -33,6 +36,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def _settings_message(exc: Exception) -> str:
+    """A settings error in one line: the field, what is wrong, the variable to fix (values redacted)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first.get("loc", ()))
+        return redact_text(f"setting {field}: {first.get('msg')}; fix TRACELET_{field.split('.')[0].upper()}.")
+    return redact_text(f"{exc}; check that the TRACELET_* variable holds valid JSON.")
 
 
 def _os_message(exc: OSError) -> str:
@@ -77,6 +89,8 @@ class TraceletGroup(click.Group):
             self._report(exc, "interrupted", 130)
         except TraceletError as exc:
             self._report(exc, str(exc), 1)
+        except (ValidationError, SettingsError) as exc:  # a TRACELET_* variable that does not parse
+            self._report(exc, _settings_message(exc), 1)
         except OSError as exc:
             self._report(exc, _os_message(exc), 1)
         sys.exit(result if isinstance(result, int) else 0)

@@ -7,6 +7,7 @@ raises into the caller's code. ``sync_outbox`` delivers what earlier (stopped or
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -30,15 +31,19 @@ from tracelet_artifacts.values import ArtifactVersion, Receipt
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
+WatchFn = Callable[["FlushResult"], None]
 
 
 @dataclass(frozen=True)
 class FlushResult:
-    """Outbox counts for a run after a flush: done, pending (incl. in flight) and failed."""
+    """Outbox counts for a run after a flush: done, pending (incl. in flight) and failed; and the bytes of
+    the versions those deliveries carry (done, and all of them), for progress bars."""
 
     done: int
     pending: int
     failed: int
+    done_bytes: int = 0
+    total_bytes: int = 0
 
     @property
     def complete(self) -> bool:
@@ -215,27 +220,34 @@ class DeliveryQueue:
 
     def counts(self, *, every_backend: bool = False) -> FlushResult:
         """Outbox counts of the run for the running adapters (or for every backend the run routed to)."""
-        counts = self.store.outbox.counts(self.run_id, None if every_backend else list(self.adapters))
+        backends = None if every_backend else list(self.adapters)
+        counts = self.store.outbox.counts(self.run_id, backends)
+        sizes = self.store.outbox.bytes_by_status(self.run_id, backends)
         # Params/metrics calls live in memory: they count while a started backend can still take them.
         queued = sum(len(calls) for name, calls in self._calls.items() if name in self.adapters)
         return FlushResult(counts.get("done", 0), counts.get("pending", 0) + counts.get("inflight", 0) + queued,
-                           counts.get("failed", 0))
+                           counts.get("failed", 0), sizes.get("done", 0), sum(sizes.values()))
 
-    def flush(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:
-        """Wait until every delivery of the run is done or failed, or ``timeout`` passes."""
+    def flush(self, timeout: float | None = None, progress: ProgressFn | None = None,
+              watch: WatchFn | None = None) -> FlushResult:
+        """Wait until every delivery of the run is done or failed, or ``timeout`` passes. ``progress(done,
+        total)`` gets the delivery counts, ``watch(result)`` the whole FlushResult (bytes too) as they move."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.wake()
         while True:
             result = self.counts()
             if progress:
                 progress(result.done, result.done + result.pending + result.failed)
+            if watch:
+                watch(result)
             if result.pending == 0 or (deadline is not None and time.monotonic() >= deadline):
                 return result
             time.sleep(0.05)
 
-    def close(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:
+    def close(self, timeout: float | None = None, progress: ProgressFn | None = None,
+              watch: WatchFn | None = None) -> FlushResult:
         """Flush (up to ``timeout``), then stop the workers; what is left stays in the outbox."""
-        result = self.flush(timeout, progress)
+        result = self.flush(timeout, progress, watch)
         self._stop.set()
         self.wake()
         for thread in self._threads:
@@ -305,10 +317,12 @@ def sync_outbox(
     timeout: float | None = None,
     include_live: bool = False,
     progress: ProgressFn | None = None,
+    watch: Callable[[str, FlushResult], None] | None = None,
 ) -> dict[str, FlushResult]:
     """Deliver what stopped or killed runs left in the outbox; return the result per run.
 
-    Runs whose owning process is still alive are skipped unless ``include_live``.
+    Runs whose owning process is still alive are skipped unless ``include_live``. ``watch(run_id, result)``
+    follows each run's deliveries (counts and bytes) while they finish.
     """
     store.outbox.release_orphans(owner_is_dead)
     store.outbox.requeue_failed()
@@ -322,7 +336,7 @@ def sync_outbox(
                                           options or {}, option_sources(options or {}))
         queue = DeliveryQueue(store, adapters, run_id=run_id, retry=RetryPolicy(max_attempts=3, backoff_s=0.2))
         queue.start()
-        results[run_id] = queue.close(timeout, progress)
+        results[run_id] = queue.close(timeout, progress, None if watch is None else functools.partial(watch, run_id))
         for adapter in adapters.values():
             _end_quietly(adapter)
     return results

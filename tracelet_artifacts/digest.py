@@ -17,7 +17,7 @@ import hashlib
 import mmap
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -154,9 +154,11 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE) -> s
     return digest.hexdigest()
 
 
-def copy_and_hash(source: BinaryIO, target: BinaryIO, chunk_size: int = CHUNK_SIZE,
-                  algorithm: str = SHA256) -> tuple[str, int]:
-    """Copy ``source`` into ``target`` in chunks; return (hex digest, bytes copied) of what was copied."""
+def copy_and_hash(source: BinaryIO, target: BinaryIO, chunk_size: int = CHUNK_SIZE, algorithm: str = SHA256,
+                  on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """Copy ``source`` into ``target`` in chunks; return (hex digest, bytes copied) of what was copied.
+
+    ``on_bytes(copied so far)`` is called after each chunk (progress of a long copy)."""
     digest = new_hasher(algorithm)
     size = 0
     buffer = bytearray(chunk_size)
@@ -168,12 +170,15 @@ def copy_and_hash(source: BinaryIO, target: BinaryIO, chunk_size: int = CHUNK_SI
         digest.update(view[:read])
         target.write(view[:read])
         size += read
+        if on_bytes is not None:
+            on_bytes(size)
     return str(digest.hexdigest()), size
 
 
-def copy_and_key(source: BinaryIO, target: BinaryIO, algorithm: str = DEFAULT_ALGORITHM) -> tuple[str, int]:
+def copy_and_key(source: BinaryIO, target: BinaryIO, algorithm: str = DEFAULT_ALGORITHM,
+                 on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
     """Copy ``source`` into ``target``; return (key, bytes copied) of what was copied (one pass)."""
-    hexdigest, size = copy_and_hash(source, target, algorithm=algorithm)
+    hexdigest, size = copy_and_hash(source, target, algorithm=algorithm, on_bytes=on_bytes)
     return to_key(algorithm, hexdigest), size
 
 

@@ -15,9 +15,13 @@ Every error a user can see is one of these, and its message says what to do abou
     │   └── ModelFrameworkError       a model whose framework cannot be detected or saved
     ├── ArtifactStoreError            the embedded store or a service-layer store failed
     │   ├── ArtifactStoreNotFoundError  no such artifact, version or alias
-    │   ├── VersionConflictError        an explicit version already holds different content
+    │   ├── VersionConflictError        an explicit version (number or name) already holds different content
+    │   ├── InvalidVersionError         a version number or version name that cannot be used (also an ArtifactError)
+    │   ├── VersionInUseError           rm of a version an alias points at or a later run consumed
+    │   ├── BlobsCollectedError         a commit whose blobs a concurrent gc deleted (ingest again)
     │   └── IntegrityError              stored content no longer matches its digest
     ├── ConfigurationError            settings that cannot work (unknown store type, bad routing rule)
+    │   └── InvalidSettingError         one setting's value is malformed (names the setting, value, what is accepted)
     ├── BackendError                  a backend adapter failed
     │   ├── UnknownBackendError         no adapter registered under that name
     │   ├── BackendNotInstalledError    the adapter's SDK is missing (message holds the pip command)
@@ -86,12 +90,40 @@ class VersionConflictError(ArtifactStoreError):
     """An explicit version already exists with different content."""
 
 
+class InvalidVersionError(ArtifactStoreError, ArtifactError):
+    """A version (``0``, ``v0``) or version name (``best``, ``1 2``) that cannot name a version."""
+
+
+class VersionInUseError(ArtifactStoreError):
+    """A version that cannot be deleted as asked: an alias points at it or a later run consumed it."""
+
+
+class BlobsCollectedError(ArtifactStoreError):
+    """A commit named blobs that a concurrent gc deleted after they were stored; ingesting again fixes it."""
+
+    def __init__(self, digests: tuple[str, ...] | list[str]) -> None:
+        super().__init__(f"{len(digests)} blob(s) of this version were collected by a concurrent gc "
+                         f"({', '.join(d[:12] + '…' for d in digests[:3])}); log it again.")
+        self.digests = tuple(digests)
+
+
 class IntegrityError(ArtifactStoreError):
     """Stored content no longer matches the digest it was stored under."""
 
 
 class ConfigurationError(TraceletError):
     """Settings that cannot work together or name something that does not exist."""
+
+
+class InvalidSettingError(ConfigurationError, ValueError):
+    """A setting (argument, ``TRACELET_*`` variable or ``.env`` key) whose value cannot be used.
+
+    ``setting`` is the name as the user wrote it, ``value`` what was given, ``accepted`` what would work.
+    """
+
+    def __init__(self, message: str, *, setting: str, value: object, accepted: str) -> None:
+        super().__init__(message)
+        self.setting, self.value, self.accepted = setting, value, accepted
 
 
 class BackendError(TraceletError):

@@ -16,13 +16,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from tracelet_artifacts import digest, repair, serialize
+from tracelet_artifacts import repair
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact, freeze
 from tracelet_artifacts.backends import registry
-from tracelet_artifacts.backends.base import BackendAdapter, RemoteArtifact
+from tracelet_artifacts.backends.base import BackendAdapter, RemoteArtifact, VersionUse
 from tracelet_artifacts.delivery import (
     DeliveryQueue,
     FlushResult,
@@ -35,20 +35,22 @@ from tracelet_artifacts.delivery import (
 from tracelet_artifacts.errors import (
     ArtifactStoreNotFoundError,
     BackendNotInstalledError,
+    BlobsCollectedError,
     ConfigurationError,
-    DeliveryError,
-    DeliveryPendingError,
-    IntegrityError,
-    SerializationError,
     TraceletError,
 )
+from tracelet_artifacts.frameworks import framework_available
 from tracelet_artifacts.hooks.rank import global_rank
 from tracelet_artifacts.procs import owner_is_dead, process_owner
 from tracelet_artifacts.routing import LOCAL, RoutePlan, RoutingPolicy
 from tracelet_artifacts.settings import ExperimentConfig, TraceletSettings, option_sources
+from tracelet_artifacts.stats import ArtifactManagerView, ArtifactStats, collect_stats
+from tracelet_artifacts.status import await_deliveries
+from tracelet_artifacts.store import objects
 from tracelet_artifacts.store.catalog import LATEST
 from tracelet_artifacts.store.embedded import EmbeddedStore
-from tracelet_artifacts.store.outbox import DeliveryState
+from tracelet_artifacts.store.lineage import USE_ARTIFACT
+from tracelet_artifacts.store.version_names import label_of_name
 from tracelet_artifacts.values import ArtifactVersion, Receipt
 
 log = logging.getLogger(__name__)
@@ -67,12 +69,6 @@ def _backend_list(backend: str | Sequence[str] | None, settings: TraceletSetting
                 f"The {name} backend needs the {spec.sdk} package: {spec.install or f'pip install {spec.sdk}'}"
             )
     return out
-
-
-def _refs(deliveries: Sequence[DeliveryState]) -> str:
-    """``cfg:v1`` / ``cfg:v1, cfg:v2`` (at most three named) for messages about deliveries."""
-    refs = list(dict.fromkeys(f"{d.name}:v{d.version}" for d in deliveries))
-    return ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
 
 
 class Experiment:
@@ -115,6 +111,7 @@ class Experiment:
         self._automagic: Any = None  # hooks.automagic.AutomagicHandle while automagic capture is on
         self._reader_warned = False
         self._primary: bool | None = None  # this process's role, fixed by start()
+        self._read_store: EmbeddedStore | None = None  # what reads open before start() and after stop()
 
     def __repr__(self) -> str:
         state = "running" if self._store else "stopped"
@@ -138,6 +135,7 @@ class Experiment:
         """Open the store, start each backend's run and the delivery workers."""
         if self._store is not None:
             return self
+        self._close_read_store()
         self._primary = self._writes_here()
         if not self._primary:
             return self._start_reader()
@@ -168,6 +166,30 @@ class Experiment:
 
             self._automagic = automagic.enable(self, frameworks=self.settings.automagic_artifacts)
         return self
+
+    def _reads(self) -> EmbeddedStore | None:
+        """The store reads go to: the running one, else the settings' store opened for reading (before
+        ``start()``, after ``stop()``); None when no store exists there yet (reading creates none)."""
+        if self._store is not None:
+            return self._store
+        if self._read_store is None:
+            local = self.settings.catalog_url is None
+            if local and not (Path(self.settings.store_path) / "catalog.db").is_file():
+                return None
+            self._read_store = EmbeddedStore.from_settings(self.settings)
+        return self._read_store
+
+    def _get(self, name: str, version: str | int) -> tuple[EmbeddedStore, ArtifactVersion]:
+        store = self._reads()
+        if store is None:
+            raise ArtifactStoreNotFoundError(f"No artifact named {name!r}: nothing has been logged into "
+                                             f"{Path(self.settings.store_path).absolute()} yet.")
+        return store, store.get(name, version)
+
+    def _close_read_store(self) -> None:
+        if self._read_store is not None:
+            self._read_store.close()
+            self._read_store = None
 
     def _recover_earlier_runs(self, store: EmbeddedStore) -> None:
         """Deliver, in the background, what runs of stopped or killed processes left in the outbox."""
@@ -208,7 +230,10 @@ class Experiment:
         return result
 
     def stop(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult | None:
-        """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store."""
+        """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store.
+
+        When the wait lasts more than about a second, a bar on stderr shows the bytes delivered, the rate and
+        what is left (not when stderr is not a terminal, or with the ``progress`` setting off)."""
         if self._store is not None and self._queue is None:  # a reader rank: only the store is open
             self._store.close()
             self._store = None
@@ -221,7 +246,11 @@ class Experiment:
         if self._ingest is not None:
             self._ingest.shutdown(wait=True)
             self._ingest = None
-        result = self._queue.close(self.settings.flush_timeout_s if timeout is None else timeout, progress)
+        from tracelet_artifacts.terminal import DeliveryBar
+
+        with DeliveryBar(quiet=not self.settings.progress) as bar:
+            result = self._queue.close(self.settings.flush_timeout_s if timeout is None else timeout, progress,
+                                       lambda counts: bar.update(counts, f"{self.name}: delivering"))
         for adapter in self._adapters.values():
             try:
                 adapter.end_run()
@@ -252,12 +281,15 @@ class Experiment:
         return self._policy.plan(artifact.freeze())
 
     def log_artifact(
-        self, artifact: TraceletArtifact, *, version: int | None = None, aliases: Iterable[str] = ()
+        self, artifact: TraceletArtifact, *, version: int | str | None = None, aliases: Iterable[str] = ()
     ) -> dict[str, Receipt]:
         """Store the artifact and queue it for its backends; returns a receipt per backend.
 
-        The ``local`` receipt is done at once; remote ones are ``pending`` (or ``done`` when this run
-        already delivered identical content). Backend trouble never raises here.
+        ``version``: None for the next number, a number, or a version name such as ``"1.2.0"`` (immutable,
+        like the number; other content under an existing name is a VersionConflictError); a builder's own
+        ``version`` is used when none is given here. The ``local`` receipt is done at once; remote ones are
+        ``pending`` (or ``done`` when this run already delivered identical content). Backend trouble never
+        raises here.
         """
         if not self.settings.enable_artifacts:
             log.info("Artifacts are disabled (enable_artifacts=False); %s not logged.", artifact.name)
@@ -268,9 +300,15 @@ class Experiment:
         store, router, delivery = self.store, self._policy, self._queue
         assert router is not None and delivery is not None
         frozen = freeze(artifact)                                                   # 1. builder → frozen content
-        staged = store.ingest(frozen, version=version, aliases=aliases)             # 2. blobs in place, unseen
+        wanted = artifact.version if version is None else version
+        staged = store.ingest(frozen, version=wanted, aliases=aliases)              # 2. blobs in place, unseen
         plan = router.plan(staged.manifest)                                         # 3. where it goes, as data
-        record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())  # 4. version + outbox
+        try:
+            record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())  # 4. version + outbox
+        except BlobsCollectedError:  # a concurrent gc took a blob between 2 and 4: store them again, pinned
+            with store.pinned(staged.manifest):
+                staged = store.ingest(frozen, version=version, aliases=aliases)
+                record = store.commit(staged, run_id=self.run_id, deliveries=plan.deliveries())
         return delivery.submit(record, plan)                                        # 5. workers take it from there
 
     def submit_artifact(
@@ -317,42 +355,31 @@ class Experiment:
         """Before a read through ``backend``: wait (up to ``wait``, default ``read_wait_s``) until this run's
         deliveries of ``name`` (or of everything) to it are done; say so when one is pending or failed."""
         self._adapter(backend)  # raises when the backend is not running here
-        timeout = self.settings.read_wait_s if wait is None else wait
-        deadline = time.monotonic() + timeout
-        while True:
-            states = [d for d in self.store.outbox.deliveries(name, backend=backend, run_id=self.run_id)
-                      if d.status != "done"]
-            waiting = [d for d in states if d.status in ("pending", "inflight")]
-            if not waiting:
-                break
-            if time.monotonic() >= deadline:
-                tried = f" (attempt {waiting[0].attempts}; last error: {waiting[0].last_error})" \
-                    if waiting[0].last_error else ""
-                verb = "is" if len(waiting) == 1 else "are"
-                raise DeliveryPendingError(
-                    f"{_refs(waiting)} {verb} still being delivered to {backend}{tried}; call exp.flush() to wait "
-                    f"for it, or pass wait=SECONDS (waited {timeout:g} s).")
-            assert self._queue is not None
-            self._queue.wake(backend)
-            time.sleep(0.05)
-        if states:
-            raise DeliveryError(f"{_refs(states)} could not be delivered to {backend}: {states[0].last_error}; "
-                                "`tracelet-artifacts sync` retries it.", retryable=False)
+        assert self._queue is not None
+        await_deliveries(self.store.outbox, backend, name, self.run_id,
+                         self.settings.read_wait_s if wait is None else wait, wake=self._queue.wake)
 
     def get_artifact(
-        self, name: str, version: str | int = LATEST, backend: str | None = None, *, wait: float | None = None
+        self, name: str, version: str | int = LATEST, backend: str | None = None, *, wait: float | None = None,
+        use: bool = False,
     ) -> ArtifactVersion | RemoteArtifact:
         """A version from the embedded store (default) or as a backend lists it.
 
         Through a backend, this run's pending deliveries of ``name`` to it are waited for first (up to
         ``wait`` seconds, default the ``read_wait_s`` setting): DeliveryPendingError if one is still
-        pending, DeliveryError if it failed.
+        pending, DeliveryError if it failed. ``use=True`` also records that this run consumed the version
+        (as ``use_artifact`` does).
         """
         self._settle_submitted()
+        if use:
+            self.use_artifact(name, version)
         if backend in (None, LOCAL):
-            return self.store.get(name, version)
+            return self._get(name, version)[1]
         self._await_deliveries(backend, name, wait)
         wanted = f"v{version}" if str(version).isdigit() else str(version)  # adapters list versions as "v3"
+        store = self._reads()
+        if store is not None:  # a version name ("1.2.0"): backends list the version by its number
+            wanted = label_of_name(store.db, name, wanted) or wanted
         items = [item for item in self._adapter(backend).list() if item.name == name]
         for item in items:
             if wanted == item.version or wanted in item.aliases:
@@ -374,7 +401,7 @@ class Experiment:
         """
         self._settle_submitted()
         if backend in (None, LOCAL):
-            repair.fetch_verified(self.store, name, version, dest, self._adapters,
+            repair.fetch_verified(self._get(name, version)[0], name, version, dest, self._adapters,
                                   options=self.settings.backend_options)
             return Path(dest)
         self._await_deliveries(backend, name, wait)
@@ -387,21 +414,9 @@ class Experiment:
         ``"hparams.json"``). Pickled objects, and torch files holding more than tensors, are refused with
         UnsafeLoadError unless ``allow_pickle=True``: unpickling runs whatever code the file carries."""
         self._settle_submitted()
-        record = self.store.get(name, version)
-        entry = next((e for e in record.manifest.entries
-                      if object_name in (e.path, PurePosixPath(e.path).with_suffix("").as_posix())), None)
-        if entry is None:
-            held = [e.path for e in record.manifest.entries][:10]
-            raise ArtifactStoreNotFoundError(f"{record.ref} holds no object {object_name!r}; it holds {held}.")
-        serializer = serialize.SERIALIZER_FOR_SUFFIX.get(PurePosixPath(entry.path).suffix.lower())
-        if serializer is None:
-            raise SerializationError(f"{record.ref}/{entry.path} is not a json, yaml, pickle or torch object; "
-                                     "use fetch_artifact() to get the file.")
-        data = self.store.blob_path(entry.digest).read_bytes()
-        if digest.bytes_key(data, entry.algorithm) != entry.digest:
-            raise IntegrityError(f"{record.ref}/{entry.path} no longer matches its digest; log it again.")
-        return serialize.deserialize_object(data, serializer, allow_pickle=allow_pickle,
-                                            what=f"{record.ref}/{entry.path}")
+        store, record = self._get(name, version)
+        return objects.load_object(record, object_name, lambda key: store.blob_path(key).read_bytes(),
+                                   allow_pickle=allow_pickle)
 
     def list_artifacts(
         self, type_filter: ArtifactType | str | None = None, backend: str | None = None, *,
@@ -412,9 +427,37 @@ class Experiment:
         wanted = ArtifactType.parse(type_filter) if type_filter is not None else None
         self._settle_submitted()
         if backend in (None, LOCAL):
-            return self.store.catalog.search(artifact_type=wanted, latest_only=True)
+            store = self._reads()
+            return [] if store is None else store.catalog.search(artifact_type=wanted, latest_only=True)
         self._await_deliveries(backend, None, wait)
         return self._adapter(backend).list(wanted)
+
+    def search_artifacts(
+        self, *, type_filter: ArtifactType | str | None = None, labels: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None, prefix: str | None = None, contains: str | None = None,
+        all_versions: bool = False,
+    ) -> list[ArtifactVersion]:
+        """Versions in the embedded store matching every filter given: type, all ``labels``, ``metadata``
+        key=value, a name ``prefix`` or a part it ``contains``; the latest of each name unless ``all_versions``."""
+        self._settle_submitted()
+        store = self._reads()
+        if store is None:
+            return []
+        return store.catalog.search(artifact_type=type_filter, labels=labels, metadata=metadata, prefix=prefix,
+                                    contains=contains, latest_only=not all_versions)
+
+    def artifact_stats(self) -> ArtifactStats:
+        """Versions this run logged, and per backend how many were delivered, are pending or failed (with
+        the last error), plus the store's outbox depth. ``print(exp.artifact_stats())`` reads as one line."""
+        return collect_stats(self._reads(), self.run_id, self.backends, enabled=self.settings.enable_artifacts,
+                             reference_threshold_mb=self.settings.reference_threshold_mb)
+
+    @property
+    def _artifact_manager(self) -> ArtifactManagerView:
+        """Tracelet's name, kept so its troubleshooting snippet runs: ``exp._artifact_manager.get_stats()``."""
+        return ArtifactManagerView(self.artifact_stats)
+
+    _is_framework_available = staticmethod(framework_available)  # Tracelet's name for framework_available
 
     def _adapter(self, backend: str) -> BackendAdapter:
         self.store  # noqa: B018 - raises when not started
@@ -424,6 +467,53 @@ class Experiment:
                 f"(running: {', '.join(self._adapters) or 'none'})."
             )
         return self._adapters[backend]
+
+    # -- lineage ----------------------------------------------------------------------------------
+    def use_artifact(self, name: str, version: str | int = LATEST, *, how: str = USE_ARTIFACT) -> ArtifactVersion:
+        """Record that this run consumed ``name`` at ``version`` (a number or an alias) and return that version.
+
+        Every version this run logs afterwards lists it among its inputs (``tracelet-artifacts lineage``);
+        backends that keep lineage get it too (W&B ``use_artifact``, MLflow dataset inputs), in the background.
+        """
+        self._settle_submitted()
+        record = self.store.get(name, version)
+        self._record_use(record, how, time.time())
+        return record
+
+    def use_file(self, path: str | Path, *, how: str) -> Future[ArtifactVersion | None]:
+        """(``CapturePort``) Record that this run read a file, if the store holds its content: found by the
+        file's identity (a file it stored, or a hard link to one) or its digest, on the ingest thread (in
+        order with what is being logged). The Future holds the version, or None when the store does not
+        know the file; it never raises into the caller."""
+        when, target = time.time(), Path(path)
+        ingest = self._ingest
+        if ingest is None:  # not started, or a reader rank: nothing is recorded
+            done: Future[ArtifactVersion | None] = Future()
+            done.set_result(None)
+            return done
+
+        def find() -> ArtifactVersion | None:
+            try:
+                record = self.store.lineage.version_of_file(target)
+                if record is not None:
+                    self._record_use(record, how, when)
+                return record
+            except Exception:
+                log.exception("Recording that this run read %s failed", target)
+                return None
+
+        return ingest.submit(find)
+
+    def _record_use(self, record: ArtifactVersion, how: str, when: float) -> None:
+        if not self.primary:
+            return
+        if not self.store.lineage.record_use(self.run_id, record, how=how, when=when):
+            return  # this run had recorded it already
+        receipts = {str(r.get("backend")): r for r in self.store.outbox.receipts(record.name, record.version)}
+        use = VersionUse(record.name, record.version, record.digest, record.artifact_type, how, record.aliases,
+                         receipts)
+        for backend in self.backends:
+            self._background(backend, f"use {record.ref}", functools.partial(self._send, backend, "use_version", use))
 
     # -- params and metrics -----------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Settings read with pydantic-settings: explicit arguments > ``TRACELET_*`` environment > ``.env`` > defaults.
 
-Settings are read when an object is built (never at import), so a changed environment is seen.
+Settings are read when an object is built (never at import), so a changed environment is seen. A value that
+cannot be used raises ``InvalidSettingError`` (a ``ConfigurationError``) in one line naming the setting.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tracelet_artifacts.redact import redact_value
+from tracelet_artifacts.settings_errors import SETTINGS_FAILURES, invalid_setting
 
 DEFAULT_WATCH_DIRS = ("./checkpoints", "./outputs", "./artifacts")
+_ROUTING_EXAMPLE = '{"model": ["mlflow"], "image": ["wandb"]}'
+_OPTIONS_EXAMPLE = '{"mlflow": {"tracking_uri": "http://127.0.0.1:5000"}}'
 
 
 def _split_csv(value: Any) -> Any:
@@ -62,9 +66,9 @@ class TraceletSettings(BaseSettings):
     blob_url: str | None = None
     s3_endpoint_url: str | None = None
     reference_threshold_mb: float = Field(100.0, gt=0)
-    routing: dict[str, list[str]] = Field(default_factory=dict)
+    routing: dict[str, list[str]] = Field(default_factory=dict, examples=[_ROUTING_EXAMPLE])
     backends: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict, examples=[_OPTIONS_EXAMPLE])
     delivery_max_attempts: int = Field(6, ge=1)
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_backoff_max_s: float = Field(60.0, ge=0)
@@ -73,11 +77,26 @@ class TraceletSettings(BaseSettings):
     submit_queue_max: int = Field(1000, ge=1)  # submit_artifact blocks its caller while this many wait to be stored
     watch_settle_s: float = Field(1.0, gt=0)  # the file watcher: seconds without change when no close is seen
     watch_polling: bool = False  # the file watcher polls instead of using inotify (e.g. network filesystems)
+    progress: bool = True  # a bar on stderr (a terminal only) while stop() waits more than a second for deliveries
+    # What a watched folder's outputs were made from: NAME:VERSION / NAME@ALIAS refs or files the store holds;
+    # recorded as the watching run's inputs (lineage).
+    watch_inputs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Retention (``tracelet-artifacts prune``): artifact name or glob -> rule ({"keep_last": 5, "keep_days": 30,
+    # "keep_aliased": true, "keep_best": 3, "best_by": "val_loss", "best_mode": "min"}); checked by
+    # retention.parse_rules when used. ci_cache_retention: one rule for the CI artifact cache.
+    retention: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ci_cache_retention: dict[str, Any] | None = None
 
     _split = field_validator("artifact_watch_dirs", "backends", "capture_include", "capture_exclude",
-                             mode="before")(_split_csv)
+                             "watch_inputs", mode="before")(_split_csv)
 
     __repr_args__ = _masked_repr_args
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except SETTINGS_FAILURES as exc:
+            raise invalid_setting(exc, type(self), values) from exc
 
     @property
     def reference_threshold_bytes(self) -> int:
@@ -96,10 +115,16 @@ class ExperimentConfig(BaseModel):
     artifact_watch_dirs: list[Path] | None = None
     store_path: Path | None = None
     reference_threshold_mb: float | None = None
-    routing: dict[str, list[str]] | None = None
-    backend_options: dict[str, dict[str, Any]] | None = None
+    routing: dict[str, list[str]] | None = Field(None, examples=[_ROUTING_EXAMPLE])
+    backend_options: dict[str, dict[str, Any]] | None = Field(None, examples=[_OPTIONS_EXAMPLE])
 
     _split = field_validator("artifact_watch_dirs", mode="before")(_split_csv)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except SETTINGS_FAILURES as exc:
+            raise invalid_setting(exc, type(self), values) from exc
 
     def apply(self, settings: TraceletSettings) -> TraceletSettings:
         """A copy of ``settings`` with this config's set fields applied."""

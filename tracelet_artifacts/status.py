@@ -2,7 +2,8 @@
 
 One vocabulary for ``show``, ``ls`` and the API: an entry is *uploaded*, *referenced* (readable elsewhere,
 or on this machine only), *not held* (with the reason), or the whole delivery is *pending* or *failed*.
-A delivery only counts as complete when a reader elsewhere can get every entry it holds.
+A delivery only counts as complete when a reader elsewhere can get every entry it holds; a read through a
+backend waits for this run's deliveries to it first (``await_deliveries``).
 
 The version itself, in the store, is *committed* (visible, its blobs not yet synced), *durable*, *lost* (a
 crash of the machine tore its content before it was durable) or *unsynced* (a store that never syncs):
@@ -11,10 +12,12 @@ crash of the machine tore its content before it was durable) or *unsynced* (a st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from tracelet_artifacts.store.outbox import DeliveryState
+from tracelet_artifacts.errors import DeliveryError, DeliveryPendingError
+from tracelet_artifacts.store.outbox import DeliveryState, Outbox
 from tracelet_artifacts.values import ArtifactVersion, Receipt
 
 UPLOADED, REFERENCED, LOCAL_ONLY, NOT_HELD = "uploaded", "referenced", "referenced (this machine only)", "not held"
@@ -100,3 +103,34 @@ def durability_status(record: ArtifactVersion, *, bucket: bool = False) -> tuple
 def version_status(deliveries: Iterable[DeliveryState]) -> list[BackendStatus]:
     """Every backend's status for a version (one per backend and run), in delivery order."""
     return [backend_status(d) for d in deliveries]
+
+
+def refs(deliveries: Sequence[DeliveryState]) -> str:
+    """``cfg:v1`` / ``cfg:v1, cfg:v2`` (at most three named) for messages about deliveries."""
+    named = list(dict.fromkeys(f"{d.name}:v{d.version}" for d in deliveries))
+    return ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+
+
+def await_deliveries(outbox: Outbox, backend: str, name: str | None, run_id: str, timeout: float,
+                     *, wake: Callable[[str], None]) -> None:
+    """Wait up to ``timeout`` s until ``run_id``'s deliveries of ``name`` (or of everything) to ``backend``
+    are done (``wake`` nudges the backend's worker). DeliveryPendingError if one is still pending then,
+    DeliveryError if one failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [d for d in outbox.deliveries(name, backend=backend, run_id=run_id) if d.status != "done"]
+        waiting = [d for d in states if d.status in ("pending", "inflight")]
+        if not waiting:
+            break
+        if time.monotonic() >= deadline:
+            tried = f" (attempt {waiting[0].attempts}; last error: {waiting[0].last_error})" \
+                if waiting[0].last_error else ""
+            verb = "is" if len(waiting) == 1 else "are"
+            raise DeliveryPendingError(
+                f"{refs(waiting)} {verb} still being delivered to {backend}{tried}; call exp.flush() to wait "
+                f"for it, or pass wait=SECONDS (waited {timeout:g} s).")
+        wake(backend)
+        time.sleep(0.05)
+    if states:
+        raise DeliveryError(f"{refs(states)} could not be delivered to {backend}: {states[0].last_error}; "
+                            "`tracelet-artifacts sync` retries it.", retryable=False)

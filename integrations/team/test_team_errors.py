@@ -88,3 +88,11 @@ def test_the_catalog_going_away_mid_run_is_an_error_the_next_call_recovers_from(
         assert '"n": 3' in store.blob_path(store.get("a", 2).manifest.entries[0].digest).read_text()
     finally:
         server.stop()
+
+
+def test_a_missing_bucket_names_the_endpoint_boto3_really_used(team: Team, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", team.s3.endpoint)  # set the way boto3 users set it, not our setting
+    with pytest.raises(ConfigurationError) as err:
+        EmbeddedStore(tmp_path, blob_url="s3://no-such-bucket-here/x")
+    assert f"does not exist at {team.s3.endpoint}" in str(err.value) and "AWS;" not in str(err.value)

@@ -18,7 +18,7 @@ TOKEN = "browser-suite-token-0123456789"
 
 def test_list_search_then_open_a_version(site: Site, page: Any, shoot: Any) -> None:
     page.goto(site.base + "/")
-    assert page.locator("p.count").inner_text() == "19 artifacts"
+    assert page.locator("p.count").inner_text() == "21 artifacts"
     shoot(page, "list")
     page.fill("input[name=q]", "classif")
     page.click("form.filters button")
@@ -146,3 +146,21 @@ def test_token_protects_the_view(site: Site, page: Any) -> None:
         assert page.url == base + "/artifacts/vision/classifier"  # the token moved into a cookie
         page.click("text=v2")
         assert "vision/classifier v2" in page.locator("h1").inner_text()
+
+
+def test_follow_lineage_from_a_model_to_its_dataset(site: Site, page: Any, shoot: Any) -> None:
+    page.goto(site.base + "/artifacts/vision/resnet:v1")
+    graph = page.locator("section#lineage svg.lineage")
+    graph.wait_for()
+    assert graph.locator("g.node.run text.name").first.text_content().startswith("run train-resnet")
+    assert graph.locator("text.how").all_text_contents() == ["use_artifact"] * 3  # 2 inputs, 1 consumer
+    assert graph.locator('a[data-id="reports/resnet-eval:v1"]').count() == 1
+    shoot(page, "lineage")
+    page.click('section#lineage svg.lineage a[data-id="data/train-set:v1"]')
+    page.wait_for_url("**/artifacts/data/train-set:v1")
+    assert "data/train-set v1" in page.locator("h1").inner_text()
+    back = page.locator('section#lineage svg.lineage a[data-id="vision/resnet:v1"]')  # what used it, to the right
+    assert back.count() == 1
+    back.click()
+    page.wait_for_url("**/artifacts/vision/resnet:v1")
+    assert page.problems == []

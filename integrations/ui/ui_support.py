@@ -71,7 +71,8 @@ def png_bytes(width: int, height: int, color: tuple[int, int, int]) -> bytes:
 
 def populate(store: EmbeddedStore, work: Path, settings: Any = None) -> None:
     """Two versions of a classifier (config, metrics, weights, a sample image), a dataset CSV, an artifact
-    whose description and metadata hold markup, and fifteen CI perf reports with a regression at run 10."""
+    whose description and metadata hold markup, fifteen CI perf reports with a regression at run 10, an
+    MLflow delivery, and a model a run trained from the dataset (lineage)."""
     import torch
 
     work.mkdir(parents=True, exist_ok=True)
@@ -96,6 +97,25 @@ def populate(store: EmbeddedStore, work: Path, settings: Any = None) -> None:
               .add_file(work / "notes.txt"))
     add_ci_reports(store, work / "ci")
     deliver_to_mlflow(settings or TraceletSettings(store_path=store.root), work / "mlflow")
+    train_from_the_dataset(settings or TraceletSettings(store_path=store.root), work / "lineage")
+
+
+def train_from_the_dataset(settings: TraceletSettings, folder: Path) -> None:
+    """The lineage to follow in the browser: a run fine-tunes ``vision/classifier@best`` on ``data/train-set``
+    into ``vision/resnet``; another run evaluates it into ``reports/resnet-eval``."""
+    from tracelet_artifacts.experiment import Experiment
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "resnet.pt").write_bytes(b"resnet weights")
+    (folder / "eval.json").write_text(json.dumps({"accuracy": 0.93}))
+    with Experiment("train-resnet", backend=[], automagic_artifacts=False, settings=settings) as run:
+        run.use_artifact("data/train-set")
+        run.use_artifact("vision/classifier", "best")
+        run.log_artifact(run.create_artifact("vision/resnet", "model", description="trained on data/train-set")
+                         .add_file(folder / "resnet.pt"))
+    with Experiment("evaluate", backend=[], automagic_artifacts=False, settings=settings) as run:
+        run.use_artifact("vision/resnet")
+        run.log_artifact(run.create_artifact("reports/resnet-eval", "report").add_file(folder / "eval.json"))
 
 
 def deliver_to_mlflow(settings: TraceletSettings, folder: Path) -> None:

@@ -27,7 +27,7 @@ from tracelet_artifacts.values import ArtifactType, Capabilities, Manifest, Mani
 # Receipt and Capabilities are values of the ground floor (tracelet_artifacts.values), re-exported here for
 # adapters, which import everything of their contract from this module.
 __all__ = ["BackendAdapter", "BackendTarget", "Capabilities", "Delivery", "PlannedReference", "Receipt",
-           "ReceiptStatus", "RemoteArtifact", "RunContext", "Setting"]
+           "ReceiptStatus", "RemoteArtifact", "RunContext", "Setting", "VersionUse"]
 
 #: Where an adapter option came from when neither label below applies.
 FROM_OPTIONS = "backend_options"
@@ -88,6 +88,28 @@ class RunContext:
     #: The run's embedded store (an ``EmbeddedStore``), for the ``local`` adapter, which *is* that store;
     #: on a team store its root is only this machine's cache. Other adapters never open the catalog.
     store: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class VersionUse:
+    """The run consumed a stored version (lineage): what ``BackendAdapter.use_version`` receives.
+
+    ``how`` is ``use_artifact`` or the hook that saw it (``torch.load``, ``lightning ckpt_path``, ``watch
+    inputs``); ``receipts`` are what each backend answered when the version was delivered (by backend name),
+    so an adapter can point at its own copy.
+    """
+
+    name: str
+    version: int
+    digest: str
+    artifact_type: ArtifactType
+    how: str
+    aliases: tuple[str, ...] = ()
+    receipts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:v{self.version}"
 
 
 @dataclass(frozen=True)
@@ -262,6 +284,10 @@ class BackendAdapter(ABC):
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Record one metric value (no-op by default)."""
+
+    def use_version(self, use: VersionUse) -> None:
+        """Record in the backend's run that it consumed a version (lineage; no-op by default). Runs on the
+        adapter's worker like ``log_params``; a failure is retried, then dropped with a warning."""
 
     def end_run(self) -> None:
         """Close the backend's run (no-op by default)."""

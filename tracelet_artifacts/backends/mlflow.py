@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, thaw_json, validate_artifact_path
+from tracelet_artifacts.backends import mlflow_inputs
 from tracelet_artifacts.backends.base import (
     BackendAdapter,
     BackendTarget,
@@ -51,6 +52,7 @@ from tracelet_artifacts.backends.base import (
     Receipt,
     RemoteArtifact,
     RunContext,
+    VersionUse,
 )
 from tracelet_artifacts.backends.mlflow_metrics import BatchSender, checked_key, flatten
 from tracelet_artifacts.backends.mlflow_models import ModelRegistry, model_name, user_aliases
@@ -326,6 +328,11 @@ class MlflowAdapter(BackendAdapter):
     def flush_metrics(self, timeout: float | None = None) -> bool:
         """Wait until queued params and metrics are sent; False if some are still waiting after ``timeout``."""
         return self._sender is None or self._sender.flush(timeout)
+
+    def use_version(self, use: VersionUse) -> None:
+        """The run consumed ``use`` (lineage): a dataset input of the run and a ``tracelet.input/…`` tag."""
+        with _backend_errors(f"recording the use of {use.ref}"):
+            mlflow_inputs.record_use(self.client, self.run_id, use)
 
     # -- logging artifacts ------------------------------------------------------------------------
     def _holder(self, name: str, version: int, artifact_digest: str | None = None) -> Run | None:

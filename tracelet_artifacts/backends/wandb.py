@@ -52,13 +52,14 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from tracelet_artifacts.artifact import MEDIA_TYPES, MODEL_TYPES, ArtifactType, thaw_json
-from tracelet_artifacts.backends import wandb_target
+from tracelet_artifacts.backends import wandb_target, wandb_uses
 from tracelet_artifacts.backends.base import (
     Capabilities,
     Delivery,
     Receipt,
     RemoteArtifact,
     RunContext,
+    VersionUse,
 )
 from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.wandb_runfiles import (
@@ -314,6 +315,12 @@ class WandbAdapter(PlannedAdapter):
                 run.log({name: value}, step=step)
 
         self._background(send, f"log metric {name!r}")
+
+    def use_version(self, use: VersionUse) -> None:
+        """The run consumed ``use`` (lineage): W&B ``use_artifact`` online; in the run's config either way."""
+        self._background(lambda: wandb_uses.record_use(self._ensure_run(retry=False), use,
+                                                       artifact_name=wandb_name(use.name),
+                                                       online=self.mode == "online"), f"record the use of {use.ref}")
 
     # -- log --------------------------------------------------------------------------------------
     def log(self, delivery: Delivery) -> Receipt:

@@ -20,6 +20,7 @@ import yaml
 
 from tracelet_artifacts.cli_errors import one_line
 from tracelet_artifacts.errors import ConfigurationError
+from tracelet_artifacts.terminal import console, writable_folder
 
 if TYPE_CHECKING:
     from tracelet_artifacts.ci.providers.base import CIProvider
@@ -99,13 +100,6 @@ def build_provider(name: str, config_path: Path | None, **flags: Any) -> CIProvi
     return CIProviderFactory.create(config)
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
 @click.command()
 @click.argument("provider")
 @provider_options
@@ -138,7 +132,7 @@ def runs(provider: str, config_path: Path | None, branch: str | None, status: st
     for r in found:
         table.add_row(r.run_id, str(r.attempt), r.status or "", r.conclusion or "", r.ref or "",
                       (r.commit_sha or "")[:12], r.created_at or "", r.name or "")  # fmt: skip
-    _console().print(table)
+    console().print(table)
 
 
 def _run_dict(run: Any) -> dict[str, Any]:
@@ -173,18 +167,11 @@ def ls_command(provider: str, run_id: str, config_path: Path | None, attempt: in
         kind = "zip" if a.archive else str(a.extra.get("storage_type", "file"))
         table.add_row(a.name, str(a.attempt), "" if a.size is None else str(a.size), "yes" if a.expired else "",
                       kind, a.created_at or "")  # fmt: skip
-    _console().print(table)
+    console().print(table)
 
 
 def _writable_folder(path: Path, what: str) -> Path:
-    """``path`` created if missing; ConfigurationError when it cannot be created or written to."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot create the {what} folder {path}: {exc.strerror or exc}") from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigurationError(f"the {what} folder {path} is not writable; choose another with --{what}.")
-    return path
+    return writable_folder(path, what, f"choose another with --{what}")
 
 
 @click.command()
@@ -209,13 +196,14 @@ def get(provider: str, run_id: str, names: tuple[str, ...], config_path: Path | 
     A progress bar (bytes, rate, time left) is shown on stderr when it is a terminal, unless --quiet.
     """
     from tracelet_artifacts.ci.archive import is_archive, safe_extract
-    from tracelet_artifacts.ci.progress import TransferTotals, transfer_bar
+    from tracelet_artifacts.ci.progress import TransferTotals
     from tracelet_artifacts.ci.retriever import ArtifactRequest, ArtifactRetriever, ByteProgress
+    from tracelet_artifacts.terminal import transfer_bar
 
     _writable_folder(output, "output")
     cache = _writable_folder(cache_dir or Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser(), "cache-dir")
     retriever = ArtifactRetriever(cache, max_concurrency=concurrency)
-    console = _console()
+    out = console()
     totals = TransferTotals()
     with build_provider(provider, config_path, **flags) as p, transfer_bar(quiet=quiet) as bar:
         retriever.register_provider(provider, p)
@@ -238,7 +226,7 @@ def get(provider: str, run_id: str, names: tuple[str, ...], config_path: Path | 
         name = result.request.artifact_name
         if not result.ok or result.path is None or result.metadata is None:
             failed += 1
-            console.print(f"[red]✗[/red] {name}: {result.error}")
+            out.print(f"[red]✗[/red] {name}: {result.error}")
             continue
         dest = output / result.path.name
         shutil.copyfile(result.path, dest)
@@ -246,8 +234,8 @@ def get(provider: str, run_id: str, names: tuple[str, ...], config_path: Path | 
         if extract and is_archive(dest):
             where = safe_extract(dest, output / dest.name.split(".", 1)[0])
         origin = "cache" if result.from_cache else "downloaded"
-        console.print(f"[green]✓[/green] {name} → {where} ({result.metadata.size_bytes} bytes, "
-                      f"{result.metadata.artifact_type}, sha256 {result.metadata.sha256[:12]}…, {origin})")  # fmt: skip
+        out.print(f"[green]✓[/green] {name} → {where} ({result.metadata.size_bytes} bytes, "
+                  f"{result.metadata.artifact_type}, sha256 {result.metadata.sha256[:12]}…, {origin})")  # fmt: skip
     if failed:
         raise click.ClickException(f"{failed} of {len(results)} artifacts could not be retrieved")
 
@@ -307,9 +295,9 @@ def taskcluster_download(task_group_id: str, test_suites_list: tuple[str, ...], 
 
     Progress (tasks done and left, bytes, rate) is shown on stderr when it is a terminal, unless --quiet.
     """
-    from tracelet_artifacts.ci.progress import transfer_bar
     from tracelet_artifacts.ci.providers.taskcluster import FIREFOX_CI, TaskclusterProvider
     from tracelet_artifacts.ci.taskcluster_download import DownloadOptions, Progress, TaskGroupDownloader
+    from tracelet_artifacts.terminal import transfer_bar
 
     patterns = _values(artifact_to_get)
     if not patterns:

@@ -1,5 +1,5 @@
-"""Progress of long CI transfers: byte counts summed over many concurrent downloads, and the rich bar
-the commands show on stderr (bytes, rate, what is left), off when stderr is not a terminal or with --quiet.
+"""Progress of long CI transfers: byte counts summed over many concurrent downloads (the rich bar the
+commands show them in is ``tracelet_artifacts.terminal.transfer_bar``, re-exported here).
 """
 
 from __future__ import annotations
@@ -7,7 +7,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+
+from tracelet_artifacts.terminal import transfer_bar
+
+__all__ = ["ByteCallback", "TransferTotals", "transfer_bar"]
 
 ByteCallback = Callable[[int, "int | None"], None]
 
@@ -56,29 +59,3 @@ class TransferTotals:
         """One more file is complete."""
         with self._lock:
             self.files_done += 1
-
-
-def transfer_bar(*, quiet: bool, what: str = "transfer") -> Any:
-    """A rich Progress on stderr with bytes, rate and time left; disabled when quiet or not a terminal."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("{task.fields[left]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-    )

@@ -1,6 +1,7 @@
 """The automagic switch: ``enable(experiment)`` installs the producers the settings ask for (the
-``torch.save`` patch, a TraceletCallback on every Lightning Trainer, a TraceletTrainerCallback on every
-``transformers.Trainer``, the file watcher) and ``handle.disable()`` takes every one of them out again.
+``torch.save`` patch and the ``torch.load`` report, a TraceletCallback on every Lightning Trainer, a
+TraceletTrainerCallback on every ``transformers.Trainer``, the file watcher) and ``handle.disable()`` takes
+every one of them out again.
 
 ``CapturePort.start()`` calls it when ``automagic_artifacts`` or ``watch_filesystem`` is on (the latter
 alone starts only the watcher); ``stop()`` disables it first.
@@ -108,6 +109,12 @@ def _install_torch_save(handle: AutomagicHandle) -> None:
         log.exception("Automagic: installing the torch.save patch failed; torch.save is left as it is")
         return
     handle._add("torch.save", capture.disable)
+    try:  # files the script loads that the store holds are recorded as this run's inputs (lineage)
+        from tracelet_artifacts.hooks import torch_load
+
+        handle._add("torch.load", torch_load.enable(handle.experiment))
+    except Exception:
+        log.exception("Automagic: reporting torch.load calls failed to install; torch.load is left as it is")
 
 
 # -- watcher ----------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Lightning capture: ``TraceletCallback`` versions every checkpoint Lightning writes, the final model,
 the hyper-parameters and (optionally) validation samples, for ``lightning.pytorch`` and ``pytorch_lightning``.
 
-Checkpoints are seen one level above ``torch.save`` (the strategy's innermost ``CheckpointIO``), after the
-file is in place, and every ``ModelCheckpoint`` is scanned as a safety net. Each file (or sharded folder,
-once complete) is hard-linked into the store folder before the hook returns and handed to the experiment
-through its ``CapturePort``; a checkpoint on a remote filesystem is read back on a thread of its own.
+A checkpoint training resumes from (``trainer.fit(ckpt_path=…)``) is recorded as the run's input when
+the store holds it. Checkpoints are seen one level above ``torch.save`` (the strategy's innermost
+``CheckpointIO``), after the file is in place, and every ``ModelCheckpoint`` is scanned as a safety net.
+Each file (or sharded folder, once complete) is hard-linked into the store folder before the hook returns
+and handed to the experiment through its ``CapturePort``; a checkpoint on a remote filesystem is read back
+on a thread of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ log = capture_logger(__name__)
 NAMESPACES = ("lightning.pytorch", "pytorch_lightning")
 SAMPLES_HOOK = "tracelet_validation_samples"
 BEST, EVICTED = "best", "evicted"
+RESUMED = "lightning ckpt_path"  # how a resumed-from checkpoint is recorded as consumed
 STAGING_FOLDER = "staging/lightning"  # under the store root: hard links need the same filesystem
 _MARK = "__tracelet_capture__"
 _classes: dict[tuple[type, ...], type] = {}  # keyed by the Callback bases
@@ -155,6 +158,16 @@ class _CaptureLogic:
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if self._active and self.log_hparams:
             self._guarded("logging hyper-parameters", self._log_hparams, trainer, pl_module)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._active:
+            self._guarded("recording the checkpoint training resumed from", self._record_resume, trainer)
+
+    def _record_resume(self, trainer: Any) -> None:
+        """``trainer.fit(ckpt_path=…)``: the checkpoint is this run's input when the store holds it (lineage)."""
+        path = getattr(trainer, "ckpt_path", None)
+        if path and not remote.is_remote(os.fspath(path)) and os.path.isfile(path):
+            self.experiment.use_file(Path(path), how=RESUMED)
 
     def _samples_due(self, trainer: Any) -> bool:
         every = self.samples_every_n_epochs

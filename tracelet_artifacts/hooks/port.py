@@ -1,6 +1,7 @@
-"""The narrow port automatic producers talk to: hand an artifact over, and move an alias or add labels on
-a version once it is stored. ``Experiment`` implements it; the hooks never import ``experiment`` nor touch
-a store or catalog themselves.
+"""The narrow port automatic producers talk to: hand an artifact over, move an alias or add labels on a
+version once it is stored, and report what the run consumed (a stored version, or a file the store may
+hold) for lineage. ``Experiment`` implements it; the hooks never import ``experiment`` nor touch a store or
+catalog themselves.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ class CapturePort(Protocol):
         self, name: str, version: int, *, alias: str | None = None, labels: Iterable[str] = ()
     ) -> None:
         """Point ``alias`` at ``name``'s ``version`` and add ``labels`` to it (after it was stored)."""
+        ...
+
+    def use_artifact(self, name: str, version: str | int = ..., *, how: str = ...) -> Any:
+        """Record that the run consumed a stored version (a number or an alias); raises when there is none."""
+        ...
+
+    def use_file(self, path: str | Path, *, how: str) -> Future[Any]:
+        """Record, in the background, that the run read ``path`` if the store holds its content; the Future
+        holds that version or None, and never raises."""
         ...
 
 

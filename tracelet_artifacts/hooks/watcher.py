@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 from tracelet_artifacts.hooks import capture_logger
 from tracelet_artifacts.hooks.filecheck import file_signature, filesystem_type, is_network_filesystem
+from tracelet_artifacts.hooks.inputs import record_inputs
 from tracelet_artifacts.hooks.port import CapturePort
 from tracelet_artifacts.hooks.rank import is_rank_zero
 from tracelet_artifacts.hooks.staging import staging_folder
@@ -67,7 +68,9 @@ class ArtifactWatcher(EventIntake, StabilityTracker, Submission):
     A file counts as complete when it was closed after writing (inotify), renamed into place, or left
     unchanged for ``settle_s`` where no close signal exists, and two stats agree on its size and mtime;
     zip-based torch files and safetensors files must also pass a cheap format check. Files already in
-    the folders at start are taken as they are (not captured) unless ``include_existing=True``.
+    the folders at start are taken as they are (not captured) unless ``include_existing=True``. ``inputs``
+    (default: the ``watch_inputs`` setting) names what the outputs are made from, as stored versions
+    (``data/train:v3``, ``data/train@prod``) or files the store holds: each is recorded as consumed.
 
     Example::
 
@@ -89,6 +92,7 @@ class ArtifactWatcher(EventIntake, StabilityTracker, Submission):
         polling: bool | None = None,
         poll_interval_s: float | None = None,
         include_existing: bool = False,
+        inputs: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
         if experiment is None and callback is None:
             raise ConfigurationError("ArtifactWatcher needs an experiment to log into or a callback to call.")
@@ -106,6 +110,8 @@ class ArtifactWatcher(EventIntake, StabilityTracker, Submission):
         self.experiment = experiment
         self.callback = callback
         self.include_existing = include_existing
+        #: What the captured files are made from (lineage): stored versions or files; recorded at start.
+        self.inputs = list(inputs) if inputs is not None else list(getattr(settings, "watch_inputs", []))
         self.roots = self._distinct_roots(dirs)
         self.captured: list[CapturedFile] = []  # everything handed over, oldest first
         self._lock = threading.Condition(threading.RLock())
@@ -149,6 +155,7 @@ class ArtifactWatcher(EventIntake, StabilityTracker, Submission):
             store_root = self.experiment.capture_root  # raises a clear error when the experiment is not started
             self._excluded.append(str(store_root))
             self._staging = staging_folder(store_root / STAGING_FOLDER)
+            record_inputs(self.experiment, self.inputs)  # an unknown version raises here, before watching
         for root in self.roots:
             if root.path.exists() and not root.path.is_dir():
                 raise ConfigurationError(f"Cannot watch {str(root.path)!r}: it is a file, not a folder.")

@@ -30,7 +30,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +172,10 @@ class BlobStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def forget(self, key: str) -> None:
+        """Drop what this process remembers about a blob, so the next ``exists`` asks the store itself
+        (gc on another machine may have deleted it). Nothing is remembered here."""
 
     def touch(self, key: str) -> bool:
         """Refresh a blob's mtime (so ``gc`` grace counts from its last use); False if it is absent."""
@@ -360,14 +364,15 @@ class BlobStore:
             )
         return path
 
-    def copy_to(self, key: str, dest: Path, what: str = "") -> None:
-        """Write the blob to ``dest`` (temp + rename), checking its digest while it streams."""
+    def copy_to(self, key: str, dest: Path, what: str = "", on_bytes: Callable[[int], None] | None = None) -> None:
+        """Write the blob to ``dest`` (temp + rename), checking its digest while it streams; ``on_bytes(copied)``
+        follows the copy chunk by chunk."""
         source = self.local_path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
         try:
             with source.open("rb") as reader, temp.open("wb") as writer:
-                actual, _ = digest.copy_and_key(reader, writer, digest.algorithm_of(key))
+                actual, _ = digest.copy_and_key(reader, writer, digest.algorithm_of(key), on_bytes)
             if actual != key:
                 raise IntegrityError(
                     f"{what or 'Blob ' + key[:19] + '…'} is corrupt (its content hashes to {actual[:19]}…); "

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, VersionConflictError
-from tracelet_artifacts.store import listing
+from tracelet_artifacts.store import listing, version_names
 from tracelet_artifacts.store.listing import ArtifactFilter, ArtifactSummary
 from tracelet_artifacts.store.migrations import migrate
 from tracelet_artifacts.store.outbox import OUTBOX, DeliveryState, Outbox, OutboxItem
 from tracelet_artifacts.store.sql import Connection, Database, open_database
 from tracelet_artifacts.values import ArtifactType, ArtifactVersion, Manifest
+from tracelet_artifacts.version_names import could_be_version_name
 
 # ArtifactVersion is a value of the ground floor; OutboxItem, DeliveryState and OUTBOX moved to the outbox.
 # All stay importable from here.
@@ -105,6 +106,7 @@ class Catalog:
         version: int | None = None,
         aliases: Iterable[str] = (),
         run_id: str | None = None,
+        version_name: str | None = None,
     ) -> ArtifactVersion:
         """Record ``manifest`` as a new version, or return the existing version with the same digest.
 
@@ -112,7 +114,8 @@ class Catalog:
         the version's deliveries and stat-cache rows.
         """
         with self.transaction(f"artifact:{manifest.name}") as db:
-            return self.record_version(db, manifest, version=version, aliases=aliases, run_id=run_id)
+            return self.record_version(db, manifest, version=version, aliases=aliases, run_id=run_id,
+                                       version_name=version_name)
 
     def record_version(
         self,
@@ -123,23 +126,29 @@ class Catalog:
         aliases: Iterable[str] = (),
         run_id: str | None = None,
         now: float | None = None,
+        version_name: str | None = None,
         durability: str = "durable",
         durability_detail: str | None = None,
     ) -> ArtifactVersion:
         """``add_version`` inside the caller's transaction (which holds the ``artifact:<name>`` key).
 
+        With ``version_name`` (``1.2.0``): the version of that name when it holds the same content, else a
+        VersionConflictError; a new name goes on the identical version if it has none yet, else on a new one.
         ``durability`` is the new version's state (``committed`` while its blobs await their group sync, whose
         owner ``durability_detail`` names); a version that was ``lost`` comes back with it, its content stored anew.
         """
         now = time.time() if now is None else now
         aliases = [validate_alias(a) for a in aliases]
         artifact_id = self._artifact_id(db, manifest.name, create=True, now=now)
-        existing = self._existing(db, artifact_id, manifest, version)
+        if version_name is not None:
+            existing = version_names.existing(db, artifact_id, manifest, version_name)
+        else:
+            existing = self._existing(db, artifact_id, manifest, version)
         if existing is None:
             number = version or (db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE artifact_id=?",
                 (artifact_id,)).fetchone()[0])
-            version_id = self._insert_version(db, artifact_id, number, manifest, run_id, now)
+            version_id = self._insert_version(db, artifact_id, number, manifest, run_id, now, version_name)
             created = True
             db.execute("UPDATE versions SET durability=?, durability_detail=? WHERE id=?",
                        (durability, durability_detail, version_id))
@@ -174,12 +183,12 @@ class Catalog:
 
     @staticmethod
     def _insert_version(db: Connection, artifact_id: int, number: int, manifest: Manifest,
-                        run_id: str | None, now: float) -> int:
+                        run_id: str | None, now: float, version_name: str | None = None) -> int:
         cursor = db.execute(
             "INSERT INTO versions (artifact_id, version, digest, type, description, size_bytes, created_at, "
-            "run_id, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "run_id, manifest, version_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (artifact_id, number, manifest.digest, manifest.artifact_type.value, manifest.description,
-             manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True)))
+             manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True), version_name))
         version_id = int(cursor.fetchone()[0])
         db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
                        [(version_id, e.path, e.digest, e.size) for e in manifest.entries])
@@ -207,7 +216,7 @@ class Catalog:
 
     _VERSION_SELECT = (
         "SELECT v.id, a.name, v.version, v.digest, v.type, v.description, v.size_bytes, v.created_at, "
-        "v.run_id, v.manifest, v.durability, v.durability_detail, "
+        "v.run_id, v.manifest, v.version_name, v.durability, v.durability_detail, "
         "(SELECT group_concat(alias, ',') FROM aliases al WHERE al.version_id=v.id) "
         "AS alias_list FROM versions v JOIN artifacts a ON a.id=v.artifact_id"
     )
@@ -220,14 +229,16 @@ class Catalog:
             artifact_type=ArtifactType(row["type"]), size_bytes=row["size_bytes"],
             created_at=row["created_at"], aliases=aliases, description=row["description"],
             run_id=row["run_id"], created=created, manifest_json=row["manifest"], row_id=row["id"],
-            durability=row["durability"], durability_detail=row["durability_detail"])
+            version_name=row["version_name"], durability=row["durability"],
+            durability_detail=row["durability_detail"])
 
     def _version_by_id(self, db: Connection, version_id: int, created: bool = True) -> ArtifactVersion:
         row = db.execute(self._VERSION_SELECT + " WHERE v.id=?", (version_id,)).fetchone()
         return self._record(row, created)
 
     def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
-        """A version by number (``3``, ``"v3"``) or alias (``"latest"``, ``"best"``)."""
+        """A version by number (``3``, ``"v3"``), version name (``"1.2.0"``, ``"v1.2.0"``) or alias
+        (``"latest"``, ``"best"``)."""
         text = str(version)
         with self.db.reading() as db:
             artifact_id = self._artifact_id(db, name)
@@ -236,11 +247,13 @@ class Catalog:
                                  (artifact_id, int(text.lstrip("vV")))).fetchone()  # v0 and -1: not found
                 what = f"version {text}"
             else:
-                row = db.execute(self._VERSION_SELECT + " JOIN aliases x ON x.version_id=v.id "
-                                 "WHERE x.artifact_id=? AND x.alias=?", (artifact_id, text)).fetchone()
-                what = f"alias {text!r}"
+                row = version_names.find(db, self._VERSION_SELECT, artifact_id, text)
+                if row is None:
+                    row = db.execute(self._VERSION_SELECT + " JOIN aliases x ON x.version_id=v.id "
+                                     "WHERE x.artifact_id=? AND x.alias=?", (artifact_id, text)).fetchone()
+                what = f"version name or alias {text!r}" if could_be_version_name(text) else f"alias {text!r}"
         if row is None:
-            known = ", ".join(v.label for v in self.versions(name)) or "none"
+            known = ", ".join(v.named_label for v in self.versions(name)) or "none"
             raise ArtifactStoreNotFoundError(f"{name!r} has no {what}; its versions are: {known}.")
         return self._record(row)
 
@@ -331,10 +344,14 @@ class Catalog:
         re-delivering known content only sets aliases), so an alias moved here moves there too.
         """
         validate_alias(alias)
+        if alias == LATEST:
+            raise ArtifactStoreError(f"'{LATEST}' is the store's own alias: it always points at the newest version "
+                                     "and cannot be moved by hand; use another alias (e.g. best, prod).")
         target = self.get(name, version)
         now = time.time()
         with self.transaction(f"artifact:{name}", OUTBOX) as db:
             artifact_id = self._artifact_id(db, name)
+            version_names.refuse_alias_clash(db, artifact_id, name, alias)
             version_id = self._version_row(db, artifact_id, target.version)
             previous = db.execute("SELECT version_id FROM aliases WHERE artifact_id=? AND alias=?",
                                   (artifact_id, alias)).fetchone()

@@ -3,8 +3,9 @@
 Writing is two steps with plain data between them: ``ingest`` puts an artifact's content into the blob
 store and returns ``Staged`` (nothing visible yet, ``store/ingest.py``); ``commit`` records the version, its
 aliases, its outbox rows and its stat-cache rows in one catalog transaction and returns the
-``ArtifactVersion``. ``log`` is both in one call. The catalog, the outbox and the stat cache are three small
-objects over one database.
+``ArtifactVersion``. ``log`` is both in one call. The catalog, the outbox, the stat cache and the lineage
+(which run used which version) are small objects over one database. ``gc`` collects the blobs no version
+references, safely while others write (``store/gc.py`` says how).
 
 Durability (``TRACELET_DURABILITY``): under ``group`` (the default) a version is *committed* at once and
 *durable* when its group sync finishes (``store/durability.py``; ``wait_durable`` blocks on it, and so does
@@ -14,26 +15,32 @@ processes that are gone left unsynced (``durability.recover``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.artifact import TraceletArtifact, freeze
-from tracelet_artifacts.errors import ArtifactStoreError, IntegrityError
+from tracelet_artifacts.errors import ArtifactStoreError, BlobsCollectedError, IntegrityError
 from tracelet_artifacts.frozen import FrozenArtifact
 from tracelet_artifacts.names import validate_artifact_path
 from tracelet_artifacts.settings import TraceletSettings
+from tracelet_artifacts.store import gc as blob_gc
 from tracelet_artifacts.store.blobs import BlobStore, Durability
-from tracelet_artifacts.store.catalog import LATEST, Catalog, open_catalog_database, parse_version, validate_alias
+from tracelet_artifacts.store.catalog import LATEST, Catalog, open_catalog_database, validate_alias
 from tracelet_artifacts.store.digests import BlobDigests
 from tracelet_artifacts.store.durability import GroupSync, Recovery, owner_tag, recover
 from tracelet_artifacts.store.ingest import BlobIntake, Staged, staged_durability
+from tracelet_artifacts.store.lineage import Lineage
 from tracelet_artifacts.store.outbox import Deliveries, Outbox
+from tracelet_artifacts.store.removal import remove_version
 from tracelet_artifacts.store.stat_cache import StatCache, StatRow
 from tracelet_artifacts.values import ArtifactVersion, Manifest
+from tracelet_artifacts.version_names import split_version
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,7 @@ class EmbeddedStore:
         self.stat_cache = StatCache(self.db)
         self.digests = BlobDigests(self.db, self.blobs)
         self.group_sync = GroupSync(self.blobs, self.catalog)
+        self.lineage = Lineage(self.db)
         self.blobs.clean_temp()
         #: What opening the store found of what dead processes left unsynced (empty when nothing).
         self.recovery: Recovery = recover(self.blobs, self.catalog)
@@ -110,17 +118,20 @@ class EmbeddedStore:
         self,
         artifact: FrozenArtifact | TraceletArtifact | Manifest,
         *,
-        version: int | None = None,
+        version: int | str | None = None,
         aliases: Iterable[str] = (),
     ) -> Staged:
         """Put an artifact's content into the blob store; nothing is visible until ``commit``.
 
         A frozen artifact (or a builder, frozen now) is hashed while its files are copied in; a Manifest
-        must name content this store already holds. ``version`` and ``aliases`` are checked first, so a
-        refused one leaves no blob written.
+        must name content this store already holds. ``version`` is a number (``3``, ``"v3"``) or a version
+        name (``"1.2.0"``; a builder's ``version`` when not given here). It and ``aliases`` are checked
+        first, so a refused one leaves no blob written.
         """
         wanted = tuple(validate_alias(a) for a in aliases)
-        number = None if version is None else parse_version(version)
+        if version is None and isinstance(artifact, TraceletArtifact):
+            version = artifact.version
+        number, name = split_version(version)
         stat_rows: tuple[StatRow, ...] = ()
         if isinstance(artifact, Manifest):
             manifest = artifact
@@ -140,7 +151,7 @@ class EmbeddedStore:
             stat_rows = tuple(intake.stat_rows)
             manifest = self.digests.earlier_same_content(manifest) or manifest  # logged before BLAKE3: same version
         self.blobs.settle(e.digest for e in manifest.entries)  # a version never names a blob others cannot read
-        return Staged(manifest, stat_rows, number, wanted, staged_durability(self.blobs))
+        return Staged(manifest, stat_rows, number, wanted, staged_durability(self.blobs), name)
 
     def commit(self, staged: Staged, *, run_id: str | None = None, deliveries: Deliveries | None = None
                ) -> ArtifactVersion:
@@ -150,8 +161,10 @@ class EmbeddedStore:
         now = time.time()
         state = _VERSION_STATE[staged.durability]
         with self.db.transaction(f"artifact:{staged.manifest.name}") as conn:
+            blob_gc.check_commit(conn, self.blobs, (e.digest for e in staged.manifest.entries))  # gc raced us?
             record = self.catalog.record_version(conn, staged.manifest, version=staged.version,
-                                                 aliases=staged.aliases, run_id=run_id, now=now, durability=state,
+                                                 aliases=staged.aliases, run_id=run_id, now=now,
+                                                 version_name=staged.version_name, durability=state,
                                                  durability_detail=owner_tag() if state == "committed" else None)
             self.outbox.enqueue(conn, record.row_id, run_id, deliveries or {}, now)
             self.stat_cache.record(conn, staged.stat_rows)
@@ -169,19 +182,29 @@ class EmbeddedStore:
         self,
         artifact: TraceletArtifact | Manifest,
         *,
-        version: int | None = None,
+        version: int | str | None = None,
         aliases: Iterable[str] = (),
         run_id: str | None = None,
         plan: PlanFn | None = None,
     ) -> ArtifactVersion:
         """Store an artifact in one call (``ingest`` then ``commit``): a new version, or the existing one when
-        the content is identical. ``plan`` names the deliveries (backend → plan) for the outbox."""
+        the content is identical. ``version`` is a number or a version name (``"1.2.0"``); ``plan`` names
+        the deliveries (backend → plan) for the outbox. Blobs a concurrent gc collected between the two steps
+        are stored again (once)."""
         staged = self.ingest(artifact, version=version, aliases=aliases)
-        return self.commit(staged, run_id=run_id, deliveries=plan(staged.manifest) if plan else None)
+        deliveries = plan(staged.manifest) if plan else None
+        try:
+            return self.commit(staged, run_id=run_id, deliveries=deliveries)
+        except BlobsCollectedError:
+            if isinstance(artifact, Manifest):
+                raise
+            with self.pinned(staged.manifest):
+                return self.commit(self.ingest(artifact, version=version, aliases=aliases), run_id=run_id,
+                                   deliveries=deliveries)
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
-        """A version by number or alias."""
+        """A version by number (``3``, ``"v3"``), version name (``"1.2.0"``) or alias."""
         return self.catalog.get(name, version)
 
     def fetch(
@@ -194,7 +217,7 @@ class EmbeddedStore:
     ) -> list[Path]:
         """Write a version's files under ``dest`` (verifying every digest); return their paths.
 
-        ``progress(done_bytes, total_bytes)`` is called after each file.
+        ``progress(done_bytes, total_bytes)`` follows the whole version, chunk by chunk.
         """
         record = self.readable(name, version)
         target = Path(dest)
@@ -202,7 +225,8 @@ class EmbeddedStore:
         total, done, written = sum(e.size for e in entries), 0, []
         for entry in entries:
             path = target / validate_artifact_path(entry.path)
-            self.blobs.copy_to(entry.digest, path, f"{record.ref}/{entry.path}")
+            self.blobs.copy_to(entry.digest, path, f"{record.ref}/{entry.path}", None if progress is None
+                               else functools.partial(_offset_progress, progress, done, total))
             written.append(path)
             done += entry.size
             if progress:
@@ -238,19 +262,32 @@ class EmbeddedStore:
             )
 
     # -- maintenance ------------------------------------------------------------------------------
-    def gc(self, *, grace_s: float = 3600.0, dry_run: bool = False) -> tuple[int, int]:
-        """Remove blobs no version uses and older than ``grace_s``; return (count, bytes)."""
-        keep = self.catalog.referenced_digests()
-        cutoff = time.time() - grace_s
-        count = size = 0
-        for sha, blob_size, modified in list(self.blobs.inventory()):
-            if sha in keep or modified > cutoff:
-                continue
-            count, size = count + 1, size + blob_size
-            if not dry_run:
-                self.blobs.delete(sha)
-        log.info("gc: %s %d unreferenced blob(s), %d bytes", "would remove" if dry_run else "removed", count, size)
-        return count, size
+    def gc(self, *, grace_s: float = 0.0, dry_run: bool = False) -> tuple[int, int]:
+        """Remove blobs no version references; return (count, bytes). Safe while other processes write: a
+        blob stored after gc started is never collected (``store/gc.py``). ``grace_s`` also keeps blobs
+        modified in the last ``grace_s`` seconds (not needed for safety)."""
+        report = self.collect_garbage(dry_run=dry_run, grace_s=grace_s)
+        return report.removed, report.removed_bytes
+
+    @contextmanager
+    def pinned(self, manifest: Manifest) -> Iterator[None]:
+        """Keep gc away from ``manifest``'s blobs inside the block: to store them again after a commit raised
+        BlobsCollectedError, then commit (``store/gc.py``)."""
+        log.info("gc collected blobs of %s while it was logged; storing them again, pinned", manifest.name)
+        pin_id = blob_gc.pin(self.db, (e.digest for e in manifest.entries))
+        try:
+            yield
+        finally:
+            blob_gc.unpin(self.db, pin_id)
+
+    def collect_garbage(self, *, dry_run: bool = False, grace_s: float = 0.0) -> blob_gc.GcReport:
+        """``gc`` with the whole report (listed, kept, rescued by concurrent commits)."""
+        return blob_gc.collect(self.db, self.blobs, dry_run=dry_run, grace_s=grace_s)
+
+    def remove_version(self, name: str, version: str | int, *, force: bool = False) -> ArtifactVersion:
+        """Delete one version (its blobs stay until ``gc``): refused with VersionInUseError while an alias
+        other than ``latest`` points at it or a later run consumed it, unless ``force``."""
+        return remove_version(self.catalog, name, version, force=force)
 
     def close(self, timeout: float | None = CLOSE_WAIT_S) -> None:
         """Wait (up to ``timeout``) for the versions this handle committed to be durable, then close."""
@@ -258,3 +295,8 @@ class EmbeddedStore:
             log.warning("Closing %s before its last group sync finished; the versions it committed stay "
                         "'committed' and are checked when the store is next opened.", self.root)
         self.db.close()
+
+
+def _offset_progress(progress: Callable[[int, int], None], before: int, total: int, copied: int) -> None:
+    """``progress`` of a whole transfer, from the bytes ``copied`` of the file that follows ``before`` bytes."""
+    progress(before + copied, total)

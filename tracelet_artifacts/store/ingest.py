@@ -40,7 +40,8 @@ Durability = Literal["synced", "pending", "unsynced"]
 class Staged:
     """An artifact whose content is in the blob store but not yet in the catalog: what ``commit`` records.
 
-    ``version`` (None: the next number) and ``aliases`` were checked before any blob was written.
+    ``version`` (None: the next number), ``version_name`` (``1.2.0``) and ``aliases`` were checked before
+    any blob was written.
     """
 
     manifest: Manifest
@@ -48,6 +49,7 @@ class Staged:
     version: int | None = None
     aliases: tuple[str, ...] = ()
     durability: Durability = "synced"
+    version_name: str | None = None
 
 
 def staged_durability(blobs: BlobStore) -> Durability:

@@ -170,13 +170,22 @@ class Outbox:
 
     def counts(self, run_id: str | None = None, backends: Sequence[str] | None = None) -> dict[str, int]:
         """How many deliveries are in each status (for one run, or all; for some backends, or all)."""
-        sql, params = "SELECT status, COUNT(*) AS n FROM outbox WHERE 1=1", list[Any]()
+        return self._by_status("COUNT(*)", run_id, backends)
+
+    def bytes_by_status(self, run_id: str | None = None, backends: Sequence[str] | None = None) -> dict[str, int]:
+        """The bytes of the versions the deliveries in each status carry (a version to two backends counts
+        twice): what a progress bar shows while a run's deliveries finish."""
+        return self._by_status("COALESCE(SUM(v.size_bytes), 0)", run_id, backends)
+
+    def _by_status(self, measure: str, run_id: str | None, backends: Sequence[str] | None) -> dict[str, int]:
+        sql = f"SELECT o.status, {measure} AS n FROM outbox o JOIN versions v ON v.id=o.version_id WHERE 1=1"
+        params: list[Any] = []
         if run_id:
-            sql, params = sql + " AND run_id=?", [run_id]
+            sql, params = sql + " AND o.run_id=?", [run_id]
         if backends is not None:
-            sql += f" AND backend IN ({','.join('?' * len(backends)) or 'NULL'})"
+            sql += f" AND o.backend IN ({','.join('?' * len(backends)) or 'NULL'})"
             params += list(backends)
-        return {r["status"]: r["n"] for r in self._read(sql + " GROUP BY status", params)}
+        return {r["status"]: int(r["n"]) for r in self._read(sql + " GROUP BY o.status", params)}
 
     def deliveries(self, name: str | None = None, version: int | None = None, *, backend: str | None = None,
                    run_id: str | None = None) -> list[DeliveryState]:

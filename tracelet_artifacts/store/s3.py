@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -108,13 +108,20 @@ class S3BlobStore(BlobStore):
             return self._no_bucket()
         if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
             return ConfigurationError(
-                f"No credentials for {self.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)."
+                f"No credentials for {self.url} at {self.endpoint}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(or AWS_PROFILE)."
             )
-        return ArtifactStoreError(f"{action} {self.url} failed: {type(exc).__name__}: {redact_text(str(exc))}; "
-                                  "check the object store and the network, then retry.")
+        return ArtifactStoreError(f"{action} {self.url} at {self.endpoint} failed: {type(exc).__name__}: "
+                                  f"{redact_text(str(exc))}; check the object store and the network, then retry.")
+
+    @property
+    def endpoint(self) -> str:
+        """The server boto3 really talks to: TRACELET_S3_ENDPOINT_URL, else AWS_ENDPOINT_URL(_S3) or the
+        profile's endpoint, else the AWS region's (an S3-compatible store is not "AWS")."""
+        return redact_text(str(self._client.meta.endpoint_url))
 
     def _no_bucket(self) -> ConfigurationError:
-        return ConfigurationError(f"The bucket {self.bucket!r} does not exist at {self.endpoint_url or 'AWS'}; "
+        return ConfigurationError(f"The bucket {self.bucket!r} does not exist at {self.endpoint}; "
                                   "create it or fix TRACELET_BLOB_URL.")
 
     def _check_bucket(self) -> None:
@@ -233,6 +240,10 @@ class S3BlobStore(BlobStore):
     def exists(self, sha256: str) -> bool:
         return self.in_bucket(sha256)
 
+    def forget(self, sha256: str) -> None:
+        with self._lock:
+            self._uploaded.discard(sha256)
+
     def touch(self, sha256: str) -> bool:
         return super().touch(sha256) and self.in_bucket(sha256)
 
@@ -262,13 +273,13 @@ class S3BlobStore(BlobStore):
             return False
         return super().verify(sha256)
 
-    def copy_to(self, sha256: str, dest: Path, what: str = "") -> None:
+    def copy_to(self, sha256: str, dest: Path, what: str = "", on_bytes: Callable[[int], None] | None = None) -> None:
         self.local_path(sha256)
         try:
-            super().copy_to(sha256, dest, what)
+            super().copy_to(sha256, dest, what, on_bytes)
         except IntegrityError:
             self._heal(sha256)
-            super().copy_to(sha256, dest, what)
+            super().copy_to(sha256, dest, what, on_bytes)
 
     def delete(self, sha256: str) -> None:
         try:

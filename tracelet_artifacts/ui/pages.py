@@ -1,5 +1,6 @@
-"""The pages of the web view: the artifact list, one artifact's versions, one version, an entry's preview,
-and the diff of two versions. Each handler reads the catalog through its methods and renders a template.
+"""The pages of the web view: the artifact list, one artifact's versions, one version (with its lineage), an
+entry's preview, and the diff of two versions. Each handler reads the catalog through its methods and renders
+a template.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from tracelet_artifacts.status import durability_status, version_status
 from tracelet_artifacts.store.listing import ArtifactFilter
 from tracelet_artifacts.store.service import parse_key
 from tracelet_artifacts.ui.downloads import download_name, find_entry, zip_stream
+from tracelet_artifacts.ui.lineage_svg import lineage_svg
 from tracelet_artifacts.ui.previews import INLINE_IMAGES, has_preview, needs_blob, preview_entry
 from tracelet_artifacts.values import ManifestEntry
 
 PAGE_SIZE = 50
 INLINE_PREVIEWS = 6
 #: The version page, top to bottom: each name is a template under templates/version/ fed by ``version_page``.
-#: A lineage section (what this version was made from, what used it) slots in as one more name.
-VERSION_SECTIONS = ("summary", "entries", "previews", "deliveries", "metadata")
+VERSION_SECTIONS = ("summary", "entries", "previews", "lineage", "deliveries", "metadata")
+#: The lineage section: runs away from the version, each way, and nodes at most.
+LINEAGE_DEPTH, LINEAGE_NODES = 3, 40
 
 
 def _page(request: Request) -> int:
@@ -93,7 +96,10 @@ def version_page(request: Request, name: str, version: str) -> Response:
     previewable = [e for e in entries if has_preview(e)] if record.durability != "lost" else []
     previews = [preview_entry(app.store.blob_path(e.digest) if needs_blob(e) else None, e)
                 for e in previewable[:INLINE_PREVIEWS]]
+    graph = app.store.lineage.graph(record.name, record.version, direction="both", depth=LINEAGE_DEPTH,
+                                    limit=LINEAGE_NODES)
     return app.render(request, "version.html", {
+        "lineage": graph, "lineage_svg": lineage_svg(graph) if len(graph.nodes) > 1 else None,
         "record": record, "manifest": record.manifest, "sections": VERSION_SECTIONS,
         "durability": durability_status(record, bucket=app.store.blobs.durable_when_settled),
         "labels": app.store.catalog.labels(record.name, record.version),

@@ -20,6 +20,7 @@ class ArtifactVersion:
     """One immutable version of an artifact as the catalog holds it.
 
     ``created`` is False when logging found identical content already stored (no new version was made).
+    ``version_name`` is the name it was logged under (``1.2.0``), if any: as immutable as the number.
     ``durability`` says how safe its content is from a crash (see ``DURABILITY_STATES``).
     """
 
@@ -35,6 +36,7 @@ class ArtifactVersion:
     created: bool = True
     manifest_json: str = field(default="", repr=False, compare=False)
     row_id: int = field(default=0, repr=False, compare=False)
+    version_name: str | None = None
     durability: str = field(default="durable", compare=False)
     #: Why a ``lost`` version was lost (or which process is syncing a ``committed`` one).
     durability_detail: str | None = field(default=None, repr=False, compare=False)
@@ -48,6 +50,11 @@ class ArtifactVersion:
     def label(self) -> str:
         """``v3``-style version label."""
         return f"v{self.version}"
+
+    @property
+    def named_label(self) -> str:
+        """``v3 (1.2.0)`` for a version with a name, else ``v3``."""
+        return f"{self.label} ({self.version_name})" if self.version_name else self.label
 
     @property
     def ref(self) -> str:
