@@ -172,7 +172,7 @@ class EmbeddedStore:
             self.group_sync.submit(record.row_id, [self.blobs.where(e.digest) for e in staged.manifest.entries])
         elif self.blobs.journal is not None and not self.blobs.journal.idle:
             self.group_sync.submit(None, ())  # a bucket's local cache: synced in the background too
-        return record
+        return record.known_manifest(staged.manifest) if record.created else record
 
     def wait_durable(self, timeout: float | None = None) -> bool:
         """Block until every version this handle committed is durable (True), or ``timeout`` passes (False)."""

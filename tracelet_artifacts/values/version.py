@@ -65,3 +65,9 @@ class ArtifactVersion:
     def manifest(self) -> Manifest:
         """The frozen manifest of this version (parsed on first use)."""
         return Manifest.from_dict(json.loads(self.manifest_json))
+
+    def known_manifest(self, manifest: Manifest) -> ArtifactVersion:
+        """This record with ``manifest`` as its manifest (the one just stored, so 10,000 entries are not parsed
+        back from the JSON the catalog holds of it); returns the record."""
+        self.__dict__["manifest"] = manifest
+        return self
