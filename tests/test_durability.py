@@ -146,6 +146,34 @@ def test_show_tells_committed_and_durable_apart(tmp_path: Path) -> None:
     assert "durability: durable (synced to disk)" in shown.output
 
 
+EXITING_CHILD = """
+import sys
+from tracelet_artifacts.artifact import TraceletArtifact
+from tracelet_artifacts.store.embedded import EmbeddedStore
+
+store = EmbeddedStore(sys.argv[1])
+store.log(TraceletArtifact("data", "dataset").add_dir(sys.argv[2]))
+store.blobs.put_bytes(b"written outside any version, as a repair puts a blob back")
+"""                                                                 # ends normally, without closing the store
+
+
+def test_a_process_that_exits_without_closing_its_store_leaves_nothing_to_recover(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", EXITING_CHILD, str(root), str(_files(tmp_path / "src"))], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert read_markers(root / "blobs") == []  # everything it wrote was synced at exit
+    stray = digest.bytes_key(b"written outside any version, as a repair puts a blob back")
+    changed = root / "blobs" / digest.key_path(stray)
+    changed.chmod(0o644)
+    changed.write_bytes(b"changed later, not by a crash")
+    store = EmbeddedStore(root)
+    assert not store.recovery and store.get("data").durability == "durable"
+    assert changed.exists()  # not taken for a blob torn by a crash (verify reports it as corrupt)
+    store.close()
+
+
 # -- after a crash ------------------------------------------------------------------------------------------
 def test_a_killed_writer_loses_nothing_its_committed_versions_are_checked_and_made_durable(tmp_path: Path) -> None:
     root = tmp_path / "store"

@@ -148,10 +148,9 @@ class Catalog:
             number = version or (db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE artifact_id=?",
                 (artifact_id,)).fetchone()[0])
-            version_id = self._insert_version(db, artifact_id, number, manifest, run_id, now, version_name)
+            version_id = self._insert_version(db, artifact_id, number, manifest, run_id, now, version_name,
+                                              (durability, durability_detail))
             created = True
-            db.execute("UPDATE versions SET durability=?, durability_detail=? WHERE id=?",
-                       (durability, durability_detail, version_id))
         else:
             version_id, created = existing, False
             db.execute("UPDATE versions SET durability=?, durability_detail=? WHERE id=? AND durability='lost'",
@@ -182,13 +181,17 @@ class Catalog:
         return int(row["id"]) if row else None
 
     @staticmethod
-    def _insert_version(db: Connection, artifact_id: int, number: int, manifest: Manifest,
-                        run_id: str | None, now: float, version_name: str | None = None) -> int:
+    def _insert_version(db: Connection, artifact_id: int, number: int, manifest: Manifest, run_id: str | None,
+                        now: float, version_name: str | None = None,
+                        durability: tuple[str, str | None] = ("durable", None)) -> int:
+        # The durability goes in with the row: a later UPDATE would write a large manifest to the journal twice.
         cursor = db.execute(
             "INSERT INTO versions (artifact_id, version, digest, type, description, size_bytes, created_at, "
-            "run_id, manifest, version_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "run_id, manifest, version_name, durability, durability_detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (artifact_id, number, manifest.digest, manifest.artifact_type.value, manifest.description,
-             manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True), version_name))
+             manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True), version_name,
+             *durability))
         version_id = int(cursor.fetchone()[0])
         db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
                        [(version_id, e.path, e.digest, e.size) for e in manifest.entries])

@@ -39,9 +39,17 @@ from typing import Any
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.procs import HOST, pid_alive
+from tracelet_artifacts.store import write_journal
 from tracelet_artifacts.store.blobs import BlobStore
 from tracelet_artifacts.store.catalog import Catalog
-from tracelet_artifacts.store.write_journal import BOOT_ID, CLOCK_SLACK_NS, Marker, fsync_path, read_markers
+from tracelet_artifacts.store.write_journal import (
+    BOOT_ID,
+    CLOCK_SLACK_NS,
+    Marker,
+    WriteJournal,
+    fsync_path,
+    read_markers,
+)
 from tracelet_artifacts.values import ArtifactVersion
 
 log = logging.getLogger(__name__)
@@ -201,13 +209,31 @@ _LIVE: weakref.WeakSet[GroupSync] = weakref.WeakSet()
 
 
 @atexit.register
-def _wait_at_exit() -> None:
-    """A process leaving without closing its stores still waits (a while) for its versions to be durable."""
+def _finish_at_exit() -> None:
+    """A process leaving without closing its stores still waits (a while) for its versions to be durable, and
+    syncs what else it wrote (a blob a repair put back), so a clean exit leaves nothing for the next opener to
+    check: a marker left behind would make it take a blob changed later for one torn by a crash."""
     deadline = time.monotonic() + EXIT_WAIT_S
     for sync in list(_LIVE):
         if sync.pending and not sync.wait(max(0.0, deadline - time.monotonic())):
             log.warning("Exiting before %d group sync(s) finished; the versions stay 'committed' and are checked "
                         "when the store is next opened.", sync.pending)
+    for journal in list(write_journal.MARKED):
+        if journal.owned_here:
+            finish_journal(journal)
+
+
+def finish_journal(journal: WriteJournal) -> None:
+    """Sync, on this thread, what ``journal`` recorded as written and not yet synced, and remove its crash marker
+    (at exit: no thread may be started then). On failure the marker stays and the next open checks the blobs."""
+    try:
+        if not journal.idle:
+            paths, safe_ns = journal.take()
+            sync_files(paths, journal.folder.parent)
+            journal.synced(safe_ns)
+        journal.close()
+    except Exception:
+        log.exception("Syncing this process's last blob writes at exit failed; the store checks them when next opened.")
 
 
 # -- after a crash ---------------------------------------------------------------------------------------

@@ -105,6 +105,11 @@ def read_markers(blob_root: Path) -> list[Marker]:
     return found
 
 
+#: Journals whose marker is on disk, kept alive until they remove it, so a process exiting without closing its
+#: stores (a store handle dropped before the end) still syncs and removes its markers at exit (durability.py).
+MARKED: set[WriteJournal] = set()
+
+
 class WriteJournal:
     """One store handle's unsynced writes and its marker; safe to share between threads."""
 
@@ -141,6 +146,11 @@ class WriteJournal:
             return paths, safe
 
     @property
+    def owned_here(self) -> bool:
+        """Whether it has a marker, and the marker is this process's (not a forked child's copy of its parent's)."""
+        return self._marked and self._owner_pid == current_pid()
+
+    @property
     def idle(self) -> bool:
         with self._lock:
             return not self._pending and not self._inflight
@@ -162,6 +172,7 @@ class WriteJournal:
             if self._marked and not self._pending and not self._inflight:
                 self.marker.unlink(missing_ok=True)
                 self._marked = False
+                MARKED.discard(self)
 
     def _leave_marker(self) -> None:
         if self._marked:  # a forked child: its own marker, not the parent's
@@ -176,5 +187,6 @@ class WriteJournal:
         fsync_path(self.folder, folder=True)
         fsync_path(self.folder.parent, folder=True)
         self._marked, self._owner_pid = True, os.getpid()
+        MARKED.add(self)
 
     _owner_pid = -1
