@@ -189,7 +189,7 @@ def test_fetch_and_list_read_every_type_back_with_the_same_digest(
     folder = reader.fetch(manifest.name, "latest", tmp_path / "out")
     fetched = [entry for entry in manifest.entries if (folder / entry.path).is_file()]
     assert len(fetched) == len(manifest.entries)
-    rebuilt = [type(e)(e.path, (folder / e.path).stat().st_size, sha256_file(folder / e.path), e.mime, e.is_text)
+    rebuilt = [type(e)(e.path, (folder / e.path).stat().st_size, file_key(folder / e.path), e.mime, e.is_text)
                for e in manifest.entries]
     held = reader.find(manifest.name, "latest")
     refs = [Reference(**r) for r in held.tracelet["references"]]  # as W&B holds them, with sizes and digests
