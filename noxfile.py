@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -25,7 +27,7 @@ def integrations(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "tracelet_artifacts", "tests", "benchmarks", "examples")
+    session.run("ruff", "check", "tracelet_artifacts", "tests", "integrations", "benchmarks", "examples")
 
 
 @nox.session(python=PYTHON)
@@ -36,10 +38,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks, each printing ours against its baseline side by side."""
+    """Every script in benchmarks/, each printing ours against its baseline side by side (``nox -s bench --
+    ui.py`` runs one)."""
     session.install("-e", ".[dev]")
-    for script in sorted(__import__("pathlib").Path("benchmarks").glob("p*.py")):
-        session.run("python", str(script), *session.posargs)
+    scripts = session.posargs or sorted(path.name for path in Path("benchmarks").glob("*.py"))
+    for script in scripts:
+        session.run("python", f"benchmarks/{script}")
 
 
 @nox.session(python=PYTHON)

@@ -8,17 +8,14 @@ Every command exits non-zero with a one-line ``error:`` message on bad input (th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from tracelet_artifacts.cli_errors import TraceletGroup
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, TraceletError
 from tracelet_artifacts.terminal import console as _console
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _size(num: float) -> str:
@@ -31,11 +28,6 @@ def _size(num: float) -> str:
 
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _friendly_errors(func: F) -> F:
-    """Kept so commands can keep their decorator: errors are reported by the group (``TraceletGroup``)."""
-    return func
 
 
 def _store(path: str | None) -> Any:
@@ -79,7 +71,6 @@ def main() -> None:
 @click.option("--prefix", help="Only names starting with this.")
 @click.option("--contains", help="Only names containing this.")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest of each name.")
-@_friendly_errors
 def ls_command(store_path: str | None, name: str | None, type_: str | None, labels: tuple[str, ...],
                metas: tuple[str, ...], prefix: str | None, contains: str | None, all_versions: bool) -> None:
     """List artifacts with their versions, aliases and sizes; with NAME, every version of that artifact."""
@@ -117,7 +108,6 @@ def ls_command(store_path: str | None, name: str | None, type_: str | None, labe
 @main.command("show")
 @store_option
 @click.argument("ref")
-@_friendly_errors
 def show_command(store_path: str | None, ref: str) -> None:
     """Show one version: NAME, NAME:v3 or NAME@alias."""
     from rich.table import Table
@@ -183,7 +173,6 @@ def _print_deliveries(console: Any, store: Any, record: Any) -> None:
 @click.argument("ref")
 @click.argument("dest", type=click.Path(file_okay=False))
 @quiet_option
-@_friendly_errors
 def get_command(store_path: str | None, ref: str, dest: str, quiet: bool) -> None:
     """Write a version's files (NAME[:VERSION|@ALIAS]) under DEST, checking every digest.
 
@@ -216,7 +205,6 @@ def get_command(store_path: str | None, ref: str, dest: str, quiet: bool) -> Non
 @click.argument("ref", required=False)
 @click.option("--repair", "repair_", is_flag=True,
               help="Restore bad blobs from the backends that received each version (per the catalog's receipts).")
-@_friendly_errors
 def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> None:
     """Re-hash every blob of every version (or of NAME, or of NAME:VERSION) and report missing or corrupt ones."""
     from rich.table import Table
@@ -265,7 +253,6 @@ def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> No
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for deliveries.")
 @click.option("--include-live", is_flag=True, help="Also deliver for runs whose process still runs.")
 @quiet_option
-@_friendly_errors
 def sync_command(store_path: str | None, timeout: float, include_live: bool, quiet: bool) -> None:
     """Deliver what earlier runs left in the outbox (failed, pending or interrupted deliveries).
 
@@ -298,7 +285,6 @@ def sync_command(store_path: str | None, timeout: float, include_live: bool, qui
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @click.option("--cache", "cache_unused_s", type=float, default=None, metavar="SECONDS",
               help="Team store: also drop this machine's cached copies unused for SECONDS (the bucket keeps them).")
-@_friendly_errors
 def gc_command(store_path: str | None, grace: float, dry_run: bool, cache_unused_s: float | None) -> None:
     """Remove blobs that no version references (safe while other processes log)."""
     if grace < 0:
@@ -314,7 +300,6 @@ def gc_command(store_path: str | None, grace: float, dry_run: bool, cache_unused
 @main.command("migrate")
 @store_option
 @click.option("--dry-run", is_flag=True, help="Only count what would be renamed.")
-@_friendly_errors
 def migrate_command(store_path: str | None, dry_run: bool) -> None:
     """Name the blobs stored before BLAKE3 by their BLAKE3 keys (optional: mixed stores work as they are)."""
     from tracelet_artifacts.store.rekey import rekey
@@ -334,7 +319,6 @@ def migrate_command(store_path: str | None, dry_run: bool) -> None:
 @store_option
 @click.argument("ref")
 @click.option("--force", is_flag=True, help="Delete even while an alias points at it or a later run consumed it.")
-@_friendly_errors
 def rm_command(store_path: str | None, ref: str, force: bool) -> None:
     """Delete one version, NAME:VERSION (its blobs go at the next `gc`)."""
     name, version = _split_ref(ref)
@@ -353,7 +337,6 @@ def rm_command(store_path: str | None, ref: str, force: bool) -> None:
 @click.option("--depth", type=click.IntRange(1, 100), default=3, show_default=True, help="Runs away at most.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=200, show_default=True, help="Nodes at most.")
 @click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot"]), default="tree", show_default=True)
-@_friendly_errors
 def lineage_command(store_path: str | None, ref: str, direction: str, depth: int, limit: int, fmt: str) -> None:
     """The runs and versions a version came from (--up) or that used it (--down): NAME:VERSION or NAME@ALIAS."""
     from tracelet_artifacts.lineage_view import render
@@ -378,7 +361,6 @@ def lineage_command(store_path: str | None, ref: str, direction: str, depth: int
 @click.option("--dry-run", is_flag=True, help="Show what would be removed (with sizes); remove nothing.")
 @click.option("--ci-cache", "ci_cache", type=click.Path(file_okay=False), default=None,
               help="Prune this CI artifact cache folder instead of the store.")
-@_friendly_errors
 def prune_command(store_path: str | None, names: tuple[str, ...], keep_last: int | None, keep_days: float | None,
                   keep_best: int | None, best_by: str | None, lower_is_better: bool, no_keep_aliased: bool,
                   dry_run: bool, ci_cache: str | None) -> None:
@@ -400,7 +382,6 @@ def prune_command(store_path: str | None, names: tuple[str, ...], keep_last: int
 @store_option
 @click.argument("ref")
 @click.argument("alias")
-@_friendly_errors
 def alias_command(store_path: str | None, ref: str, alias: str) -> None:
     """Point ALIAS (e.g. best, prod) at a version: NAME:VERSION. ``latest`` is the store's own and moves by itself."""
     from tracelet_artifacts.store.catalog import LATEST
@@ -423,7 +404,6 @@ def alias_command(store_path: str | None, ref: str, alias: str) -> None:
 @click.option("--input", "inputs", multiple=True, metavar="REF|FILE",
               help="What the outputs are made from: NAME:VERSION, NAME@ALIAS or a file the store holds (repeatable; "
                    "default: TRACELET_WATCH_INPUTS). Recorded as this run's inputs (lineage).")
-@_friendly_errors
 def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple[str, ...],
                   patterns: tuple[str, ...], settle: float | None, inputs: tuple[str, ...]) -> None:
     """Version every complete file written under DIR... until Ctrl-C or SIGTERM."""
@@ -476,7 +456,6 @@ def watch_command(store_path: str | None, dirs: tuple[str, ...], backends: tuple
               help="Only this backend (repeatable; default: TRACELET_BACKENDS, else every installed backend).")
 @click.option("--experiment", default="default", show_default=True,
               help="The experiment name to resolve for (names MLflow experiments, W&B projects, ClearML tasks).")
-@_friendly_errors
 def doctor_command(store_path: str | None, backends: tuple[str, ...], experiment: str) -> None:
     """Where each backend's data would go, and where each value came from (explicit option, TRACELET_*,
     the SDK's own configuration, or the embedded default)."""
@@ -533,7 +512,6 @@ def _describe_backend(name: str, options: Any, sources: Any, run: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
 @click.option("--no-contents", is_flag=True, help="Compare entries, metadata and aliases only; open no file.")
 @click.option("--fail-on-regression", is_flag=True, help="Exit with status 1 when a metric regressed.")
-@_friendly_errors
 def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, no_contents: bool,
                  fail_on_regression: bool) -> None:
     """What changed from version A to version B (NAME:v1 NAME:v2, or NAME@alias): entries, metadata,
@@ -562,7 +540,6 @@ def diff_command(store_path: str | None, ref_a: str, ref_b: str, as_json: bool, 
 @click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True, help="Port to listen on.")
 @click.option("--token", envvar="TRACELET_UI_TOKEN", default=None,
               help="Require this token (Bearer header, cookie or ?token=) on every request (or TRACELET_UI_TOKEN).")
-@_friendly_errors
 def ui_command(store_path: str | None, host: str, port: int, token: str | None) -> None:
     """Serve a read-only web view of the store (artifacts, versions, previews, diffs, CI trends)."""
     try:
