@@ -25,7 +25,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from tracelet_artifacts import ArtifactType, ArtifactVersion, Experiment, TraceletArtifact, TraceletSettings
+from tracelet_artifacts import ArtifactType, ArtifactVersion, Experiment, TraceletArtifact, TraceletSettings, digest
 
 ARTIFACT = "quickstart-classifier"
 
@@ -103,9 +103,9 @@ def main() -> None:
         fetched = out / "fetched"
         exp.fetch_artifact(ARTIFACT, "best", fetched)
         for entry in best.manifest.entries:
-            assert sha256(fetched / entry.path) == entry.sha256, entry.path   # fetch checks too; so do we
+            assert digest.file_key(fetched / entry.path) == entry.digest, entry.path   # fetch checks too; so do we
         assert sha256(fetched / "model" / "tiny_model.pkl") == sha256(files["model"])
-        print(f"fetched  {best.ref} -> {fetched}  ({len(best.manifest.entries)} files, every SHA-256 verified)")
+        print(f"fetched  {best.ref} -> {fetched}  ({len(best.manifest.entries)} files, every digest verified)")
 
         print("\nartifacts in the store:")
         for record in exp.list_artifacts():       # the latest version of each artifact
@@ -115,7 +115,7 @@ def main() -> None:
                   + ", ".join(f"{v.label}[{','.join(v.aliases)}]" if v.aliases else v.label for v in history))
         print(f"files of {best.ref} (best):")
         for entry in best.manifest.entries:
-            print(f"    {entry.path:<22} {entry.size:>6} B  {entry.mime:<24} sha256 {entry.sha256[:12]}")
+            print(f"    {entry.path:<22} {entry.size:>6} B  {entry.mime:<24} {entry.digest[:19]}")
 
     blobs = sum(1 for p in (out / ".tracelet" / "blobs").rglob("*") if p.is_file() and p.parent.name != "tmp")
     print(f"\nsummary: {v2.label} is latest, best is {best.label}; {blobs} blobs hold both versions' "

@@ -88,7 +88,7 @@ def test_local_adapter_confirms_a_stored_version(tmp_path: Path) -> None:
 
 def test_local_adapter_refuses_a_version_whose_content_is_missing(tmp_path: Path) -> None:
     store, delivery = _logged(tmp_path)
-    store.blobs.delete(delivery.manifest.entries[0].sha256)
+    store.blobs.delete(delivery.manifest.entries[0].digest)
     with pytest.raises(DeliveryError, match="lacks content") as caught:
         LocalAdapter({"path": str(store.root)}).log(delivery)
     assert caught.value.retryable is False

@@ -1,14 +1,15 @@
-"""BlobStore.put_file: the kernel-copy path and its fall-back store the same bytes under the same digest."""
+"""BlobStore.put_file: the kernel-copy path, its fall-backs and the small-file path store the same bytes under
+the same BLAKE3 key."""
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.errors import ArtifactStoreError
 from tracelet_artifacts.store import blobs as blobs_module
 from tracelet_artifacts.store.blobs import BlobStore
@@ -20,13 +21,14 @@ def _write(path: Path, size: int) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("size", [0, 1, 5 * 1024 * 1024 + 3])
+@pytest.mark.parametrize("size", [0, 1, blobs_module.SMALL_FILE_BYTES, blobs_module.SMALL_FILE_BYTES + 1,
+                                  5 * 1024 * 1024 + 3])
 @pytest.mark.parametrize("fsync", [True, False])
 def test_put_file_stores_exact_bytes_under_their_digest(tmp_path: Path, size: int, fsync: bool) -> None:
     store = BlobStore(tmp_path / "blobs", fsync=fsync)
     data = _write(tmp_path / "file.bin", size)
     sha, stored = store.put_file(tmp_path / "file.bin")
-    assert (sha, stored) == (hashlib.sha256(data).hexdigest(), size)
+    assert (sha, stored) == (digest.bytes_key(data), size)
     assert store.path(sha).read_bytes() == data
     assert store.put_file(tmp_path / "file.bin") == (sha, size)  # identical content stored once
     assert list(store.tmp.iterdir()) == []
@@ -40,16 +42,17 @@ def test_put_file_falls_back_when_the_kernel_cannot_copy(tmp_path: Path, monkeyp
     monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", True)
     store = BlobStore(tmp_path / "blobs")
     data = _write(tmp_path / "file.bin", 3 * 1024 * 1024)
-    assert store.put_file(tmp_path / "file.bin") == (hashlib.sha256(data).hexdigest(), len(data))
+    assert store.put_file(tmp_path / "file.bin") == (digest.bytes_key(data), len(data))
     assert list(store.tmp.iterdir()) == []
 
 
 def test_put_file_without_copy_file_range_uses_the_python_copy(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", False)
+    monkeypatch.delattr(os, "sendfile", raising=False)
     store = BlobStore(tmp_path / "blobs")
-    data = _write(tmp_path / "file.bin", 1000)
-    assert store.put_file(tmp_path / "file.bin") == (hashlib.sha256(data).hexdigest(), 1000)
+    data = _write(tmp_path / "file.bin", 3 * 1024 * 1024)
+    assert store.put_file(tmp_path / "file.bin") == (digest.bytes_key(data), len(data))
 
 
 def test_a_failing_copy_raises_a_store_error_and_leaves_no_temp_file(tmp_path: Path,
@@ -60,7 +63,7 @@ def test_a_failing_copy_raises_a_store_error_and_leaves_no_temp_file(tmp_path: P
     monkeypatch.setattr(os, "copy_file_range", disk_full, raising=False)
     monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", True)
     store = BlobStore(tmp_path / "blobs")
-    _write(tmp_path / "file.bin", 1000)
+    _write(tmp_path / "file.bin", blobs_module.SMALL_FILE_BYTES + 1)  # a small file is not copied by the kernel
     with pytest.raises(ArtifactStoreError, match="No space left"):
         store.put_file(tmp_path / "file.bin")
     assert list(store.tmp.iterdir()) == []

@@ -1,8 +1,7 @@
-"""The content-addressed blob store: one file per SHA-256, atomic writes, verification, temp clean-up."""
+"""The content-addressed blob store: one file per BLAKE3 key, atomic writes, verification, temp clean-up."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import socket
@@ -10,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import blake3
 import pytest
 
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
@@ -25,8 +25,9 @@ def blobs(tmp_path: Path) -> BlobStore:
 
 def test_put_bytes_stores_content_under_its_digest(blobs: BlobStore) -> None:
     sha, size = blobs.put_bytes(b"hello")
-    assert sha == hashlib.sha256(b"hello").hexdigest() and size == 5
-    assert blobs.path(sha) == blobs.root / sha[:2] / sha[2:]
+    hexdigest = blake3.blake3(b"hello").hexdigest()
+    assert sha == f"blake3:{hexdigest}" and size == 5
+    assert blobs.path(sha) == blobs.root / "blake3" / hexdigest[:2] / hexdigest[2:]
     assert blobs.path(sha).read_bytes() == b"hello"
 
 
@@ -84,8 +85,9 @@ def test_copy_to_missing_blob_is_not_found(blobs: BlobStore, tmp_path: Path) -> 
 
 
 def test_path_refuses_a_non_digest(blobs: BlobStore) -> None:
-    with pytest.raises(ArtifactStoreError, match="not a SHA-256"):
-        blobs.path("../../etc/passwd")
+    for bad in ("../../etc/passwd", "blake3:../../etc/passwd", "md5:" + "0" * 64, "A" * 64):
+        with pytest.raises(ArtifactStoreError, match="not a blob key"):
+            blobs.path(bad)
 
 
 def test_delete_removes_the_blob(blobs: BlobStore) -> None:

@@ -289,7 +289,7 @@ def test_corrupted_blob_is_detected_on_fetch_and_verify(store: EmbeddedStore, tm
     (tmp_path / "w.bin").write_bytes(b"good weights")
     record = store.log(TraceletArtifact("w", "weights").add_file(tmp_path / "w.bin"))
     assert store.verify("w") == []
-    store.blob_path(record.manifest.entry("w.bin").sha256).write_bytes(b"bad weights!")
+    store.blob_path(record.manifest.entry("w.bin").digest).write_bytes(b"bad weights!")
     assert store.verify("w") == ["w.bin"]
     with pytest.raises(IntegrityError, match="corrupt"):
         store.check("w")
@@ -300,7 +300,7 @@ def test_corrupted_blob_is_detected_on_fetch_and_verify(store: EmbeddedStore, tm
 
 def test_missing_blob_is_reported_on_fetch(store: EmbeddedStore, tmp_path: Path) -> None:
     record = store.log(_config())
-    store.blobs.delete(record.manifest.entries[0].sha256)
+    store.blobs.delete(record.manifest.entries[0].digest)
     assert store.verify("cfg") == ["hparams.json"]
     with pytest.raises(ArtifactStoreNotFoundError, match="missing"):
         store.fetch("cfg", "latest", tmp_path / "out")
@@ -365,8 +365,8 @@ def test_delete_and_clear_remove_artifacts(store: EmbeddedStore) -> None:
 
 
 def test_gc_removes_only_unreferenced_blobs(store: EmbeddedStore) -> None:
-    keep = store.log(_config("keep", v=1)).manifest.entries[0].sha256
-    drop = store.log(_config("drop", v=2)).manifest.entries[0].sha256
+    keep = store.log(_config("keep", v=1)).manifest.entries[0].digest
+    drop = store.log(_config("drop", v=2)).manifest.entries[0].digest
     store.catalog.delete("drop")
     count, _ = store.gc(grace_s=0)
     assert count == 1

@@ -69,7 +69,7 @@ def test_get_writes_files_and_verifies_digests(store: EmbeddedStore, tmp_path: P
 
 def test_get_of_corrupted_blob_fails_with_one_line_error(store: EmbeddedStore, tmp_path: Path) -> None:
     entry = store.get("classifier", "v2").manifest.entries[0]
-    store.blob_path(entry.sha256).write_bytes(b"tampered")
+    store.blob_path(entry.digest).write_bytes(b"tampered")
     code, out = run(store, "get", "classifier", str(tmp_path / "out"))
     assert code == 1 and out.strip().startswith("error:") and "corrupt" in out
     assert not (tmp_path / "out" / "model" / "classifier.pt").exists()

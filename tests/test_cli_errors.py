@@ -53,9 +53,11 @@ COMMANDS: dict[str, list[str]] = {
     "lineage": ["lineage", "cfg:v1", "--store", "{store}"],
     "rm": ["rm", "cfg:v1", "--store", "{store}"],
     "prune": ["prune", "--dry-run", "--keep-last", "1", "--store", "{store}"],
+    "migrate": ["migrate", "--dry-run", "--store", "{store}"],
 }
 # Commands that read an existing store (watch creates one; doctor only says where data would go).
-READS_A_STORE = ["ls", "show", "get", "verify", "sync", "gc", "alias", "diff", "ui", "lineage", "rm", "prune"]
+READS_A_STORE = ["ls", "show", "get", "verify", "sync", "gc", "alias", "diff", "ui", "lineage", "rm", "prune",
+                 "migrate"]
 
 BAD_ENVIRONMENT = [
     pytest.param({"TRACELET_ENABLE_ARTIFACTS": "maybe"},

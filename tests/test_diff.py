@@ -41,7 +41,7 @@ def test_entries_added_removed_and_changed_with_sizes_and_digests(store: Embedde
     assert status == {"keep.txt": "unchanged", "gone.txt": "removed", "edit.txt": "changed", "new.txt": "added"}
     edit = next(e for e in diff.entries if e.path == "edit.txt")
     assert (edit.size_a, edit.size_b, edit.size_delta) == (5, 11, 6)
-    assert edit.digest_a != edit.digest_b and edit.digest_a == store.get("model", 1).manifest.entry("edit.txt").sha256
+    assert edit.digest_a != edit.digest_b and edit.digest_a == store.get("model", 1).manifest.entry("edit.txt").digest
     assert [e.path for e in diff.changed_entries] == ["edit.txt", "gone.txt", "new.txt"]
     assert not diff.identical
 

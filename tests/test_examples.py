@@ -3,12 +3,12 @@ and leaves a store a user can read back: two versions, ``best`` on v1, fetched f
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_quickstart_logs_dedups_aliases_fetches_and_lists(tmp_path: Path) -> Non
     assert "re-log   quickstart-classifier:v1  unchanged content: no new version" in result.stdout
     assert "logged   quickstart-classifier:v2" in result.stdout
     assert "alias    best -> quickstart-classifier:v1" in result.stdout
-    assert "every SHA-256 verified" in result.stdout
+    assert "every digest verified" in result.stdout
     assert "quickstart-classifier    MODEL  versions: v1[best], v2[latest]" in result.stdout
     assert "summary: v2 is latest, best is v1; 5 blobs" in result.stdout
 
@@ -49,7 +49,7 @@ def test_quickstart_logs_dedups_aliases_fetches_and_lists(tmp_path: Path) -> Non
         assert best.label == "v1" and store.verify("quickstart-classifier", "v2") == []
         for entry in best.manifest.entries:
             fetched = out / "fetched" / entry.path
-            assert hashlib.sha256(fetched.read_bytes()).hexdigest() == entry.sha256
+            assert digest.bytes_key(fetched.read_bytes()) == entry.digest
         assert (out / "fetched" / "samples" / "sample.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert {e.path for e in best.manifest.entries} == {
             "config.yaml", "hparams.json", "model/tiny_model.pkl", "samples/sample.png"}

@@ -71,7 +71,7 @@ def test_rm_leaves_blobs_until_gc_collects_them(store: EmbeddedStore, tmp_path: 
     record = store.log(artifact(tmp_path, "model", "one"))
     shared = store.log(artifact(tmp_path, "other", "one"))  # same content under another name
     store.log(artifact(tmp_path, "model", "two"))
-    sha = record.manifest.entries[0].sha256
+    sha = record.manifest.entries[0].digest
     store.remove_version("model", 1)
     assert store.blobs.exists(sha)
     assert store.gc() == (0, 0)  # "other" still holds that content
@@ -97,7 +97,7 @@ def test_a_commit_whose_blob_gc_collected_after_ingest_fails_and_logging_stores_
     old = store.log(artifact(tmp_path, "model", "same bytes"))
     store.log(artifact(tmp_path, "model", "newer"))
     store.remove_version("model", old.version)
-    sha = old.manifest.entries[0].sha256
+    sha = old.manifest.entries[0].digest
     staged = store.ingest(artifact(tmp_path, "again", "same bytes"))  # finds the blob stored: skips writing it
     assert store.gc() == (1, len("same bytes"))                      # gc runs between ingest and commit
     with pytest.raises(BlobsCollectedError):
@@ -134,7 +134,7 @@ def test_gc_dry_run_reports_without_deleting(store: EmbeddedStore, tmp_path: Pat
     store.log(artifact(tmp_path, "model", "two"))
     store.remove_version("model", record.version)
     assert store.gc(dry_run=True) == (1, 3)
-    assert store.blobs.exists(record.manifest.entries[0].sha256)
+    assert store.blobs.exists(record.manifest.entries[0].digest)
 
 
 WRITER = textwrap.dedent("""

@@ -160,6 +160,7 @@ def test_use_file_finds_a_stored_file_by_its_identity_without_reading_it(isolate
     def never(*_: object) -> str:
         raise AssertionError("the file was read")
 
+    monkeypatch.setattr(digest, "file_key", never)
     monkeypatch.setattr(digest, "sha256_file", never)
     with Experiment("finetune", backend=[], settings=settings()) as run:
         assert run.use_file("w.pt", how="torch.load").result(10).ref == "weights:v1"

@@ -11,7 +11,7 @@ from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.store.catalog import Catalog
 from tracelet_artifacts.store.embedded import EmbeddedStore
 from tracelet_artifacts.store.listing import ArtifactFilter
-from tracelet_artifacts.store.migrations import SCHEMA_VERSION
+from tracelet_artifacts.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 
 def test_version_filters_must_hold_for_one_and_the_same_version(tmp_path: Path) -> None:
@@ -39,14 +39,10 @@ def test_version_page_is_newest_first_and_counts_all(tmp_path: Path) -> None:
 
 def test_a_catalog_from_before_the_browsing_indexes_gains_them_when_opened(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
-    Catalog(path).close()
     with sqlite3.connect(path) as db:  # as schema v1 left it
-        for index in ("versions_type_artifact", "versions_created_artifact", "versions_id_artifact", "labels_version"):
-            db.execute(f"DROP INDEX {index}")
-        db.execute("CREATE INDEX versions_type ON versions (type)")
-        db.execute("DROP INDEX versions_name")  # schema v1 had no version names (v3) either
-        db.execute("ALTER TABLE versions DROP COLUMN version_name")
-        db.execute("UPDATE schema_info SET version=1")
+        db.executescript(MIGRATIONS[1]["sqlite"])
+        db.execute("CREATE TABLE schema_info (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_info VALUES (1)")
     Catalog(path).close()
     with sqlite3.connect(path) as db:
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}

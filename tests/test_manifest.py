@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
 from tracelet_artifacts import Manifest, TraceletArtifact
@@ -26,11 +26,12 @@ def _art(tmp_path: Path, name: str = "bundle") -> TraceletArtifact:
     return art
 
 
-def test_entries_record_path_size_sha256_mime_and_text(tmp_path: Path) -> None:
+def test_entries_record_path_size_content_key_mime_and_text(tmp_path: Path) -> None:
     manifest = _art(tmp_path).freeze()
     entry = manifest.entry("w/weights.bin")
     assert entry.size == 300
-    assert entry.sha256 == hashlib.sha256(b"\x00\x01\x02" * 100).hexdigest()
+    assert entry.digest == "blake3:" + blake3.blake3(b"\x00\x01\x02" * 100).hexdigest()
+    assert entry.algorithm == "blake3"
     assert (entry.mime, entry.is_text) == ("application/octet-stream", False)
     notes = manifest.entry("notes.txt")
     assert (notes.mime, notes.is_text, notes.kind) == ("text/plain", True, "file")
@@ -130,33 +131,21 @@ def test_metadata_that_is_not_json_is_refused_at_freeze(tmp_path: Path) -> None:
         art.freeze()
 
 
-def test_large_file_is_hashed_in_chunks_not_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_file_is_hashed_a_window_at_a_time_not_read_whole(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     big = tmp_path / "big.bin"
-    big.write_bytes(b"z" * (2 * digest_module.CHUNK_SIZE + 7))
-    reads: list[int] = []
+    big.write_bytes(b"z" * (2 * digest_module.MAP_WINDOW + 7))
+    windows: list[int] = []
+    real_mmap = digest_module.mmap.mmap
 
-    class SpyFile:
-        def __init__(self, handle: Any) -> None:
-            self.handle = handle
+    def spy_mmap(fd: int, length: int, *args: Any, **kwargs: Any) -> Any:
+        windows.append(length)
+        return real_mmap(fd, length, *args, **kwargs)
 
-        def __enter__(self) -> SpyFile:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.handle.close()
-
-        def read(self, size: int = -1) -> bytes:
-            reads.append(size)
-            return self.handle.read(size)
-
-    def spy_open(path: str, mode: str) -> SpyFile:
-        return SpyFile(open(path, mode))
-
-    monkeypatch.setattr(digest_module, "open", spy_open, raising=False)
+    monkeypatch.setattr(digest_module.mmap, "mmap", spy_mmap)
     manifest = TraceletArtifact("x", "custom").add_file(big).freeze()
-    assert manifest.entry("big.bin").sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
-    assert len(reads) >= 3
-    assert all(0 < size <= digest_module.CHUNK_SIZE for size in reads)
+    assert manifest.entry("big.bin").digest == "blake3:" + blake3.blake3(big.read_bytes()).hexdigest()
+    assert windows == [digest_module.MAP_WINDOW, digest_module.MAP_WINDOW, 7]
 
 
 def test_model_info_survives_freezing() -> None:

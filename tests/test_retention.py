@@ -125,7 +125,7 @@ def test_prune_dry_run_shows_what_would_go_with_sizes_and_removes_nothing(store:
 
 
 def test_prune_removes_the_versions_and_collects_their_blobs(store: EmbeddedStore) -> None:
-    blobs = {e.sha256 for v in store.catalog.versions("ckpt")[:1] for e in v.manifest.entries}
+    blobs = {e.digest for v in store.catalog.versions("ckpt")[:1] for e in v.manifest.entries}
     code, out = prune("ckpt", "--keep-last", "2")
     assert code == 0, out
     assert [v.version for v in store.catalog.versions("ckpt")] == [2, 5, 6]

@@ -63,17 +63,28 @@ def _kernel_copy_fills_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "copy_file_range", copy)
 
 
-def _python_copy_fills_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", False)
-    def copy_and_hash(source: Any, target: Any, *args: Any) -> tuple[str, int]:
-        target.write(source.read(100_000))
+def _sendfile_fills_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blobs_module, "_COPY_FILE_RANGE", False)  # the fall-back copy: sendfile
+    real = os.sendfile
+
+    def copy(out: int, source: int, offset: Any, count: int) -> int:
+        if os.fstat(out).st_size >= 256 * 1024:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(out, source, offset, min(count, 256 * 1024))
+
+    monkeypatch.setattr(os, "sendfile", copy)
+
+
+def _small_files_fill_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_room(*_args: Any) -> None:  # files up to SMALL_FILE_BYTES are written from memory
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(blobs_module.digest, "copy_and_hash", copy_and_hash)
+    monkeypatch.setattr(blobs_module, "SMALL_FILE_BYTES", 2 << 20)
+    monkeypatch.setattr(blobs_module, "publish", no_room)
 
 
 @pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="no copy_file_range on this OS")
-@pytest.mark.parametrize("fill", [_kernel_copy_fills_the_disk, _python_copy_fills_the_disk])
+@pytest.mark.parametrize("fill", [_kernel_copy_fills_the_disk, _sendfile_fills_the_disk, _small_files_fill_the_disk])
 def test_a_full_disk_while_storing_blobs_is_a_clear_error_and_changes_nothing(
     store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fill: Any
 ) -> None:

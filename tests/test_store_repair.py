@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.backends.local import LocalAdapter
 from tracelet_artifacts.cli import main
@@ -57,9 +58,7 @@ def _delivered_to_mirror(root: Path, mirror: Path, src: Path) -> EmbeddedStore:
 
 
 def _blob(store: EmbeddedStore, content: bytes) -> Path:
-    from tracelet_artifacts import digest
-
-    return store.blob_path(digest.sha256_bytes(content))
+    return store.blob_path(digest.bytes_key(content))
 
 
 def test_fetch_of_a_corrupt_blob_raises_integrity_error_and_writes_no_bad_bytes(tmp_path: Path) -> None:
@@ -79,7 +78,8 @@ def test_an_unrepairable_corrupt_blob_is_quarantined_and_logging_the_source_agai
     _flip_byte(bad)
     report = repair_version(store, "model-a", "v1")
     assert not report.ok and report.quarantined == ("w.bin",)
-    assert (store.blobs.root / "corrupt" / (bad.parent.name + bad.name)).is_file() and not bad.exists()
+    assert (store.blobs.root / "corrupt" / digest.bytes_key(WEIGHTS).replace(":", "-")).is_file()
+    assert not bad.exists()
     store.log(_artifact(tmp_path / "src"))  # same file, unchanged: stored anew, not skipped as "already there"
     assert check_version(store, store.get("model-a", "v1")) == ()
     fetch_verified(store, "model-a", "v1", tmp_path / "out")
@@ -98,7 +98,7 @@ def test_fetch_repairs_a_bad_blob_from_the_backend_that_holds_the_version(
                                options={"local": {"path": str(tmp_path / "mirror")}})
     assert sorted(p.name for p in paths) == ["notes.txt", "w.bin"]
     assert (tmp_path / "out" / "w.bin").read_bytes() == WEIGHTS
-    assert store.blobs.verify(bad.parent.name + bad.name)
+    assert store.blobs.verify(digest.bytes_key(WEIGHTS))
     state = "corrupt" if damage == "flip" else "missing"
     assert f"model-a:v1: the blob of 'w.bin' was {state}; re-fetched it from local" in caplog.text
 

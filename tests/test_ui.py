@@ -17,6 +17,7 @@ from click.testing import CliRunner
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import TraceletArtifact
 from tracelet_artifacts.backends.base import Receipt
 from tracelet_artifacts.cli import main
@@ -111,7 +112,7 @@ def test_version_page_shows_entries_metadata_aliases_and_previews(client: TestCl
     page = client.get("/artifacts/team/classifier:v1").text
     record = store.get("team/classifier", 1)
     for entry in record.manifest.entries:
-        assert entry.path in page and entry.sha256[:16] in page
+        assert entry.path in page and entry.digest[:23] in page
     assert "best" in page and "owner" in page and "classifier 1" in page
     assert '<img src="/raw/team/classifier:v1?path=out/plot.png"' in page  # image preview
     assert "<td>19</td><td>38</td>" in page and "<td>20</td><td>40</td>" not in page  # the first 20 CSV rows
@@ -132,7 +133,8 @@ def test_download_returns_the_exact_bytes_with_their_digest(client: TestClient, 
     entry = store.get("team/classifier", 2).manifest.entry("out/blob.bin")
     response = client.get("/download/team/classifier:v2", params={"path": "out/blob.bin"})
     assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
-    assert hashlib.sha256(response.content).hexdigest() == entry.sha256 == response.headers["x-tracelet-sha256"]
+    assert hashlib.sha256(response.content).hexdigest() == response.headers["x-tracelet-sha256"]
+    assert digest.bytes_key(response.content) == entry.digest == response.headers["x-tracelet-digest"]
 
 
 @pytest.mark.parametrize("path", ["../catalog.db", "../../store/catalog.db", "/etc/passwd", "out", "", "OUT/blob.bin"])
@@ -153,8 +155,8 @@ def test_zip_holds_every_entry_of_the_version(client: TestClient, store: Embedde
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         assert archive.testzip() is None
-        got = {name.split("/", 1)[1]: hashlib.sha256(archive.read(name)).hexdigest() for name in archive.namelist()}
-    assert got == {e.path: e.sha256 for e in store.get("team/classifier", 2).manifest.entries}
+        got = {name.split("/", 1)[1]: digest.bytes_key(archive.read(name)) for name in archive.namelist()}
+    assert got == {e.path: e.digest for e in store.get("team/classifier", 2).manifest.entries}
 
 
 def test_diff_page_shows_changed_entries_and_the_regression(client: TestClient) -> None:

@@ -169,6 +169,10 @@ def test_the_catalog_of_an_older_release_gains_version_names_when_opened(isolate
     with sqlite3.connect(path / "catalog.db") as db:  # as schema v2 left it
         db.execute("DROP INDEX versions_name")
         db.execute("ALTER TABLE versions DROP COLUMN version_name")
+        db.execute("DROP INDEX versions_not_durable")  # nor durability (v4)
+        db.execute("ALTER TABLE versions DROP COLUMN durability")
+        db.execute("ALTER TABLE versions DROP COLUMN durability_detail")
+        db.execute("DROP TABLE blob_digests")
         db.execute("UPDATE schema_info SET version=2")
     reopened = EmbeddedStore(path)
     assert reopened.get("my-app").version_name is None

@@ -62,7 +62,7 @@ def test_a_frozen_artifact_hashes_to_the_same_manifest_as_the_builder(tmp_path: 
 def test_ingest_puts_the_blobs_in_place_and_nothing_in_the_catalog(store: EmbeddedStore, tmp_path: Path) -> None:
     staged = store.ingest(freeze(_builder(tmp_path)))
     assert isinstance(staged, Staged)
-    assert all(store.blobs.verify(e.sha256) for e in staged.manifest.entries)
+    assert all(store.blobs.verify(e.digest) for e in staged.manifest.entries)
     assert store.catalog.names() == [] and store.outbox.items() == []
 
 
@@ -76,8 +76,9 @@ def test_ingest_refuses_a_bad_alias_or_version_before_writing_a_blob(store: Embe
 
 def test_ingest_says_how_durable_its_blobs_are(tmp_path: Path) -> None:
     unsynced = EmbeddedStore(tmp_path / "a", fsync=False).ingest(freeze(_builder(tmp_path)))
-    synced = EmbeddedStore(tmp_path / "b").ingest(freeze(_builder(tmp_path)))
-    assert (unsynced.durability, synced.durability) == ("unsynced", "synced")
+    synced = EmbeddedStore(tmp_path / "b", durability="per-blob").ingest(freeze(_builder(tmp_path)))
+    pending = EmbeddedStore(tmp_path / "c").ingest(freeze(_builder(tmp_path)))  # group durability, the default
+    assert (unsynced.durability, synced.durability, pending.durability) == ("unsynced", "synced", "pending")
 
 
 def test_ingest_of_a_manifest_needs_its_content_in_the_store(store: EmbeddedStore, tmp_path: Path) -> None:

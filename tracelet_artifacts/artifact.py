@@ -15,6 +15,7 @@ from here.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable, Mapping
@@ -261,15 +262,16 @@ class TraceletArtifact:
             chain = chains.pop(current, ())
             dirs[:] = [d for d in dirs if (base / d).resolve() not in chain]
             chains.update({os.path.join(current, d): (*chain, (base / d).resolve()) for d in dirs})
+            # Plain strings and one lstat per file: a dataset folder can hold hundreds of thousands of files.
+            folder = os.path.relpath(current, root).replace(os.sep, "/")
+            prefix = "" if folder == "." else folder + "/"
+            absolute = os.path.abspath(current)
             for file_name in sorted(names):
-                file_path = base / file_name
-                if file_path.is_symlink():
-                    self._check_link(file_path, real_root, allow_outside_symlinks)
-                if not file_path.is_file():
+                if not _regular_file(os.path.join(current, file_name), real_root, allow_outside_symlinks,
+                                     self._check_link):
                     continue
-                relative = file_path.relative_to(root).as_posix()
-                inner = f"{artifact_path.rstrip('/')}/{relative}" if artifact_path else relative
-                found.append((file_path, inner))
+                inner = f"{artifact_path.rstrip('/')}/{prefix}{file_name}" if artifact_path else prefix + file_name
+                found.append((Path(absolute, file_name), inner))
         claimed = [validate_artifact_path(inner) for _, inner in found]
         clash = [reason for reason in map(self._clash, claimed) if reason]
         if clash:
@@ -279,7 +281,7 @@ class TraceletArtifact:
             )
         for (file_path, _), inner in zip(found, claimed, strict=False):
             self._take(inner)
-            self._files.append(FileSpec(file_path.absolute(), inner, description))
+            self._files.append(FileSpec(file_path, inner, description))
         return self
 
     @staticmethod
@@ -414,6 +416,21 @@ def _stat_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _regular_file(path: str, real_root: Path, allow_outside_symlinks: bool,
+                  check_link: Any) -> bool:
+    """Whether ``path`` (found walking a folder) is a regular file to add; a symlink is checked first."""
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            check_link(Path(path), real_root, allow_outside_symlinks)
+            info = os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            return False  # gone meanwhile, a link to nothing, or a loop (as Path.is_file says)
+        raise
+    return stat.S_ISREG(info.st_mode)
 
 
 # Tracelet's names for the item types of ``files``, ``objects`` and ``references`` (its API reference uses them).

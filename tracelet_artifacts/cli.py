@@ -121,6 +121,10 @@ def show_command(store_path: str | None, ref: str) -> None:
     console.print(f"[bold]{record.ref}[/bold]{named}  type={record.artifact_type.value}  digest={record.digest}")
     console.print(f"aliases: {', '.join(record.aliases) or '-'}   created: {_when(record.created_at)}   "
                   f"size: {_size(record.size_bytes)}")
+    from tracelet_artifacts.status import durability_status
+
+    state, meaning = durability_status(record, bucket=store.blobs.durable_when_settled)
+    console.print(f"durability: {state} ({meaning})")
     if manifest.description:
         console.print(f"description: {manifest.description}")
     labels = store.catalog.labels(record.name, record.version)  # logged with it, and added later ("evicted")
@@ -130,9 +134,9 @@ def show_command(store_path: str | None, ref: str) -> None:
         console.print(f"metadata: {dict(manifest.metadata)}")
     if manifest.model:
         console.print(f"model: {manifest.model.framework} {manifest.model.class_name} at {manifest.model.path}")
-    table = Table("path", "size", "sha256", "mime", "text")
+    table = Table("path", "size", "digest", "mime", "text")
     for e in manifest.entries:
-        table.add_row(e.path, _size(e.size), e.sha256[:16] + "…", e.mime, "yes" if e.is_text else "no")
+        table.add_row(e.path, _size(e.size), e.digest[:23] + "…", e.mime, "yes" if e.is_text else "no")
     console.print(table)
     for reference in manifest.references:
         console.print(f"reference: {reference.uri} ({_size(reference.size_bytes or 0)})")
@@ -226,13 +230,13 @@ def verify_command(store_path: str | None, ref: str | None, repair_: bool) -> No
                                  problems=problems) if repair_ else RepairReport(record.ref, problems))
         for problem in problems:
             if problem.path in report.repaired:
-                seen[problem.sha256], outcome = None, f"repaired from {report.repaired[problem.path]}"
+                seen[problem.digest], outcome = None, f"repaired from {report.repaired[problem.path]}"
             else:
                 unrepaired += 1
                 moved = problem.path in report.quarantined
                 outcome = "no backend holds a copy" + ("; moved to blobs/corrupt/" if moved else "")
                 outcome = outcome if repair_ else "-"
-            table.add_row(record.ref, problem.path, problem.sha256[:12] + "…", problem.state, outcome)
+            table.add_row(record.ref, problem.path, problem.digest[:19] + "…", problem.state, outcome)
     console = _console()
     if table.row_count:
         console.print(table)
@@ -291,6 +295,24 @@ def gc_command(store_path: str | None, grace: float, dry_run: bool, cache_unused
     if cache_unused_s is not None:
         count, size = store.blobs.trim_cache(unused_for_s=cache_unused_s, dry_run=dry_run)
         click.echo(f"{'Would drop' if dry_run else 'Dropped'} {count} cached cop(ies), {_size(size)}.")
+
+
+@main.command("migrate")
+@store_option
+@click.option("--dry-run", is_flag=True, help="Only count what would be renamed.")
+def migrate_command(store_path: str | None, dry_run: bool) -> None:
+    """Name the blobs stored before BLAKE3 by their BLAKE3 keys (optional: mixed stores work as they are)."""
+    from tracelet_artifacts.store.rekey import rekey
+
+    store = _store(store_path)
+    report = rekey(store, dry_run=dry_run)
+    verb = "Would rename" if dry_run else "Renamed"
+    click.echo(f"{verb} {report.blobs} blob(s) ({_size(report.bytes)}) named by SHA-256 to their BLAKE3 keys; "
+               f"{report.versions} version(s) {'would name' if dry_run else 'now name'} them"
+               + ("." if dry_run else f"; removed {report.removed} old name(s)."))
+    if report.missing:
+        raise TraceletError(f"{len(report.missing)} blob(s) named by SHA-256 are missing or corrupt and were left as "
+                            "they are; run `tracelet-artifacts verify --repair` first.")
 
 
 @main.command("rm")

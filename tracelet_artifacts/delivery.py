@@ -200,7 +200,8 @@ class DeliveryQueue:
             record = self.store.catalog.version_by_id(item.version_id)
             self.store.ensure_local(record.manifest)  # blobs in a bucket: fetched into this machine's cache
             delivery = Delivery(record.manifest, record.version, BackendPlan.from_dict(item.plan),
-                                self.store.blobs.root, record.aliases, self.store.blobs.uri_prefix)
+                                self.store.blobs.root, record.aliases, self.store.blobs.uri_prefix,
+                                self.store.digests.hexdigest)
             receipt = adapter.log(delivery)
             self.store.outbox.complete(item.id, receipt.to_dict())
             log.debug("Delivered %s to %s", record.ref, item.backend)

@@ -6,7 +6,9 @@ asks this module; nothing else guesses types from names.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -86,6 +88,7 @@ _TEXT_MIME_PREFIXES = ("text/",)
 _TEXT_MIMES = {"application/json", "application/xml", "application/yaml", "application/toml"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _suffix_key(name: str) -> str | None:
     parts = name.lower().split(".")
     for start in range(1, len(parts)):
@@ -97,7 +100,7 @@ def _suffix_key(name: str) -> str | None:
 
 def kind_for_name(name: str | PurePath) -> FileKind | None:
     """Return the table row for a file name, or None for a suffix the table does not know."""
-    key = _suffix_key(PurePath(name).name)
+    key = _suffix_key(os.path.basename(name) if isinstance(name, str) else name.name)
     return _TABLE[key] if key else None
 
 

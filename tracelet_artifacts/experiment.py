@@ -214,14 +214,20 @@ class Experiment:
             own.close()
 
     def flush(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult:
-        """Wait until the run's deliveries are done (or failed for good), or ``timeout`` passes; keep running."""
+        """Wait until the run's versions are durable and its deliveries done (or failed for good), or ``timeout``
+        passes; keep running."""
         if self._queue is None and self._store is not None:  # a reader rank delivers nothing
             return FlushResult(0, 0, 0)
         if self._queue is None:
             raise TraceletError(f"Experiment {self.name!r} is not started; call start() first.")
         if self._ingest is not None:  # artifacts handed over with submit_artifact come first
             self._ingest.submit(lambda: None).result()
-        return self._queue.flush(self.settings.flush_timeout_s if timeout is None else timeout, progress)
+        limit = self.settings.flush_timeout_s if timeout is None else timeout
+        result = self._queue.flush(limit, progress)
+        if not self.store.wait_durable(limit):
+            log.warning("flush(): versions of %s are committed but not yet durable after %.0f s (their blobs are "
+                        "still being synced).", self.name, limit)
+        return result
 
     def stop(self, timeout: float | None = None, progress: ProgressFn | None = None) -> FlushResult | None:
         """Flush deliveries (up to ``timeout``, default from settings), close backend runs and the store.

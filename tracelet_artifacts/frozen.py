@@ -45,7 +45,11 @@ class ObjectSpec:
 
 
 class ContentSink(Protocol):
-    """Where freezing puts content: each call returns (sha256, size) of what it took in."""
+    """Where freezing puts content: each call returns (key, size) of what it took in (``digest.file_key``).
+
+    A sink may also offer ``head(path) -> bytes | None``: the first bytes of a file it has already read, so
+    freezing does not open the file again to tell text from binary.
+    """
 
     def put_file(self, path: Path) -> tuple[str, int]: ...
 
@@ -56,15 +60,15 @@ class HashOnlySink:
     """A sink that only hashes: freezing without a store."""
 
     def put_file(self, path: Path) -> tuple[str, int]:
-        return digest.sha256_file(path), path.stat().st_size
+        return digest.file_key(path), path.stat().st_size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
-        return digest.sha256_bytes(data), len(data)
+        return digest.bytes_key(data), len(data)
 
 
 def compute_digest(entries: Iterable[ManifestEntry], references: Iterable[Reference]) -> str:
-    """The artifact digest: a hash over the sorted entries (path, digest, size) and references."""
-    lines = sorted(f"E\t{e.path}\t{e.sha256}\t{e.size}" for e in entries)
+    """The artifact digest: a hash over the sorted entries (path, content key, size) and references."""
+    lines = sorted(f"E\t{e.path}\t{e.digest}\t{e.size}" for e in entries)
     lines += sorted(f"R\t{r.uri}\t{r.sha256 or ''}\t{r.size_bytes if r.size_bytes is not None else ''}"
                     for r in references)
     return digest.combine(lines)
@@ -95,11 +99,15 @@ class FrozenArtifact:
     def to_manifest(self, sink: ContentSink | None = None) -> Manifest:
         """Stream every entry through ``sink`` (default: hash only) once, into an immutable Manifest."""
         sink = sink or HashOnlySink()
+        known_head = getattr(sink, "head", None)
         entries: list[ManifestEntry] = []
         for spec in self.files:
             try:
                 sha, size = sink.put_file(spec.local_path)
-                head = detect.read_head(spec.local_path) if detect.kind_for_name(spec.artifact_path) is None else None
+                head = None
+                if detect.kind_for_name(spec.artifact_path) is None:
+                    head = known_head(spec.local_path) if known_head else None
+                    head = detect.read_head(spec.local_path) if head is None else head
             except FileNotFoundError:
                 raise ArtifactFileError(
                     f"{str(spec.local_path)!r} was removed after add_file(); keep it until log_artifact() returns."

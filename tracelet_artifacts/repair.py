@@ -39,11 +39,16 @@ QUARANTINE = "corrupt"  # blobs/corrupt/<digest>: bad bytes kept for inspection,
 
 @dataclass(frozen=True)
 class BlobProblem:
-    """One entry of a version whose blob is missing or does not hash to its digest."""
+    """One entry of a version whose blob is missing or does not hash to its key (``digest``)."""
 
     path: str
-    sha256: str
+    digest: str
     state: BlobState
+
+    @property
+    def sha256(self) -> str:
+        """The blob's key, under the field's name before blobs were named by BLAKE3 (use ``digest``)."""
+        return self.digest
 
 
 @dataclass(frozen=True)
@@ -72,18 +77,18 @@ def check_version(
     seen = {} if seen is None else seen
     problems = []
     for entry in record.manifest.entries:
-        if entry.sha256 not in seen:
-            seen[entry.sha256] = _blob_state(store, entry.sha256)
-        state = seen[entry.sha256]
+        if entry.digest not in seen:
+            seen[entry.digest] = _blob_state(store, entry.digest)
+        state = seen[entry.digest]
         if state is not None:
-            problems.append(BlobProblem(entry.path, entry.sha256, state))
+            problems.append(BlobProblem(entry.path, entry.digest, state))
     return tuple(problems)
 
 
-def _blob_state(store: EmbeddedStore, sha256: str) -> BlobState | None:
-    if not store.blobs.exists(sha256):
+def _blob_state(store: EmbeddedStore, key: str) -> BlobState | None:
+    if not store.blobs.exists(key):
         return "missing"
-    return None if store.blobs.verify(sha256) else "corrupt"
+    return None if store.blobs.verify(key) else "corrupt"
 
 
 class BackendCopies:
@@ -169,31 +174,35 @@ def _restore_from(store: EmbeddedStore, record: ArtifactVersion, backend: str,
             return restored
         for problem in problems:
             copy = Path(folder) / validate_artifact_path(problem.path)
-            actual = digest.sha256_file(copy) if copy.is_file() else None
-            if actual != problem.sha256:
+            if not digest.matches(copy, problem.digest):
                 log.warning("%s's copy of %s/%s does not match its digest; not used for the repair.",
                             backend, record.ref, problem.path)
                 continue
-            store.blobs.delete(problem.sha256)  # the bad bytes; put_file keeps an existing blob as it is
-            if store.blobs.put_file(copy)[0] == problem.sha256:
+            store.blobs.delete(problem.digest)  # the bad bytes; storing keeps an existing blob as it is
+            if _restore_blob(store, copy, problem.digest):
                 restored.append(problem.path)
                 log.warning("%s: the blob of %r was %s; re-fetched it from %s, checked its digest (%s…) and "
                             "repaired the store.", record.ref, problem.path, problem.state, backend,
-                            problem.sha256[:12])
+                            problem.digest[:19])
     return restored
+
+
+def _restore_blob(store: EmbeddedStore, copy: Path, key: str) -> bool:
+    """Store a checked copy of a blob under its key: by content for a BLAKE3 key; a blob named by SHA-256 (stored
+    before BLAKE3) is written under its old name, so the versions naming it read it again."""
+    if digest.algorithm_of(key) == digest.BLAKE3:
+        return store.blobs.put_file(copy)[0] == key
+    with copy.open("rb") as source:
+        return store.blobs.put_named(key, source)
 
 
 def _quarantine(store: EmbeddedStore, problem: BlobProblem) -> bool:
     """Move a corrupt blob to blobs/corrupt/ (so logging its source again stores it anew); True if moved."""
-    source = store.blobs.path(problem.sha256)  # the local file (an S3 store's cached copy)
-    target = store.blobs.root / QUARANTINE / problem.sha256
-    try:
-        target.parent.mkdir(exist_ok=True)
-        os.replace(source, target)
-    except FileNotFoundError:
+    target = store.blobs.set_aside(problem.digest)  # the local file (an S3 store's cached copy)
+    if target is None:
         return False
     log.warning("The blob of %r (%s…) is corrupt and no backend holds a copy; moved it to %s.",
-                problem.path, problem.sha256[:12], target)
+                problem.path, problem.digest[:19], target)
     return True
 
 

@@ -202,7 +202,7 @@ def _freed_bytes(store: EmbeddedStore, removed: Sequence[ArtifactVersion]) -> in
     if not removed:
         return 0
     gone = {r.row_id for r in removed}
-    sizes = {e.sha256: e.size for r in removed for e in r.manifest.entries}
+    sizes = {e.digest: e.size for r in removed for e in r.manifest.entries}
     digests = sorted(sizes)
     shared: set[str] = set()
     for start in range(0, len(digests), 500):

@@ -184,20 +184,20 @@ def _via_tempdir(filename: str, write: Callable[[Path], None]) -> bytes:
         return target.read_bytes()
 
 
-#: SHA-256 of every model file this process wrote with ``save_model``: a backend may load those back to
-#: re-save them in its own model format (they cannot carry anyone else's pickled code).
+#: The content key (``digest.bytes_key``) of every model file this process wrote with ``save_model``: a
+#: backend may load those back to re-save them in its own model format (they carry no one else's pickled code).
 _SAVED_HERE: set[str] = set()
 
 
-def saved_in_this_process(sha256: str) -> bool:
-    """Whether this process wrote a model file with this content (so loading it back runs no foreign code)."""
-    return sha256 in _SAVED_HERE
+def saved_in_this_process(key: str) -> bool:
+    """Whether this process wrote a model file with this content key (so loading it back runs no foreign code)."""
+    return key in _SAVED_HERE
 
 
 def save_model(model: Any, framework: str) -> SavedModel:
     """Write a model in its framework's native format; raise ModelFrameworkError if it cannot be saved."""
     saved = _save_model(model, framework)
-    _SAVED_HERE.add(digest.sha256_bytes(saved.data))
+    _SAVED_HERE.add(digest.bytes_key(saved.data))
     return saved
 
 

@@ -57,6 +57,9 @@ class TraceletSettings(BaseSettings):
     capture_all_ranks: bool = False
     store_path: Path = Path(".tracelet")
     store_type: Literal["local", "memory"] = "local"  # what ArtifactStoreFactory.create() builds
+    # How blobs reach the disk: "group" (synced together off the caller's thread; a version is committed at once
+    # and durable when its sync finishes), "per-blob" (each fsynced before it is named) or "none" (never synced).
+    durability: Literal["group", "per-blob", "none"] = "group"
     # A team's shared store: the catalog on PostgreSQL, the blobs in an S3-compatible bucket (store_path
     # then holds this machine's blob cache). The URL's password stays hidden in reprs and messages.
     catalog_url: SecretStr | None = None

@@ -4,6 +4,10 @@ One vocabulary for ``show``, ``ls`` and the API: an entry is *uploaded*, *refere
 or on this machine only), *not held* (with the reason), or the whole delivery is *pending* or *failed*.
 A delivery only counts as complete when a reader elsewhere can get every entry it holds; a read through a
 backend waits for this run's deliveries to it first (``await_deliveries``).
+
+The version itself, in the store, is *committed* (visible, its blobs not yet synced), *durable*, *lost* (a
+crash of the machine tore its content before it was durable) or *unsynced* (a store that never syncs):
+``durability_status``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 from tracelet_artifacts.errors import DeliveryError, DeliveryPendingError
 from tracelet_artifacts.store.outbox import DeliveryState, Outbox
-from tracelet_artifacts.values import Receipt
+from tracelet_artifacts.values import ArtifactVersion, Receipt
 
 UPLOADED, REFERENCED, LOCAL_ONLY, NOT_HELD = "uploaded", "referenced", "referenced (this machine only)", "not held"
 PENDING, FAILED = "pending", "failed"
@@ -80,6 +84,20 @@ def backend_status(delivery: DeliveryState) -> BackendStatus:
     gaps = any(line.state in (LOCAL_ONLY, NOT_HELD) for line in lines)
     return BackendStatus(backend, delivery.run_id, "partial" if gaps else "done", tuple(lines),
                          receipt.locator, receipt.view_command)
+
+
+def durability_status(record: ArtifactVersion, *, bucket: bool = False) -> tuple[str, str]:
+    """(state, what it means) of a version's content in the store: the line ``show`` and the web view print.
+    ``bucket``: the store's blobs live in a team's bucket (durable once there)."""
+    state = record.durability
+    if state == "durable":
+        return state, "in the team's bucket" if bucket else "synced to disk"
+    if state == "committed":
+        return state, ("visible, not yet durable: its blobs are being synced in the background; "
+                       "exp.flush() and closing the store wait for it")
+    if state == "lost":
+        return state, record.durability_detail or "its content did not survive a crash"
+    return state, "stored by a store that never syncs (TRACELET_DURABILITY=none)"
 
 
 def version_status(deliveries: Iterable[DeliveryState]) -> list[BackendStatus]:

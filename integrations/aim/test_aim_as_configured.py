@@ -12,7 +12,7 @@ import pytest
 from aim_support import init_repo, open_repo, user_env
 from user_scripts import doctor, user_script
 
-from tracelet_artifacts.digest import sha256_file
+from tracelet_artifacts.digest import file_key
 
 pytestmark = pytest.mark.integration
 EXPERIMENT = "resnet-sweep-3"
@@ -36,7 +36,7 @@ print(json.dumps({{"receipts": experiment_receipts("{EXPERIMENT}", "aim")}}))
     held = run["tracelet_artifacts"]
     assert set(held) == {"classifier", "cfg"} and held["classifier"]["v1"]["entries"][0]["path"] == "model.pth"
     copied = project / "aim_artifacts" / run.hash / "classifier" / "v1" / "model.pth"
-    assert sha256_file(copied) == held["classifier"]["v1"]["entries"][0]["sha256"], "files beside the repo"
+    assert file_key(copied) == held["classifier"]["v1"]["entries"][0]["digest"], "files beside the repo"
     assert not (work / ".tracelet" / "aim").exists(), "no repo of ours beside the user's"
     assert {r["locator"] for r in result["receipts"]} == {run.hash}
     assert {r["view_command"] for r in result["receipts"]} == {f"aim up --repo {project}"}
@@ -104,4 +104,4 @@ print(json.dumps({"receipt": receipt}))
     (run,) = _runs(project)
     (entry,) = run["tracelet_artifacts"]["weights"]["v1"]["entries"]
     assert entry["reference"] == receipt["reference_uris"]["big.bin"] and "aim_artifact" not in entry
-    assert sha256_file(project / "fetched" / "big.bin") == entry["sha256"] == sha256_file(blob)
+    assert file_key(project / "fetched" / "big.bin") == entry["digest"] == file_key(blob)

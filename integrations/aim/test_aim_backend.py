@@ -14,7 +14,7 @@ from aim_support import AimServer, Harness, every_type, free_port, open_repo
 from tracelet_artifacts.artifact import ArtifactType, Manifest, TraceletArtifact
 from tracelet_artifacts.backends import registry
 from tracelet_artifacts.backends.aim import AimAdapter
-from tracelet_artifacts.digest import sha256_file
+from tracelet_artifacts.digest import file_key
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
 
 pytestmark = pytest.mark.integration
@@ -32,12 +32,12 @@ def check_run_holds(run: Any, manifest: Manifest, version: int, dest: Path) -> N
     assert set(by_path) == {e.path for e in manifest.entries}
     for entry in manifest.entries:
         held = by_path[entry.path]
-        assert held["sha256"] == entry.sha256 and held["size"] == entry.size
+        assert held["digest"] == entry.digest and held["size"] == entry.size
         artifact = run.artifacts[held["aim_artifact"]]
         assert artifact.name == f"{manifest.name}/v{version}/{entry.path}"  # the artifact path is preserved
         target = dest / manifest.name / entry.path
         downloaded = Path(artifact.download(str(target.parent)))
-        assert downloaded == target and sha256_file(downloaded) == entry.sha256
+        assert downloaded == target and file_key(downloaded) == entry.digest
     assert [r["uri"] for r in record["references"]] == [r.uri for r in manifest.references]
     if manifest.model:
         assert record["model"]["framework"] == manifest.model.framework == "sklearn"
@@ -112,7 +112,7 @@ def test_list_and_fetch_work_through_the_adapter(make_harness: Callable[..., Har
     for manifest, version in logged:
         out = harness.adapter.fetch(manifest.name, "latest" if version % 2 else f"v{version}", tmp_path / manifest.name)
         for entry in manifest.entries:
-            assert sha256_file(out / entry.path) == entry.sha256
+            assert file_key(out / entry.path) == entry.digest
 
     with pytest.raises(ArtifactStoreNotFoundError):
         harness.adapter.fetch("dataset", "v2", tmp_path / "nowhere")
@@ -122,8 +122,8 @@ def test_list_and_fetch_work_through_the_adapter(make_harness: Callable[..., Har
     later.start()
     assert {i.name: i.digest for i in later.adapter.list()} == {m.name: m.digest for m, _ in logged}
     out = later.adapter.fetch("dataset", "v1", tmp_path / "again")
-    assert sha256_file(out / "data/split/test.csv") == next(m for m, _ in logged if m.name == "dataset").entry(
-        "data/split/test.csv").sha256
+    assert file_key(out / "data/split/test.csv") == next(m for m, _ in logged if m.name == "dataset").entry(
+        "data/split/test.csv").digest
 
 
 def test_relogging_same_content_creates_no_new_version_and_uploads_nothing(
@@ -193,7 +193,7 @@ def test_every_artifact_type_through_a_real_aim_server(
     assert {i.name: i.digest for i in harness.adapter.list()} == {m.name: m.digest for m, _ in logged}
     manifest = logged[0][0]
     out = harness.adapter.fetch(manifest.name, "v1", tmp_path / "over-aim")
-    assert all(sha256_file(out / e.path) == e.sha256 for e in manifest.entries)
+    assert all(file_key(out / e.path) == e.digest for e in manifest.entries)
     from aim import Repo
 
     remote = Repo(aim_server.url)
@@ -273,12 +273,12 @@ def test_entries_sent_as_references_are_recorded_not_copied_and_still_fetch(
     receipt = harness.adapter.log(delivery)
     assert receipt.referenced == ("big.bin",) and receipt.uploaded == ()
     out = harness.adapter.fetch("bulk", "latest", tmp_path / "out")
-    assert sha256_file(out / "big.bin") == delivery.manifest.entry("big.bin").sha256
+    assert file_key(out / "big.bin") == delivery.manifest.entry("big.bin").digest
     harness.adapter.end_run()
     run = open_repo(harness.store.root / "aim").get_run(run_hash)
     (entry,) = run[("tracelet_artifacts", "bulk", "v1", "entries")]
     assert entry["reference"] == delivery.blob_path(delivery.manifest.entry("big.bin")).absolute().as_uri()
-    assert entry["sha256"] == delivery.manifest.entry("big.bin").sha256
+    assert entry["digest"] == delivery.manifest.entry("big.bin").digest
     assert dict(run.artifacts) == {}
 
 

@@ -11,7 +11,7 @@ import pytest
 from aim_support import every_type, open_repo
 
 from tracelet_artifacts.artifact import ArtifactType, TraceletArtifact
-from tracelet_artifacts.digest import sha256_file
+from tracelet_artifacts.digest import file_key
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.settings import TraceletSettings
 
@@ -57,7 +57,7 @@ def test_experiment_delivers_every_type_to_aim_and_reads_back(tmp_path: Path, sa
     assert exp.get_artifact("classifier", "latest", backend="aim").digest == manifests["classifier"].digest
     assert [i.name for i in exp.list_artifacts(ArtifactType.AUDIO, backend="aim")] == ["sound"]
     out = exp.fetch_artifact("dataset", "v1", tmp_path / "fetched", backend="aim")
-    assert all(sha256_file(out / e.path) == e.sha256 for e in manifests["dataset"].entries)
+    assert all(file_key(out / e.path) == e.digest for e in manifests["dataset"].entries)
     same = exp.log_artifact(next(b for b in every_type(tmp_path / "again") if b.name == "config"))
     assert same["local"].version == 1 and same["aim"].ok  # no new version; already delivered by this run
     result = exp.stop()
@@ -71,7 +71,7 @@ def test_experiment_delivers_every_type_to_aim_and_reads_back(tmp_path: Path, sa
     for name, manifest in manifests.items():
         for entry in manifest.entries:
             artifact = run.artifacts[f"{name}/v1/{entry.path}"]
-            assert sha256_file(artifact.download(str(tmp_path / "dl" / name))) == entry.sha256
+            assert file_key(artifact.download(str(tmp_path / "dl" / name))) == entry.digest
     assert run["hparams"] == {"lr": 0.1, "epochs": 2}
     assert [m.name for m in run.metrics()] == ["loss"]
     files_after_first = stored_files(store / "aim_artifacts")

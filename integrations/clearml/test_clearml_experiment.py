@@ -62,8 +62,8 @@ def test_experiment_delivers_to_clearml_and_reads_back(tmp_path: Path) -> None:
         assert got.version == "v1" and got.artifact_type is ArtifactType.MODEL
         assert [r.name for r in exp.list_artifacts(ArtifactType.DATASET, backend="clearml")] == ["tiny-data"]
         out = exp.fetch_artifact("tiny-data", "v1", tmp_path / "fetched", backend="clearml")
-        files = {p.relative_to(out).as_posix(): digest.sha256_file(p) for p in out.rglob("*") if p.is_file()}
-        assert files == {e.path: e.sha256 for e in stored["tiny-data"].manifest.entries}
+        files = {p.relative_to(out).as_posix(): digest.file_key(p) for p in out.rglob("*") if p.is_file()}
+        assert files == {e.path: e.digest for e in stored["tiny-data"].manifest.entries}
     finally:
         result = exp.stop(timeout=60)
     assert result is not None and result.complete
@@ -151,13 +151,14 @@ def test_what_a_stopped_run_left_undelivered_is_delivered_by_sync(tmp_path: Path
     try:
         _, state = store.catalog.run_state(run_id)
         record = store.get("notes")
+        notes_sha256 = digest.sha256_file(store.blob_path(record.manifest.entries[0].digest))  # what ClearML records
     finally:
         store.close()
     sessions = [Path(p) for p in state["clearml"]["sessions"]]
     assert len(sessions) == 2 and sessions[0] == session
     with zipfile.ZipFile(sessions[1].with_name(sessions[1].name + ".zip")) as zf:
         held = {a["key"]: a for a in json.loads(zf.read("task.json"))["execution"]["artifacts"]}
-    assert held["notes:v1"]["display_data"] and held["notes:v1/notes.md"]["hash"] == record.manifest.entries[0].sha256
+    assert held["notes:v1"]["display_data"] and held["notes:v1/notes.md"]["hash"] == notes_sha256
 
 
 @pytest.mark.integration

@@ -26,6 +26,7 @@ LEAVES_IN_CWD: dict[str, list[str]] = {
     "ci_trends": ["ci_trends_output"],
     "diff_and_ui": ["diff-demo-output"],
     "hf_trainer_capture": [],
+    "ingest_durability": ["ingest-output"],
     "join_open_runs": ["join-open-runs-output"],
     "lightning_autocapture": [],
     "lineage_and_retention": ["lineage-demo-output"],

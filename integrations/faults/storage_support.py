@@ -58,16 +58,19 @@ def flip_byte(path: Path, offset: int = 0) -> None:
         handle.write(bytes([byte[0] ^ 0xFF]))
 
 
-def blob_files(blob_root: Path) -> list[Path]:
-    """Every file under ``blobs/<aa>/`` (what a reader can find by digest)."""
-    return sorted(p for shard in blob_root.iterdir() if shard.is_dir() and len(shard.name) == 2
-                  for p in shard.iterdir())
+def blob_files(blob_root: Path) -> dict[str, Path]:
+    """Every file a reader can find by key: ``blobs/blake3/<aa>/…`` (BLAKE3) and ``blobs/<aa>/…`` (SHA-256)."""
+    found = {}
+    for prefix, folder in (("", blob_root), ("blake3:", blob_root / "blake3")):
+        for shard in sorted(folder.iterdir()) if folder.is_dir() else ():
+            if shard.is_dir() and len(shard.name) == 2:
+                found.update({prefix + shard.name + p.name: p for p in sorted(shard.iterdir())})
+    return found
 
 
 def unsound_blobs(blob_root: Path) -> list[str]:
-    """Blob files whose content does not hash to their name (empty when every blob is whole)."""
-    return [f"{p.parent.name}/{p.name}" for p in blob_files(blob_root)
-            if digest.sha256_file(p) != p.parent.name + p.name]
+    """Blob files whose content does not hash to their key (empty when every blob is whole)."""
+    return [key for key, path in blob_files(blob_root).items() if not digest.matches(path, key)]
 
 
 @contextlib.contextmanager

@@ -61,7 +61,7 @@ def test_after_a_kill_mid_checkpoint_sync_delivers_the_last_complete_one_and_nev
     try:
         assert store.catalog.names() == ["ckpt/epoch_0.pt"]  # the torn one never became a version
         (version,) = store.catalog.versions("ckpt/epoch_0.pt")
-        assert version.manifest.entries[0].sha256 == digest.sha256_file(workdir / "ckpt" / "epoch_0.pt")
+        assert version.manifest.entries[0].digest == digest.file_key(workdir / "ckpt" / "epoch_0.pt")
         assert store.catalog.outbox_counts().get("pending", 0) == 0
         assert not list((workdir / ".tracelet" / "staging" / "torch_save").glob("*epoch_1*"))
     finally:

@@ -100,8 +100,8 @@ def test_ddp_checkpoints_are_captured_once_each_from_the_writing_rank(
     assert len(digests) == len(set(digests)), "the same checkpoint content became two versions"
     on_disk = sorted((workdir / "logs" / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt"))
     assert len(on_disk) == 2  # save_top_k=1 and save_last
-    held = {e.sha256 for v in versions for e in v.manifest.entries}
-    assert all(digest.sha256_file(p) in held for p in on_disk), "a checkpoint on disk is not in the store"
+    held = {e.digest for v in versions for e in v.manifest.entries}
+    assert all(digest.file_key(p) in held for p in on_disk), "a checkpoint on disk is not in the store"
     # Both ranks run the same script and open the same store, but only the rank that wrote a file captured it.
     assert {v.run_id for v in versions} == {versions[0].run_id}
     best = store.get(name, "best").manifest.metadata
@@ -128,7 +128,7 @@ def test_torchrun_checkpoints_are_captured_once_from_rank_0_and_never_from_the_r
     for epoch in (0, 1):
         (saved,) = versions[f"ckpt/epoch_{epoch}.pt"]
         assert saved.artifact_type is ArtifactType.CHECKPOINT  # `from torch import save`, bound before the start
-        assert saved.manifest.entries[0].sha256 == digest.sha256_file(workdir / "ckpt" / f"epoch_{epoch}.pt")
+        assert saved.manifest.entries[0].digest == digest.file_key(workdir / "ckpt" / f"epoch_{epoch}.pt")
         assert "latest" in saved.aliases
     # Read your writes: rank 0 listed the store right after its last save and saw all of it.
     assert "RANK 0 SEES ckpt/epoch_0.pt,ckpt/epoch_1.pt,dcp/epoch_0,dcp/epoch_1" in done.stdout
@@ -142,8 +142,8 @@ def test_torchrun_sharded_checkpoint_is_one_version_holding_every_rank_s_shard(
         (version,) = _versions(workdir)[f"dcp/epoch_{epoch}"]
         folder = workdir / "dcp" / f"epoch_{epoch}"
         assert version.artifact_type is ArtifactType.CHECKPOINT
-        held = {e.path: e.sha256 for e in version.manifest.entries}
-        assert held == {p.name: digest.sha256_file(p) for p in folder.iterdir()}
+        held = {e.path: e.digest for e in version.manifest.entries}
+        assert held == {p.name: digest.file_key(p) for p in folder.iterdir()}
         assert {".metadata", "__0_0.distcp", "__1_0.distcp"} <= set(held)
 
 

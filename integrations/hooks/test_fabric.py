@@ -36,4 +36,4 @@ def test_fabric_save_is_captured_like_torch_save(workdir: Path) -> None:
         latest = history[-1]
         assert latest.artifact_type is ArtifactType.CHECKPOINT
         assert latest.manifest.metadata["captured_by"] == "Fabric.save"
-        assert latest.manifest.entries[0].sha256 == digest.sha256_file(workdir / "fabric_ckpt" / "last.ckpt")
+        assert latest.manifest.entries[0].digest == digest.file_key(workdir / "fabric_ckpt" / "last.ckpt")

@@ -76,8 +76,8 @@ def test_automagic_versions_each_trainer_checkpoint_and_marks_best(workdir: Path
         assert [v.manifest.metadata["checkpoint"] for v in checkpoints] == ["checkpoint-4", "checkpoint-8"]
         for version in checkpoints:
             folder = Path("hf_out") / version.manifest.metadata["checkpoint"]
-            held = {e.path.removeprefix("checkpoint/"): e.sha256 for e in version.manifest.entries}
-            assert held == {p.name: digest.sha256_file(p) for p in folder.iterdir()}  # whole, as on disk
+            held = {e.path.removeprefix("checkpoint/"): e.digest for e in version.manifest.entries}
+            assert held == {p.name: digest.file_key(p) for p in folder.iterdir()}  # whole, as on disk
             assert {"model.safetensors", "config.json", "trainer_state.json", "optimizer.pt"} <= set(held)
             assert version.artifact_type is ArtifactType.CHECKPOINT
         best = exp.get_artifact("hf_out/checkpoints", "best")

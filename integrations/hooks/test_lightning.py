@@ -6,7 +6,6 @@ nothing, both namespaces work, and the same run reaches MLflow (read back with M
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tracelet_artifacts import digest  # noqa: E402
 from tracelet_artifacts.artifact import ArtifactType  # noqa: E402
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
 from tracelet_artifacts.hooks import lightning as hooks_lightning  # noqa: E402
@@ -31,7 +31,8 @@ SERIES = "checkpoints"
 
 
 def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The content key the store names this file by (BLAKE3)."""
+    return digest.file_key(path)
 
 
 def lightning(namespace: str) -> Any:
@@ -98,12 +99,12 @@ def files_on_disk(workdir: Path) -> list[Path]:
 
 def versions_holding(store: EmbeddedStore, digest: str) -> list[str]:
     return [v.ref for v in store.catalog.search(artifact_type=ArtifactType.CHECKPOINT)
-            if any(e.sha256 == digest for e in v.manifest.entries)]
+            if any(e.digest == digest for e in v.manifest.entries)]
 
 
 def entry_digest(store: EmbeddedStore, name: str, version: str | int) -> str:
     (entry,) = store.get(name, version).manifest.entries
-    return entry.sha256
+    return entry.digest
 
 
 @pytest.mark.parametrize("namespace", NAMESPACES)
@@ -124,7 +125,7 @@ def test_every_checkpoint_is_captured_once_with_best_latest_and_evicted(workdir:
 
     evicted = store.catalog.search(labels=["evicted"])
     assert [v.manifest.metadata["file_name"] for v in evicted] == ["epoch=0-step=4.ckpt"]
-    assert store.blobs.verify(evicted[0].manifest.entries[0].sha256)  # its content outlived the deletion
+    assert store.blobs.verify(evicted[0].manifest.entries[0].digest)  # its content outlived the deletion
 
     best = store.get(SERIES, "best").manifest
     assert best.metadata["epoch"] == 1 and best.metadata["global_step"] == 8
@@ -134,7 +135,7 @@ def test_every_checkpoint_is_captured_once_with_best_latest_and_evicted(workdir:
     assert model.artifact_type is ArtifactType.MODEL and model.manifest.metadata["global_step"] == 12
     hparams = store.get("hparams")
     assert hparams.artifact_type is ArtifactType.CONFIG
-    assert b'"lr": 0.05' in store.blob_path(hparams.manifest.entries[0].sha256).read_bytes()
+    assert b'"lr": 0.05' in store.blob_path(hparams.manifest.entries[0].digest).read_bytes()
     assert [v.manifest.metadata["epoch"] for v in store.catalog.versions("samples")] == [0, 1, 2]
     assert not list((workdir / ".tracelet" / "staging" / "lightning").iterdir())  # staged links are cleaned up
     store.close()
@@ -207,7 +208,7 @@ def test_the_run_is_delivered_to_mlflow(workdir: Path, monkeypatch: pytest.Monke
     assert flushed is not None
 
     store = EmbeddedStore(workdir / ".tracelet")
-    expected = {f"{v.name}/{v.label}/{e.path}": e.sha256
+    expected = {f"{v.name}/{v.label}/{e.path}": e.digest
                 for v in [*store.catalog.search(artifact_type=ArtifactType.CHECKPOINT), store.get("model")]
                 for e in v.manifest.entries}
     store.close()
@@ -272,6 +273,6 @@ def test_validation_outputs_are_kept_with_no_user_code(workdir: Path) -> None:
         assert [v.manifest.metadata["epoch"] for v in history] == [0, 1]
         paths = {e.path for e in history[-1].manifest.entries}
         assert {"batch_0/image/image_0.png", "batch_0/image/image_1.png", "batch_0/prediction.pt"} <= paths
-        png = exp.store.blob_path(next(e.sha256 for e in history[-1].manifest.entries
+        png = exp.store.blob_path(next(e.digest for e in history[-1].manifest.entries
                                        if e.path.endswith("image_0.png"))).read_bytes()
         assert png.startswith(b"\x89PNG")

@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+from tracelet_artifacts import digest  # noqa: E402
 from tracelet_artifacts.artifact import ArtifactType  # noqa: E402
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
 from tracelet_artifacts.hooks import remote  # noqa: E402
@@ -66,7 +67,7 @@ def s3_objects(s3: Any, bucket: str) -> dict[str, str]:
                                                                if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
                           region_name="us-east-1")
     listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
-    return {item["Key"]: hashlib.sha256(client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()).hexdigest()
+    return {item["Key"]: digest.bytes_key(client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
             for item in listed}
 
 
@@ -103,12 +104,12 @@ def test_checkpoints_written_to_s3_are_versioned_by_reading_them_back(workdir: P
         versions = exp.store.catalog.versions(name)
         assert versions, exp.store.catalog.names()
         objects = s3_objects(s3, bucket)
-        held = {v.manifest.entries[0].sha256 for v in versions}
+        held = {v.manifest.entries[0].digest for v in versions}
         assert set(objects.values()) <= held, "an object in the bucket is not in the store"
         assert all(v.artifact_type is ArtifactType.CHECKPOINT for v in versions)
         best = exp.get_artifact(name, "best")
         assert best.manifest.metadata["source_path"] == checkpoint.best_model_path
-        assert best.manifest.entries[0].sha256 == objects[checkpoint.best_model_path.split(f"{bucket}/", 1)[1]]
+        assert best.manifest.entries[0].digest == objects[checkpoint.best_model_path.split(f"{bucket}/", 1)[1]]
         assert not list((exp.store.root / "staging" / "lightning").iterdir())  # read-back copies cleaned up
 
 

@@ -45,13 +45,13 @@ def test_a_lightning_sharded_checkpoint_folder_is_one_version_with_every_shard(w
         assert version.artifact_type is ArtifactType.CHECKPOINT
     assert len({v.digest for v in versions}) == len(versions)
     folders = workdir / "logs" / "lightning_logs" / "version_0" / "checkpoints"
-    on_disk = {p.name: {f.name: digest.sha256_file(f) for f in p.iterdir()} for p in folders.iterdir()}
+    on_disk = {p.name: {f.name: digest.file_key(f) for f in p.iterdir()} for p in folders.iterdir()}
     assert sorted(on_disk) == ["epoch=1-step=4.ckpt", "last.ckpt"]
-    stored = [{e.path.split("/", 1)[1]: e.sha256 for e in v.manifest.entries} for v in versions]
+    stored = [{e.path.split("/", 1)[1]: e.digest for e in v.manifest.entries} for v in versions]
     assert all(files in stored for files in on_disk.values()), "a checkpoint folder on disk is not in the store"
     best = store.get(name, "best")
     assert best.manifest.metadata["file_name"] == "epoch=1-step=4.ckpt"
-    assert {e.path.split("/", 1)[1]: e.sha256 for e in best.manifest.entries} == on_disk["epoch=1-step=4.ckpt"]
+    assert {e.path.split("/", 1)[1]: e.digest for e in best.manifest.entries} == on_disk["epoch=1-step=4.ckpt"]
     store.close()
 
 
@@ -70,7 +70,7 @@ def test_the_watcher_versions_each_dcp_folder_of_a_torchrun_job_once_with_its_me
             (version,) = exp.store.catalog.versions(f"dcp/epoch_{epoch}")
             folder = workdir / "dcp" / f"epoch_{epoch}"
             assert version.artifact_type is ArtifactType.CHECKPOINT
-            assert {e.path: e.sha256 for e in version.manifest.entries} == {
-                p.name: digest.sha256_file(p) for p in folder.iterdir()}
+            assert {e.path: e.digest for e in version.manifest.entries} == {
+                p.name: digest.file_key(p) for p in folder.iterdir()}
             assert {e.path for e in version.manifest.entries} == SHARD_FILES
     assert sorted(c.name for c in captured if c.reason == "folder") == ["dcp/epoch_0", "dcp/epoch_1"]

@@ -5,7 +5,6 @@ example script runs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tracelet_artifacts import digest  # noqa: E402
 from tracelet_artifacts.artifact import ArtifactType  # noqa: E402
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
 from tracelet_artifacts.settings import TraceletSettings  # noqa: E402
@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The content key the store names this file by (BLAKE3)."""
+    return digest.file_key(path)
 
 
 def train(epochs: int = 3) -> list[str]:
@@ -61,11 +62,11 @@ def test_a_real_training_loop_under_automagic_versions_each_checkpoint_it_wrote(
     store = EmbeddedStore(workdir / ".tracelet")
     versions = store.catalog.versions("checkpoints/last.pt")
     assert [v.artifact_type for v in versions] == [ArtifactType.CHECKPOINT] * 3
-    assert [v.manifest.entries[0].sha256 for v in versions] == written
+    assert [v.manifest.entries[0].digest for v in versions] == written
     assert [v.manifest.metadata.get("epoch") for v in versions] == [0, 1, 2]
     final = store.get("model.pt")
     assert final.artifact_type is ArtifactType.MODEL
-    assert final.manifest.entries[0].sha256 == sha256(workdir / "model.pt")
+    assert final.manifest.entries[0].digest == sha256(workdir / "model.pt")
     store.fetch("checkpoints/last.pt", 2, workdir / "fetched")
     assert torch.load(workdir / "fetched" / "last.pt", weights_only=True)["epoch"] == 1
     assert list((workdir / ".tracelet" / "staging" / "torch_save").iterdir()) == []

@@ -7,7 +7,6 @@ and the evicted top-k file were captured in time, and every version the watcher 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ torch = pytest.importorskip("torch")
 pl = pytest.importorskip("lightning.pytorch")
 pytest.importorskip("watchdog")
 
+from tracelet_artifacts import digest  # noqa: E402
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
 from tracelet_artifacts.hooks.naming import artifact_name_for  # noqa: E402
 from tracelet_artifacts.hooks.watcher import ArtifactWatcher  # noqa: E402
@@ -80,7 +80,7 @@ def test_checkpoints_of_a_real_training_run_are_captured_whole(tmp_path: Path, m
         assert len(on_disk) == 4  # two top-k checkpoints, last.ckpt, final.pt
         for path in on_disk:
             record = exp.store.get(artifact_name_for(path, path.name))
-            assert record.manifest.entries[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
+            assert record.manifest.entries[0].digest == digest.file_key(path), path
         assert exp.store.get("outputs/ckpt/last.ckpt").run_id == exp.run_id
         # an epoch takes over a second here, so each epoch's last.ckpt is captured before it is replaced (even
         # epoch 0's, which can land in outputs/ckpt before inotify watches that new folder: the watcher's scan
@@ -89,6 +89,6 @@ def test_checkpoints_of_a_real_training_run_are_captured_whole(tmp_path: Path, m
         assert len(exp.store.catalog.versions("outputs/ckpt/last.ckpt")) == 3
         assert exp.store.get("outputs/ckpt/epoch_0-step_4.ckpt").version == 1
         for record in exp.store.catalog.search(latest_only=False):
-            blob = exp.store.blob_path(record.manifest.entries[0].sha256)
+            blob = exp.store.blob_path(record.manifest.entries[0].digest)
             loaded = torch.load(blob, map_location="cpu", weights_only=False)
             assert "state_dict" in loaded or "layer.weight" in loaded

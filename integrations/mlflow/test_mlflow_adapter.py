@@ -104,10 +104,10 @@ def assert_held_in_run(client: Any, run_id: str, delivery: Delivery, dest: Path)
     if uploads:
         folder = Path(client.download_artifacts(run_id, prefix, str(dest)))
         for path, entry in uploads.items():
-            assert digest.sha256_file(folder / path) == entry.sha256, path
+            assert digest.file_key(folder / path) == entry.digest, path
     record = json.loads(Path(client.download_artifacts(run_id, f"{prefix}.tracelet.json", str(dest))).read_text())
     assert record["digest"] == manifest.digest
-    assert {e["path"]: e["sha256"] for e in record["entries"]} == {e.path: e.sha256 for e in manifest.entries}
+    assert {e["path"]: e["digest"] for e in record["entries"]} == {e.path: e.digest for e in manifest.entries}
     assert record["metadata"]["kind"] == manifest.artifact_type.value
     tags = client.get_run(run_id).data.tags
     name = manifest.name
@@ -119,7 +119,7 @@ def assert_held_in_run(client: Any, run_id: str, delivery: Delivery, dest: Path)
     references = delivery.references()
     if references:
         held = json.loads(Path(client.download_artifacts(run_id, f"{prefix}.references.json", str(dest))).read_text())
-        assert {(r["uri"], r["sha256"]) for r in held["references"]} == {(r.uri, r.sha256) for r in references}
+        assert {(r["uri"], r["digest"]) for r in held["references"]} == {(r.uri, r.digest) for r in references}
         assert set(json.loads(tags[f"tracelet.references/{name}"])) == {r.uri for r in references}
 
 
@@ -183,10 +183,10 @@ def test_every_artifact_type_reads_back_through_mlflow(tracking_uri: str, harnes
     assert [i.name for i in harness.adapter.list(ArtifactType.MODEL)] == [model.name]
     for kind, delivery in deliveries.items():
         out = harness.adapter.fetch(delivery.manifest.name, "latest", tmp_path / "fetched" / kind.value)
-        got = {p.relative_to(out).as_posix(): digest.sha256_file(p) for p in out.rglob("*") if p.is_file()}
-        assert got == {e.path: e.sha256 for e in delivery.uploads()}
+        got = {p.relative_to(out).as_posix(): digest.file_key(p) for p in out.rglob("*") if p.is_file()}
+        assert got == {e.path: e.digest for e in delivery.uploads()}
     by_alias = harness.adapter.fetch(model.name, "best", tmp_path / "by-alias")
-    assert digest.sha256_file(by_alias / model.model.path) == model.entry(model.model.path).sha256
+    assert digest.file_key(by_alias / model.model.path) == model.entry(model.model.path).digest
 
 
 class CountingClient:

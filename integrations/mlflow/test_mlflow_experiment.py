@@ -71,8 +71,8 @@ def test_experiment_delivers_to_mlflow_and_reads_back(tmp_path: Path) -> None:
     assert (remote.digest, remote.version, remote.artifact_type) == (stored.digest, "v1", ArtifactType.MODEL)
     assert [a.name for a in exp.list_artifacts(ArtifactType.DATASET, backend="mlflow")] == ["ds"]
     fetched = exp.fetch_artifact("ds", "latest", tmp_path / "fetched", backend="mlflow")
-    assert {p.relative_to(fetched).as_posix(): digest.sha256_file(p) for p in fetched.rglob("*") if p.is_file()} \
-        == {e.path: e.sha256 for e in exp.get_artifact("ds").manifest.entries}
+    assert {p.relative_to(fetched).as_posix(): digest.file_key(p) for p in fetched.rglob("*") if p.is_file()} \
+        == {e.path: e.digest for e in exp.get_artifact("ds").manifest.entries}
     result = exp.stop()
     assert result is not None and result.complete and result.done == 3
 

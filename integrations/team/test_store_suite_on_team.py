@@ -33,7 +33,7 @@ def test_a_corrupt_cached_blob_is_fetched_again_from_the_bucket(store: EmbeddedS
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "w.bin").write_bytes(b"good weights")
     record = store.log(TraceletArtifact("w", "weights").add_file(tmp_path / "w.bin"))
-    sha = record.manifest.entry("w.bin").sha256
+    sha = record.manifest.entry("w.bin").digest
     cached = store.blobs.path(sha)
     cached.unlink()  # break the hard link first: only the cache's copy goes bad
     cached.write_bytes(b"bad weights!")
@@ -46,7 +46,7 @@ def test_a_corrupt_cached_blob_is_fetched_again_from_the_bucket(store: EmbeddedS
 def test_a_corrupt_object_in_the_bucket_is_never_served(store: EmbeddedStore, team: Team, tmp_path: Path) -> None:
     (tmp_path / "w.bin").write_bytes(b"good weights")
     record = store.log(TraceletArtifact("w", "weights").add_file(tmp_path / "w.bin"))
-    sha = record.manifest.entry("w.bin").sha256
+    sha = record.manifest.entry("w.bin").digest
     blobs = store.blobs
     blobs.client.put_object(Bucket=blobs.bucket, Key=blobs.key(sha), Body=b"bad weights!")  # type: ignore[attr-defined]
     other = team.open(tmp_path / "other-machine")  # an empty cache: it must read the bucket

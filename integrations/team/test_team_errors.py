@@ -85,7 +85,7 @@ def test_the_catalog_going_away_mid_run_is_an_error_the_next_call_recovers_from(
         server.start()
         store.log(TraceletArtifact("a", "config").add_object({"n": 3}, "c"))  # a new connection is opened
         assert [v.version for v in store.catalog.versions("a")] == [1, 2]  # the failed log left nothing
-        assert '"n": 3' in store.blob_path(store.get("a", 2).manifest.entries[0].sha256).read_text()
+        assert '"n": 3' in store.blob_path(store.get("a", 2).manifest.entries[0].digest).read_text()
     finally:
         server.stop()
 

@@ -34,7 +34,7 @@ def test_a_kill_mid_upload_leaves_no_half_blob_and_no_version(team: Team, tmp_pa
     with big.open("wb") as out:
         for i in range(200):
             out.write(bytes([i % 251]) * (1 << 20))
-    sha = digest.sha256_file(big)
+    key = digest.file_key(big)  # what the bucket names it (BLAKE3)
     child = subprocess.Popen([sys.executable, "-c", LOG_BIG], cwd=workdir, env=team.subprocess_env(workdir),
                              stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline().strip() == "logging"
@@ -51,7 +51,7 @@ def test_a_kill_mid_upload_leaves_no_half_blob_and_no_version(team: Team, tmp_pa
     os.kill(child.pid, signal.SIGKILL)
     child.wait(30)
     try:
-        head = client.head_object(Bucket=bucket, Key=store.blobs.key(sha))  # type: ignore[attr-defined]
+        head = client.head_object(Bucket=bucket, Key=store.blobs.key(key))  # type: ignore[attr-defined]
         assert head["ContentLength"] == big.stat().st_size  # complete, or absent: never part of it
     except client.exceptions.ClientError:
         pass
@@ -63,4 +63,4 @@ def test_a_kill_mid_upload_leaves_no_half_blob_and_no_version(team: Team, tmp_pa
     record = again.log(TraceletArtifact("big", "dataset").add_file(big))
     assert record.version == 1
     team.open(tmp_path / "reader").fetch("big", "latest", tmp_path / "out")
-    assert digest.sha256_file(tmp_path / "out" / "big.bin") == sha
+    assert digest.file_key(tmp_path / "out" / "big.bin") == key

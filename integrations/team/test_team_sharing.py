@@ -107,7 +107,7 @@ def test_eight_writers_of_one_name_get_consecutive_versions_with_no_gap_duplicat
 def _content(store, version: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     import json
 
-    sha = store.get("shared", version).manifest.entries[0].sha256
+    sha = store.get("shared", version).manifest.entries[0].digest
     return json.loads(store.blob_path(sha).read_bytes())
 
 
@@ -131,25 +131,41 @@ def test_an_alias_moved_by_many_processes_always_points_at_exactly_one_version(t
     assert rows[0][0] == 1
 
 
-def test_a_large_blob_goes_up_in_parts_and_is_never_visible_half_written(team: Team, tmp_path: Path) -> None:
-    from tracelet_artifacts.store.s3 import MULTIPART_BYTES
+def test_a_large_blob_goes_up_in_parallel_parts_and_is_never_visible_half_written(team: Team, tmp_path: Path) -> None:
+    from tracelet_artifacts.store.s3 import MULTIPART_BYTES, PART_WORKERS
 
     big = tmp_path / "big.bin"
     with big.open("wb") as out:
-        for i in range(MULTIPART_BYTES * 2 // (1 << 20) + 3):
+        for i in range(MULTIPART_BYTES * 4 // (1 << 20) + 3):
             out.write(bytes([i % 251]) * (1 << 20))
     store = team.open(tmp_path / "store")
     from tracelet_artifacts import digest
 
-    sha = digest.sha256_file(big)
-    client, bucket, key = store.blobs.client, store.blobs.bucket, store.blobs.key(sha)  # type: ignore[attr-defined]
+    key = digest.file_key(big)  # the bucket names it by the same BLAKE3 key as the embedded store
+    client, bucket = store.blobs.client, store.blobs.bucket  # type: ignore[attr-defined]
+    object_key = store.blobs.key(key)  # type: ignore[attr-defined]
     sightings: list[int] = []
     done = threading.Event()
+    in_flight, most, parts = [0], [0], []
+    lock = threading.Lock()
+
+    def part_starts(params: dict[str, object], **_: object) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            parts.append(params["PartNumber"])
+
+    def part_ends(**_: object) -> None:
+        with lock:
+            in_flight[0] -= 1
+
+    client.meta.events.register("before-parameter-build.s3.UploadPart", part_starts)
+    client.meta.events.register("after-call.s3.UploadPart", part_ends)
 
     def watch() -> None:
         while not done.is_set():
             try:
-                sightings.append(int(client.head_object(Bucket=bucket, Key=key)["ContentLength"]))
+                sightings.append(int(client.head_object(Bucket=bucket, Key=object_key)["ContentLength"]))
             except client.exceptions.ClientError:
                 sightings.append(-1)
 
@@ -160,13 +176,14 @@ def test_a_large_blob_goes_up_in_parts_and_is_never_visible_half_written(team: T
     finally:
         done.set()
         watcher.join()
-    head = client.head_object(Bucket=bucket, Key=key)
+    head = client.head_object(Bucket=bucket, Key=object_key)
     assert head["ContentLength"] == big.stat().st_size
-    assert "-" in head["ETag"]  # a multipart upload's ETag ends in -<parts>
+    assert head["ETag"].strip('"').endswith(f"-{len(parts)}") and sorted(parts) == list(range(1, 6))  # 5 parts
+    assert 1 < most[0] <= PART_WORKERS  # parts went up at once, never more than PART_WORKERS
     assert set(sightings) <= {-1, big.stat().st_size}
     other = team.open(tmp_path / "elsewhere")
     other.fetch("big", "latest", tmp_path / "out")
-    assert digest.sha256_file(tmp_path / "out" / "big.bin") == sha
+    assert digest.file_key(tmp_path / "out" / "big.bin") == key
 
 
 def test_writers_of_different_names_do_not_wait_for_each_other(team: Team, tmp_path: Path) -> None:
@@ -206,7 +223,7 @@ def test_writers_of_different_names_do_not_wait_for_each_other(team: Team, tmp_p
 def test_gc_cache_drops_only_cached_copies_the_bucket_holds(team: Team, tmp_path: Path) -> None:
     store = team.open(tmp_path / "main" / ".tracelet")  # the folder the CLI below uses as its cache
     record = store.log(TraceletArtifact("cfg", "config").add_object({"n": 1}, "c"))
-    sha = record.manifest.entries[0].sha256
+    sha = record.manifest.entries[0].digest
     stray = store.blobs.path("ab" * 32)  # a cached file the bucket does not hold: kept
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"only here")

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ui_support import EVIL, Site, ui_server
+
+from tracelet_artifacts import digest
 
 pytestmark = pytest.mark.integration
 TOKEN = "browser-suite-token-0123456789"
@@ -84,14 +85,14 @@ def test_downloaded_file_and_zip_match_the_catalog_digests(site: Site, page: Any
     saved = tmp_path / "model.pt"
     info.value.save_as(saved)
     assert info.value.suggested_filename == "model.pt"
-    assert hashlib.sha256(saved.read_bytes()).hexdigest() == record.manifest.entry("weights/model.pt").sha256
+    assert digest.file_key(saved) == record.manifest.entry("weights/model.pt").digest
     with page.expect_download() as info:
         page.click("text=Download all (zip)")
     archive = tmp_path / "all.zip"
     info.value.save_as(archive)
     with zipfile.ZipFile(archive) as opened:
-        got = {n.split("/", 1)[1]: hashlib.sha256(opened.read(n)).hexdigest() for n in opened.namelist()}
-    assert got == {e.path: e.sha256 for e in record.manifest.entries}
+        got = {n.split("/", 1)[1]: digest.bytes_key(opened.read(n)) for n in opened.namelist()}
+    assert got == {e.path: e.digest for e in record.manifest.entries}
     assert page.problems == []
 
 

@@ -30,7 +30,7 @@ from wandb_suite import (
 from tracelet_artifacts.artifact import ArtifactType, Reference, TraceletArtifact, compute_digest
 from tracelet_artifacts.backends.base import RunContext
 from tracelet_artifacts.backends.wandb import WandbAdapter, wandb_name
-from tracelet_artifacts.digest import sha256_file
+from tracelet_artifacts.digest import file_key, sha256_file
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
@@ -162,8 +162,8 @@ def test_every_type_lands_in_the_run_file_with_its_paths_metadata_and_digests(
     entries = {c.path: c for c in art.manifest.contents}
     for entry in manifest.entries:  # same paths, and W&B uploads from the store's blob: no second copy
         staged = Path(entries[entry.path].local_path)
-        assert staged == run.store.blob_path(entry.sha256), "W&B reads the stored blob, nothing is staged"
-        assert sha256_file(staged) == entry.sha256 == meta["tracelet"]["entries"][entry.path]
+        assert staged == run.store.blob_path(entry.digest), "W&B reads the stored blob, nothing is staged"
+        assert file_key(staged) == entry.digest == meta["tracelet"]["entries"][entry.path]
         assert entries[entry.path].digest == _md5_b64(staged) and entries[entry.path].size == entry.size
     refs = {c.ref for c in art.manifest.contents if c.ref}
     assert refs == {r.uri for r in manifest.references}
@@ -189,7 +189,7 @@ def test_fetch_and_list_read_every_type_back_with_the_same_digest(
     folder = reader.fetch(manifest.name, "latest", tmp_path / "out")
     fetched = [entry for entry in manifest.entries if (folder / entry.path).is_file()]
     assert len(fetched) == len(manifest.entries)
-    rebuilt = [type(e)(e.path, (folder / e.path).stat().st_size, sha256_file(folder / e.path), e.mime, e.is_text)
+    rebuilt = [type(e)(e.path, (folder / e.path).stat().st_size, file_key(folder / e.path), e.mime, e.is_text)
                for e in manifest.entries]
     held = reader.find(manifest.name, "latest")
     refs = [Reference(**r) for r in held.tracelet["references"]]  # as W&B holds them, with sizes and digests
@@ -231,7 +231,7 @@ def test_media_types_are_also_logged_as_media_panels(logged_all: dict[str, Any])
         kind = ArtifactType.parse(key.split("/")[1])
         entry = logged_all["results"][kind][0].manifest.entry(key.split("/", 2)[2])
         assert panels[key]["_type"] == media_type, key
-        assert sha256_file(files / panels[key]["path"]) == entry.sha256, "the panel shows the logged file"
+        assert file_key(files / panels[key]["path"]) == entry.digest, "the panel shows the logged file"
 
 
 # -- references, versions, idempotency ----------------------------------------------------------------
@@ -261,12 +261,12 @@ def test_forced_references_point_at_the_store_blob_and_say_only_this_machine_rea
     assert set(receipt.unreachable) == {"small.txt", "w/big.bin"}
     (found,) = artifact_records(wandb_run.wandb_dir, "big")
     entries = {c.path: c for c in found.manifest.contents}
-    blob = wandb_run.store.blob_path(record.manifest.entry("w/big.bin").sha256)
+    blob = wandb_run.store.blob_path(record.manifest.entry("w/big.bin").digest)
     assert entries["w/big.bin"].ref == blob.absolute().as_uri() and not entries["w/big.bin"].local_path
     assert entries["w/big.bin"].size == 5000 and entries["w/big.bin"].digest == _md5_b64(blob)
     assert entries["small.txt"].ref and not entries["small.txt"].local_path
     out = wandb_run.adapter.fetch("big", "v0", tmp_path / "out")
-    assert sha256_file(out / "w" / "big.bin") == record.manifest.entry("w/big.bin").sha256
+    assert file_key(out / "w" / "big.bin") == record.manifest.entry("w/big.bin").digest
 
 
 def test_new_content_is_a_new_version_and_old_content_keeps_its_version(wandb_run: WandbRun, tmp_path: Path) -> None:

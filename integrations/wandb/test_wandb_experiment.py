@@ -63,8 +63,8 @@ def test_experiment_delivers_to_wandb_and_reads_back(tmp_path: Path, data_dir: P
         assert got.version == "v0" and got.artifact_type is ArtifactType.MODEL and "best" in got.aliases
         assert [r.name for r in exp.list_artifacts(ArtifactType.IMAGE, backend="wandb")] == ["samples/images"]
         out = exp.fetch_artifact("clf", "v0", tmp_path / "fetched", backend="wandb")
-        files = {p.relative_to(out).as_posix(): digest.sha256_file(p) for p in out.rglob("*") if p.is_file()}
-        assert files == {e.path: e.sha256 for e in stored["clf"].manifest.entries}
+        files = {p.relative_to(out).as_posix(): digest.file_key(p) for p in out.rglob("*") if p.is_file()}
+        assert files == {e.path: e.digest for e in stored["clf"].manifest.entries}
 
         again = exp.log_artifact(exp.create_artifact("cfg", ArtifactType.CONFIG).add_object({"lr": 0.1}, "hparams"))
         assert again["wandb"].status in ("pending", "done")
@@ -141,8 +141,8 @@ def test_an_alias_moved_in_the_store_moves_in_wandb_and_uploads_nothing(
     assert len(records) == 3 and records[2].digest == records[0].digest, "v1 sent again, as the same W&B version"
     assert "best" in records[2].aliases and "best" in records[1].aliases
     (entry,) = records[2].manifest.contents
-    assert Path(entry.local_path) == tmp_path / "store" / "blobs" / first.manifest.entries[0].sha256[:2] / \
-        first.manifest.entries[0].sha256[2:], "W&B reads the stored blob"
+    assert Path(entry.local_path) == tmp_path / "store" / "blobs" / digest.key_path(first.manifest.entries[0].digest), \
+        "W&B reads the stored blob"
     assert not [p for p in data_dir.rglob("*") if p.is_file()], "nothing staged, nothing copied"
 
 

@@ -5,7 +5,6 @@ its restore, eviction labels, content safety, the safety-net scan, rank, and fai
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import threading
@@ -20,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lightning_fakes import install_fake_lightning, isolate
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import ArtifactType, validate_name
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.hooks.lightning import STAGING_FOLDER, TraceletCallback
@@ -82,8 +82,9 @@ def make_trainer(workdir: Path) -> Any:
         global_step=0, sanity_checking=False, default_root_dir=str(workdir), log_dir=None, datamodule=None)
 
 
-def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def content_key(path: str | Path) -> str:
+    """The key the store names this file\'s content by (BLAKE3)."""
+    return digest.file_key(path)
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_saves_are_captured_with_best_latest_and_eviction_and_the_io_is_restored
 
     mc = trainer.checkpoint_callback
     first = mc.save(trainer, "epoch=0.ckpt", 0.5, 0)
-    first_digest = sha256(first)
+    first_digest = content_key(first)
     second = mc.save(trainer, "epoch=1.ckpt", 0.3, 1)
     third = mc.save(trainer, "epoch=2.ckpt", 0.4, 2)
     mc.evict(trainer, first)
@@ -139,10 +140,10 @@ def test_saves_are_captured_with_best_latest_and_eviction_and_the_io_is_restored
     assert [v.manifest.metadata["file_name"] for v in versions] == ["epoch=0.ckpt", "epoch=1.ckpt", "epoch=2.ckpt"]
     assert {v.name for v in versions} == {"ckpts"}
     best, latest = exp.store.get("ckpts", "best"), exp.store.get("ckpts", "latest")
-    assert best.manifest.entries[0].sha256 == sha256(second) and best.manifest.metadata["monitor_value"] == 0.3
-    assert latest.manifest.entries[0].sha256 == sha256(third)
+    assert best.manifest.entries[0].digest == content_key(second) and best.manifest.metadata["monitor_value"] == 0.3
+    assert latest.manifest.entries[0].digest == content_key(third)
     assert exp.store.catalog.labels("ckpts", 1) == ["evicted"] and exp.store.catalog.labels("ckpts", 2) == []
-    assert versions[0].manifest.entries[0].sha256 == first_digest and exp.store.blobs.verify(first_digest)
+    assert versions[0].manifest.entries[0].digest == first_digest and exp.store.blobs.verify(first_digest)
 
     callback.teardown(trainer, None, "fit")
     assert "save_checkpoint" not in vars(inner) and "remove_checkpoint" not in vars(inner)
@@ -173,14 +174,14 @@ def test_content_is_safe_once_the_save_returns_even_if_the_file_goes_before_inge
     io = trainer.strategy.checkpoint_io
     io.save_checkpoint({"epoch": 0}, "ckpts/top.ckpt")
     io.save_checkpoint({"epoch": 0, "step": 4}, "ckpts/last.ckpt")
-    saved = {name: sha256(workdir / "ckpts" / name) for name in ("top.ckpt", "last.ckpt")}
+    saved = {name: content_key(workdir / "ckpts" / name) for name in ("top.ckpt", "last.ckpt")}
     os.remove(workdir / "ckpts" / "top.ckpt")  # evicted before the background ingest ran
     (workdir / "ckpts" / "next.part").write_bytes(b"overwritten")
     os.replace(workdir / "ckpts" / "next.part", workdir / "ckpts" / "last.ckpt")  # atomically replaced
     gate.set()
     assert callback.flush(10)
     pool.shutdown()
-    stored = {v.manifest.metadata["file_name"]: v.manifest.entries[0].sha256 for v in checkpoint_versions(exp)}
+    stored = {v.manifest.metadata["file_name"]: v.manifest.entries[0].digest for v in checkpoint_versions(exp)}
     assert stored == saved
     assert not list((exp.store.root / STAGING_FOLDER).iterdir())
     callback.teardown(trainer, None, "fit")

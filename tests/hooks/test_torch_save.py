@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import subprocess
@@ -20,6 +19,7 @@ torch = pytest.importorskip("torch")
 
 from lightning_fakes import isolate  # noqa: E402
 
+from tracelet_artifacts import digest  # noqa: E402
 from tracelet_artifacts.artifact import ArtifactType  # noqa: E402
 from tracelet_artifacts.experiment import Experiment  # noqa: E402
 from tracelet_artifacts.hooks import torch_save as ts  # noqa: E402
@@ -64,13 +64,14 @@ def gate(exp: Experiment, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     return opened
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def content_key(path: Path) -> str:
+    """The key the store names this file\'s content by (BLAKE3)."""
+    return digest.file_key(path)
 
 
 def stored_sha(exp: Experiment, name: str, version: int | str = "latest") -> str:
     (entry,) = exp.store.get(name, version).manifest.entries
-    return entry.sha256
+    return entry.digest
 
 
 def versions(exp: Experiment, name: str) -> list[ArtifactVersion]:
@@ -94,7 +95,7 @@ def test_a_saved_module_path_is_captured_as_a_model_named_by_its_relative_path(
     assert capture.flush(10)
     stored = exp.store.get("models/net.pt")
     assert stored.artifact_type is ArtifactType.MODEL and stored.version == 1
-    assert stored_sha(exp, "models/net.pt") == sha256(workdir / "models/net.pt")
+    assert stored_sha(exp, "models/net.pt") == content_key(workdir / "models/net.pt")
     assert stored.manifest.entries[0].path == "net.pt"
     assert staged_files(exp) == []  # the private link is gone once the version is stored
 
@@ -104,7 +105,7 @@ def test_a_state_dict_saved_to_a_pathlib_path_is_captured_as_weights(
     torch.save(model().state_dict(), Path("weights.pth"))
     assert capture.flush(10)
     assert exp.store.get("weights.pth").artifact_type is ArtifactType.WEIGHTS
-    assert stored_sha(exp, "weights.pth") == sha256(Path("weights.pth"))
+    assert stored_sha(exp, "weights.pth") == content_key(Path("weights.pth"))
 
 
 def test_a_checkpoint_dict_saved_into_an_open_file_is_captured_once_the_file_is_closed(
@@ -116,7 +117,7 @@ def test_a_checkpoint_dict_saved_into_an_open_file_is_captured_once_the_file_is_
     assert capture.flush(10)
     stored = exp.store.get("ckpt.pt")
     assert stored.artifact_type is ArtifactType.CHECKPOINT
-    assert stored_sha(exp, "ckpt.pt") == sha256(Path("ckpt.pt"))
+    assert stored_sha(exp, "ckpt.pt") == content_key(Path("ckpt.pt"))
     assert torch.load("ckpt.pt", weights_only=True)["epoch"] == 3
 
 
@@ -127,7 +128,7 @@ def test_a_file_object_still_open_is_not_captured_until_it_is_closed(
         handle.flush()
         assert capture.flush(0.3) is False and capture.stats.captured == 0
     assert capture.flush(10)
-    assert stored_sha(exp, "run.ckpt") == sha256(Path("run.ckpt"))
+    assert stored_sha(exp, "run.ckpt") == content_key(Path("run.ckpt"))
     assert exp.store.get("run.ckpt").artifact_type is ArtifactType.CHECKPOINT
 
 
@@ -173,7 +174,7 @@ def test_resaving_the_same_content_makes_no_new_version_and_changed_content_does
     torch.save(weights, "w.pt")
     assert capture.flush(10)
     assert [v.version for v in versions(exp, "w.pt")] == [1, 2]
-    assert stored_sha(exp, "w.pt", 2) == sha256(Path("w.pt"))
+    assert stored_sha(exp, "w.pt", 2) == content_key(Path("w.pt"))
     assert capture.stats.waits == 0  # each save was stored before the next: the ordinary case never waits
 
 
@@ -181,7 +182,7 @@ def test_resaving_the_same_content_makes_no_new_version_and_changed_content_does
 def test_deleting_the_file_right_after_the_save_still_stores_what_was_saved(
         exp: Experiment, capture: ts.TorchSaveCapture, gate: threading.Event) -> None:
     torch.save(model().state_dict(), "gone.pt")
-    expected = sha256(Path("gone.pt"))
+    expected = content_key(Path("gone.pt"))
     os.remove("gone.pt")
     gate.set()
     assert capture.flush(10)
@@ -193,7 +194,7 @@ def test_deleting_the_file_right_after_the_save_still_stores_what_was_saved(
 def test_a_file_renamed_over_the_saved_one_does_not_change_what_is_stored(
         exp: Experiment, capture: ts.TorchSaveCapture, gate: threading.Event) -> None:
     torch.save(model().state_dict(), "w.pt")
-    expected = sha256(Path("w.pt"))
+    expected = content_key(Path("w.pt"))
     Path("other.bin").write_bytes(b"not a model")
     os.replace("other.bin", "w.pt")
     gate.set()
@@ -205,18 +206,18 @@ def test_a_resave_while_the_previous_capture_is_pending_waits_so_each_version_ke
         exp: Experiment, capture: ts.TorchSaveCapture, gate: threading.Event) -> None:
     weights = model().state_dict()
     torch.save(weights, "w.pt")
-    first = sha256(Path("w.pt"))
+    first = content_key(Path("w.pt"))
     weights["0.bias"] += 1
     second_save = threading.Thread(target=torch.save, args=(weights, "w.pt"))
     second_save.start()
     second_save.join(0.3)
     assert second_save.is_alive()  # waiting: truncating w.pt now would change the pending version
-    assert sha256(Path("w.pt")) == first
+    assert content_key(Path("w.pt")) == first
     gate.set()
     second_save.join(10)
     assert capture.flush(10)
     assert stored_sha(exp, "w.pt", 1) == first
-    assert stored_sha(exp, "w.pt", 2) == sha256(Path("w.pt")) != first
+    assert stored_sha(exp, "w.pt", 2) == content_key(Path("w.pt")) != first
     assert capture.stats.waits == 1
 
 
@@ -390,7 +391,7 @@ def test_when_hard_links_are_impossible_the_file_is_copied_and_still_safe_from_d
     torch.save(model().state_dict(), "copied.pt")
     with open("copied.ckpt", "wb") as handle:  # a file object: copied once it is closed
         torch.save({"epoch": 1, "state_dict": model().state_dict()}, handle)
-    expected = {name: sha256(Path(name)) for name in ("copied.pt", "copied.ckpt")}
+    expected = {name: content_key(Path(name)) for name in ("copied.pt", "copied.ckpt")}
     deadline = time.monotonic() + 10
     while capture.stats.captured < 2 and time.monotonic() < deadline:  # the closed file is handed over
         time.sleep(0.01)

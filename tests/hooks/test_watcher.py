@@ -25,6 +25,7 @@ pytest.importorskip("watchdog")
 
 from lightning_fakes import isolate
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.experiment import Experiment
 from tracelet_artifacts.hooks import watcher as watcher_module
@@ -422,7 +423,7 @@ def test_experiment_mode_stores_each_file_once_with_its_digest(workdir: Path) ->
             time.sleep(0.3)
         record = exp.store.get("out/ckpt/epoch_2-step_30.ckpt")
         assert record.artifact_type is ArtifactType.CHECKPOINT
-        assert [e.sha256 for e in record.manifest.entries] == [sha256(model)]
+        assert [e.digest for e in record.manifest.entries] == [digest.file_key(model)]
         assert [e.path for e in record.manifest.entries] == ["epoch=2-step=30.ckpt"]
         assert len(exp.store.catalog.versions(record.name)) == 1
         assert list((exp.store.root / watcher_module.STAGING_FOLDER).iterdir()) == []
@@ -436,7 +437,7 @@ def test_automagic_watch_filesystem_starts_the_watcher(workdir: Path) -> None:
         (workdir / "out" / "summary.json").write_text('{"acc": 0.9}')
     with Experiment("reader", settings=settings.model_copy(update={"automagic_artifacts": False})) as reader:
         record = reader.store.get("out/summary.json")
-    assert record.manifest.entries[0].sha256 == sha256(workdir / "out" / "summary.json")
+    assert record.manifest.entries[0].digest == digest.file_key(workdir / "out" / "summary.json")
 
 
 def test_experiment_settings_give_the_defaults(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -498,7 +499,8 @@ def test_cli_watch_runs_until_sigterm_and_stops_cleanly(workdir: Path) -> None:
     with Experiment("reader", settings=TraceletSettings(store_path=workdir / ".tracelet")) as reader:
         names = [r.name for r in reader.store.catalog.search(latest_only=True)]
         assert names == ["out/model.pt"]
-        assert reader.store.get("out/model.pt").manifest.entries[0].sha256 == sha256(workdir / "out" / "model.pt")
+        stored = reader.store.get("out/model.pt").manifest.entries[0]
+        assert stored.digest == digest.file_key(workdir / "out" / "model.pt")
 
 
 def test_cli_watch_without_watchdog_says_what_to_install(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

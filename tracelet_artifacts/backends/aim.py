@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.artifact import MODEL_TYPES, ArtifactType, ManifestEntry, thaw_json, validate_artifact_path
 from tracelet_artifacts.backends import aim_target
 from tracelet_artifacts.backends.aim_target import AimPlan
@@ -52,8 +53,8 @@ from tracelet_artifacts.backends.base import (
 )
 from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.sdk_worker import SdkWorker
-from tracelet_artifacts.digest import sha256_file
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, IntegrityError, TraceletError
+from tracelet_artifacts.values.manifest import entry_digest
 
 log = logging.getLogger(__name__)
 
@@ -511,7 +512,7 @@ class AimAdapter(PlannedAdapter):
                 else:
                     log.warning("Aim holds only the reference of %s; not fetched.", entry["path"])
                     continue
-                if sha256_file(path) != entry["sha256"]:
+                if not digest.matches(path, entry_digest(entry)):
                     raise IntegrityError(f"{name}:v{record['version']} {entry['path']} from Aim run {run_hash} "
                                          "does not match its digest.")
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tracelet_artifacts import digest
 from tracelet_artifacts.routing import BackendPlan
 from tracelet_artifacts.values import ArtifactType, Capabilities, Manifest, ManifestEntry, Receipt, ReceiptStatus
 
@@ -126,12 +127,19 @@ class RemoteArtifact:
 
 @dataclass(frozen=True)
 class PlannedReference:
-    """An entry or external URI a backend records as a reference (not an upload)."""
+    """An entry or external URI a backend records as a reference (not an upload). ``digest`` is a content key:
+    the entry's (``blake3:<hex>``, or a SHA-256 hex for content logged before), or the SHA-256 hex the user gave
+    for an external reference."""
 
     path: str
     uri: str
     size_bytes: int | None
-    sha256: str | None
+    digest: str | None
+
+    @property
+    def sha256(self) -> str | None:
+        """The field's name before entries were named by BLAKE3 (use ``digest``)."""
+        return self.digest
 
 
 @dataclass(frozen=True)
@@ -147,16 +155,28 @@ class Delivery:
     #: Where the store's blobs live for other readers (``s3://bucket/prefix`` on a team store); None: the
     #: local blob folder, referenced as ``file://`` URIs.
     blob_uri_prefix: str | None = None
+    #: ``(key, algorithm) -> hex digest`` of a stored blob in another algorithm (the store's, computed once and
+    #: cached in the catalog); None: computed from the blob here.
+    hexdigests: Callable[[str, str], str] | None = field(default=None, compare=False, repr=False)
 
     def blob_path(self, entry: ManifestEntry) -> Path:
         """The stored content of an entry (read only)."""
-        return self.blob_root / entry.sha256[:2] / entry.sha256[2:]
+        return self.blob_root / digest.key_path(entry.digest)
 
     def blob_uri(self, entry: ManifestEntry) -> str:
         """The URI a reference to an entry's stored blob points at."""
         if self.blob_uri_prefix:
-            return f"{self.blob_uri_prefix.rstrip('/')}/{entry.sha256[:2]}/{entry.sha256[2:]}"
+            return f"{self.blob_uri_prefix.rstrip('/')}/{digest.key_path(entry.digest)}"
         return self.blob_path(entry).absolute().as_uri()
+
+    def entry_hexdigest(self, entry: ManifestEntry, algorithm: str) -> str:
+        """An entry's hex digest in ``algorithm`` (``sha256``, ``md5``, …), for a backend that records or checks
+        one: free when it is the entry's own algorithm, else computed once per blob."""
+        if algorithm == entry.algorithm:
+            return digest.hex_of(entry.digest)
+        if self.hexdigests is not None:
+            return self.hexdigests(entry.digest, algorithm)
+        return digest.file_hexdigest(self.blob_path(entry), algorithm)
 
     def uploads(self) -> list[ManifestEntry]:
         """Entries this backend should upload."""
@@ -165,7 +185,7 @@ class Delivery:
 
     def references(self) -> list[PlannedReference]:
         """Entries sent as references to their stored blob, then the artifact's own external references."""
-        refs = [PlannedReference(e.path, self.blob_uri(e), e.size, e.sha256)
+        refs = [PlannedReference(e.path, self.blob_uri(e), e.size, e.digest)
                 for e in self.manifest.entries if e.path in set(self.plan.entry_references)]
         refs += [PlannedReference(r.uri, r.uri, r.size_bytes, r.sha256)
                  for r in self.manifest.references if r.uri in set(self.plan.external_references)]

@@ -72,6 +72,7 @@ from tracelet_artifacts.backends.clearml_target import CONFIG_TEXT, OWN_TASKS, C
 from tracelet_artifacts.backends.plan import PlannedAdapter
 from tracelet_artifacts.backends.sdk_worker import SdkWorker
 from tracelet_artifacts.errors import ArtifactStoreNotFoundError, DeliveryError, TraceletError
+from tracelet_artifacts.values.manifest import entry_digest
 
 log = logging.getLogger(__name__)
 
@@ -367,13 +368,16 @@ class ClearmlAdapter(PlannedAdapter):
                         continue
                     key = f"{base}/{entry.path}"
                     stored = index.files.get(key)
-                    if stored is not None and stored.sha256 == entry.sha256 and stored.uri:
+                    if stored is not None and stored.uri and entry.digest in (
+                            stored.meta.get("tracelet.blob"), stored.sha256):
                         locations[entry.path] = stored.uri
                         continue
                     source = self._stage(delivery, entry, staging / "files" / entry.path)
                     meta = {**common, "tracelet.kind": "file", "tracelet.path": entry.path,
-                            "tracelet.sha256": entry.sha256}
-                    locations[entry.path] = self._upload(task, key, source, meta, entry.sha256)
+                            "tracelet.blob": entry.digest}
+                    # ClearML records the SHA-256 of what it stored: computed once per blob here, cached.
+                    locations[entry.path] = self._upload(task, key, source, meta,
+                                                         delivery.entry_hexdigest(entry, "sha256"))
                 references = self._register_references(task, delivery, base, common, index)
                 record = {"manifest": manifest.to_dict(), "version": version, "locations": locations,
                           "references": references, "output_model": weights.path if weights else None}
@@ -412,7 +416,7 @@ class ClearmlAdapter(PlannedAdapter):
         if not named:
             return {}
         weights = self._weights_entry(delivery)
-        model = index.models.get(weights.sha256) if weights is not None else None
+        model = index.models.get(weights.digest) if weights is not None else None
         if model is None:
             return {"aliases": "ClearML task artifacts have no aliases; the embedded store keeps "
                                f"{', '.join(named)}"}
@@ -467,7 +471,7 @@ class ClearmlAdapter(PlannedAdapter):
                         staging: Path) -> str:
         """Register the weights as an OutputModel (offline: copied to the session's ``models/``)."""
         manifest, version = delivery.manifest, delivery.version
-        stored = index.models.get(entry.sha256)
+        stored = index.models.get(entry.digest)
         if stored is not None and stored.meta.get("name") == manifest.name and stored.uri:
             return stored.uri
         from clearml import OutputModel
@@ -483,7 +487,7 @@ class ClearmlAdapter(PlannedAdapter):
         framework = (FRAMEWORKS.get(manifest.model.framework) if manifest.model
                      else EXTENSION_FRAMEWORKS.get(Path(entry.path).suffix.lower()))
         model_cls = OfflineOutputModel if task.is_offline() else OutputModel
-        info = {"name": manifest.name, "version": str(version), "path": entry.path, "sha256": entry.sha256,
+        info = {"name": manifest.name, "version": str(version), "path": entry.path, "blob": entry.digest,
                 "digest": manifest.digest, "type": manifest.artifact_type.value,
                 "aliases": ",".join(self._named_aliases(delivery))}
         tags = list(dict.fromkeys([*self._named_aliases(delivery), f"tracelet-v{version}", *manifest.labels,
@@ -493,7 +497,7 @@ class ClearmlAdapter(PlannedAdapter):
         source = self._stage(delivery, entry, staging / "model" / f"{safe_filename(manifest.name)}.v{version}."
                              f"{Path(entry.path).name}")
         uri = str(model.update_weights(weights_filename=str(source), auto_delete_file=False, update_comment=False))
-        self._registered[entry.sha256] = StoredFile(f"model:{manifest.name}:v{version}", uri, entry.sha256, entry.size,
+        self._registered[entry.digest] = StoredFile(f"model:{manifest.name}:v{version}", uri, entry.digest, entry.size,
                                                     info, self._session_folder())
         return uri
 
@@ -507,10 +511,10 @@ class ClearmlAdapter(PlannedAdapter):
                 key = f"{base}/ref:{ref.uri}"
                 if key not in index.files:
                     meta = {**common, "tracelet.kind": "reference", "tracelet.path": ref.path,
-                            "tracelet.sha256": ref.sha256 or "", "tracelet.size": str(ref.size_bytes or "")}
+                            "tracelet.sha256": ref.digest or "", "tracelet.size": str(ref.size_bytes or "")}
                     if not task.upload_artifact(key, artifact_object=ref.uri, metadata=meta, wait_on_upload=True):
                         raise DeliveryError(f"ClearML refused the link artifact {key!r}.", retryable=True)
-            out.append({"path": ref.path, "uri": ref.uri, "size_bytes": ref.size_bytes, "sha256": ref.sha256,
+            out.append({"path": ref.path, "uri": ref.uri, "size_bytes": ref.size_bytes, "sha256": ref.digest,
                         "link_artifact": linked})
         return out
 
@@ -560,7 +564,7 @@ class ClearmlAdapter(PlannedAdapter):
             target = dest / validate_artifact_path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(open_stored(item, self._task), target)
-            if digest.sha256_file(target) != entries[path]["sha256"]:
+            if not digest.matches(target, entry_digest(entries[path])):
                 target.unlink()
                 raise DeliveryError(f"ClearML's copy of {name}:v{number}/{path} does not match its digest.",
                                     retryable=False)

@@ -77,8 +77,9 @@ def session_files(folder: Path) -> Iterator[StoredFile]:
     for model in data.get("offline_output_models") or []:
         init, weights = model.get("init") or {}, model.get("weights") or {}
         meta = {str(k): str(v) for k, v in ((init.get("config_dict") or {}).get("tracelet") or {}).items()}
-        if meta.get("sha256"):
-            yield StoredFile(f"model:{init.get('name')}", weights.get("weights_filename"), meta["sha256"],
+        blob = meta.get("blob") or meta.get("sha256")  # "sha256" in sessions written before BLAKE3 keys
+        if blob:
+            yield StoredFile(f"model:{init.get('name')}", weights.get("weights_filename"), blob,
                              None, meta, folder)
 
 

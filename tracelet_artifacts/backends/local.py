@@ -53,7 +53,7 @@ class LocalAdapter(BackendAdapter):
 
     def log(self, delivery: Delivery) -> Receipt:
         manifest = delivery.manifest
-        missing = [e.path for e in manifest.entries if not self.store.blobs.exists(e.sha256)]
+        missing = [e.path for e in manifest.entries if not self.store.blobs.exists(e.digest)]
         if missing:
             raise DeliveryError(f"The embedded store lacks content of {manifest.name} ({missing[:3]}).",
                                 retryable=False)

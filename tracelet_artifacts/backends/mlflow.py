@@ -71,6 +71,7 @@ from tracelet_artifacts.errors import (
     TraceletError,
 )
 from tracelet_artifacts.redact import redact_text, redact_url
+from tracelet_artifacts.values.manifest import entry_digest
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -497,7 +498,7 @@ class MlflowAdapter(BackendAdapter):
             entries = {e["path"]: e for e in record["entries"]}
             for path in uploaded:
                 source = files / path if files else None
-                if source is None or not source.is_file() or digest.sha256_file(source) != entries[path]["sha256"]:
+                if source is None or not digest.matches(source, entry_digest(entries[path])):
                     raise IntegrityError(f"MLflow's copy of {prefix}/{path} is missing or does not match its digest.")
                 out = target / validate_artifact_path(path)
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -204,7 +204,7 @@ def _load_model(delivery: Delivery) -> tuple[Any, str]:
     model = delivery.manifest.model
     assert model is not None
     entry = delivery.manifest.entry(model.path)
-    if not (serialize.saved_in_this_process(entry.sha256) or MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get()):
+    if not (serialize.saved_in_this_process(entry.digest) or MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get()):
         return None, ("the MLflow model is written by the process that called add_model (or with "
                       "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true); registered as files")
     data = delivery.blob_path(entry).read_bytes()

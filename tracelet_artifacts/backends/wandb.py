@@ -471,7 +471,7 @@ class WandbAdapter(PlannedAdapter):
         manifest = delivery.manifest
         ours = {"name": manifest.name, "version": delivery.version, "digest": manifest.digest,
                 "type": manifest.artifact_type.value, "labels": list(manifest.labels),
-                "entries": {e.path: e.sha256 for e in manifest.entries},
+                "entries": {e.path: e.digest for e in manifest.entries},
                 "descriptions": {e.path: e.description for e in manifest.entries if e.description},
                 "references": [r.to_dict() for r in manifest.references],
                 "model": manifest.model.to_dict() if manifest.model else None}

@@ -55,7 +55,7 @@ class CatalogIndex:
     def _metadata_of(self, record: ArtifactVersion) -> ArtifactMetadata:
         """The stored ArtifactMetadata, pointing at the content in the store (so ``validate()`` still holds)."""
         data: dict[str, Any] = dict(record.manifest.metadata[RECORD_KEY])
-        data["artifact_path"] = str(self.store.blob_path(record.manifest.entries[0].sha256))
+        data["artifact_path"] = str(self.store.blob_path(record.manifest.entries[0].digest))
         return ArtifactMetadata.from_dict(data)
 
     def search(self, query: ArtifactQuery) -> list[ArtifactMetadata]:

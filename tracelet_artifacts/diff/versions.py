@@ -46,9 +46,9 @@ def _entries(a: ArtifactVersion, b: ArtifactVersion) -> tuple[EntryChange, ...]:
         if x is None or y is None:
             status = ADDED if x is None else REMOVED
         else:
-            status = UNCHANGED if x.sha256 == y.sha256 else CHANGED
+            status = UNCHANGED if x.digest == y.digest else CHANGED
         changes.append(EntryChange(path, status, x.size if x else None, y.size if y else None,
-                                   x.sha256 if x else None, y.sha256 if y else None))
+                                   x.digest if x else None, y.digest if y else None))
     return tuple(changes)
 
 

@@ -1,69 +1,147 @@
-"""Content-addressed blobs on local disk: one file per SHA-256, identical content stored once.
+"""Content-addressed blobs on local disk: one file per content key, identical content stored once.
 (``store/s3.py`` adds an S3-compatible bucket behind the same contract, with this folder as its cache.)
 
-A blob is written to a temp file on the same filesystem, fsynced and renamed into place, so no
-reader ever sees half a blob; temp files left by a killed process are removed at the next start.
+Layout: ``root/blake3/<aa>/<rest>`` for BLAKE3 keys (every new blob), ``root/<aa>/<rest>`` for the SHA-256
+keys of blobs stored before (``digest.key_path``); temp files under ``root/tmp``; corrupt blobs set aside
+under ``root/corrupt``.
+
+Each file is read once. A large one is copied by the kernel into a temp file (``copy_file_range``, as
+``cp`` does; ``sendfile`` where that is refused) and the temp file's pages, still in the page cache, are
+hashed memory-mapped; a small one is read, hashed and written in one go. So the name is always the digest
+of exactly the bytes stored. The temp file is then named by its key without replacing anything there, so
+no reader ever sees half a blob and a blob once named is never swapped. How a blob reaches the disk is the
+store's *durability*:
+
+* ``group`` (the default): nothing is synced on the writer's path; the write is recorded in the store's
+  ``WriteJournal`` and synced with the rest of its version, off the caller's thread (``store/durability.py``);
+* ``per-blob``: each blob is fsynced before it is named, and its folder after (the behaviour before group sync);
+* ``none``: never synced (scratch stores and tests: ``fsync=False``).
+
+Temp files left by a killed process are removed at the next start.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import io
+import itertools
 import logging
 import os
-import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
 from tracelet_artifacts.procs import HOST, pid_alive
 from tracelet_artifacts.store.failures import blob_write_error
+from tracelet_artifacts.store.write_journal import WriteJournal, current_pid, fsync_path
 
 log = logging.getLogger(__name__)
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+Durability = Literal["group", "per-blob", "none"]
+DURABILITY_MODES: tuple[Durability, ...] = ("group", "per-blob", "none")
+#: Files up to this size are read, hashed and written in one go (for them the per-file cost is what counts).
+SMALL_FILE_BYTES = 256 * 1024
+#: A blob used again is marked used (its mtime, for ``gc``'s grace) when its mark is older than this.
+KEEP_FRESH_S = 600.0
+CORRUPT = "corrupt"  # blobs/corrupt/<key>: bad bytes kept for inspection, never served
 _COPY_FILE_RANGE = hasattr(os, "copy_file_range")
 _KERNEL_COPY_BYTES = 1 << 30
 # errno values meaning "this pair of files cannot be copied by the kernel": fall back to a Python copy.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM,
                    errno.ETXTBSY}
-
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
 
 
 def is_digest(text: str) -> bool:
-    """Whether ``text`` is a lowercase SHA-256 hex digest (a blob's name)."""
-    return bool(_DIGEST.match(text))
+    """Whether ``text`` is a blob key (``blake3:<hex>``, or a SHA-256 hex digest as older blobs are named)."""
+    return digest.is_key(text)
 
 
-def _fsync_dir(folder: Path) -> None:
+def _renameat2() -> Any:
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return function
+
+
+_RENAMEAT2 = _renameat2()
+
+
+def publish(temp: str, final: str) -> bool:
+    """Name a finished temp file ``final`` unless something is there already; True when it was named.
+
+    Never replaces: a blob another writer named meanwhile (maybe already synced) stays as it is, and the temp
+    file is dropped. ``renameat2(RENAME_NOREPLACE)`` where the C library has it, else a hard link.
+    """
+    if _RENAMEAT2 is not None:
+        if _RENAMEAT2(_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(final), _RENAME_NOREPLACE) == 0:
+            return True
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            os.unlink(temp)
+            return False
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), final)
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        os.link(temp, final)
+    except FileExistsError:
+        os.unlink(temp)
+        return False
+    except OSError:  # no hard links here (some network filesystems): replace, as before
+        os.replace(temp, final)
+        return True
+    os.unlink(temp)
+    return True
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """What storing one file found: its key and size, its first bytes when it was read whole (to tell text
+    from binary without opening it again), and its (size, change time, inode, device) before and after."""
+
+    key: str
+    size: int
+    head: bytes | None
+    before: tuple[int, int, int, int]
+    after: tuple[int, int, int, int]
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the file did not change while it was read (so its digest may be remembered)."""
+        return self.before == self.after and self.size == self.before[0]
 
 
 class BlobStore:
-    """Blobs under ``root/<aa>/<rest-of-digest>``; temp files under ``root/tmp``.
+    """Blobs under ``root/blake3/<aa>/<rest>`` (and older ``root/<aa>/<rest>``); temp files under ``root/tmp``.
 
     Example::
 
         blobs = BlobStore(Path(".tracelet/blobs"))
-        sha, size = blobs.put_file(Path("model.pt"))
-        blobs.path(sha).read_bytes()
+        key, size = blobs.put_file(Path("model.pt"))      # key: "blake3:<hex>"
+        blobs.path(key).read_bytes()
     """
 
-    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+    def __init__(self, root: Path, *, fsync: bool = True, durability: Durability | None = None) -> None:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
-        self.fsync = fsync
+        self.durability: Durability = durability or ("per-blob" if fsync else "none")
+        if self.durability not in DURABILITY_MODES:
+            raise ArtifactStoreError(f"Unknown durability {self.durability!r}; "
+                                     f"use one of {', '.join(DURABILITY_MODES)}.")
+        #: Unsynced writes and the crash marker (group durability only).
+        self.journal: WriteJournal | None = WriteJournal(self.root) if self.durability == "group" else None
+        self._folders: set[str] = set()  # blob folders known to exist
+        self._root, self._tmp = str(self.root), str(self.tmp)
+        self._token, self._counter = uuid.uuid4().hex[:8], itertools.count()
         try:
             self.tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -73,174 +151,288 @@ class BlobStore:
     uri_prefix: str | None = None
 
     @property
+    def fsync(self) -> bool:
+        """Whether blobs are ever synced (per blob, or in groups)."""
+        return self.durability != "none"
+
+    @property
     def scheme(self) -> str:
         """The scheme of a reference to one of these blobs (``file`` here, ``s3`` for a bucket)."""
         return self.uri_prefix.split("://", 1)[0] if self.uri_prefix else "file"
 
-    def path(self, sha256: str) -> Path:
-        """Where the blob with this digest lives (whether or not it exists)."""
-        if not _DIGEST.match(sha256):
-            raise ArtifactStoreError(f"{sha256!r} is not a SHA-256 hex digest.")
-        return self.root / sha256[:2] / sha256[2:]
+    def path(self, key: str) -> Path:
+        """Where the blob with this key lives (whether or not it exists)."""
+        return Path(self.where(key))
 
-    def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+    def where(self, key: str) -> str:
+        """``path`` as a string (the write path handles thousands of these a second)."""
+        if not digest.is_key(key):
+            raise ArtifactStoreError(f"{key!r} is not a blob key (blake3:<64 hex>, or a SHA-256 hex digest).")
+        return f"{self._root}/{digest.key_path(key)}"
 
-    def forget(self, sha256: str) -> None:
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def forget(self, key: str) -> None:
         """Drop what this process remembers about a blob, so the next ``exists`` asks the store itself
         (gc on another machine may have deleted it). Nothing is remembered here."""
 
-    def touch(self, sha256: str) -> bool:
+    def touch(self, key: str) -> bool:
         """Refresh a blob's mtime (so ``gc`` grace counts from its last use); False if it is absent."""
         try:
-            os.utime(self.path(sha256))
+            os.utime(self.path(key))
         except FileNotFoundError:
             return False
         return True
 
-    def _temp_name(self) -> Path:
-        return self.tmp / f"{HOST}-{os.getpid()}-{uuid.uuid4().hex}.tmp"
+    def keep(self, key: str) -> bool:
+        """A blob is about to be used again: True when it is there (its use mark refreshed when older than
+        ``KEEP_FRESH_S``, so a re-log of many files writes no inode that was just written)."""
+        return self._keep(self.where(key))
 
-    def _commit(self, temp: Path, sha256: str) -> None:
-        """Rename a finished temp file to its digest name (or drop it if the blob is already there)."""
-        final = self.path(sha256)
-        if self.touch(sha256):
-            temp.unlink(missing_ok=True)
-            return
-        final.parent.mkdir(exist_ok=True)
-        os.replace(temp, final)
-        if self.fsync:
-            _fsync_dir(final.parent)
+    @staticmethod
+    def _keep(path: str) -> bool:
+        try:
+            modified = os.stat(path).st_mtime
+        except FileNotFoundError:
+            return False
+        if modified < time.time() - KEEP_FRESH_S:
+            with suppress(FileNotFoundError):
+                os.utime(path)
+        return True
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _temp_name(self) -> str:
+        """A temp file name no other writer uses: ``<host>-<pid>-<this store's token><n>.tmp``."""
+        return f"{self._tmp}/{HOST}-{current_pid()}-{self._token}{next(self._counter)}.tmp"
 
     def _write_failed(self, exc: OSError) -> ArtifactStoreError:
         return blob_write_error(self.root, exc)
 
-    @contextmanager
-    def _temp_blob(self) -> Iterator[Path]:
-        """A temp file for one blob write: removed if the write fails; an OS error becomes ArtifactStoreError."""
-        temp = self._temp_name()
+    def _begin(self) -> tuple[str, int | None]:
+        return self._temp_name(), (self.journal.begin() if self.journal else None)
+
+    def _finish(self, temp: str, key: str, token: int | None, fd: int, final: str | None = None) -> None:
+        """Close a finished temp blob and name it by its key (syncing it first under per-blob durability)."""
         try:
-            yield temp
-        except OSError as exc:
-            temp.unlink(missing_ok=True)
-            raise self._write_failed(exc) from exc
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+            if self.durability == "per-blob":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        final = final or self.where(key)
+        folder = final.rpartition("/")[0]
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        named = publish(temp, final)
+        if not named:  # stored already (by another writer meanwhile): that one is kept, and marked used
+            self._keep(final)
+        elif self.durability == "per-blob":
+            fsync_path(Path(folder), folder=True)
+        if self.journal and token is not None:
+            self.journal.written(token, final if named else None)
+
+    def _abandon(self, temp: str, token: int | None, fd: int | None) -> None:
+        if fd is not None:
+            with suppress(OSError):
+                os.close(fd)
+        with suppress(FileNotFoundError):
+            os.unlink(temp)
+        if self.journal and token is not None:
+            self.journal.written(token, None)
 
     def put_stream(self, source: io.BufferedIOBase | io.RawIOBase) -> tuple[str, int]:
-        """Store everything read from ``source``; return (sha256, size). One pass: hash while copying."""
-        with self._temp_blob() as temp:
-            with temp.open("wb") as target:
-                sha, size = digest.copy_and_hash(source, target)  # type: ignore[arg-type]
-                if self.fsync:
-                    target.flush()
-                    os.fsync(target.fileno())
-            self._commit(temp, sha)
-        return sha, size
+        """Store everything read from ``source``; return (key, size). One pass: hash while copying."""
+        key, size = self._store_stream(source, digest.DEFAULT_ALGORITHM, None)
+        return key, size
 
-    def put_file(self, path: Path) -> tuple[str, int]:
-        """Store a local file's content; return (sha256, size).
+    def put_named(self, key: str, source: io.BufferedIOBase | io.RawIOBase) -> bool:
+        """Store a stream under ``key`` if it hashes to it with the key's algorithm (a blob named by SHA-256 put
+        back from a backend's copy); False, and nothing stored, when it does not."""
+        return self._store_stream(source, digest.algorithm_of(key), key)[0] == key
 
-        Where the OS can, the kernel copies the file into the temp blob (``copy_file_range``, as ``cp``
-        does: no trip through Python's buffers) and the temp blob is then hashed, so the name is always
-        the digest of exactly the bytes stored. Elsewhere the file is read, hashed and written in one pass.
-        """
-        with open(path, "rb", buffering=0) as source:
-            if _COPY_FILE_RANGE:
-                stored = self._put_by_kernel_copy(source)
-                if stored is not None:
-                    return stored
-                source.seek(0)
-            return self.put_stream(source)
-
-    def _put_by_kernel_copy(self, source: io.RawIOBase) -> tuple[str, int] | None:
-        """put_file through ``os.copy_file_range``; None when this filesystem pair cannot do it."""
-        with self._temp_blob() as temp:
-            with temp.open("wb") as target:
-                size = 0
-                while True:
-                    try:
-                        copied = os.copy_file_range(source.fileno(), target.fileno(), _KERNEL_COPY_BYTES)
-                    except OSError as exc:
-                        if size == 0 and exc.errno in _NO_KERNEL_COPY:
-                            temp.unlink(missing_ok=True)
-                            return None
-                        raise
-                    if not copied:
-                        break
-                    size += copied
-                if self.fsync:
-                    os.fsync(target.fileno())
-            sha = digest.sha256_file(temp)  # what was stored, whatever the source did meanwhile
-            self._commit(temp, sha)
-        return sha, size
+    def _store_stream(self, source: io.BufferedIOBase | io.RawIOBase, algorithm: str, expected: str | None
+                      ) -> tuple[str, int]:
+        temp, token = self._begin()
+        fd = None
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with open(fd, "wb", closefd=False) as target:
+                key, size = digest.copy_and_key(source, target, algorithm)  # type: ignore[arg-type]
+            if expected is not None and key != expected:
+                self._abandon(temp, token, fd)
+                return key, size
+            self._finish(temp, key, token, fd)
+        except OSError as exc:
+            self._abandon(temp, token, fd)
+            raise self._write_failed(exc) from exc
+        except BaseException:
+            self._abandon(temp, token, fd)
+            raise
+        return key, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
-        """Store bytes; return (sha256, size). Skips the write when the blob already exists."""
-        sha = digest.sha256_bytes(data)
-        if self.touch(sha):
-            return sha, len(data)
-        return self.put_stream(io.BytesIO(data))
+        """Store bytes; return (key, size). Skips the write when the blob already exists."""
+        key = digest.bytes_key(data)
+        self._store_bytes(key, data)
+        return key, len(data)
 
-    def verify(self, sha256: str) -> bool:
-        """True when the blob exists and its content still hashes to its name."""
-        path = self.path(sha256)
-        return path.is_file() and digest.sha256_file(path) == sha256
+    def _store_bytes(self, key: str, data: bytes | memoryview) -> None:
+        final = self.where(key)
+        if self._keep(final):
+            return
+        temp, token = self._begin()
+        fd = None
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            self._finish(temp, key, token, fd, final)
+        except OSError as exc:
+            self._abandon(temp, token, fd)
+            raise self._write_failed(exc) from exc
+        except BaseException:
+            self._abandon(temp, token, fd)
+            raise
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        """Store a local file's content; return (key, size)."""
+        stored = self.store_file(path)
+        return stored.key, stored.size
+
+    def store_file(self, path: Path, threads: int = 1) -> StoredFile:
+        """Store a local file's content, read once; ``threads``: how many threads BLAKE3 may use on a large one.
+
+        A small file is read whole, hashed and written; a large one is copied by the kernel and the copy's
+        pages hashed (``threads`` > 1 lets BLAKE3 hash one large file on several cores).
+        """
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            before = digest.stat_signature(os.fstat(fd))
+            if before[0] <= SMALL_FILE_BYTES:
+                data = _read_all(fd, before[0])
+                key = digest.bytes_key(data)
+                after = digest.stat_signature(os.fstat(fd))
+                self._store_bytes(key, data)
+                return StoredFile(key, len(data), data[:8192], before, after)
+            key, size = self._store_large(fd, threads)
+            return StoredFile(key, size, None, before, digest.stat_signature(os.fstat(fd)))
+        finally:
+            os.close(fd)
+
+    def _store_large(self, source: int, threads: int) -> tuple[str, int]:
+        temp, token = self._begin()
+        fd = None
+        try:
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            size = _copy_fd(source, fd)
+            key = digest.to_key(digest.BLAKE3, digest.fd_hexdigest(fd, digest.BLAKE3, threads, size))
+            self._finish(temp, key, token, fd)
+        except OSError as exc:
+            self._abandon(temp, token, fd)
+            raise self._write_failed(exc) from exc
+        except BaseException:
+            self._abandon(temp, token, fd)
+            raise
+        return key, size
+
+    # -- reading ----------------------------------------------------------------------------------
+    def verify(self, key: str) -> bool:
+        """True when the blob exists and its content still hashes to its key."""
+        path = self.path(key)
+        return path.is_file() and digest.file_key(path, digest.algorithm_of(key)) == key
 
     def trim_cache(self, *, unused_for_s: float, dry_run: bool = False) -> tuple[int, int]:
         """Remove local copies that another copy backs, unused for ``unused_for_s``; return (count, bytes).
         Here the local folder is the only copy, so nothing is removed."""
         return 0, 0
 
-    def settle(self, digests: Iterable[str]) -> None:
-        """Return once every blob in ``digests`` can be read by every reader of the store (here: at once)."""
+    def settle(self, keys: Iterable[str]) -> None:
+        """Return once every blob in ``keys`` can be read by every reader of the store (here: at once)."""
 
-    def local_path(self, sha256: str) -> Path:
+    #: True when a blob settled for every reader is also safe from a crash (a bucket's); here a blob is safe
+    #: once it is synced.
+    durable_when_settled = False
+
+    def local_path(self, key: str) -> Path:
         """The blob as a local file (read only!); raises ArtifactStoreNotFoundError when it is absent."""
-        path = self.path(sha256)
+        path = self.path(key)
         if not path.is_file():
             raise ArtifactStoreNotFoundError(
-                f"Blob {sha256[:12]}… is missing from {str(self.root)!r}; fetch it again from a backend that holds it."
+                f"Blob {key[:19]}… is missing from {str(self.root)!r}; fetch it again from a backend that holds it."
             )
         return path
 
-    def copy_to(self, sha256: str, dest: Path, on_bytes: Callable[[int], None] | None = None) -> None:
-        """Write the blob to ``dest`` (temp + rename), checking its digest on the way; ``on_bytes(copied)``
+    def copy_to(self, key: str, dest: Path, what: str = "", on_bytes: Callable[[int], None] | None = None) -> None:
+        """Write the blob to ``dest`` (temp + rename), checking its digest while it streams; ``on_bytes(copied)``
         follows the copy chunk by chunk."""
-        source = self.local_path(sha256)
+        source = self.local_path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
         try:
             with source.open("rb") as reader, temp.open("wb") as writer:
-                actual, _ = digest.copy_and_hash(reader, writer, on_bytes=on_bytes)
-            if actual != sha256:
+                actual, _ = digest.copy_and_key(reader, writer, digest.algorithm_of(key), on_bytes)
+            if actual != key:
                 raise IntegrityError(
-                    f"Blob {sha256[:12]}… is corrupt (its content hashes to {actual[:12]}…); "
+                    f"{what or 'Blob ' + key[:19] + '…'} is corrupt (its content hashes to {actual[:19]}…); "
                     "log the artifact again from its source files, or fetch it from a backend that holds it."
                 )
             os.replace(temp, dest)
         finally:
             temp.unlink(missing_ok=True)
 
-    def delete(self, sha256: str) -> None:
-        self.path(sha256).unlink(missing_ok=True)
+    # -- maintenance ------------------------------------------------------------------------------
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def copy_within(self, key: str, new_key: str) -> None:
+        """Where blobs have another home (a bucket), give blob ``key`` the name ``new_key`` there too (the local
+        folder is handled by the caller); here nothing to do."""
+
+    def set_aside(self, key: str) -> Path | None:
+        """Move a (corrupt) blob to ``root/corrupt/`` so it is never served and storing its content again
+        writes it anew; return where it went (None: it was not there)."""
+        target = self.root / CORRUPT / key.replace(":", "-")
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(self.path(key), target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def drop_torn(self, key: str) -> str:
+        """A blob found torn after a crash: set it aside; return what was done (for the report)."""
+        where = self.set_aside(key)
+        return f"moved to {where}" if where else "already gone"
+
+    def _layouts(self) -> Iterator[tuple[str, Path]]:
+        """(key prefix, folder) of each blob layout: SHA-256 keys directly under root, BLAKE3 under blake3/."""
+        yield "", self.root
+        yield "blake3:", self.root / digest.BLAKE3
+
+    def files(self) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """(key, directory entry) of every stored blob file."""
+        for prefix, folder in self._layouts():
+            with suppress(FileNotFoundError):
+                for shard in sorted(os.scandir(folder), key=lambda e: e.name):
+                    if len(shard.name) != 2 or not shard.is_dir():
+                        continue
+                    for blob in os.scandir(shard.path):
+                        key = prefix + shard.name + blob.name
+                        if digest.is_key(key):
+                            yield key, blob
 
     def digests(self) -> Iterator[str]:
-        """Every stored digest."""
-        for shard in sorted(self.root.iterdir()):
-            if shard.is_dir() and len(shard.name) == 2:
-                for blob in shard.iterdir():
-                    name = shard.name + blob.name
-                    if _DIGEST.match(name):
-                        yield name
+        """Every stored key."""
+        return (key for key, _ in self.files())
 
     def inventory(self) -> Iterator[tuple[str, int, float]]:
-        """(digest, size, last modified) of every stored blob."""
-        for sha in self.digests():
+        """(key, size, last modified) of every stored blob."""
+        for key, entry in self.files():
             with suppress(FileNotFoundError):  # removed meanwhile
-                info = self.path(sha).stat()
-                yield sha, info.st_size, info.st_mtime
+                info = entry.stat()
+                yield key, info.st_size, info.st_mtime
 
     def clean_temp(self) -> int:
         """Remove temp files whose writer is gone (a dead process on this host); return how many."""
@@ -253,3 +445,42 @@ class BlobStore:
         if removed:
             log.info("Removed %d temp blob file(s) left by a stopped process in %s", removed, self.tmp)
         return removed
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The whole content of a small open file (``size`` from its fstat; a file that grew is read to its end)."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:
+        return data
+    parts = [data]
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _copy_fd(source: int, target: int) -> int:
+    """Copy an open file into another by the kernel (``copy_file_range``, else ``sendfile``), else through a
+    buffer; return the bytes copied."""
+    size = 0
+    if _COPY_FILE_RANGE:
+        try:
+            while copied := os.copy_file_range(source, target, _KERNEL_COPY_BYTES):
+                size += copied
+            return size
+        except OSError as exc:
+            if size or exc.errno not in _NO_KERNEL_COPY:
+                raise
+    if hasattr(os, "sendfile"):
+        try:
+            while copied := os.sendfile(target, source, None, _KERNEL_COPY_BYTES):
+                size += copied
+            return size
+        except OSError as exc:
+            if size or exc.errno not in _NO_KERNEL_COPY:
+                raise
+    while chunk := os.read(source, digest.CHUNK_SIZE):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target, view):]
+        size += len(chunk)
+    return size

@@ -127,11 +127,15 @@ class Catalog:
         run_id: str | None = None,
         now: float | None = None,
         version_name: str | None = None,
+        durability: str = "durable",
+        durability_detail: str | None = None,
     ) -> ArtifactVersion:
         """``add_version`` inside the caller's transaction (which holds the ``artifact:<name>`` key).
 
         With ``version_name`` (``1.2.0``): the version of that name when it holds the same content, else a
         VersionConflictError; a new name goes on the identical version if it has none yet, else on a new one.
+        ``durability`` is the new version's state (``committed`` while its blobs await their group sync, whose
+        owner ``durability_detail`` names); a version that was ``lost`` comes back with it, its content stored anew.
         """
         now = time.time() if now is None else now
         aliases = [validate_alias(a) for a in aliases]
@@ -144,10 +148,13 @@ class Catalog:
             number = version or (db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE artifact_id=?",
                 (artifact_id,)).fetchone()[0])
-            version_id = self._insert_version(db, artifact_id, number, manifest, run_id, now, version_name)
+            version_id = self._insert_version(db, artifact_id, number, manifest, run_id, now, version_name,
+                                              (durability, durability_detail))
             created = True
         else:
             version_id, created = existing, False
+            db.execute("UPDATE versions SET durability=?, durability_detail=? WHERE id=? AND durability='lost'",
+                       (durability, durability_detail, version_id))
             # Identical content: the version stays as it is, but labels given now are added to it.
             self._add_labels(db, version_id, manifest.labels)
         for alias in (LATEST, *aliases):
@@ -174,16 +181,20 @@ class Catalog:
         return int(row["id"]) if row else None
 
     @staticmethod
-    def _insert_version(db: Connection, artifact_id: int, number: int, manifest: Manifest,
-                        run_id: str | None, now: float, version_name: str | None = None) -> int:
+    def _insert_version(db: Connection, artifact_id: int, number: int, manifest: Manifest, run_id: str | None,
+                        now: float, version_name: str | None = None,
+                        durability: tuple[str, str | None] = ("durable", None)) -> int:
+        # The durability goes in with the row: a later UPDATE would write a large manifest to the journal twice.
         cursor = db.execute(
             "INSERT INTO versions (artifact_id, version, digest, type, description, size_bytes, created_at, "
-            "run_id, manifest, version_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "run_id, manifest, version_name, durability, durability_detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (artifact_id, number, manifest.digest, manifest.artifact_type.value, manifest.description,
-             manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True), version_name))
+             manifest.size_bytes, now, run_id, json.dumps(manifest.to_dict(), sort_keys=True), version_name,
+             *durability))
         version_id = int(cursor.fetchone()[0])
         db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
-                       [(version_id, e.path, e.sha256, e.size) for e in manifest.entries])
+                       [(version_id, e.path, e.digest, e.size) for e in manifest.entries])
         Catalog._add_labels(db, version_id, manifest.labels)
         db.executemany("INSERT INTO metadata VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                        [(version_id, k, metadata_text(v)) for k, v in manifest.metadata.items()
@@ -208,7 +219,7 @@ class Catalog:
 
     _VERSION_SELECT = (
         "SELECT v.id, a.name, v.version, v.digest, v.type, v.description, v.size_bytes, v.created_at, "
-        "v.run_id, v.manifest, v.version_name, "
+        "v.run_id, v.manifest, v.version_name, v.durability, v.durability_detail, "
         "(SELECT group_concat(alias, ',') FROM aliases al WHERE al.version_id=v.id) "
         "AS alias_list FROM versions v JOIN artifacts a ON a.id=v.artifact_id"
     )
@@ -221,7 +232,8 @@ class Catalog:
             artifact_type=ArtifactType(row["type"]), size_bytes=row["size_bytes"],
             created_at=row["created_at"], aliases=aliases, description=row["description"],
             run_id=row["run_id"], created=created, manifest_json=row["manifest"], row_id=row["id"],
-            version_name=row["version_name"])
+            version_name=row["version_name"], durability=row["durability"],
+            durability_detail=row["durability_detail"])
 
     def _version_by_id(self, db: Connection, version_id: int, created: bool = True) -> ArtifactVersion:
         row = db.execute(self._VERSION_SELECT + " WHERE v.id=?", (version_id,)).fetchone()
@@ -395,6 +407,33 @@ class Catalog:
     def version_by_id(self, version_id: int) -> ArtifactVersion:
         with self.db.reading() as db:
             return self._version_by_id(db, version_id)
+
+    # -- durability (store/durability.py drives these) -------------------------------------------------
+    def not_durable(self) -> list[ArtifactVersion]:
+        """Versions committed but not yet durable (their blobs await a group sync), oldest first."""
+        return [self._record(r) for r in self._read(
+            self._VERSION_SELECT + " WHERE v.durability='committed' ORDER BY v.id")]
+
+    @staticmethod
+    def mark_durable(db: Connection, version_ids: Iterable[int]) -> None:
+        """Record versions as durable (their blobs are synced), inside the caller's transaction."""
+        db.executemany("UPDATE versions SET durability='durable', durability_detail=NULL "
+                       "WHERE id=? AND durability='committed'", [(i,) for i in sorted(set(version_ids))])
+
+    def mark_lost(self, db: Connection, record: ArtifactVersion, detail: str, now: float) -> None:
+        """Record a version as lost (kept, so its number is never given again, and ``show`` says why): its
+        unfinished deliveries fail, and ``latest`` moves back to the newest version not lost."""
+        db.execute("UPDATE versions SET durability='lost', durability_detail=? WHERE id=?", (detail, record.row_id))
+        self._outbox.abandon(db, record.row_id, f"not delivered: {detail}", now)
+        artifact_id = self._artifact_id(db, record.name)
+        newest = db.execute("SELECT id FROM versions WHERE artifact_id=? AND durability<>'lost' "
+                            "ORDER BY version DESC LIMIT 1", (artifact_id,)).fetchone()
+        if newest is None:
+            db.execute("DELETE FROM aliases WHERE artifact_id=? AND alias=? AND version_id=?",
+                       (artifact_id, LATEST, record.row_id))
+        else:
+            db.execute("UPDATE aliases SET version_id=?, updated_at=? WHERE artifact_id=? AND alias=? "
+                       "AND version_id=?", (newest["id"], now, artifact_id, LATEST, record.row_id))
 
     # -- moved to the outbox: what callers asked of the one-object catalog before it split --------
     outbox = _moved_to_outbox("items")

@@ -6,6 +6,11 @@ aliases, its outbox rows and its stat-cache rows in one catalog transaction and 
 ``ArtifactVersion``. ``log`` is both in one call. The catalog, the outbox, the stat cache and the lineage
 (which run used which version) are small objects over one database. ``gc`` collects the blobs no version
 references, safely while others write (``store/gc.py`` says how).
+
+Durability (``TRACELET_DURABILITY``): under ``group`` (the default) a version is *committed* at once and
+*durable* when its group sync finishes (``store/durability.py``; ``wait_durable`` blocks on it, and so does
+``close``); ``per-blob`` syncs each blob before naming it; ``none`` never syncs. Opening a store checks what
+processes that are gone left unsynced (``durability.recover``).
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from tracelet_artifacts.frozen import FrozenArtifact
 from tracelet_artifacts.names import validate_artifact_path
 from tracelet_artifacts.settings import TraceletSettings
 from tracelet_artifacts.store import gc as blob_gc
-from tracelet_artifacts.store.blobs import BlobStore
+from tracelet_artifacts.store.blobs import BlobStore, Durability
 from tracelet_artifacts.store.catalog import LATEST, Catalog, open_catalog_database, validate_alias
-from tracelet_artifacts.store.ingest import BlobIntake, Staged
+from tracelet_artifacts.store.digests import BlobDigests
+from tracelet_artifacts.store.durability import GroupSync, Recovery, owner_tag, recover
+from tracelet_artifacts.store.ingest import BlobIntake, Staged, staged_durability
 from tracelet_artifacts.store.lineage import Lineage
 from tracelet_artifacts.store.outbox import Deliveries, Outbox
 from tracelet_artifacts.store.removal import remove_version
@@ -37,6 +44,10 @@ from tracelet_artifacts.version_names import split_version
 
 log = logging.getLogger(__name__)
 
+#: What a committed version records, by how safe its staged blobs were.
+_VERSION_STATE = {"synced": "durable", "pending": "committed", "unsynced": "unsynced"}
+#: How long closing a store waits for its group syncs.
+CLOSE_WAIT_S = 600.0
 #: The one-call form's way to name a version's deliveries: manifest → backend → plan (``log(plan=...)``).
 PlanFn = Callable[[Manifest], Mapping[str, Mapping[str, Any]]]
 
@@ -60,23 +71,30 @@ class EmbeddedStore:
         catalog_url: str | None = None,
         blob_url: str | None = None,
         s3_endpoint_url: str | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.root = Path(root).absolute()  # fixed now: a later chdir must not move the store
+        # fsync=False (scratch stores, tests) never syncs; else the setting decides (default: group).
+        durability = durability or (TraceletSettings().durability if fsync else "none")
         self._options = {"fsync": fsync, "catalog_url": catalog_url, "blob_url": blob_url,
-                         "s3_endpoint_url": s3_endpoint_url}
+                         "s3_endpoint_url": s3_endpoint_url, "durability": durability}
         if blob_url:
             from tracelet_artifacts.store.s3 import S3BlobStore
 
             self.blobs: BlobStore = S3BlobStore(blob_url, cache_root=self.root / "blobs",
-                                                endpoint_url=s3_endpoint_url, fsync=fsync)
+                                                endpoint_url=s3_endpoint_url, durability=durability)
         else:
-            self.blobs = BlobStore(self.root / "blobs", fsync=fsync)
+            self.blobs = BlobStore(self.root / "blobs", durability=durability)
         self.db = open_catalog_database(catalog_url or self.root / "catalog.db")
         self.catalog = Catalog(self.db)
         self.outbox = Outbox(self.db)
         self.stat_cache = StatCache(self.db)
+        self.digests = BlobDigests(self.db, self.blobs)
+        self.group_sync = GroupSync(self.blobs, self.catalog)
         self.lineage = Lineage(self.db)
         self.blobs.clean_temp()
+        #: What opening the store found of what dead processes left unsynced (empty when nothing).
+        self.recovery: Recovery = recover(self.blobs, self.catalog)
 
     @classmethod
     def from_settings(cls, settings: TraceletSettings | None = None, root: str | os.PathLike[str] | None = None
@@ -85,7 +103,8 @@ class EmbeddedStore:
         settings = settings or TraceletSettings()
         catalog_url = settings.catalog_url.get_secret_value() if settings.catalog_url else None
         return cls(settings.store_path if root is None else root, catalog_url=catalog_url,
-                   blob_url=settings.blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+                   blob_url=settings.blob_url, s3_endpoint_url=settings.s3_endpoint_url,
+                   durability=settings.durability)
 
     def reopen(self) -> EmbeddedStore:
         """A second handle on the same store (own connections), e.g. for another thread's long work."""
@@ -116,7 +135,7 @@ class EmbeddedStore:
         stat_rows: tuple[StatRow, ...] = ()
         if isinstance(artifact, Manifest):
             manifest = artifact
-            missing = [e.path for e in manifest.entries if not self.blobs.exists(e.sha256)]
+            missing = [e.path for e in manifest.entries if not self.blobs.exists(e.digest)]
             if missing:
                 raise ArtifactStoreError(
                     f"Manifest {manifest.name!r} names content this store does not hold ({missing[:3]}); "
@@ -130,8 +149,9 @@ class EmbeddedStore:
             finally:
                 intake.close()
             stat_rows = tuple(intake.stat_rows)
-        self.blobs.settle(e.sha256 for e in manifest.entries)  # a version never names a blob others cannot read
-        return Staged(manifest, stat_rows, number, wanted, "synced" if self.blobs.fsync else "unsynced", name)
+            manifest = self.digests.earlier_same_content(manifest) or manifest  # logged before BLAKE3: same version
+        self.blobs.settle(e.digest for e in manifest.entries)  # a version never names a blob others cannot read
+        return Staged(manifest, stat_rows, number, wanted, staged_durability(self.blobs), name)
 
     def commit(self, staged: Staged, *, run_id: str | None = None, deliveries: Deliveries | None = None
                ) -> ArtifactVersion:
@@ -139,14 +159,24 @@ class EmbeddedStore:
         its aliases, its ``deliveries`` (backend → plan, for the outbox) and its stat-cache rows, in one
         transaction: a version never appears without its deliveries."""
         now = time.time()
+        state = _VERSION_STATE[staged.durability]
         with self.db.transaction(f"artifact:{staged.manifest.name}") as conn:
-            blob_gc.check_commit(conn, self.blobs, (e.sha256 for e in staged.manifest.entries))  # gc raced us?
+            blob_gc.check_commit(conn, self.blobs, (e.digest for e in staged.manifest.entries))  # gc raced us?
             record = self.catalog.record_version(conn, staged.manifest, version=staged.version,
                                                  aliases=staged.aliases, run_id=run_id, now=now,
-                                                 version_name=staged.version_name)
+                                                 version_name=staged.version_name, durability=state,
+                                                 durability_detail=owner_tag() if state == "committed" else None)
             self.outbox.enqueue(conn, record.row_id, run_id, deliveries or {}, now)
             self.stat_cache.record(conn, staged.stat_rows)
-        return record
+        if record.durability == "committed" and staged.durability == "pending":
+            self.group_sync.submit(record.row_id, [self.blobs.where(e.digest) for e in staged.manifest.entries])
+        elif self.blobs.journal is not None and not self.blobs.journal.idle:
+            self.group_sync.submit(None, ())  # a bucket's local cache: synced in the background too
+        return record.known_manifest(staged.manifest) if record.created else record
+
+    def wait_durable(self, timeout: float | None = None) -> bool:
+        """Block until every version this handle committed is durable (True), or ``timeout`` passes (False)."""
+        return self.group_sync.wait(timeout)
 
     def log(
         self,
@@ -189,13 +219,13 @@ class EmbeddedStore:
 
         ``progress(done_bytes, total_bytes)`` follows the whole version, chunk by chunk.
         """
-        record = self.get(name, version)
+        record = self.readable(name, version)
         target = Path(dest)
         entries = record.manifest.entries
         total, done, written = sum(e.size for e in entries), 0, []
         for entry in entries:
             path = target / validate_artifact_path(entry.path)
-            self.blobs.copy_to(entry.sha256, path, None if progress is None
+            self.blobs.copy_to(entry.digest, path, f"{record.ref}/{entry.path}", None if progress is None
                                else functools.partial(_offset_progress, progress, done, total))
             written.append(path)
             done += entry.size
@@ -203,18 +233,25 @@ class EmbeddedStore:
                 progress(done, total)
         return written
 
-    def blob_path(self, sha256: str) -> Path:
+    def readable(self, name: str, version: str | int = LATEST) -> ArtifactVersion:
+        """``get``, refusing a version whose content was lost in a crash (IntegrityError saying so)."""
+        record = self.get(name, version)
+        if record.durability == "lost":
+            raise IntegrityError(f"{record.ref} was lost: {record.durability_detail or 'its content did not survive'}.")
+        return record
+
+    def blob_path(self, key: str) -> Path:
         """A blob as a local file (read only: never modify it); fetched into the cache first if need be."""
-        return self.blobs.local_path(sha256)
+        return self.blobs.local_path(key)
 
     def ensure_local(self, manifest: Manifest) -> None:
         """Make every blob of ``manifest`` a local file (a no-op unless blobs live in a bucket)."""
         for entry in manifest.entries:
-            self.blobs.local_path(entry.sha256)
+            self.blobs.local_path(entry.digest)
 
     def verify(self, name: str, version: str | int = LATEST) -> list[str]:
         """Entry paths of a version whose blob is missing or corrupt (empty when all is well)."""
-        return [e.path for e in self.get(name, version).manifest.entries if not self.blobs.verify(e.sha256)]
+        return [e.path for e in self.get(name, version).manifest.entries if not self.blobs.verify(e.digest)]
 
     def check(self, name: str, version: str | int = LATEST) -> None:
         """Raise IntegrityError when any blob of a version is missing or corrupt."""
@@ -237,7 +274,7 @@ class EmbeddedStore:
         """Keep gc away from ``manifest``'s blobs inside the block: to store them again after a commit raised
         BlobsCollectedError, then commit (``store/gc.py``)."""
         log.info("gc collected blobs of %s while it was logged; storing them again, pinned", manifest.name)
-        pin_id = blob_gc.pin(self.db, (e.sha256 for e in manifest.entries))
+        pin_id = blob_gc.pin(self.db, (e.digest for e in manifest.entries))
         try:
             yield
         finally:
@@ -252,7 +289,11 @@ class EmbeddedStore:
         other than ``latest`` points at it or a later run consumed it, unless ``force``."""
         return remove_version(self.catalog, name, version, force=force)
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = CLOSE_WAIT_S) -> None:
+        """Wait (up to ``timeout``) for the versions this handle committed to be durable, then close."""
+        if not self.group_sync.close(timeout):
+            log.warning("Closing %s before its last group sync finished; the versions it committed stay "
+                        "'committed' and are checked when the store is next opened.", self.root)
         self.db.close()
 
 

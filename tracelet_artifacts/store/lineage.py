@@ -260,15 +260,16 @@ class Lineage:
                         queue.append((out_name, out_version, level + 1))
 
     # -- which version holds a file: what the hooks ask -------------------------------------------
-    def version_holding(self, sha256: str) -> ArtifactVersion | None:
-        """The newest version with an entry of this content (None when the store holds it nowhere)."""
+    def version_holding(self, key: str) -> ArtifactVersion | None:
+        """The newest version with an entry of this content key (None when the store holds it nowhere)."""
         rows = self.db.read("SELECT v.id FROM entries e JOIN versions v ON v.id=e.version_id WHERE e.sha256=? "
-                            "ORDER BY v.created_at DESC, v.id DESC LIMIT 1", (sha256,))
+                            "ORDER BY v.created_at DESC, v.id DESC LIMIT 1", (key,))
         return Catalog(self.db).version_by_id(int(rows[0]["id"])) if rows else None
 
     def digest_of_file(self, path: Path) -> str:
-        """The content digest of a local file: from the stat cache when a stored file had the same identity
-        (size, change time, inode, device: a hard link a hook staged counts), else by reading it."""
+        """The content key of a local file: from the stat cache when a stored file had the same identity
+        (size, change time, inode, device: a hard link a hook staged counts), else by hashing it the way new
+        blobs are named (BLAKE3)."""
         size, changed, inode, device = digest.file_signature(path)
         sql = "SELECT sha256 FROM stat_cache WHERE inode=? AND device=? AND size=? AND mtime_ns=?"
         params: list[Any] = [inode, device, size, changed]
@@ -276,11 +277,22 @@ class Lineage:
             sql += " AND substr(path, 1, ?) = ?"
             params += [len(HOST) + 1, f"{HOST}:"]
         rows = self.db.read(sql + " LIMIT 1", params)
-        return rows[0]["sha256"] if rows else digest.sha256_file(path)
+        return rows[0]["sha256"] if rows else digest.file_key(path)
+
+    def holds_sha256_keys(self) -> bool:
+        """Whether any entry is keyed by SHA-256 (content stored before BLAKE3: a mixed store). Keys that are
+        not ``blake3:…`` sort below or above that prefix (byte order), so SQLite's index answers without a scan."""
+        column = "sha256" if self.db.dialect == "sqlite" else 'sha256 COLLATE "C"'
+        return bool(self.db.read(f"SELECT 1 FROM entries WHERE {column} < 'blake3:' OR {column} > 'blake3:~' LIMIT 1"))
 
     def version_of_file(self, path: Path) -> ArtifactVersion | None:
-        """The version that holds this file's content, found by its identity or its digest."""
-        return self.version_holding(self.digest_of_file(path))
+        """The version that holds this file's content, found by its identity or its key; in a store that still
+        holds content stored before BLAKE3, by its SHA-256 key too."""
+        key = self.digest_of_file(path)
+        found = self.version_holding(key)
+        if found is None and digest.algorithm_of(key) != digest.SHA256 and self.holds_sha256_keys():
+            found = self.version_holding(digest.file_key(path, digest.SHA256))
+        return found
 
     # -- what blocks a deletion -------------------------------------------------------------------
     def later_consumers(self, record: ArtifactVersion) -> list[Use]:

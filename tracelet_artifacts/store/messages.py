@@ -59,7 +59,7 @@ def read_message(record: ArtifactVersion, read: Callable[[str], bytes], trusted:
     serializer = str(record.manifest.metadata[MESSAGE_KEY])
     entry = record.manifest.entry(f"message.{serialize.EXTENSIONS[serializer]}")
     data = verified_bytes(entry, read, f"The message of {record.ref}", "save it again")
-    own = serializer == "pickle" and entry.sha256 in trusted
+    own = serializer == "pickle" and entry.digest in trusted
     try:
         return serialize.deserialize_object(data, serializer, allow_pickle=allow_pickle or own,
                                             what=f"The message of {record.ref}")
@@ -70,4 +70,4 @@ def read_message(record: ArtifactVersion, read: Callable[[str], bytes], trusted:
 def remember(record: ArtifactVersion, trusted: MutableSet[str]) -> None:
     """Trust the pickled message this store just wrote (its bytes came from this process)."""
     if record.manifest.metadata.get(MESSAGE_KEY) == "pickle":
-        trusted.add(record.manifest.entry("message.pkl").sha256)
+        trusted.add(record.manifest.entry("message.pkl").digest)

@@ -133,6 +133,20 @@ CREATE UNIQUE INDEX IF NOT EXISTS versions_name ON versions (artifact_id, versio
   WHERE version_name IS NOT NULL
 """
 
+# 4: group-committed durability and digests on demand. A version is ``committed`` (visible, its blobs not yet
+# synced; ``durability_detail`` names the process syncing them), ``durable``, ``lost`` (a crash tore its content
+# before it was durable; the detail says what) or ``unsynced`` (a store that never syncs); versions written
+# before are durable (their blobs were fsynced one by one). ``blob_digests`` caches digests of a blob in other
+# algorithms than its key's (the SHA-256 or MD5 a backend or a user asks for), computed once. The ``sha256``
+# columns of ``entries`` and ``stat_cache`` keep their name: they hold blob keys (``blake3:<hex>`` from now on).
+_DURABILITY = """
+ALTER TABLE versions ADD COLUMN durability TEXT NOT NULL DEFAULT 'durable';
+ALTER TABLE versions ADD COLUMN durability_detail TEXT;
+CREATE INDEX IF NOT EXISTS versions_not_durable ON versions (durability) WHERE durability <> 'durable';
+CREATE TABLE IF NOT EXISTS blob_digests (
+  blob TEXT NOT NULL, algorithm TEXT NOT NULL, hexdigest TEXT NOT NULL, PRIMARY KEY (blob, algorithm))
+"""
+
 # 5: lineage and lifecycle. ``uses``: which run consumed which version, and how (``use_artifact``, a hook);
 # the name and number stay when the version is deleted (its row id goes NULL), so lineage keeps the edge.
 # ``blob_deletions``: the blobs gc is deleting or deleted, which a commit checks; ``blob_pins``: blobs a writer
@@ -171,16 +185,12 @@ CREATE INDEX IF NOT EXISTS stat_cache_file ON stat_cache (inode, device);
 CREATE INDEX IF NOT EXISTS stat_cache_sha ON stat_cache (sha256)
 """
 
-#: 4 is taken by a branch merged beside this one (digest algorithm and durability); until it lands it is
-#: empty here. MERGE: its DDL replaces this line.
-_RESERVED = {"sqlite": "", "postgresql": ""}
-
 #: version → DDL per dialect. Append only.
 MIGRATIONS: dict[int, dict[str, str]] = {
     1: {"sqlite": _SQLITE_1, "postgresql": _POSTGRES_1},
     2: {"sqlite": _BROWSING, "postgresql": _BROWSING},
     3: {"sqlite": _VERSION_NAMES_SQLITE, "postgresql": _VERSION_NAMES_POSTGRES},
-    4: _RESERVED,
+    4: {"sqlite": _DURABILITY, "postgresql": _DURABILITY},
     5: {"sqlite": _LINEAGE_SQLITE, "postgresql": _LINEAGE_POSTGRES},
 }
 SCHEMA_VERSION = max(MIGRATIONS)

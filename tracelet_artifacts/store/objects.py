@@ -18,8 +18,8 @@ __all__ = ["load_object", "verified_bytes"]
 
 def verified_bytes(entry: ManifestEntry, read: Callable[[str], bytes], what: str, again: str) -> bytes:
     """The stored bytes of ``entry``; IntegrityError (``what`` no longer matches, ``again``) when they changed."""
-    data = read(entry.sha256)
-    if digest.sha256_bytes(data) != entry.sha256:
+    data = read(entry.digest)
+    if digest.bytes_key(data, entry.algorithm) != entry.digest:
         raise IntegrityError(f"{what} no longer matches its digest; {again}.")
     return data
 

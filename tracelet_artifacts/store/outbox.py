@@ -93,6 +93,12 @@ class Outbox:
                      "WHERE version_id=? AND status='done'", (now, version_id))
 
     # -- the delivery workers' calls ---------------------------------------------------------------
+    @staticmethod
+    def abandon(conn: Connection, version_id: int, reason: str, now: float) -> None:
+        """Give up a version's unfinished deliveries (its content is lost): failed, with ``reason``."""
+        conn.execute("UPDATE outbox SET status='failed', last_error=?, lease_owner=NULL, updated_at=? "
+                     "WHERE version_id=? AND status IN ('pending', 'inflight')", (reason, now, version_id))
+
     def claim(self, owner: str, lease_s: float, *, run_id: str | None = None, backend: str | None = None,
               due_only: bool = True, limit: int = 100) -> list[OutboxItem]:
         """Take pending (or lease-expired in-flight) deliveries for ``owner``; each is taken by one owner only."""

@@ -1,19 +1,21 @@
 """Content-addressed blobs on an S3-compatible object store, with this machine's blob folder as their cache.
 
-A blob is first stored in the local folder exactly as ``BlobStore`` does (copy, SHA-256 of what was stored),
-then uploaded from there under ``<prefix>/<aa>/<rest-of-digest>``: large files in parts, and S3 only
-makes an object visible once its upload completes, so no reader ever sees a partial blob. The upload
+A blob is first stored in the local folder exactly as ``BlobStore`` does (one read: copy, and the BLAKE3 of
+what was stored), then uploaded from there under ``<prefix>/<digest.key_path(key)>`` (``blake3/aa/<rest>``;
+blobs stored before BLAKE3 keep ``aa/<rest>``): files from ``MULTIPART_BYTES`` up in parts sent in parallel,
+and S3 only makes an object visible once its upload completes, so no reader ever sees a partial blob. The upload
 happens before the catalog records the version, so every machine that sees a version can read its blobs.
 Reading a blob this machine lacks downloads it into the cache, checks its digest, then serves it.
 
     blobs = S3BlobStore("s3://team-artifacts/tracelet", cache_root=Path(".tracelet/blobs"))
-    sha, size = blobs.put_file(Path("model.pt"))     # stored locally and in the bucket
+    key, size = blobs.put_file(Path("model.pt"))     # stored locally and in the bucket
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,11 +33,12 @@ from tracelet_artifacts.errors import (
     TraceletError,
 )
 from tracelet_artifacts.redact import redact_text
-from tracelet_artifacts.store.blobs import BlobStore, is_digest
+from tracelet_artifacts.store.blobs import BlobStore, Durability, StoredFile, is_digest
 
 log = logging.getLogger(__name__)
 _INSTALL_HINT = "pip install 'tracelet-artifacts[s3]'"
-MULTIPART_BYTES = 64 * 1024 * 1024  # files above this go up in parts of this size
+MULTIPART_BYTES = 16 * 1024 * 1024  # files from this size go up in parts of this size, PART_WORKERS at once
+PART_WORKERS = 4
 LOOKUP_FIRST_BYTES = 4 * 1024 * 1024  # blobs from this size are looked up in the bucket before being sent
 UPLOAD_WORKERS = 8  # blobs sent at once (each large one also in up to 4 parts at once)
 
@@ -64,8 +67,12 @@ class S3BlobStore(BlobStore):
     usual AWS variables or profile, as for every boto3 program.
     """
 
-    def __init__(self, url: str, *, cache_root: Path, endpoint_url: str | None = None, fsync: bool = True) -> None:
-        super().__init__(cache_root, fsync=fsync)
+    #: A version's blobs are in the bucket before the catalog names them: durable at commit.
+    durable_when_settled = True
+
+    def __init__(self, url: str, *, cache_root: Path, endpoint_url: str | None = None, fsync: bool = True,
+                 durability: Durability | None = None) -> None:
+        super().__init__(cache_root, fsync=fsync, durability=durability)
         self.url = url
         self.bucket, self.prefix = parse_s3_url(url)
         self.uri_prefix = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
@@ -79,7 +86,7 @@ class S3BlobStore(BlobStore):
         self._client = boto3.client("s3", endpoint_url=endpoint_url,
                                     config=Config(retries={"max_attempts": 5, "mode": "standard"}))
         self._transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES,
-                                        max_concurrency=4)
+                                        max_concurrency=PART_WORKERS)
         self._uploaded: set[str] = set()  # digests known to be in the bucket (it never loses a blob we wrote)
         self._uploading: dict[str, Future[None]] = {}  # digest → its upload, until settle() collects it
         self._lock = threading.Lock()
@@ -91,9 +98,10 @@ class S3BlobStore(BlobStore):
 
     # -- S3 calls ---------------------------------------------------------------------------------
     def key(self, sha256: str) -> str:
+        """The object key of a blob key (the same layout as the local folder's)."""
         if not is_digest(sha256):
-            raise ArtifactStoreError(f"{sha256!r} is not a SHA-256 hex digest.")
-        return f"{self.prefix}/{sha256[:2]}/{sha256[2:]}" if self.prefix else f"{sha256[:2]}/{sha256[2:]}"
+            raise ArtifactStoreError(f"{sha256!r} is not a blob key (blake3:<64 hex>, or a SHA-256 hex digest).")
+        return f"{self.prefix}/{digest.key_path(sha256)}" if self.prefix else digest.key_path(sha256)
 
     def _failed(self, action: str, exc: Exception) -> TraceletError:
         if _code(exc) == "NoSuchBucket":
@@ -155,22 +163,27 @@ class S3BlobStore(BlobStore):
 
     def _download(self, sha256: str) -> None:
         """Fetch a blob into the cache, keeping it only if it hashes to its name."""
-        with self._temp_blob() as temp:
+        temp, token = self._begin()
+        try:
             try:
                 self._client.download_file(self.bucket, self.key(sha256), str(temp), Config=self._transfer)
             except Exception as exc:
                 if _code(exc) in _NOT_FOUND:
                     raise ArtifactStoreNotFoundError(
-                        f"Blob {sha256[:12]}… is missing from {self.url}; fetch it again from a backend that holds it."
+                        f"Blob {sha256[:19]}… is missing from {self.url}; fetch it again from a backend that holds it."
                     ) from None
                 raise self._failed("Downloading a blob from", exc) from None
-            actual = digest.sha256_file(temp)
+            actual = digest.file_key(temp, digest.algorithm_of(sha256))
             if actual != sha256:
                 raise IntegrityError(
-                    f"Blob {sha256[:12]}… in {self.url} is corrupt (its content hashes to {actual[:12]}…); "
+                    f"Blob {sha256[:19]}… in {self.url} is corrupt (its content hashes to {actual[:19]}…); "
                     "log the artifact again from its source files, or fetch it from a backend that holds it."
                 )
-            self._commit(temp, sha256)
+            fd = os.open(temp, os.O_RDONLY)
+        except BaseException:
+            self._abandon(temp, token, None)
+            raise
+        self._finish(temp, sha256, token, fd)
 
     def _upload_soon(self, sha256: str) -> None:
         """Start sending a blob in the background; ``settle`` waits for it before the catalog names it."""
@@ -192,10 +205,16 @@ class S3BlobStore(BlobStore):
         self._upload_soon(sha)
         return sha, size
 
-    def put_file(self, path: Path) -> tuple[str, int]:
-        sha, size = super().put_file(path)
-        self._upload_soon(sha)
-        return sha, size
+    def store_file(self, path: Path, threads: int = 1) -> StoredFile:
+        stored = super().store_file(path, threads)
+        self._upload_soon(stored.key)
+        return stored
+
+    def put_named(self, key: str, source: io.BufferedIOBase | io.RawIOBase) -> bool:
+        named = super().put_named(key, source)
+        if named:
+            self._upload_soon(key)
+        return named
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         sha, size = super().put_bytes(data)
@@ -228,6 +247,9 @@ class S3BlobStore(BlobStore):
     def touch(self, sha256: str) -> bool:
         return super().touch(sha256) and self.in_bucket(sha256)
 
+    def keep(self, key: str) -> bool:
+        return super().keep(key) and self.in_bucket(key)
+
     def local_path(self, sha256: str) -> Path:
         """The blob as a local file: the cached copy (marked used, for ``trim_cache``), else downloaded."""
         if not super().touch(sha256):
@@ -251,13 +273,13 @@ class S3BlobStore(BlobStore):
             return False
         return super().verify(sha256)
 
-    def copy_to(self, sha256: str, dest: Path, on_bytes: Callable[[int], None] | None = None) -> None:
+    def copy_to(self, sha256: str, dest: Path, what: str = "", on_bytes: Callable[[int], None] | None = None) -> None:
         self.local_path(sha256)
         try:
-            super().copy_to(sha256, dest, on_bytes)
+            super().copy_to(sha256, dest, what, on_bytes)
         except IntegrityError:
             self._heal(sha256)
-            super().copy_to(sha256, dest, on_bytes)
+            super().copy_to(sha256, dest, what, on_bytes)
 
     def delete(self, sha256: str) -> None:
         try:
@@ -267,6 +289,23 @@ class S3BlobStore(BlobStore):
         with self._lock:
             self._uploaded.discard(sha256)
         super().delete(sha256)
+
+    def copy_within(self, key: str, new_key: str) -> None:
+        """A server-side copy in the bucket (``migrate``: the same bytes under their BLAKE3 key)."""
+        if self.in_bucket(new_key):
+            return
+        try:
+            self._client.copy({"Bucket": self.bucket, "Key": self.key(key)}, self.bucket, self.key(new_key),
+                              Config=self._transfer)
+        except Exception as exc:
+            raise self._failed("Copying a blob within", exc) from None
+        with self._lock:
+            self._uploaded.add(new_key)
+
+    def drop_torn(self, sha256: str) -> str:
+        """A cached copy found torn after a crash: removed (the bucket holds the blob; read again on demand)."""
+        super().delete(sha256)
+        return "removed the cached copy (the bucket holds the blob)"
 
     def trim_cache(self, *, unused_for_s: float, dry_run: bool = False) -> tuple[int, int]:
         """Remove this machine's cached copies that are in the bucket and unused for ``unused_for_s``
@@ -287,7 +326,8 @@ class S3BlobStore(BlobStore):
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""):
                 for item in page.get("Contents", []):
-                    name = "".join(item["Key"][len(self.prefix):].strip("/").split("/")[-2:])
+                    parts = item["Key"][len(self.prefix):].strip("/").split("/")
+                    name = ("blake3:" if parts[0] == digest.BLAKE3 else "") + "".join(parts[-2:])
                     if is_digest(name):
                         yield name, int(item["Size"]), item["LastModified"].timestamp()
         except Exception as exc:

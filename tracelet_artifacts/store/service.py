@@ -197,7 +197,7 @@ class MemoryArtifactStore(ArtifactStore):
 
     def _save(self, name: str, artifact: TraceletArtifact | Manifest) -> ArtifactVersion:
         manifest = artifact.freeze() if isinstance(artifact, TraceletArtifact) else artifact
-        kept = {digest.sha256_bytes(o.data): o.data for o in artifact.objects} \
+        kept = {digest.bytes_key(o.data): o.data for o in artifact.objects} \
             if isinstance(artifact, TraceletArtifact) else {}
         with self._lock:
             self._blobs.update(kept)

@@ -5,22 +5,26 @@ It shares the catalog's database: ``record`` writes inside the transaction that 
 files belong to, so a remembered digest always names a blob some version holds.
 
     cache = StatCache(database)
-    cache.lookup(cache.key(path), digest.file_signature(path))   # the sha256, or None: read the file
+    cache.lookup(cache.key(path), digest.file_signature(path))   # the blob key, or None: read the file
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tracelet_artifacts.procs import HOST
 from tracelet_artifacts.store.sql import Connection, Database
 
-#: (key, size, change time ns, inode, device, sha256) of one file, as ``record`` takes it.
+#: (key, size, change time ns, inode, device, blob key) of one file, as ``record`` takes it. (The column is
+#: still named ``sha256``: it holds the blob key, ``blake3:<hex>`` for files stored since BLAKE3.)
 StatRow = tuple[str, int, int, int, int, str]
 #: A file whose mtime is this close to when its digest was recorded is hashed again (same clock tick).
 MARGIN_NS = 50_000_000
+_IN_LIST = 500  # keys per IN (...) list
 
 
 class StatCache:
@@ -36,18 +40,31 @@ class StatCache:
 
     def key(self, path: Path) -> str:
         """The key of a file: its absolute path, and on a catalog machines share, the host too."""
-        return f"{HOST}:{path.absolute()}" if self.shared else str(path.absolute())
+        absolute = os.fspath(path) if path.is_absolute() else str(path.absolute())
+        return f"{HOST}:{absolute}" if self.shared else absolute
 
     def lookup(self, key: str, signature: tuple[int, int, int, int], margin_ns: int = MARGIN_NS) -> str | None:
-        """The digest recorded for a file whose (size, change time, inode, device) still match.
+        """The blob key recorded for a file whose (size, change time, inode, device) still match.
 
         A file modified within ``margin_ns`` before the record was written is not trusted (its
         change time may not move on a later write in the same clock tick).
         """
-        rows = self.db.read("SELECT * FROM stat_cache WHERE path=?", (key,))
-        if not rows:
-            return None
-        row = rows[0]
+        row = self.rows([key]).get(key)
+        return self.matches(row, signature, margin_ns) if row is not None else None
+
+    def rows(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The recorded rows of many files at once (key → row; files never recorded are absent)."""
+        wanted = list(keys)
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), _IN_LIST):
+            part = wanted[start:start + _IN_LIST]
+            sql = f"SELECT * FROM stat_cache WHERE path IN ({','.join('?' * len(part))})"
+            found.update((row["path"], row) for row in self.db.read(sql, part))
+        return found
+
+    @staticmethod
+    def matches(row: Any, signature: tuple[int, int, int, int], margin_ns: int = MARGIN_NS) -> str | None:
+        """The blob key of a recorded row when ``signature`` still matches it (see ``lookup``)."""
         size, mtime_ns, inode, device = signature
         same = (row["size"], row["mtime_ns"], row["inode"], row["device"]) == (size, mtime_ns, inode, device)
         return row["sha256"] if same and mtime_ns + margin_ns < row["recorded_ns"] else None

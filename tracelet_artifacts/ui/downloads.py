@@ -59,7 +59,7 @@ def zip_stream(store: Any, record: ArtifactVersion) -> Iterator[bytes]:
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for entry in record.manifest.entries:
             member = f"{folder}/{validate_artifact_path(entry.path)}"
-            with store.blob_path(entry.sha256).open("rb") as source, archive.open(member, "w", force_zip64=True) as out:
+            with store.blob_path(entry.digest).open("rb") as source, archive.open(member, "w", force_zip64=True) as out:
                 while chunk := source.read(CHUNK_SIZE):
                     out.write(chunk)
                     yield sink.take()

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from tracelet_artifacts.artifact import ArtifactType
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, TraceletError
-from tracelet_artifacts.status import version_status
+from tracelet_artifacts.status import durability_status, version_status
 from tracelet_artifacts.store.listing import ArtifactFilter
 from tracelet_artifacts.store.service import parse_key
 from tracelet_artifacts.ui.downloads import download_name, find_entry, zip_stream
 from tracelet_artifacts.ui.lineage_svg import lineage_svg
 from tracelet_artifacts.ui.previews import INLINE_IMAGES, has_preview, needs_blob, preview_entry
+from tracelet_artifacts.values import ManifestEntry
 
 PAGE_SIZE = 50
 INLINE_PREVIEWS = 6
@@ -91,14 +93,15 @@ def version_page(request: Request, name: str, version: str) -> Response:
     app = request.app.state.site
     record = app.store.get(name, version)
     entries = record.manifest.entries
-    previewable = [e for e in entries if has_preview(e)]
-    previews = [preview_entry(app.store.blob_path(e.sha256) if needs_blob(e) else None, e)
+    previewable = [e for e in entries if has_preview(e)] if record.durability != "lost" else []
+    previews = [preview_entry(app.store.blob_path(e.digest) if needs_blob(e) else None, e)
                 for e in previewable[:INLINE_PREVIEWS]]
     graph = app.store.lineage.graph(record.name, record.version, direction="both", depth=LINEAGE_DEPTH,
                                     limit=LINEAGE_NODES)
     return app.render(request, "version.html", {
         "lineage": graph, "lineage_svg": lineage_svg(graph) if len(graph.nodes) > 1 else None,
         "record": record, "manifest": record.manifest, "sections": VERSION_SECTIONS,
+        "durability": durability_status(record, bucket=app.store.blobs.durable_when_settled),
         "labels": app.store.catalog.labels(record.name, record.version),
         "deliveries": version_status(app.store.catalog.deliveries(record.name, record.version)),
         "previews": previews, "more_previews": len(previewable) > len(previews)})
@@ -108,7 +111,7 @@ def entry_preview(request: Request) -> Response:
     app = request.app.state.site
     record = app.store.get(*parse_key(request.path_params["ref"]))
     entry = find_entry(record, request.query_params.get("path"))
-    blob = app.store.blob_path(entry.sha256) if needs_blob(entry) else None
+    blob = app.store.blob_path(entry.digest) if needs_blob(entry) else None
     return app.render(request, "preview.html", {"record": record, "entry": entry,
                                                 "preview": preview_entry(blob, entry)})
 
@@ -121,15 +124,21 @@ def entry_raw(request: Request) -> Response:
     if entry.mime not in INLINE_IMAGES:
         raise ArtifactStoreNotFoundError(f"{entry.path} is not an image; download it instead.")
     headers = {"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox"}
-    return FileResponse(app.store.blob_path(entry.sha256), media_type=entry.mime, headers=headers)
+    return FileResponse(app.store.blob_path(entry.digest), media_type=entry.mime, headers=headers)
 
 
 def entry_download(request: Request) -> Response:
     app = request.app.state.site
     record = app.store.get(*parse_key(request.path_params["ref"]))
     entry = find_entry(record, request.query_params.get("path"))
-    return FileResponse(app.store.blob_path(entry.sha256), media_type="application/octet-stream",
-                        filename=download_name(entry.path), headers={"x-tracelet-sha256": entry.sha256})
+    return FileResponse(app.store.blob_path(entry.digest), media_type="application/octet-stream",
+                        filename=download_name(entry.path), headers=digest_headers(app.store, entry))
+
+
+def digest_headers(store: Any, entry: ManifestEntry) -> dict[str, str]:
+    """A download's digests: its content key, and its SHA-256 (what ``sha256sum`` prints; computed on the first
+    download of a blob named by BLAKE3, then cached in the catalog)."""
+    return {"x-tracelet-digest": entry.digest, "x-tracelet-sha256": store.digests.hexdigest(entry.digest, "sha256")}
 
 
 def version_zip(request: Request) -> Response:
