@@ -169,7 +169,7 @@ def test_the_catalog_of_an_older_release_gains_version_names_when_opened(isolate
     with sqlite3.connect(path / "catalog.db") as db:  # as schema v2 left it
         db.execute("DROP INDEX versions_name")
         db.execute("ALTER TABLE versions DROP COLUMN version_name")
-        db.execute("DROP INDEX versions_not_durable")  # nor durability (v4)
+        db.execute("DROP INDEX versions_not_durable")  # nor durability (v7)
         db.execute("ALTER TABLE versions DROP COLUMN durability")
         db.execute("ALTER TABLE versions DROP COLUMN durability_detail")
         db.execute("DROP TABLE blob_digests")
@@ -184,3 +184,27 @@ def test_split_version_and_the_suggested_next_name() -> None:
     assert split_version(4) == (4, None) and split_version(None) == (None, None)
     assert [next_version_name(n) for n in ("1.2.0", "rc1", "2024-06-09", "1.0.0+build")] == [
         "1.2.1", "rc2", "2024-06-10", "1.0.1+build"]
+
+
+def test_a_catalog_the_release_with_empty_migrations_3_and_4_stamped_v5_gains_names_and_durability(
+        isolated: Path) -> None:
+    import sqlite3
+
+    path = isolated / "released"
+    EmbeddedStore(path).log(app(1)).version  # noqa: B018
+    with sqlite3.connect(path / "catalog.db") as db:  # as that release left it: lineage (v5), nothing of 6 or 7
+        db.execute("DROP INDEX versions_name")
+        db.execute("ALTER TABLE versions DROP COLUMN version_name")
+        db.execute("DROP INDEX versions_not_durable")
+        db.execute("ALTER TABLE versions DROP COLUMN durability")
+        db.execute("ALTER TABLE versions DROP COLUMN durability_detail")
+        db.execute("DROP TABLE blob_digests")
+        db.execute("UPDATE schema_info SET version=5")
+    reopened = EmbeddedStore(path)
+    assert reopened.get("my-app").version == 1
+    second = reopened.log(app(2), version="1.0.0")
+    assert second.version_name == "1.0.0"
+    with sqlite3.connect(path / "catalog.db") as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(versions)")}
+        assert {"version_name", "durability", "durability_detail"} <= columns
+        assert db.execute("SELECT version FROM schema_info").fetchone()[0] == 7

@@ -120,7 +120,7 @@ CREATE INDEX IF NOT EXISTS versions_id_artifact ON versions (id, artifact_id);
 CREATE INDEX IF NOT EXISTS labels_version ON labels (version_id, label)
 """
 
-# 3: version names (``log_artifact(art, version="1.2.0")``): an immutable name beside the version number, at
+# 6: version names (``log_artifact(art, version="1.2.0")``): an immutable name beside the version number, at
 # most one per version and unique within an artifact (versions without a name are not indexed).
 _VERSION_NAMES_SQLITE = """
 ALTER TABLE versions ADD COLUMN version_name TEXT;
@@ -133,7 +133,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS versions_name ON versions (artifact_id, versio
   WHERE version_name IS NOT NULL
 """
 
-# 4: group-committed durability and digests on demand. A version is ``committed`` (visible, its blobs not yet
+# 7: group-committed durability and digests on demand. A version is ``committed`` (visible, its blobs not yet
 # synced; ``durability_detail`` names the process syncing them), ``durable``, ``lost`` (a crash tore its content
 # before it was durable; the detail says what) or ``unsynced`` (a store that never syncs); versions written
 # before are durable (their blobs were fsynced one by one). ``blob_digests`` caches digests of a blob in other
@@ -185,13 +185,19 @@ CREATE INDEX IF NOT EXISTS stat_cache_file ON stat_cache (inode, device);
 CREATE INDEX IF NOT EXISTS stat_cache_sha ON stat_cache (sha256)
 """
 
-#: version → DDL per dialect. Append only.
+# 3 and 4 shipped empty (a release held their numbers for work that had not landed yet). Catalogs that release
+# wrote are stamped v5, so what that work adds comes after 5, never in the empty slots.
+_SHIPPED_EMPTY = {"sqlite": "", "postgresql": ""}
+
+#: version → DDL per dialect. Append only: a number a release has stamped on catalogs never changes meaning.
 MIGRATIONS: dict[int, dict[str, str]] = {
     1: {"sqlite": _SQLITE_1, "postgresql": _POSTGRES_1},
     2: {"sqlite": _BROWSING, "postgresql": _BROWSING},
-    3: {"sqlite": _VERSION_NAMES_SQLITE, "postgresql": _VERSION_NAMES_POSTGRES},
-    4: {"sqlite": _DURABILITY, "postgresql": _DURABILITY},
+    3: _SHIPPED_EMPTY,
+    4: _SHIPPED_EMPTY,
     5: {"sqlite": _LINEAGE_SQLITE, "postgresql": _LINEAGE_POSTGRES},
+    6: {"sqlite": _VERSION_NAMES_SQLITE, "postgresql": _VERSION_NAMES_POSTGRES},
+    7: {"sqlite": _DURABILITY, "postgresql": _DURABILITY},
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
