@@ -82,3 +82,23 @@ def test_missing_drivers_name_the_extra_to_install(tmp_path: Path, monkeypatch: 
         EmbeddedStore(tmp_path, catalog_url="postgresql://u:p@127.0.0.1:1/db")
     with pytest.raises(ConfigurationError, match=r"tracelet-artifacts\[s3\]"):
         EmbeddedStore(tmp_path, blob_url="s3://bucket/x")
+
+
+def test_processes_opening_one_new_catalog_at_once_all_open_it(tmp_path: Path) -> None:
+    """Every rank of a job opens the same new store at the same moment: none may fail with 'database is locked'."""
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys, time\nfrom pathlib import Path\n"
+              "from tracelet_artifacts.store.embedded import EmbeddedStore\n"
+              "start = float(sys.argv[2])\nwhile time.time() < start: pass\n"
+              "print(EmbeddedStore(Path(sys.argv[1])).catalog.search())\n")
+    for round_ in range(4):
+        start = time.time() + 1.5
+        children = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / str(round_)), str(start)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        for child in children:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err[-2000:]
+            assert out.strip() == "[]"
