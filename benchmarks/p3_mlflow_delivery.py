@@ -172,7 +172,7 @@ def main() -> None:
     print(f"P3: {args.files} files, {size} MB, to a local mlflow server, median of {args.repeats}")
     print(f"  MlflowClient.log_artifacts (baseline)          {base * 1000:8.1f} ms   {size / base:7.1f} MB/s")
     print(f"  log_artifact until MLflow confirmed (ours)     {mine * 1000:8.1f} ms   {size / mine:7.1f} MB/s")
-    print(f"    of which: log_artifact returned after        {ret * 1000:8.1f} ms  (store: copy + SHA-256)")
+    print(f"    of which: log_artifact returned after        {ret * 1000:8.1f} ms  (store: one-pass copy + BLAKE3)")
     print(f"              delivery to MLflow after that      {(mine - ret) * 1000:8.1f} ms")
     if args.profile:
         for name, seconds in sorted(times.seconds.items(), key=lambda kv: -kv[1]):
