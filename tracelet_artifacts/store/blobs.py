@@ -253,23 +253,16 @@ class BlobStore:
 
     def _store_stream(self, source: io.BufferedIOBase | io.RawIOBase, algorithm: str, expected: str | None
                       ) -> tuple[str, int]:
-        temp, token = self._begin()
-        fd = None
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        copied: list[tuple[str, int]] = []
+
+        def write(fd: int) -> str | None:
             with open(fd, "wb", closefd=False) as target:
-                key, size = digest.copy_and_key(source, target, algorithm)  # type: ignore[arg-type]
-            if expected is not None and key != expected:
-                self._abandon(temp, token, fd)
-                return key, size
-            self._finish(temp, key, token, fd)
-        except OSError as exc:
-            self._abandon(temp, token, fd)
-            raise self._write_failed(exc) from exc
-        except BaseException:
-            self._abandon(temp, token, fd)
-            raise
-        return key, size
+                copied.append(digest.copy_and_key(source, target, algorithm))  # type: ignore[arg-type]
+            key = copied[0][0]
+            return key if expected is None or key == expected else None
+
+        self._write_blob(write)
+        return copied[0]
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store bytes; return (key, size). Skips the write when the blob already exists."""
@@ -281,20 +274,14 @@ class BlobStore:
         final = self.where(key)
         if self._keep(final):
             return
-        temp, token = self._begin()
-        fd = None
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+        def write(fd: int) -> str:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            self._finish(temp, key, token, fd, final)
-        except OSError as exc:
-            self._abandon(temp, token, fd)
-            raise self._write_failed(exc) from exc
-        except BaseException:
-            self._abandon(temp, token, fd)
-            raise
+            return key
+
+        self._write_blob(write, final=final)
 
     def put_file(self, path: Path) -> tuple[str, int]:
         """Store a local file's content; return (key, size)."""
@@ -322,20 +309,35 @@ class BlobStore:
             os.close(fd)
 
     def _store_large(self, source: int, threads: int) -> tuple[str, int]:
+        sizes: list[int] = []
+
+        def write(fd: int) -> str:
+            sizes.append(_copy_fd(source, fd))
+            return digest.to_key(digest.BLAKE3, digest.fd_hexdigest(fd, digest.BLAKE3, threads, sizes[0]))
+
+        return self._write_blob(write, readable=True), sizes[0]
+
+    def _write_blob(self, write: Callable[[int], str | None], *, readable: bool = False,
+                    final: str | None = None) -> str:
+        """Let ``write(fd)`` fill a new temp blob and return its key, then name the blob by it (``final``: its
+        path, when known). ``write`` returning None abandons it (the key it computed was not the one expected).
+        Whatever fails, the temp file is removed and the write journal told; OSError becomes a TraceletError."""
         temp, token = self._begin()
         fd = None
         try:
-            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            size = _copy_fd(source, fd)
-            key = digest.to_key(digest.BLAKE3, digest.fd_hexdigest(fd, digest.BLAKE3, threads, size))
-            self._finish(temp, key, token, fd)
+            fd = os.open(temp, (os.O_RDWR if readable else os.O_WRONLY) | os.O_CREAT | os.O_EXCL, 0o644)
+            key = write(fd)
+            if key is None:
+                self._abandon(temp, token, fd)
+                return ""
+            self._finish(temp, key, token, fd, final)
         except OSError as exc:
             self._abandon(temp, token, fd)
             raise self._write_failed(exc) from exc
         except BaseException:
             self._abandon(temp, token, fd)
             raise
-        return key, size
+        return key
 
     # -- reading ----------------------------------------------------------------------------------
     def verify(self, key: str) -> bool:
