@@ -36,6 +36,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -82,6 +83,8 @@ log = logging.getLogger(__name__)
 ARTIFACT_TAG = "tracelet.artifact/"
 RUN_TAG = "tracelet.run_id"
 MAX_TAG_VALUE = 8000  # MLflow's run tag value limit
+#: Files of one version uploaded at once (MLflow's own log_artifacts sends them one after another).
+UPLOAD_THREADS = 4
 _HTTP_ENV = {"http_timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "http_max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
              "http_backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"}
 #: Tracking stores MLflow keeps on this machine's filesystem (its artifacts may be too).
@@ -385,15 +388,26 @@ class MlflowAdapter(BackendAdapter):
 
     def _upload(self, delivery: Delivery, prefix: str) -> None:
         """The uploads, streamed from hard links to the stored blobs (no second copy on disk, no whole-file
-        reads: MLflow sends each file from its open handle), then the references file."""
+        reads: MLflow sends each file from its open handle), ``UPLOAD_THREADS`` files at a time, then the
+        references file."""
         with tempfile.TemporaryDirectory(prefix="tracelet-mlflow-", dir=self._scratch()) as folder:
             staged = delivery.stage(Path(folder) / "files")
-            if delivery.uploads():
-                self.client.log_artifacts(self.run_id, str(staged), prefix)
+            files = [path for path in sorted(staged.rglob("*")) if path.is_file()]
+            if len(files) == 1 or UPLOAD_THREADS == 1:
+                for path in files:
+                    self._upload_file(staged, path, prefix)
+            elif files:
+                with ThreadPoolExecutor(min(UPLOAD_THREADS, len(files)), thread_name_prefix="tracelet-up") as pool:
+                    for done in [pool.submit(self._upload_file, staged, path, prefix) for path in files]:
+                        done.result()  # the first failure fails the delivery (retried whole; uploads overwrite)
         references = [asdict(r) for r in delivery.references()]
         if references:
             self.client.log_dict(self.run_id, {"artifact": delivery.manifest.name, "version": delivery.version,
                                                "references": references}, f"{prefix}.references.json")
+
+    def _upload_file(self, staged: Path, path: Path, prefix: str) -> None:
+        folder = path.parent.relative_to(staged).as_posix()
+        self.client.log_artifact(self.run_id, str(path), prefix if folder == "." else f"{prefix}/{folder}")
 
     def _finish(self, delivery: Delivery, prefix: str, registered: tuple[str, str] | None,
                 not_held: dict[str, str]) -> None:
