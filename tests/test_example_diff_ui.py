@@ -3,22 +3,15 @@ and serves the web view on a free loopback port for a moment."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers_examples import run_example
 
 
 def test_example_logs_diffs_and_serves_from_an_empty_folder(tmp_path: Path) -> None:
     pytest.importorskip("uvicorn")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "diff_and_ui.py"), "--serve", "0.2"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    result = run_example("diff_and_ui.py", tmp_path, "--serve", "0.2")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["diff-demo-output"]
     out = result.stdout

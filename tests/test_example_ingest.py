@@ -4,21 +4,15 @@ logged again unchanged (the same version), its SHA-256 computed on demand, and r
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers_examples import run_example
 
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def test_example_logs_a_folder_makes_it_durable_and_reads_it_back_from_an_empty_folder(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "ingest_durability.py")], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=180)
+    result = run_example("ingest_durability.py", tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest-output"]
     lines = result.stdout.splitlines()

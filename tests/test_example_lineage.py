@@ -3,21 +3,15 @@ printed both ways, and a prune dry run that keeps the last two and the best chec
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers_examples import run_example
 
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def test_example_shows_lineage_and_a_prune_dry_run_from_an_empty_folder(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "lineage_and_retention.py")], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=180)
+    result = run_example("lineage_and_retention.py", tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lineage-demo-output"]
     lines = result.stdout.splitlines()

@@ -3,25 +3,19 @@ and leaves a store a user can read back: two versions, ``best`` on v1, fetched f
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from helpers_examples import run_example
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.store.embedded import EmbeddedStore
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "examples" / "quickstart.py"
-
 
 def run_quickstart(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
     # Settings from the environment must not leak into the demo: it pins its own store and backends.
-    env.update({"TRACELET_BACKENDS": "mlflow", "TRACELET_STORE_PATH": str(cwd / "elsewhere")})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run([sys.executable, str(QUICKSTART), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return run_example("quickstart.py", cwd, *args, timeout=120,
+                       settings={"TRACELET_BACKENDS": "mlflow", "TRACELET_STORE_PATH": str(cwd / "elsewhere")})
 
 
 def test_quickstart_logs_dedups_aliases_fetches_and_lists(tmp_path: Path) -> None:
