@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tracelet_artifacts.redact import redact_value
-from tracelet_artifacts.settings_errors import SETTINGS_FAILURES, invalid_setting
+from tracelet_artifacts.settings_errors import OneLineErrors
 
 DEFAULT_WATCH_DIRS = ("./checkpoints", "./outputs", "./artifacts")
 _ROUTING_EXAMPLE = '{"model": ["mlflow"], "image": ["wandb"]}'
@@ -35,7 +35,7 @@ def _masked_repr_args(self: BaseModel) -> Any:
     return [(name, redact_value(value, name or "")) for name, value in BaseModel.__repr_args__(self)]
 
 
-class TraceletSettings(BaseSettings):
+class TraceletSettings(OneLineErrors, BaseSettings):
     """Every setting of the SDK, from ``TRACELET_<NAME>`` environment variables.
 
     Example::
@@ -92,18 +92,12 @@ class TraceletSettings(BaseSettings):
 
     __repr_args__ = _masked_repr_args
 
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except SETTINGS_FAILURES as exc:
-            raise invalid_setting(exc, type(self), values) from exc
-
     @property
     def reference_threshold_bytes(self) -> int:
         return int(self.reference_threshold_mb * 1024 * 1024)
 
 
-class ExperimentConfig(BaseModel):
+class ExperimentConfig(OneLineErrors, BaseModel):
     """Per-experiment overrides layered over ``TraceletSettings`` (unset fields keep the settings' value)."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not silently ignored
@@ -119,12 +113,6 @@ class ExperimentConfig(BaseModel):
     backend_options: dict[str, dict[str, Any]] | None = Field(None, examples=[_OPTIONS_EXAMPLE])
 
     _split = field_validator("artifact_watch_dirs", mode="before")(_split_csv)
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except SETTINGS_FAILURES as exc:
-            raise invalid_setting(exc, type(self), values) from exc
 
     def apply(self, settings: TraceletSettings) -> TraceletSettings:
         """A copy of ``settings`` with this config's set fields applied."""

@@ -21,7 +21,7 @@ from pydantic_settings import SettingsError
 from tracelet_artifacts.errors import InvalidSettingError
 from tracelet_artifacts.redact import redact_value
 
-__all__ = ["SETTINGS_FAILURES", "invalid_setting"]
+__all__ = ["SETTINGS_FAILURES", "OneLineErrors", "invalid_setting"]
 
 # What constructing settings can raise for a user's mistake: a bad value, malformed JSON in a variable,
 # a settings file that cannot be read or decoded.
@@ -141,3 +141,14 @@ def invalid_setting(exc: BaseException, model: type[BaseModel], explicit: Mappin
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return InvalidSettingError(f"cannot read the settings file {env_file}: {reason}; fix or remove it.",
                                setting=str(env_file), value=None, accepted="a readable UTF-8 .env file")
+
+
+class OneLineErrors:
+    """Mixin (first base) for a settings model: a value that does not validate, from an argument, the
+    environment or a .env file, raises ``invalid_setting``'s InvalidSettingError instead of pydantic's error."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except SETTINGS_FAILURES as exc:
+            raise invalid_setting(exc, type(self), values) from exc  # type: ignore[arg-type]

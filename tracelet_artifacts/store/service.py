@@ -31,7 +31,7 @@ from tracelet_artifacts.errors import (
     InvalidSettingError,
 )
 from tracelet_artifacts.settings import TraceletSettings
-from tracelet_artifacts.settings_errors import SETTINGS_FAILURES, invalid_setting
+from tracelet_artifacts.settings_errors import OneLineErrors
 from tracelet_artifacts.store import messages
 from tracelet_artifacts.store.catalog import LATEST, parse_version
 from tracelet_artifacts.store.embedded import EmbeddedStore
@@ -279,7 +279,7 @@ def _default_backend() -> BackendName:
     return "memory" if fallback == "memory" else "local"
 
 
-class ArtifactStoreConfiguration(BaseModel):
+class ArtifactStoreConfiguration(OneLineErrors, BaseModel):
     """Which store to build (``type``, also spelt ``backend``: local|memory) and where (``path``).
 
     Fields not given come from ``TraceletSettings`` (``TRACELET_STORE_TYPE``, ``TRACELET_STORE_PATH``, the
@@ -292,12 +292,6 @@ class ArtifactStoreConfiguration(BaseModel):
     type: BackendName = Field(default_factory=_default_backend,
                                              validation_alias=AliasChoices("type", "backend"))
     path: Path = Field(default_factory=lambda: TraceletSettings().store_path)
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except SETTINGS_FAILURES as exc:
-            raise invalid_setting(exc, type(self), values) from exc
 
     @property
     def backend(self) -> str:
