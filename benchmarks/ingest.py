@@ -17,7 +17,10 @@ For each, every repeat times, in a fresh destination each time:
 
 Every tool runs in a fresh child process that imports and sets up untimed, then times only the call; the
 page cache's dirty pages are written out (``os.sync``, untimed) before each step so no step pays for the
-previous one's writes; the order of the steps alternates between repeats. The table gives each row's median
+previous one's writes; the order of the steps alternates between repeats. What a step wrote is kept until
+the dataset's last repeat (for (b)): on ext4, creating files just after tens of thousands were deleted is
+many times slower for a few minutes (inode allocation steps over every recently deleted inode,
+``recently_deleted``), which would make each step pay for the one before it. The table gives each row's median
 time and its ratio to ``cp -r`` (the median of the per-repeat ratios), with the spread (min-max) of both.
 The first-log child also reports its peak memory above its baseline (target < 64 MiB for (a)).
 
@@ -145,12 +148,24 @@ class Bench:
         self.work = work
         self.dvc_python = dvc_python
         self.notes: list[str] = []
+        self.used: dict[str, int] = {}
+        self.keep = False  # keep every step's folder until clear() (many small files)
 
     def fresh(self, name: str) -> Path:
-        path = self.work / name
-        shutil.rmtree(path, ignore_errors=True)
+        """A new empty folder for one step (the previous step's removed now only when ``keep`` is False)."""
+        self.used[name] = self.used.get(name, 0) + 1
+        if not self.keep:
+            shutil.rmtree(self.work / f"{name}-{self.used[name] - 1}", ignore_errors=True)
+        path = self.work / f"{name}-{self.used[name]}"
         path.mkdir(parents=True)
         return path
+
+    def clear(self) -> None:
+        """Remove every step's folder (after a dataset's repeats)."""
+        for name, count in self.used.items():
+            for index in range(1, count + 1):
+                shutil.rmtree(self.work / f"{name}-{index}", ignore_errors=True)
+        self.used.clear()
 
     def cp(self, src: Path) -> dict[str, float]:
         dest = self.fresh("cp") / "dest"
@@ -263,7 +278,9 @@ def main() -> None:
             writer(src)
             os.sync()
             print(f"({name}) {what}, {args.repeats} repeats; load average {os.getloadavg()[0]:.2f}", flush=True)
+            bench.keep = name == "b"
             results[name] = bench.run(src, args.repeats)
+            bench.clear()
             shutil.rmtree(src)
         table(results, dvc_note)
     finally:

@@ -76,11 +76,14 @@ def _sendfile_fills_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _small_files_fill_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_room(*_args: Any) -> None:  # files up to SMALL_FILE_BYTES are written from memory
+    real = blobs_module._write_all
+
+    def no_room(fd: int, data: Any) -> None:  # files up to SMALL_FILE_BYTES are written from memory, in place
+        real(fd, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(blobs_module, "SMALL_FILE_BYTES", 2 << 20)
-    monkeypatch.setattr(blobs_module, "publish", no_room)
+    monkeypatch.setattr(blobs_module, "_write_all", no_room)
 
 
 @pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="no copy_file_range on this OS")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -250,28 +250,9 @@ class TraceletArtifact:
             raise ArtifactFileError(f"No folder at {str(root)!r}; check the path (relative to {os.getcwd()}).")
         if not root.is_dir():
             raise ArtifactFileError(f"{str(root)!r} is a file; use add_file() for single files.")
-        real_root = root.resolve()
-        found: list[tuple[Path, str]] = []
-        # Allowed links to folders are followed; a link back into a folder being walked is a loop, skipped.
-        chains: dict[str, tuple[Path, ...]] = {os.fspath(root): (real_root,)}
-        for current, dirs, names in os.walk(root, followlinks=allow_outside_symlinks):
-            dirs.sort()
-            base = Path(current)
-            for child in [base / d for d in dirs if (base / d).is_symlink()]:
-                self._check_link(child, real_root, allow_outside_symlinks)
-            chain = chains.pop(current, ())
-            dirs[:] = [d for d in dirs if (base / d).resolve() not in chain]
-            chains.update({os.path.join(current, d): (*chain, (base / d).resolve()) for d in dirs})
-            # Plain strings and one lstat per file: a dataset folder can hold hundreds of thousands of files.
-            folder = os.path.relpath(current, root).replace(os.sep, "/")
-            prefix = "" if folder == "." else folder + "/"
-            absolute = os.path.abspath(current)
-            for file_name in sorted(names):
-                if not _regular_file(os.path.join(current, file_name), real_root, allow_outside_symlinks,
-                                     self._check_link):
-                    continue
-                inner = f"{artifact_path.rstrip('/')}/{prefix}{file_name}" if artifact_path else prefix + file_name
-                found.append((Path(absolute, file_name), inner))
+        prefix = artifact_path.rstrip("/") + "/" if artifact_path else ""
+        found = [(Path(file_path), prefix + inner)
+                 for file_path, inner in _walk(root, root.resolve(), allow_outside_symlinks, self._check_link)]
         claimed = [validate_artifact_path(inner) for _, inner in found]
         clash = [reason for reason in map(self._clash, claimed) if reason]
         if clash:
@@ -416,6 +397,38 @@ def _stat_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _walk(root: Path, real_root: Path, allow_outside_symlinks: bool, check_link: Any) -> Iterator[tuple[str, str]]:
+    """(absolute path, path under ``root`` joined by '/') of every regular file under ``root``: each folder's
+    files in name order, then its folders in name order, one directory listing per folder and no further
+    system call for a plain file. Links to folders are checked, and followed only when
+    ``allow_outside_symlinks``; a link back into a folder being walked (a loop) is skipped."""
+    stack: list[tuple[str, str, tuple[Path, ...]]] = [(os.path.abspath(root), "", (real_root,))]
+    while stack:
+        folder, prefix, chain = stack.pop()
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+        folders = []
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            if is_folder:
+                folders.append(entry)
+            elif entry.is_file(follow_symlinks=False) or (
+                    entry.is_symlink() and _regular_file(entry.path, real_root, allow_outside_symlinks, check_link)):
+                yield entry.path, prefix + entry.name
+        below = []
+        for entry in folders:
+            linked = entry.is_symlink()
+            if linked:
+                check_link(Path(entry.path), real_root, allow_outside_symlinks)
+            real = Path(entry.path).resolve()
+            if real not in chain and (allow_outside_symlinks or not linked):
+                below.append((entry.path, f"{prefix}{entry.name}/", (*chain, real)))
+        stack.extend(reversed(below))
 
 
 def _regular_file(path: str, real_root: Path, allow_outside_symlinks: bool,

@@ -130,10 +130,29 @@ def is_text(name: str | PurePath, head: bytes | None = None) -> bool:
     kind = kind_for_name(name)
     if kind:
         return kind.is_text
-    mime = mime_type(name)
-    if mime.startswith(_TEXT_MIME_PREFIXES) or mime in _TEXT_MIMES:
+    if _text_mime(mime_type(name)):
         return True
     return looks_like_text(head) if head is not None else False
+
+
+def by_name(name: str | PurePath) -> tuple[str, bool | None]:
+    """(MIME type, whether text) of a file from its name alone; None where only its first bytes can tell
+    (``is_text(name, head)`` gives the same answers). Answered once per suffix: a dataset folder of
+    thousands of files asks this for every one."""
+    base = os.path.basename(name).lower()
+    stem, dot, rest = base.partition(".")
+    return _by_suffixes(bool(stem), dot + rest)
+
+
+@functools.lru_cache(maxsize=1024)
+def _by_suffixes(has_stem: bool, suffixes: str) -> tuple[str, bool | None]:
+    name = ("x" if has_stem else "") + suffixes
+    mime = mime_type(name)
+    return mime, is_text(name) if kind_for_name(name) or _text_mime(mime) else None
+
+
+def _text_mime(mime: str) -> bool:
+    return mime.startswith(_TEXT_MIME_PREFIXES) or mime in _TEXT_MIMES
 
 
 def read_head(path: Path, size: int = SNIFF_BYTES) -> bytes:

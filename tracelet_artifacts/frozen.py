@@ -104,18 +104,20 @@ class FrozenArtifact:
         for spec in self.files:
             try:
                 sha, size = sink.put_file(spec.local_path)
-                head = None
-                if detect.kind_for_name(spec.artifact_path) is None:
+                mime, text = detect.by_name(spec.artifact_path)
+                if text is None:
                     head = known_head(spec.local_path) if known_head else None
-                    head = detect.read_head(spec.local_path) if head is None else head
+                    text = detect.looks_like_text(detect.read_head(spec.local_path) if head is None else head)
             except FileNotFoundError:
                 raise ArtifactFileError(
                     f"{str(spec.local_path)!r} was removed after add_file(); keep it until log_artifact() returns."
                 ) from None
-            entries.append(_entry(spec.artifact_path, sha, size, "file", spec.description, head))
+            entries.append(ManifestEntry(spec.artifact_path, size, sha, mime, text, "file", spec.description))
         for obj in self.objects:
             sha, size = sink.put_bytes(obj.data)
-            entries.append(_entry(obj.artifact_path, sha, size, obj.kind, obj.description, obj.data[:8192]))
+            mime, text = detect.by_name(obj.artifact_path)
+            text = detect.looks_like_text(obj.data[:detect.SNIFF_BYTES]) if text is None else text
+            entries.append(ManifestEntry(obj.artifact_path, size, sha, mime, text, obj.kind, obj.description))
         entries.sort(key=lambda e: e.path)
         return Manifest(
             name=self.name,
@@ -129,7 +131,3 @@ class FrozenArtifact:
             model=self.model,
         )
 
-
-def _entry(path: str, sha: str, size: int, kind: EntryKind, description: str | None, head: bytes | None
-           ) -> ManifestEntry:
-    return ManifestEntry(path, size, sha, detect.mime_type(path), detect.is_text(path, head), kind, description)

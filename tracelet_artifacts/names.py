@@ -17,6 +17,8 @@ MAX_KEY_LENGTH = 200  # labels and metadata keys
 _NAME_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+#: A path already in normal form (plain segments, none empty or starting with '.'): accepted as it is.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}(?:/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})*")
 
 
 def validate_name(name: str) -> str:
@@ -48,6 +50,8 @@ def name_segment(text: str) -> str:
 
 def validate_artifact_path(path: str) -> str:
     """Return the normalised POSIX path inside an artifact, or raise InvalidArtifactPathError."""
+    if isinstance(path, str) and len(path) <= MAX_PATH_LENGTH and _PLAIN_PATH.fullmatch(path):
+        return path  # what a folder of ordinary file names gives, thousands at a time
     if not isinstance(path, str) or not path.strip():
         raise InvalidArtifactPathError("An artifact path must be a non-empty string such as 'model/weights.pt'.")
     if "\x00" in path:

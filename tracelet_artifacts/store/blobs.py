@@ -28,6 +28,7 @@ import io
 import itertools
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tracelet_artifacts import digest
+from tracelet_artifacts.detect import SNIFF_BYTES
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
 from tracelet_artifacts.procs import HOST, pid_alive
 from tracelet_artifacts.store.failures import blob_write_error
@@ -272,37 +274,106 @@ class BlobStore:
 
     def _store_bytes(self, key: str, data: bytes | memoryview) -> None:
         final = self.where(key)
+        if self.durability != "per-blob" and len(data) <= SMALL_FILE_BYTES:
+            self._store_in_place(final, data)
+            return
         if self._keep(final):
             return
 
         def write(fd: int) -> str:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             return key
 
         self._write_blob(write, final=final)
+
+    def _store_in_place(self, final: str, data: bytes | memoryview) -> None:
+        """Write a small blob straight under its name (no temp file, no rename: for thousands of small files
+        the rename into another folder costs more than the write). Safe without the rename because:
+
+        * ``O_EXCL``: a blob already there is never written over; if it is shorter than ``data`` another
+          writer is still filling it (or a crash tore it), so it is replaced whole through a temp file;
+        * a blob being filled is never read: a version only points at it once its writer has finished (a
+          second writer of the same content waits for the full size, above);
+        * a crash mid-write leaves a torn blob with a modification time after the journal's safe point,
+          which the next open of the store checks against its key (``store/durability.py``'s ``recover``).
+        """
+        token = self.journal.begin() if self.journal else None
+        named = None
+        try:
+            try:
+                fd = _create(final)
+            except FileExistsError:
+                if not self._complete(final, len(data)):
+                    self._replace(final, data)
+                    named = final
+                return
+            try:
+                _write_all(fd, data)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(final)
+                raise
+            finally:
+                os.close(fd)
+            named = final
+        except OSError as exc:
+            raise self._write_failed(exc) from exc
+        finally:
+            if self.journal and token is not None:
+                self.journal.written(token, named)
+
+    def _complete(self, final: str, size: int) -> bool:
+        """Whether the blob at ``final`` has all its ``size`` bytes (waiting a moment for a writer filling it);
+        marks it used when it has."""
+        for _ in range(50):
+            try:
+                found = os.stat(final).st_size
+            except FileNotFoundError:
+                return False
+            if found == size:
+                self._keep(final)
+                return True
+            if found > size:  # not this content: torn by something else
+                return False
+            time.sleep(0.01)
+        return False
+
+    def _replace(self, final: str, data: bytes | memoryview) -> None:
+        """Put a whole copy of a blob over a torn or vanished one (same content: replacing is safe)."""
+        temp = self._temp_name()
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.makedirs(final.rpartition("/")[0], exist_ok=True)
+            os.replace(temp, final)
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(temp)
 
     def put_file(self, path: Path) -> tuple[str, int]:
         """Store a local file's content; return (key, size)."""
         stored = self.store_file(path)
         return stored.key, stored.size
 
-    def store_file(self, path: Path, threads: int = 1) -> StoredFile:
+    def store_file(self, path: Path, threads: int = 1, *, head: bool = True) -> StoredFile:
         """Store a local file's content, read once; ``threads``: how many threads BLAKE3 may use on a large one.
 
-        A small file is read whole, hashed and written; a large one is copied by the kernel and the copy's
-        pages hashed (``threads`` > 1 lets BLAKE3 hash one large file on several cores).
+        A small file is read whole (into this thread's buffer), hashed and written; a large one is copied by
+        the kernel and the copy's pages hashed (``threads`` > 1 lets BLAKE3 hash one large file on several
+        cores). ``head``: keep a small file's first bytes in the result (to tell text from binary).
         """
         fd = os.open(path, os.O_RDONLY)
         try:
             before = digest.stat_signature(os.fstat(fd))
             if before[0] <= SMALL_FILE_BYTES:
-                data = _read_all(fd, before[0])
+                data = _read_small(fd, before[0])
                 key = digest.bytes_key(data)
                 after = digest.stat_signature(os.fstat(fd))
                 self._store_bytes(key, data)
-                return StoredFile(key, len(data), data[:8192], before, after)
+                return StoredFile(key, len(data), bytes(data[:SNIFF_BYTES]) if head else None, before, after)
             key, size = self._store_large(fd, threads)
             return StoredFile(key, size, None, before, digest.stat_signature(os.fstat(fd)))
         finally:
@@ -449,6 +520,24 @@ class BlobStore:
         return removed
 
 
+_THREAD = threading.local()
+
+
+def _read_small(fd: int, size: int) -> bytes | memoryview:
+    """The whole content of a small open file, read into this thread's buffer (valid until its next call): one
+    buffer reused, not a new allocation per file (thousands of those make the allocator grow and shrink its
+    heap, a system call each time)."""
+    buffer = getattr(_THREAD, "buffer", None)
+    if buffer is None:
+        buffer = _THREAD.buffer = bytearray(SMALL_FILE_BYTES + 1)
+    if size < len(buffer):
+        got = os.readv(fd, [buffer])
+        if got <= size:
+            return memoryview(buffer)[:got]
+        os.lseek(fd, 0, os.SEEK_SET)  # it grew since its stat: read it to its end
+    return _read_all(fd, size)
+
+
 def _read_all(fd: int, size: int) -> bytes:
     """The whole content of a small open file (``size`` from its fstat; a file that grew is read to its end)."""
     data = os.read(fd, size + 1)
@@ -458,6 +547,21 @@ def _read_all(fd: int, size: int) -> bytes:
     while chunk := os.read(fd, 1 << 20):
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _create(path: str) -> int:
+    """Open a new file for writing (FileExistsError when something is there), making its folder if needed."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:  # its folder is new
+        os.makedirs(path.rpartition("/")[0], exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _copy_fd(source: int, target: int) -> int:
@@ -481,8 +585,6 @@ def _copy_fd(source: int, target: int) -> int:
             if size or exc.errno not in _NO_KERNEL_COPY:
                 raise
     while chunk := os.read(source, digest.CHUNK_SIZE):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(target, view):]
+        _write_all(target, chunk)
         size += len(chunk)
     return size

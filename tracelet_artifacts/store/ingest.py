@@ -169,7 +169,7 @@ class BlobIntake:
         results: list[StoredFile | BaseException] = []
         for path in paths:
             try:
-                results.append(self.blobs.store_file(path, self._threads))
+                results.append(self.blobs.store_file(path, self._threads, head=_sniffed(path)))
             except Exception as exc:  # handed to the caller with this file's result
                 results.append(exc)
         return results
@@ -190,10 +190,10 @@ class BlobIntake:
             vouched = self._skip_unchanged([path])
             if not vouched:
                 return self._done[path]
-            stored = self.blobs.store_file(path)
+            stored = self.blobs.store_file(path, head=_sniffed(path))
         if stored.unchanged:
             self.stat_rows.append((self._keys[path], *stored.before, stored.key))
-        if stored.head is not None and detect.kind_for_name(path) is None:
+        if stored.head is not None:
             self._heads[path] = stored.head
         self._done[path] = (stored.key, stored.size)
         return stored.key, stored.size
@@ -210,3 +210,8 @@ class BlobIntake:
         self._queued.clear()
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _sniffed(path: Path) -> bool:
+    """Whether freezing will look at a file's first bytes (its name does not say whether it is text)."""
+    return detect.by_name(path)[1] is None

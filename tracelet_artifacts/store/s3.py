@@ -205,8 +205,8 @@ class S3BlobStore(BlobStore):
         self._upload_soon(sha)
         return sha, size
 
-    def store_file(self, path: Path, threads: int = 1) -> StoredFile:
-        stored = super().store_file(path, threads)
+    def store_file(self, path: Path, threads: int = 1, *, head: bool = True) -> StoredFile:
+        stored = super().store_file(path, threads, head=head)
         self._upload_soon(stored.key)
         return stored
 
