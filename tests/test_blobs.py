@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import socket
@@ -13,6 +14,7 @@ import blake3
 import pytest
 
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
+from tracelet_artifacts.store import blobs as blobs_module
 from tracelet_artifacts.store.blobs import BlobStore
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -49,6 +51,42 @@ def test_no_temp_files_are_left_after_writes(blobs: BlobStore) -> None:
     blobs.put_bytes(b"one")
     blobs.put_stream(io.BytesIO(b"two"))
     assert list(blobs.tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("durability", ["group", "per-blob", "none"])
+def test_a_filesystem_without_unnamed_files_stores_small_blobs_through_temp_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str
+) -> None:
+    tries = []
+
+    def refused(folder: str) -> int:
+        tries.append(folder)
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(blobs_module, "_O_TMPFILE", 1)  # as on Linux; the filesystem then refuses it
+    monkeypatch.setattr(blobs_module, "_open_unnamed", refused)
+    store = BlobStore(tmp_path / "blobs", durability=durability)  # type: ignore[arg-type]
+    first, _ = store.put_bytes(b"small one")
+    second, _ = store.put_bytes(b"small two")
+    assert store.path(first).read_bytes() == b"small one" and store.path(second).read_bytes() == b"small two"
+    assert len(tries) == 1 and blobs_module._O_TMPFILE == 0  # asked once, then temp files
+    assert list(store.tmp.iterdir()) == []
+
+
+@pytest.mark.skipif(not blobs_module._O_TMPFILE, reason="no O_TMPFILE here")
+def test_a_small_blob_is_named_only_once_whole(blobs: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    real = blobs_module._link_fd
+
+    def link(fd: int, final: str) -> bool:
+        seen.append(os.path.exists(final))  # nothing under the name while the bytes are written
+        return real(fd, final)
+
+    monkeypatch.setattr(blobs_module, "_link_fd", link)
+    key, _ = blobs.put_bytes(b"x" * 5000)
+    again, _ = blobs.put_bytes(b"x" * 5000)
+    assert key == again and seen == [False]  # the second finds it stored and writes nothing
+    assert blobs.path(key).read_bytes() == b"x" * 5000 and list(blobs.tmp.iterdir()) == []
 
 
 def test_failed_write_leaves_no_blob_and_no_temp_file(blobs: BlobStore) -> None:

@@ -7,9 +7,10 @@ under ``root/corrupt``.
 
 Each file is read once. A large one is copied by the kernel into a temp file (``copy_file_range``, as
 ``cp`` does; ``sendfile`` where that is refused) and the temp file's pages, still in the page cache, are
-hashed memory-mapped; a small one is read, hashed and written in one go. So the name is always the digest
-of exactly the bytes stored. The temp file is then named by its key without replacing anything there, so
-no reader ever sees half a blob and a blob once named is never swapped. How a blob reaches the disk is the
+hashed memory-mapped; a small one is read into a buffer, hashed and written in one go, as a file with no
+name in its blob folder (``O_TMPFILE``; a temp file where the filesystem has none). So the name is always
+the digest of exactly the bytes stored. The file is then named by its key without replacing anything there,
+so no reader ever sees half a blob and a blob once named is never swapped. How a blob reaches the disk is the
 store's *durability*:
 
 * ``group`` (the default): nothing is synced on the writer's path; the write is recorded in the store's
@@ -76,6 +77,24 @@ def _renameat2() -> Any:
 
 
 _RENAMEAT2 = _renameat2()
+
+
+def _linkat() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).linkat
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    return function
+
+
+_LINKAT = _linkat()
+_AT_SYMLINK_FOLLOW = 0x400
+#: ``O_TMPFILE`` where the kernel, the C library and /proc allow naming an open file later (Linux); 0 elsewhere,
+#: and from the first filesystem that refuses it.
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0) if _LINKAT is not None and os.path.isdir("/proc/self/fd") else 0
+# errno values meaning "no O_TMPFILE here" (an old kernel reads the flag as O_DIRECTORY: EISDIR)
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
 
 
 def publish(temp: str, final: str) -> bool:
@@ -168,9 +187,10 @@ class BlobStore:
 
     def where(self, key: str) -> str:
         """``path`` as a string (the write path handles thousands of these a second)."""
-        if not digest.is_key(key):
-            raise ArtifactStoreError(f"{key!r} is not a blob key (blake3:<64 hex>, or a SHA-256 hex digest).")
-        return f"{self._root}/{digest.key_path(key)}"
+        try:
+            return f"{self._root}/{digest.key_path(key)}"
+        except ValueError:
+            raise ArtifactStoreError(f"{key!r} is not a blob key (blake3:<64 hex>, or a SHA-256 hex digest).") from None
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -274,8 +294,7 @@ class BlobStore:
 
     def _store_bytes(self, key: str, data: bytes | memoryview) -> None:
         final = self.where(key)
-        if self.durability != "per-blob" and len(data) <= SMALL_FILE_BYTES:
-            self._store_in_place(final, data)
+        if len(data) <= SMALL_FILE_BYTES and _O_TMPFILE and self._store_unnamed(final, data):
             return
         if self._keep(final):
             return
@@ -286,72 +305,42 @@ class BlobStore:
 
         self._write_blob(write, final=final)
 
-    def _store_in_place(self, final: str, data: bytes | memoryview) -> None:
-        """Write a small blob straight under its name (no temp file, no rename: for thousands of small files
-        the rename into another folder costs more than the write). Safe without the rename because:
-
-        * ``O_EXCL``: a blob already there is never written over; if it is shorter than ``data`` another
-          writer is still filling it (or a crash tore it), so it is replaced whole through a temp file;
-        * a blob being filled is never read: a version only points at it once its writer has finished (a
-          second writer of the same content waits for the full size, above);
-        * a crash mid-write leaves a torn blob with a modification time after the journal's safe point,
-          which the next open of the store checks against its key (``store/durability.py``'s ``recover``).
-        """
+    def _store_unnamed(self, final: str, data: bytes | memoryview) -> bool:
+        """Write a small blob as a file with no name in its own folder (``O_TMPFILE``), then give it its name
+        (``linkat``, which never replaces): no temp file in another folder to rename across (for thousands of
+        small files that costs more than the writes), nothing left behind if the process dies, and still no
+        reader ever sees half a blob. False, and nothing written, where the filesystem cannot do it."""
+        global _O_TMPFILE
+        if self._keep(final):
+            return True
+        folder = final.rpartition("/")[0]
         token = self.journal.begin() if self.journal else None
-        named = None
+        named = False
         try:
             try:
-                fd = _create(final)
-            except FileExistsError:
-                if not self._complete(final, len(data)):
-                    self._replace(final, data)
-                    named = final
-                return
+                fd = _open_unnamed(folder)
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE:
+                    raise
+                _O_TMPFILE = 0  # this filesystem (or kernel) has none: temp files from now on
+                return False
             try:
                 _write_all(fd, data)
-            except BaseException:
-                with suppress(OSError):
-                    os.unlink(final)
-                raise
+                if self.durability == "per-blob":
+                    os.fsync(fd)
+                named = _link_fd(fd, final)
             finally:
                 os.close(fd)
-            named = final
+            if not named:
+                self._keep(final)  # stored already: that one is kept, and marked used
+            elif self.durability == "per-blob":
+                fsync_path(folder, folder=True)
+            return True
         except OSError as exc:
             raise self._write_failed(exc) from exc
         finally:
             if self.journal and token is not None:
-                self.journal.written(token, named)
-
-    def _complete(self, final: str, size: int) -> bool:
-        """Whether the blob at ``final`` has all its ``size`` bytes (waiting a moment for a writer filling it);
-        marks it used when it has."""
-        for _ in range(50):
-            try:
-                found = os.stat(final).st_size
-            except FileNotFoundError:
-                return False
-            if found == size:
-                self._keep(final)
-                return True
-            if found > size:  # not this content: torn by something else
-                return False
-            time.sleep(0.01)
-        return False
-
-    def _replace(self, final: str, data: bytes | memoryview) -> None:
-        """Put a whole copy of a blob over a torn or vanished one (same content: replacing is safe)."""
-        temp = self._temp_name()
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-            os.makedirs(final.rpartition("/")[0], exist_ok=True)
-            os.replace(temp, final)
-        finally:
-            with suppress(FileNotFoundError):
-                os.unlink(temp)
+                self.journal.written(token, final if named else None)
 
     def put_file(self, path: Path) -> tuple[str, int]:
         """Store a local file's content; return (key, size)."""
@@ -549,13 +538,23 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _create(path: str) -> int:
-    """Open a new file for writing (FileExistsError when something is there), making its folder if needed."""
+def _open_unnamed(folder: str) -> int:
+    """A new file with no name in ``folder`` (made if missing), open for writing."""
     try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileNotFoundError:  # its folder is new
-        os.makedirs(path.rpartition("/")[0], exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        return os.open(folder, _O_TMPFILE | os.O_WRONLY, 0o644)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        return os.open(folder, _O_TMPFILE | os.O_WRONLY, 0o644)
+
+
+def _link_fd(fd: int, final: str) -> bool:
+    """Give the unnamed file open as ``fd`` the name ``final``; False when something has that name already."""
+    if _LINKAT(_AT_FDCWD, f"/proc/self/fd/{fd}".encode(), _AT_FDCWD, os.fsencode(final), _AT_SYMLINK_FOLLOW) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code == errno.EEXIST:
+        return False
+    raise OSError(code, os.strerror(code), final)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
