@@ -75,9 +75,10 @@ def test_logging_many_files_at_once_gives_the_manifest_a_plain_freeze_gives(tmp_
 
     folder = tmp_path / "data"
     folder.mkdir()
-    for index in range(6):
-        _write(folder / f"part-{index}.bin", 200_000 + index)
+    for index in range(6):  # small ones stored as they are asked for, large ones ahead on the threads
+        _write(folder / f"part-{index}.bin", (200_000 if index % 2 else blobs_module.SMALL_FILE_BYTES + 1000) + index)
     (folder / "same-as-0.bin").write_bytes((folder / "part-0.bin").read_bytes())
+    (folder / "same-as-1.bin").write_bytes((folder / "part-1.bin").read_bytes())
     store = EmbeddedStore(tmp_path / "store")
     record = store.log(TraceletArtifact("parts", "dataset").add_dir(folder))
     assert record.manifest == TraceletArtifact("parts", "dataset").add_dir(folder).freeze()
