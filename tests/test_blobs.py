@@ -74,6 +74,20 @@ def test_a_filesystem_without_unnamed_files_stores_small_blobs_through_temp_file
 
 
 @pytest.mark.skipif(not blobs_module._O_TMPFILE, reason="no O_TMPFILE here")
+def test_no_proc_to_name_an_unnamed_file_through_falls_back_to_temp_files(
+    blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_proc(fd: int, final: str) -> bool:
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), f"/proc/self/fd/{fd}")
+
+    monkeypatch.setattr(blobs_module, "_O_TMPFILE", blobs_module._O_TMPFILE)  # restored after the test
+    monkeypatch.setattr(blobs_module, "_link_fd", no_proc)
+    key, _ = blobs.put_bytes(b"named through a temp file")
+    assert blobs.path(key).read_bytes() == b"named through a temp file" and blobs_module._O_TMPFILE == 0
+    assert list(blobs.tmp.iterdir()) == []
+
+
+@pytest.mark.skipif(not blobs_module._O_TMPFILE, reason="no O_TMPFILE here")
 def test_a_small_blob_is_named_only_once_whole(blobs: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
     real = blobs_module._link_fd

@@ -95,6 +95,8 @@ _AT_SYMLINK_FOLLOW = 0x400
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0) if _LINKAT is not None and os.path.isdir("/proc/self/fd") else 0
 # errno values meaning "no O_TMPFILE here" (an old kernel reads the flag as O_DIRECTORY: EISDIR)
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
+# errno values of a linkat through /proc/self/fd meaning "cannot name it that way here"
+_NO_LINK = {errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 
 
 def publish(temp: str, final: str) -> bool:
@@ -329,6 +331,11 @@ class BlobStore:
                 if self.durability == "per-blob":
                     os.fsync(fd)
                 named = _link_fd(fd, final)
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                _O_TMPFILE = 0  # no /proc to name it through (a sandbox): temp files from now on
+                return False
             finally:
                 os.close(fd)
             if not named:
