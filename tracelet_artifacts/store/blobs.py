@@ -67,28 +67,18 @@ def is_digest(text: str) -> bool:
     return digest.is_key(text)
 
 
-def _renameat2() -> Any:
+def _libc(name: str, last_arg: Any) -> Any:
+    """``renameat2`` / ``linkat`` of the C library (dirfd, path, dirfd, path, flags), or None without it."""
     try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (AttributeError, OSError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, last_arg]
     return function
 
 
-_RENAMEAT2 = _renameat2()
-
-
-def _linkat() -> Any:
-    try:
-        function = ctypes.CDLL(None, use_errno=True).linkat
-    except (AttributeError, OSError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    return function
-
-
-_LINKAT = _linkat()
+_RENAMEAT2 = _libc("renameat2", ctypes.c_uint)
+_LINKAT = _libc("linkat", ctypes.c_int)
 _AT_SYMLINK_FOLLOW = 0x400
 #: ``O_TMPFILE`` where the kernel, the C library and /proc allow naming an open file later (Linux); 0 elsewhere,
 #: and from the first filesystem that refuses it.
