@@ -83,3 +83,14 @@ def test_read_head_reads_only_the_sniff_window(tmp_path: Path) -> None:
     assert len(detect.read_head(path)) == detect.SNIFF_BYTES
     path.write_bytes(b"abc")
     assert detect.read_head(path) == b"abc"
+
+
+@pytest.mark.parametrize("name", [
+    "a.json", "A.JSON", ".json", ".bashrc", "README", "model.pt", "ckpt.tar.gz", "x.html", ".html", "t.txt",
+    "img.PNG", "w.safetensors", "notes.md", "weird.", "a..b", "s.py", "z.unknownext", "v1.2.bin", "dir.d/file",
+])
+@pytest.mark.parametrize("head", [b"plain text", b"\x00\x01binary"])
+def test_by_name_answers_what_mime_type_and_is_text_answer(name: str, head: bytes) -> None:
+    mime, text = detect.by_name(name)
+    assert mime == detect.mime_type(name)
+    assert (text if text is not None else detect.looks_like_text(head)) == detect.is_text(name, head)

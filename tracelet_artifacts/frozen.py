@@ -130,4 +130,3 @@ class FrozenArtifact:
             labels=self.labels,
             model=self.model,
         )
-

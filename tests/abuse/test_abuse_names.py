@@ -199,3 +199,20 @@ def test_description_that_no_catalog_can_store_is_refused() -> None:
 def test_accepted_paths_are_normalised_once(tmp_path: Path) -> None:
     assert validate_artifact_path("a\\b/./c.txt") == "a/b/c.txt"
     assert validate_artifact_path("é/" + "s" * 255) == "é/" + "s" * 255
+
+
+@given(st.text(alphabet="abcXYZ019._-/", min_size=1, max_size=40))
+def test_the_fast_path_for_plain_paths_agrees_with_the_full_check(path: str) -> None:
+    from tracelet_artifacts import names
+
+    full = names._PLAIN_PATH
+    try:
+        names._PLAIN_PATH = __import__("re").compile("(?!)")  # no fast path: the full check alone
+        try:
+            expected: object = validate_artifact_path(path)
+        except InvalidArtifactPathError as exc:
+            expected = type(exc)
+    finally:
+        names._PLAIN_PATH = full
+    if full.fullmatch(path):  # taken by the fast path: the full check must accept it unchanged
+        assert expected == path == validate_artifact_path(path)
