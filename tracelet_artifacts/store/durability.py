@@ -122,7 +122,7 @@ class GroupSync:
         self.blobs = blobs
         self.catalog = catalog
         self._cond = threading.Condition()
-        self._queue: list[tuple[int | None, list[str | Path]]] = []
+        self._queue: list[tuple[int | None, Iterable[str | Path]]] = []
         self._submitted = self._finished = 0
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -130,9 +130,10 @@ class GroupSync:
         _LIVE.add(self)
 
     def submit(self, version_id: int | None, paths: Iterable[str | Path]) -> None:
-        """Sync ``paths`` (and whatever this handle wrote so far), then record ``version_id`` durable."""
+        """Sync ``paths`` (and whatever this handle wrote so far), then record ``version_id`` durable. ``paths``
+        is read on the sync thread: a generator keeps working out 10,000 paths off the caller's."""
         with self._cond:
-            self._queue.append((version_id, list(paths)))
+            self._queue.append((version_id, paths))
             self._submitted += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tracelet-group-sync", daemon=True)
@@ -193,7 +194,7 @@ class GroupSync:
                 self._finished += len(batch)
                 self._cond.notify_all()
 
-    def _sync(self, batch: list[tuple[int | None, list[str | Path]]]) -> None:
+    def _sync(self, batch: list[tuple[int | None, Iterable[str | Path]]]) -> None:
         journal = self.blobs.journal
         written, safe_ns = journal.take() if journal is not None else ([], 0)
         sync_files([*written, *(p for _, paths in batch for p in paths)], self.blobs.root)

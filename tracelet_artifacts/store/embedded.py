@@ -169,7 +169,7 @@ class EmbeddedStore:
             self.outbox.enqueue(conn, record.row_id, run_id, deliveries or {}, now)
             self.stat_cache.record(conn, staged.stat_rows)
         if record.durability == "committed" and staged.durability == "pending":
-            self.group_sync.submit(record.row_id, [self.blobs.where(e.digest) for e in staged.manifest.entries])
+            self.group_sync.submit(record.row_id, (self.blobs.where(e.digest) for e in staged.manifest.entries))
         elif self.blobs.journal is not None and not self.blobs.journal.idle:
             self.group_sync.submit(None, ())  # a bucket's local cache: synced in the background too
         return record.known_manifest(staged.manifest) if record.created else record
