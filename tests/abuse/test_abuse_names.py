@@ -3,6 +3,7 @@ TraceletError before anything is written, or accepted and then stays inside the 
 
 from __future__ import annotations
 
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -207,7 +208,7 @@ def test_the_fast_path_for_plain_paths_agrees_with_the_full_check(path: str) -> 
 
     full = names._PLAIN_PATH
     try:
-        names._PLAIN_PATH = __import__("re").compile("(?!)")  # no fast path: the full check alone
+        names._PLAIN_PATH = re.compile("(?!)")  # no fast path: the full check alone
         try:
             expected: object = validate_artifact_path(path)
         except InvalidArtifactPathError as exc:
