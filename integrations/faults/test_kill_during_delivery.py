@@ -5,6 +5,7 @@ W&B adapter's reader of the offline run files).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
@@ -37,24 +38,31 @@ def _uploading(catalog: Catalog, server_files: Path) -> tuple[list[OutboxItem], 
     return None
 
 
+def _spooled(folder: Path) -> list[int]:
+    """Sizes of the hidden temp files the server is writing in ``folder`` (one may be renamed meanwhile)."""
+    sizes = []
+    for hidden in folder.glob(".*"):
+        with contextlib.suppress(FileNotFoundError):
+            sizes.append(hidden.stat().st_size)
+    return sizes
+
+
 def _kill_mid_upload(child: Any, catalog: Catalog, server_files: Path, timeout: float = 120.0) -> list[OutboxItem]:
     """SIGKILL the child while the server is receiving a large file: it writes a hidden temp file in the
-    version's folder, then renames it."""
+    version's folder, then renames it. The outbox is read again on every poll, so an upload that ended
+    between two polls is never waited on while the next one goes by."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert child.process.poll() is None, child.log.read_text()[-3000:]
         found = _uploading(catalog, server_files)
-        if found is None:
-            time.sleep(0.01)
-            continue
-        rows, folder, size = found
-        for _ in range(2000):
-            spooled = [f.stat().st_size for f in folder.glob(".*")] if folder.is_dir() else []
+        if found is not None:
+            rows, folder, size = found
+            spooled = _spooled(folder)
             if any(0 < n < size for n in spooled):
                 child.kill()
                 print(f"killed with {spooled[0]} of {size} bytes of {folder.name} received by the server")
                 return rows
-            time.sleep(0.005)
+        time.sleep(0.005)
     raise AssertionError(f"no large MLflow upload in flight within {timeout} s: {catalog.outbox()}")
 
 
