@@ -6,7 +6,8 @@ again unchanged, read it back checked, and ask for a SHA-256 only where somethin
 Everything is written under OUTPUT_DIR (default: ``./ingest-output`` in the current folder):
 
     OUTPUT_DIR/dataset/     the files "a training run" produced: 3 shards of 8 MiB and 200 small samples
-    OUTPUT_DIR/.tracelet/   the embedded store (blobs named by BLAKE3 keys + SQLite catalog)
+    OUTPUT_DIR/.tracelet/   the embedded store (blobs named by BLAKE3 keys, the 200 small ones in one pack file,
+                            + SQLite catalog)
     OUTPUT_DIR/fetched/     the version read back, every file's digest checked while it streamed
 
 Under the default ``TRACELET_DURABILITY=group`` a version is visible (``committed``) as soon as ``log_artifact``
@@ -29,7 +30,7 @@ ARTIFACT = "ingest-demo"
 
 
 def make_dataset(folder: Path) -> None:
-    """A few large files (copied by the kernel, hashed memory-mapped) and many small ones (batched)."""
+    """A few large files (copied by the kernel, hashed memory-mapped) and many small ones (into one pack)."""
     (folder / "samples").mkdir(parents=True, exist_ok=True)
     for index in range(3):
         shard = folder / f"shard-{index}.bin"
@@ -71,6 +72,11 @@ def main() -> None:
         fetched = exp.fetch_artifact(ARTIFACT, dest=out / "fetched", version=record.version)
         count = sum(1 for p in fetched.rglob("*") if p.is_file())
         print(f"read back {count} files into {fetched}, each checked against its key while it streamed")
+
+        blobs = exp.store.blobs  # the 200 small samples went into one pack file, the shards are files of their own
+        packed = blobs.packs.entries() if blobs.packs is not None else []
+        print(f"stored as {sum(1 for _ in blobs.files())} blob files and {len(packed)} blobs in "
+              f"{len({pack for _, pack, _, _ in packed})} pack (blobs/packs/)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ def test_example_logs_a_folder_makes_it_durable_and_reads_it_back_from_an_empty_
     out = tmp_path / "ingest-output"
     shard = (out / "dataset" / "shard-0.bin").read_bytes()
     assert hashlib.sha256(shard).hexdigest()[:16] in lines[4]
+    assert lines[6] == "stored as 3 blob files and 200 blobs in 1 pack (blobs/packs/)"
     assert (out / "fetched" / "shard-0.bin").read_bytes() == shard
     store = EmbeddedStore(out / ".tracelet")
     record = store.get("ingest-demo")

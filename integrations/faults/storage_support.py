@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -68,9 +69,27 @@ def blob_files(blob_root: Path) -> dict[str, Path]:
     return found
 
 
+def packed_blobs(blob_root: Path) -> dict[str, tuple[Path, int, int]]:
+    """Every blob a reader can find in a pack (``blobs/packs/``, store/packs.py): key -> (pack, offset, size)."""
+    index = blob_root / "packs" / "index.db"
+    if not index.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=30)) as db:
+        rows = db.execute("SELECT e.digest, p.name, e.offset, e.size FROM packed e JOIN packs p ON p.id=e.pack")
+        return {f"blake3:{raw.hex()}": (blob_root / "packs" / pack, offset, size) for raw, pack, offset, size in rows}
+
+
+def packed_bytes(where: tuple[Path, int, int]) -> bytes:
+    path, offset, size = where
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(size)
+
+
 def unsound_blobs(blob_root: Path) -> list[str]:
-    """Blob files whose content does not hash to their key (empty when every blob is whole)."""
-    return [key for key, path in blob_files(blob_root).items() if not digest.matches(path, key)]
+    """Blob files and packed blobs whose content does not hash to their key (empty when every blob is whole)."""
+    return [key for key, path in blob_files(blob_root).items() if not digest.matches(path, key)] + [
+        key for key, where in packed_blobs(blob_root).items() if digest.bytes_key(packed_bytes(where)) != key]
 
 
 @contextlib.contextmanager

@@ -4,11 +4,12 @@ losses are of versions that were not yet durable, each reported.
 
 Each trial starts a child that opens the one store every trial shares (so it recovers what the previous
 trial's child left) and logs, until it is killed, artifacts mixing a few 2 MiB files (kernel copy) with
-dozens of small ones (read whole, batched): some content changes from log to log, some does not (shared
-blobs). The kill lands at a random moment, so across trials it hits the open and its recovery, the copies,
-the renames, the catalog transaction and the group sync. Every third trial also plays a power cut: blobs the
-killed child wrote after its marker's safe point and that no durable version uses lose their content before
-the store is reopened (a synced blob, or one a durable version names, cannot be torn by a power cut).
+dozens of small ones (read whole; every other artifact has enough of them to go into a pack): some content
+changes from log to log, some does not (shared blobs). The kill lands at a random moment, so across trials it
+hits the open and its recovery, the copies, the renames, the pack and its index, the catalog transaction and
+the group sync. Every third trial also plays a power cut: blobs (files, and entries of packs) the killed child
+wrote after its marker's safe point and that no durable version uses lose their content before the store is
+reopened (a synced blob, or one a durable version names, cannot be torn by a power cut).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from storage_support import blob_files, child_env, unsound_blobs
+from storage_support import blob_files, child_env, packed_blobs, packed_bytes, unsound_blobs
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.frozen import compute_digest
@@ -51,8 +52,11 @@ for step in range(1000):
     for index in range(3):  # large: the first never changes, the others do
         seed = b"fixed" if index == 0 else f"{trial}-{step}-{index}".encode()
         (folder / f"large-{index}.bin").write_bytes(seed * (2 * 1024 * 1024 // len(seed)))
-    for index in range(40):
+    small = 40 if step % 2 else 96  # 40: files of their own; 96: a pack (store/packs.py)
+    for index in range(small):
         content = f"sample {index} of {trial if index % 2 else 'every run'} {step if index % 4 == 1 else ''}"
+        if small == 96 and index >= 8:
+            content = f"packed {index} of {trial}-{step}"
         (folder / "small" / f"{index:03d}.txt").write_text(content)
     store.log(TraceletArtifact(f"data-{step % 3}", "dataset").add_dir(folder))
 """
@@ -104,8 +108,17 @@ def _power_cut(root: Path, before: set[str], rng: random.Random) -> list[str]:
     durable = _keys_of_durable_versions(root)
     candidates = [key for key, path in blob_files(root / "blobs").items() if key not in before
                   and key not in durable and path.stat().st_mtime_ns >= since and path.stat().st_size]
+    packed = {key: where for key, where in packed_blobs(root / "blobs").items() if key not in before
+              and key not in durable and where[0].stat().st_mtime_ns >= since and where[2]}
     torn = rng.sample(candidates, k=min(len(candidates), rng.randint(1, 4)))
+    torn += rng.sample(sorted(packed), k=min(len(packed), rng.randint(0, 3)))
     for key in torn:
+        if key in packed:  # its pages in the pack never reached the disk
+            pack, offset, size = packed[key]
+            with pack.open("r+b") as handle:
+                handle.seek(offset)
+                handle.write(b"\0" * size)
+            continue
         path = root / "blobs" / digest.key_path(key)
         path.chmod(0o644)
         data = path.read_bytes()
@@ -133,7 +146,9 @@ def _check_versions(store: EmbeddedStore, lost_total: list[str], checked: dict[s
 def _unsound_new_blobs(root: Path, before: set[str]) -> list[str]:
     """Blobs named since ``before`` whose content does not hash to their name."""
     return [key for key, path in blob_files(root / "blobs").items() if key not in before
-            and not digest.matches(path, key)]
+            and not digest.matches(path, key)] + [
+        key for key, where in packed_blobs(root / "blobs").items()
+        if key not in before and digest.bytes_key(packed_bytes(where)) != key]
 
 
 def test_sigkill_at_random_points_never_costs_a_durable_version_and_never_serves_a_torn_blob(tmp_path: Path) -> None:
@@ -141,12 +156,14 @@ def test_sigkill_at_random_points_never_costs_a_durable_version_and_never_serves
     root = tmp_path / "store"
     lost_total: list[str] = []
     checked: dict[str, str] = {}  # ref -> digest of the durable versions already read back whole
+    torn_in_packs = 0
     for trial in range(TRIALS):
-        before_blobs = set(blob_files(root / "blobs")) if (root / "blobs").exists() else set()
+        before_blobs = {*blob_files(root / "blobs"), *packed_blobs(root / "blobs")}
         _kill_at_random(root, trial, rng.uniform(0.0, 1.6), tmp_path)
         durable_before = _durable_refs(root)  # what the catalog showed as durable when the child died
         power_cut = trial % 3 == 2
         torn = _power_cut(root, before_blobs, rng) if power_cut else []
+        torn_in_packs += len(set(torn) & set(packed_blobs(root / "blobs")))
 
         store = EmbeddedStore(root)  # recovery of the dead child's leftovers happens here
         try:
@@ -171,7 +188,8 @@ def test_sigkill_at_random_points_never_costs_a_durable_version_and_never_serves
     try:
         _check_versions(store, lost_total, {}, "after every trial")
         assert unsound_blobs(root / "blobs") == []
+        assert packed_blobs(root / "blobs"), "no artifact went into a pack: the trials no longer cover packs"
     finally:
         store.close()
     print(f"{TRIALS} kills, {len(checked)} durable versions read back whole; versions lost to simulated power cuts "
-          f"(never durable, each reported): {lost_total}")
+          f"(never durable, each reported): {lost_total}; blobs torn in packs: {torn_in_packs}")

@@ -29,20 +29,23 @@ import io
 import itertools
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.detect import SNIFF_BYTES
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
 from tracelet_artifacts.procs import HOST, pid_alive
+from tracelet_artifacts.store import packs as packing
 from tracelet_artifacts.store.failures import blob_write_error
+from tracelet_artifacts.store.file_calls import AT_FDCWD, LINKAT, publish, read_small
+from tracelet_artifacts.store.packs import FOLDER as PACKS
+from tracelet_artifacts.store.packs import PackIndex, PackWriter
 from tracelet_artifacts.store.write_journal import WriteJournal, current_pid, fsync_path
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,6 @@ _KERNEL_COPY_BYTES = 1 << 30
 # errno values meaning "this pair of files cannot be copied by the kernel": fall back to a Python copy.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM,
                    errno.ETXTBSY}
-_RENAME_NOREPLACE = 1
-_AT_FDCWD = -100
 
 
 def is_digest(text: str) -> bool:
@@ -67,53 +68,14 @@ def is_digest(text: str) -> bool:
     return digest.is_key(text)
 
 
-def _libc(name: str, last_arg: Any) -> Any:
-    """``renameat2`` / ``linkat`` of the C library (dirfd, path, dirfd, path, flags), or None without it."""
-    try:
-        function = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (AttributeError, OSError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, last_arg]
-    return function
-
-
-_RENAMEAT2 = _libc("renameat2", ctypes.c_uint)
-_LINKAT = _libc("linkat", ctypes.c_int)
 _AT_SYMLINK_FOLLOW = 0x400
 #: ``O_TMPFILE`` where the kernel, the C library and /proc allow naming an open file later (Linux); 0 elsewhere,
 #: and from the first filesystem that refuses it.
-_O_TMPFILE = getattr(os, "O_TMPFILE", 0) if _LINKAT is not None and os.path.isdir("/proc/self/fd") else 0
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0) if LINKAT is not None and os.path.isdir("/proc/self/fd") else 0
 # errno values meaning "no O_TMPFILE here" (an old kernel reads the flag as O_DIRECTORY: EISDIR)
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
 # errno values of a linkat through /proc/self/fd meaning "cannot name it that way here"
 _NO_LINK = {errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
-
-
-def publish(temp: str, final: str) -> bool:
-    """Name a finished temp file ``final`` unless something is there already; True when it was named.
-
-    Never replaces: a blob another writer named meanwhile (maybe already synced) stays as it is, and the temp
-    file is dropped. ``renameat2(RENAME_NOREPLACE)`` where the C library has it, else a hard link.
-    """
-    if _RENAMEAT2 is not None:
-        if _RENAMEAT2(_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(final), _RENAME_NOREPLACE) == 0:
-            return True
-        code = ctypes.get_errno()
-        if code == errno.EEXIST:
-            os.unlink(temp)
-            return False
-        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(code, os.strerror(code), final)
-    try:
-        os.link(temp, final)
-    except FileExistsError:
-        os.unlink(temp)
-        return False
-    except OSError:  # no hard links here (some network filesystems): replace, as before
-        os.replace(temp, final)
-        return True
-    os.unlink(temp)
-    return True
 
 
 @dataclass(frozen=True)
@@ -154,12 +116,16 @@ class BlobStore:
         self.journal: WriteJournal | None = WriteJournal(self.root) if self.durability == "group" else None
         self._folders: set[str] = set()  # blob folders known to exist
         self._root, self._tmp = str(self.root), str(self.tmp)
+        #: Where packed small blobs are (``store/packs.py``); None for a store that keeps one file per blob.
+        self.packs = PackIndex(self.root / PACKS, synced=self.durability == "per-blob") if self.packable else None
         self._token, self._counter = uuid.uuid4().hex[:8], itertools.count()
         try:
             self.tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ArtifactStoreError(f"Cannot create the blob folder {str(self.root)!r}: {exc.strerror}.") from exc
 
+    #: Whether the small files of a large ingest go into a pack (a bucket keeps one object per blob).
+    packable = True
     #: Where other readers find the blobs (``s3://bucket/prefix`` for a bucket); None: this folder only.
     uri_prefix: str | None = None
 
@@ -174,8 +140,14 @@ class BlobStore:
         return self.uri_prefix.split("://", 1)[0] if self.uri_prefix else "file"
 
     def path(self, key: str) -> Path:
-        """Where the blob with this key lives (whether or not it exists)."""
-        return Path(self.where(key))
+        """Where the blob with this key lives as a file (whether or not it exists): a packed blob is written out
+        as a file the first time it is asked for."""
+        path = self.where(key)
+        if self.packs is not None and not os.path.isfile(path):
+            data = self.packs.read(key)
+            if data is not None and digest.bytes_key(data, digest.algorithm_of(key)) == key:
+                self._store_bytes(key, data)
+        return Path(path)
 
     def where(self, key: str) -> str:
         """``path`` as a string (the write path handles thousands of these a second)."""
@@ -185,7 +157,7 @@ class BlobStore:
             raise ArtifactStoreError(f"{key!r} is not a blob key (blake3:<64 hex>, or a SHA-256 hex digest).") from None
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        return os.path.isfile(self.where(key)) or (self.packs is not None and self.packs.find(key) is not None)
 
     def forget(self, key: str) -> None:
         """Drop what this process remembers about a blob, so the next ``exists`` asks the store itself
@@ -202,7 +174,19 @@ class BlobStore:
     def keep(self, key: str) -> bool:
         """A blob is about to be used again: True when it is there (its use mark refreshed when older than
         ``KEEP_FRESH_S``, so a re-log of many files writes no inode that was just written)."""
-        return self._keep(self.where(key))
+        return self._keep(self.where(key)) or (self.packs is not None and self.packs.find(key) is not None)
+
+    def keep_many(self, keys: Iterable[str]) -> set[str]:
+        """``keep`` for many keys at once (packed ones looked up together); the keys that are there."""
+        keys = list(dict.fromkeys(keys))
+        there = {key for key in keys if self._keep(self.where(key))}
+        if self.packs is not None:
+            there |= self.packs.present([key for key in keys if key not in there])
+        return there
+
+    def pack_writer(self) -> PackWriter | None:
+        """A new pack for the small files of one ingest (None: this store writes a file per blob)."""
+        return PackWriter(self, self.packs) if self.packs is not None else None
 
     @staticmethod
     def _keep(path: str) -> bool:
@@ -344,22 +328,28 @@ class BlobStore:
         stored = self.store_file(path)
         return stored.key, stored.size
 
-    def store_file(self, path: Path, threads: int = 1, *, head: bool = True) -> StoredFile:
+    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None
+                   ) -> StoredFile:
         """Store a local file's content, read once; ``threads``: how many threads BLAKE3 may use on a large one.
 
         A small file is read whole (into this thread's buffer), hashed and written; a large one is copied by
         the kernel and the copy's pages hashed (``threads`` > 1 lets BLAKE3 hash one large file on several
-        cores). ``head``: keep a small file's first bytes in the result (to tell text from binary).
+        cores). ``head``: keep a small file's first bytes in the result (to tell text from binary); ``pack``: append
+        a small file there (not as a file of its own).
         """
         fd = os.open(path, os.O_RDONLY)
         try:
             before = digest.stat_signature(os.fstat(fd))
             if before[0] <= SMALL_FILE_BYTES:
-                data = _read_small(fd, before[0])
+                data = read_small(fd, before[0], SMALL_FILE_BYTES)
                 key = digest.bytes_key(data)
-                after = digest.stat_signature(os.fstat(fd))
-                self._store_bytes(key, data)
-                return StoredFile(key, len(data), bytes(data[:SNIFF_BYTES]) if head else None, before, after)
+                if pack is None:
+                    self._store_bytes(key, data)
+                else:
+                    pack.add(key, data)
+                # Read in one call: a write meanwhile shows in its size or, later, in its change time, which
+                # then no longer matches ``before`` (so no second fstat to compare with).
+                return StoredFile(key, len(data), bytes(data[:SNIFF_BYTES]) if head else None, before, before)
             key, size = self._store_large(fd, threads)
             return StoredFile(key, size, None, before, digest.stat_signature(os.fstat(fd)))
         finally:
@@ -398,9 +388,12 @@ class BlobStore:
 
     # -- reading ----------------------------------------------------------------------------------
     def verify(self, key: str) -> bool:
-        """True when the blob exists and its content still hashes to its key."""
-        path = self.path(key)
-        return path.is_file() and digest.file_key(path, digest.algorithm_of(key)) == key
+        """True when the blob exists and its content still hashes to its key (a packed one is not written out)."""
+        algorithm, path = digest.algorithm_of(key), self.where(key)
+        if os.path.isfile(path):
+            return digest.file_key(path, algorithm) == key
+        data = self.packs.read(key) if self.packs is not None else None
+        return data is not None and digest.bytes_key(data, algorithm) == key
 
     def trim_cache(self, *, unused_for_s: float, dry_run: bool = False) -> tuple[int, int]:
         """Remove local copies that another copy backs, unused for ``unused_for_s``; return (count, bytes).
@@ -425,12 +418,15 @@ class BlobStore:
 
     def copy_to(self, key: str, dest: Path, what: str = "", on_bytes: Callable[[int], None] | None = None) -> None:
         """Write the blob to ``dest`` (temp + rename), checking its digest while it streams; ``on_bytes(copied)``
-        follows the copy chunk by chunk."""
-        source = self.local_path(key)
+        follows the copy chunk by chunk. A packed blob is read from its pack (not written out first)."""
+        path = self.where(key)
+        packed = None if self.packs is None or os.path.isfile(path) else self.packs.read(key)
+        if packed is None:
+            path = str(self.local_path(key))
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
         try:
-            with source.open("rb") as reader, temp.open("wb") as writer:
+            with (io.BytesIO(packed) if packed is not None else open(path, "rb")) as reader, temp.open("wb") as writer:
                 actual, _ = digest.copy_and_key(reader, writer, digest.algorithm_of(key), on_bytes)
             if actual != key:
                 raise IntegrityError(
@@ -443,7 +439,23 @@ class BlobStore:
 
     # -- maintenance ------------------------------------------------------------------------------
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        Path(self.where(key)).unlink(missing_ok=True)
+        if self.packs is not None:
+            self.packs.forget([key])
+
+    def compact(self) -> int:
+        """gc's last step: packed blobs also written out as files (for a backend, the web view) are kept as files
+        only (synced first), then packs no blob uses are removed and those less than half used rewritten;
+        return the bytes freed."""
+        if self.packs is None:
+            return 0
+        both = [key for key, _, _, _ in self.packs.entries() if os.path.isfile(self.where(key))]
+        for key in both if self.fsync else ():
+            fsync_path(self.where(key))
+        for folder in {self.where(key).rpartition("/")[0] for key in both} if self.fsync else ():
+            fsync_path(folder, folder=True)
+        self.packs.forget(both)
+        return packing.compact(self, self.packs)
 
     def copy_within(self, key: str, new_key: str) -> None:
         """Where blobs have another home (a bucket), give blob ``key`` the name ``new_key`` there too (the local
@@ -453,11 +465,16 @@ class BlobStore:
         """Move a (corrupt) blob to ``root/corrupt/`` so it is never served and storing its content again
         writes it anew; return where it went (None: it was not there)."""
         target = self.root / CORRUPT / key.replace(":", "-")
+        target.parent.mkdir(exist_ok=True)
         try:
-            target.parent.mkdir(exist_ok=True)
-            os.replace(self.path(key), target)
+            os.replace(self.where(key), target)
         except FileNotFoundError:
-            return None
+            packed = self.packs.read(key) if self.packs is not None else None
+            if packed is None:
+                return None
+            target.write_bytes(packed)
+        if self.packs is not None:
+            self.packs.forget([key])
         return target
 
     def drop_torn(self, key: str) -> str:
@@ -487,11 +504,18 @@ class BlobStore:
         return (key for key, _ in self.files())
 
     def inventory(self) -> Iterator[tuple[str, int, float]]:
-        """(key, size, last modified) of every stored blob."""
+        """(key, size, last modified) of every stored blob (a packed one's: its pack's); a blob both packed and
+        written out as a file is listed twice."""
         for key, entry in self.files():
             with suppress(FileNotFoundError):  # removed meanwhile
                 info = entry.stat()
                 yield key, info.st_size, info.st_mtime
+        modified: dict[str, float] = {}
+        for key, pack, _, size in self.packs.entries() if self.packs is not None else ():
+            if pack not in modified:
+                with suppress(FileNotFoundError):
+                    modified[pack] = (self.root / PACKS / pack).stat().st_mtime
+            yield key, size, modified.get(pack, 0.0)
 
     def clean_temp(self) -> int:
         """Remove temp files whose writer is gone (a dead process on this host); return how many."""
@@ -501,38 +525,11 @@ class BlobStore:
             if host == HOST and pid.isdigit() and not pid_alive(int(pid)):
                 temp.unlink(missing_ok=True)
                 removed += 1
+        if self.packs is not None:
+            removed += packing.clean(self.packs)
         if removed:
-            log.info("Removed %d temp blob file(s) left by a stopped process in %s", removed, self.tmp)
+            log.info("Removed %d temp blob file(s) left by a stopped process in %s", removed, self.root)
         return removed
-
-
-_THREAD = threading.local()
-
-
-def _read_small(fd: int, size: int) -> bytes | memoryview:
-    """The whole content of a small open file, read into this thread's buffer (valid until its next call): one
-    buffer reused, not a new allocation per file (thousands of those make the allocator grow and shrink its
-    heap, a system call each time)."""
-    buffer = getattr(_THREAD, "buffer", None)
-    if buffer is None:
-        buffer = _THREAD.buffer = bytearray(SMALL_FILE_BYTES + 1)
-    if size < len(buffer):
-        got = os.readv(fd, [buffer])
-        if got <= size:
-            return memoryview(buffer)[:got]
-        os.lseek(fd, 0, os.SEEK_SET)  # it grew since its stat: read it to its end
-    return _read_all(fd, size)
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    """The whole content of a small open file (``size`` from its fstat; a file that grew is read to its end)."""
-    data = os.read(fd, size + 1)
-    if len(data) <= size:
-        return data
-    parts = [data]
-    while chunk := os.read(fd, 1 << 20):
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def _open_unnamed(folder: str) -> int:
@@ -546,7 +543,7 @@ def _open_unnamed(folder: str) -> int:
 
 def _link_fd(fd: int, final: str) -> bool:
     """Give the unnamed file open as ``fd`` the name ``final``; False when something has that name already."""
-    if _LINKAT(_AT_FDCWD, f"/proc/self/fd/{fd}".encode(), _AT_FDCWD, os.fsencode(final), _AT_SYMLINK_FOLLOW) == 0:
+    if LINKAT(AT_FDCWD, f"/proc/self/fd/{fd}".encode(), AT_FDCWD, os.fsencode(final), _AT_SYMLINK_FOLLOW) == 0:
         return True
     code = ctypes.get_errno()
     if code == errno.EEXIST:

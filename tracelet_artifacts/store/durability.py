@@ -17,7 +17,7 @@ warning naming it. So no version is ever durable over a torn blob, and only vers
 durable can be lost.
 
     sync = GroupSync(blobs, catalog)
-    sync.submit(record.row_id, [blobs.path(e.digest) for e in manifest.entries])
+    sync.submit(record.row_id, [blobs.where(e.digest) for e in manifest.entries])
     sync.wait(timeout=60)                        # True: everything submitted so far is durable
 """
 
@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracelet_artifacts import digest
 from tracelet_artifacts.procs import HOST, pid_alive
-from tracelet_artifacts.store import write_journal
+from tracelet_artifacts.store import packs, write_journal
 from tracelet_artifacts.store.blobs import BlobStore
 from tracelet_artifacts.store.catalog import Catalog
 from tracelet_artifacts.store.write_journal import (
@@ -274,12 +273,17 @@ def recover(blobs: BlobStore, catalog: Catalog) -> Recovery:
     if not markers and not orphans:
         return report
     sound: dict[str, bool] = {}
+    touched: list[str] = []  # packs written since the safe point, and the pack index
     if markers:
         since = min(m.safe_ns for m in markers) - CLOCK_SLACK_NS
         for key, entry in blobs.files():
             with suppress(FileNotFoundError):
                 if entry.stat().st_mtime_ns >= since:
                     sound[key] = _check(blobs, key, report)
+        for key, pack, _, _ in packs.recent(blobs.packs, since) if blobs.packs is not None else ():
+            touched.append(str(blobs.packs.folder / pack))  # type: ignore[union-attr]
+            if key not in sound:
+                sound[key] = _check(blobs, key, report)
     durable: list[tuple[ArtifactVersion, list[str]]] = []
     lost: list[tuple[ArtifactVersion, list[str]]] = []
     for record in orphans:
@@ -290,7 +294,9 @@ def recover(blobs: BlobStore, catalog: Catalog) -> Recovery:
             if not sound[item.digest]:
                 bad.append(item.path)
         (lost if bad else durable).append((record, bad))
-    sync_files([blobs.path(k) for k, ok in sound.items() if ok], blobs.root)
+    if blobs.packs is not None:
+        touched += [str(blobs.packs.db_path), str(blobs.packs.log_path)]
+    sync_files([*(blobs.where(k) for k, ok in sound.items() if ok), *touched], blobs.root)
     now = time.time()
     with catalog.transaction("durability") as conn:
         catalog.mark_durable(conn, [r.row_id for r, _ in durable])
@@ -312,12 +318,12 @@ def recover(blobs: BlobStore, catalog: Catalog) -> Recovery:
 
 
 def _check(blobs: BlobStore, key: str, report: Recovery) -> bool:
-    """Hash one local blob; a torn one is set aside (so nothing serves it and storing it again rewrites it)."""
+    """Hash one local blob (a file, or an entry of a pack); a torn one is set aside (so nothing serves it and
+    storing it again rewrites it)."""
     report.checked += 1
-    path = blobs.path(key)
-    if not path.is_file():
+    if not blobs.exists(key):
         return False
-    if digest.matches(path, key):
+    if blobs.verify(key):
         return True
     outcome = blobs.drop_torn(key)
     report.torn.append(key)

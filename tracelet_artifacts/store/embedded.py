@@ -146,6 +146,7 @@ class EmbeddedStore:
             intake = BlobIntake(self.blobs, self.stat_cache, frozen.local_files)
             try:
                 manifest = frozen.to_manifest(intake)
+                intake.seal()
             finally:
                 intake.close()
             stat_rows = tuple(intake.stat_rows)
@@ -294,6 +295,8 @@ class EmbeddedStore:
         if not self.group_sync.close(timeout):
             log.warning("Closing %s before its last group sync finished; the versions it committed stay "
                         "'committed' and are checked when the store is next opened.", self.root)
+        if self.blobs.packs is not None:
+            self.blobs.packs.close()
         self.db.close()
 
 

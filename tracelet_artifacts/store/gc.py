@@ -150,6 +150,7 @@ def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False, grace_s: f
                              tuple(gone))
                 conn.execute(f"DELETE FROM stat_cache WHERE sha256 IN ({_placeholders(gone)})", tuple(gone))
             removed += doomed
+    blobs.compact()  # packs no longer used, or less than half used, are removed or rewritten
     log.info("gc: removed %d unreferenced blob(s), %d bytes (%d rescued by concurrent commits)",
              len(removed), sum(s for _, s in removed), rescued)
     return GcReport(len(listed), len(removed), sum(s for _, s in removed), len(listed) - len(candidates),

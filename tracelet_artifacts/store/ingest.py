@@ -23,6 +23,7 @@ from typing import Literal
 
 from tracelet_artifacts import detect, digest
 from tracelet_artifacts.store.blobs import SMALL_FILE_BYTES, BlobStore, StoredFile
+from tracelet_artifacts.store.packs import PACK_FROM, PackWriter
 from tracelet_artifacts.store.stat_cache import MARGIN_NS, StatCache, StatRow
 from tracelet_artifacts.values import Manifest
 
@@ -78,6 +79,7 @@ class BlobIntake:
         self._ahead: dict[Path, Future[StoredFile]] = {}
         self._queued: deque[Path] = deque()  # large files not handed to the threads yet
         self._pool: ThreadPoolExecutor | None = None
+        self._pack: PackWriter | None = None  # where small files go, when there are many
         self._threads = 1
         todo = self._skip_unchanged(list(dict.fromkeys(files)))
         self._todo = set(todo)
@@ -91,14 +93,20 @@ class BlobIntake:
             if path not in keys:
                 keys[path] = self.stat_cache.key(path)
         rows = self.stat_cache.rows(keys[path] for path in files)
-        todo = []
+        vouched: dict[Path, tuple[str, int]] = {}
         for path in files:
             row = rows.get(keys[path])
             found = self._vouched(path, row) if row is not None else None
-            if found is None:
-                todo.append(path)
-            else:
+            if found is not None:
+                vouched[path] = found
+        there = self.blobs.keep_many(key for key, _ in vouched.values()) if vouched else set()
+        todo = []
+        for path in files:
+            found = vouched.get(path)
+            if found is not None and found[0] in there:
                 self._done[path] = found
+            else:
+                todo.append(path)
         return todo
 
     def _vouched(self, path: Path, row: StatRow) -> tuple[str, int] | None:
@@ -107,18 +115,24 @@ class BlobIntake:
         except OSError:
             return None  # put_file reports it
         key = self.stat_cache.matches(row, signature, MARGIN_NS)
-        return (key, signature[0]) if key and self.blobs.keep(key) else None
+        return (key, signature[0]) if key else None
 
     # -- storing large files ahead ----------------------------------------------------------------
     def _plan(self, todo: list[Path]) -> None:
         """Queue the large files in manifest order for up to ``INGEST_WORKERS`` threads (one large file alone
-        is stored when asked for, hashed on every core; several share the cores)."""
+        is stored when asked for, hashed on every core; several share the cores); open a pack for the small
+        ones when there are ``PACK_FROM`` or more."""
+        small = 0
         for path in todo:
             try:
-                if path.stat().st_size > SMALL_FILE_BYTES:
+                if os.stat(path).st_size > SMALL_FILE_BYTES:
                     self._queued.append(path)
+                else:
+                    small += 1
             except OSError:
                 pass  # put_file reports it
+        if small >= PACK_FROM:
+            self._pack = self.blobs.pack_writer()
         workers = min(INGEST_WORKERS, len(self._queued))
         self._threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         if workers < 2:
@@ -144,7 +158,8 @@ class BlobIntake:
             self._fill()
             stored = ahead.result()
         elif path in self._todo or self._skip_unchanged([path]):
-            stored = self.blobs.store_file(path, self._threads, head=detect.by_name(path)[1] is None)
+            stored = self.blobs.store_file(path, self._threads, head=detect.by_name(path)[1] is None,
+                                           pack=self._pack)
         else:
             return self._done[path]
         if stored.unchanged:
@@ -161,8 +176,18 @@ class BlobIntake:
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         return self.blobs.put_bytes(data)
 
+    def seal(self) -> None:
+        """Every file is in: record the pack's blobs, so every reader of the store finds them."""
+        if self._pack is not None:
+            self._pack.seal()
+            self._pack = None
+
     def close(self) -> None:
-        """Wait for (or cancel) files still being stored, e.g. when freezing failed half-way."""
+        """Wait for (or cancel) files still being stored, and drop an unsealed pack, e.g. when freezing failed
+        half-way."""
         self._queued.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pack is not None:
+            self._pack.abandon()
+            self._pack = None

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.store.durability import sync_files
@@ -63,7 +64,7 @@ def rekey(store: EmbeddedStore, *, dry_run: bool = False) -> RekeyReport:
         1 for v in store.catalog.search() if any(e.algorithm == digest.SHA256 for e in v.manifest.entries))
     if dry_run or not mapping:
         return report
-    sync_files([store.blobs.path(k) for k in mapping.values()], store.blobs.root)
+    sync_files([store.blobs.where(k) for k in mapping.values()], store.blobs.root)
     with store.catalog.transaction() as conn:
         for record in versions:
             manifest = record.manifest
@@ -89,8 +90,8 @@ def _renamed(entry: ManifestEntry, mapping: dict[str, str]) -> ManifestEntry:
 
 def _link(store: EmbeddedStore, old: str, new: str) -> None:
     """Give blob ``old`` the name ``new`` as well (same bytes): a hard link, else a copy; in a bucket, a copy there."""
-    source, target = store.blobs.path(old), store.blobs.path(new)
-    if not target.exists():
+    source, target = store.blobs.path(old), Path(store.blobs.where(new))
+    if not store.blobs.exists(new):  # (a file, or packed: store/packs.py)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(target.name + ".rekey")
         try:

@@ -34,6 +34,7 @@ from tracelet_artifacts.errors import (
 )
 from tracelet_artifacts.redact import redact_text
 from tracelet_artifacts.store.blobs import BlobStore, Durability, StoredFile, is_digest
+from tracelet_artifacts.store.packs import PackWriter
 
 log = logging.getLogger(__name__)
 _INSTALL_HINT = "pip install 'tracelet-artifacts[s3]'"
@@ -69,6 +70,8 @@ class S3BlobStore(BlobStore):
 
     #: A version's blobs are in the bucket before the catalog names them: durable at commit.
     durable_when_settled = True
+    #: One object per blob in the bucket: no packs (``pack_writer`` gives None).
+    packable = False
 
     def __init__(self, url: str, *, cache_root: Path, endpoint_url: str | None = None, fsync: bool = True,
                  durability: Durability | None = None) -> None:
@@ -205,8 +208,9 @@ class S3BlobStore(BlobStore):
         self._upload_soon(sha)
         return sha, size
 
-    def store_file(self, path: Path, threads: int = 1, *, head: bool = True) -> StoredFile:
-        stored = super().store_file(path, threads, head=head)
+    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None
+                   ) -> StoredFile:
+        stored = super().store_file(path, threads, head=head)  # never packed: one object per blob
         self._upload_soon(stored.key)
         return stored
 

@@ -1,0 +1,160 @@
+"""Pack files: the small files of a large ingest go into one pack (store/packs.py), and every reader of the
+store finds, reads, verifies, repairs and collects them as it does blob files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tracelet_artifacts import EmbeddedStore, TraceletArtifact, digest
+from tracelet_artifacts.errors import ArtifactFileError
+from tracelet_artifacts.procs import HOST
+from tracelet_artifacts.store.packs import PACK_FROM
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+def _folder(root: Path, count: int, tag: str = "", size: int = 700) -> Path:
+    for index in range(count):
+        path = root / f"part-{index // 50}" / f"{index:04d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((f"{tag}{index}-".encode() * size)[:size])
+    return root
+
+
+def _packs(store: EmbeddedStore) -> list[Path]:
+    return sorted((store.blobs.root / "packs").glob("*.pack"))
+
+
+def _loose(store: EmbeddedStore) -> set[str]:
+    return {key for key, _ in store.blobs.files()}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EmbeddedStore:
+    opened = EmbeddedStore(tmp_path / "store")
+    yield opened
+    opened.close()
+
+
+def test_a_folder_of_many_small_files_is_one_pack_and_reads_back_in_another_process_s_store(
+        store: EmbeddedStore, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", PACK_FROM + 36)
+    version = store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    assert len(_packs(store)) == 1 and _loose(store) == set()  # no file per blob
+    assert store.wait_durable(30) and store.get("data").durability == "durable"
+
+    second = EmbeddedStore(store.root)  # another handle: only the catalog and the pack index to go by
+    try:
+        shutil.rmtree(src)  # the source is gone: only the store holds the bytes
+        files = second.fetch("data", version.version, tmp_path / "out")
+        assert len(files) == PACK_FROM + 36 and second.verify("data") == []
+        assert _folder(tmp_path / "again", PACK_FROM + 36).joinpath("part-1", "0070.bin").read_bytes() == \
+            (tmp_path / "out" / "part-1" / "0070.bin").read_bytes()
+        entry = version.manifest.entries[5]
+        path = second.blob_path(entry.digest)  # a caller that needs a file gets one, written out once
+        assert path.is_file() and digest.file_key(path) == entry.digest and entry.digest in _loose(second)
+    finally:
+        second.close()
+
+
+def test_fewer_small_files_than_a_pack_needs_are_files_of_their_own(store: EmbeddedStore, tmp_path: Path) -> None:
+    version = store.log(TraceletArtifact("few", "dataset").add_dir(_folder(tmp_path / "src", PACK_FROM - 1)))
+    assert _packs(store) == [] and _loose(store) == {e.digest for e in version.manifest.entries}
+
+
+def test_logging_the_same_content_again_writes_no_second_copy(store: EmbeddedStore, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", PACK_FROM)
+    first = store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    shutil.copytree(src, tmp_path / "copy")  # same content, new files: the stat cache cannot vouch for them
+    second = store.log(TraceletArtifact("data", "dataset").add_dir(tmp_path / "copy"))
+    assert second.version == first.version and len(_packs(store)) == 1  # the copy's pack had nothing new: gone
+    (tmp_path / "copy" / "part-0" / "0001.bin").write_bytes(b"changed")
+    third = store.log(TraceletArtifact("data", "dataset").add_dir(tmp_path / "copy"))
+    assert third.version == first.version + 1 and len(_packs(store)) == 1  # one new blob: a file of its own
+    assert store.verify("data", third.version) == [] and store.verify("data", first.version) == []
+
+
+def test_gc_removes_a_pack_no_version_uses_and_rewrites_one_mostly_unused(store: EmbeddedStore, tmp_path: Path) -> None:
+    old = _folder(tmp_path / "old", 100, "old")
+    store.log(TraceletArtifact("old", "dataset").add_dir(old))
+    mixed = tmp_path / "mixed"  # 30 of old's files and 70 new ones
+    _folder(mixed, 100, "new")
+    for index in range(30):
+        name = Path(f"part-{index // 50}") / f"{index:04d}.bin"
+        shutil.copyfile(old / name, mixed / name)
+    kept = store.log(TraceletArtifact("mixed", "dataset").add_dir(mixed))
+    (first_pack, second_pack) = sorted(_packs(store), key=lambda p: p.stat().st_mtime_ns)
+    assert first_pack.stat().st_size == 100 * 700 and second_pack.stat().st_size == 100 * 700  # 30 dead
+
+    store.remove_version("old", 1, force=True)
+    count, size = store.gc()
+    assert (count, size) == (70, 70 * 700)
+    packs = _packs(store)
+    assert first_pack not in packs and second_pack in packs and len(packs) == 2  # 30 live of 100: rewritten
+    assert sum(p.stat().st_size for p in packs) == 100 * 700 + 30 * 700
+    assert store.verify("mixed", kept.version) == []
+    store.fetch("mixed", kept.version, tmp_path / "out")
+    assert (tmp_path / "out" / "part-0" / "0003.bin").read_bytes() == (old / "part-0" / "0003.bin").read_bytes()
+
+    store.remove_version("mixed", kept.version, force=True)
+    assert store.gc() == (100, 100 * 700)
+    assert _packs(store) == [] and list(store.blobs.inventory()) == []
+
+
+def test_a_failed_ingest_leaves_no_pack_and_a_dead_writer_s_unsealed_pack_is_removed(
+        store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _folder(tmp_path / "src", PACK_FROM + 1)
+    builder = TraceletArtifact("data", "dataset").add_dir(src)
+    real = store.blobs.store_file
+    calls = []
+
+    def vanishing(path: Path, *args: object, **kwargs: object) -> object:
+        calls.append(path)
+        if len(calls) == PACK_FROM:
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.blobs, "store_file", vanishing)
+    with pytest.raises(ArtifactFileError, match="was removed"):
+        store.log(builder)
+    assert _packs(store) == [] and list(store.blobs.inventory()) == []
+
+    dead = store.blobs.root / "packs" / f"{HOST}-999999999-abc.pack"  # a writer killed before it sealed
+    dead.write_bytes(b"x" * 4096)
+    alive = store.blobs.root / "packs" / f"{HOST}-{os.getpid()}-abc.pack"
+    alive.write_bytes(b"y")
+    assert store.blobs.clean_temp() == 1 and not dead.exists() and alive.exists()
+
+
+def test_a_corrupt_packed_blob_is_never_served_and_is_found_by_verify(store: EmbeddedStore, tmp_path: Path) -> None:
+    version = store.log(TraceletArtifact("data", "dataset").add_dir(_folder(tmp_path / "src", PACK_FROM)))
+    entry = version.manifest.entries[3]
+    assert store.blobs.packs is not None
+    found = store.blobs.packs.find(entry.digest)
+    assert found is not None
+    pack, offset, _ = found
+    with open(pack, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\0" * 16)
+    assert store.verify("data") == [entry.path]
+    with pytest.raises(Exception, match="corrupt"):
+        store.fetch("data", version.version, tmp_path / "out")
+    assert not store.blobs.path(entry.digest).exists()  # never written out as a file under its key
+    target = store.blobs.set_aside(entry.digest)  # what repair does: set aside, then fetch from a backend
+    assert target is not None and target.is_file() and not store.blobs.exists(entry.digest)
+
+
+def test_blobs_written_out_for_a_backend_are_kept_once_after_gc(store: EmbeddedStore, tmp_path: Path) -> None:
+    version = store.log(TraceletArtifact("data", "dataset").add_dir(_folder(tmp_path / "src", PACK_FROM)))
+    store.ensure_local(version.manifest)  # what a delivery does first: every blob as a file
+    assert _loose(store) == {e.digest for e in version.manifest.entries} and len(_packs(store)) == 1
+    assert store.gc() == (0, 0)  # nothing collected: the version uses every blob
+    assert _packs(store) == [] and store.blobs.packs is not None and store.blobs.packs.entries() == []
+    assert store.verify("data") == []
+    store.fetch("data", version.version, tmp_path / "out")
+    name = Path("part-0") / "0007.bin"
+    assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "src" / name).read_bytes()
