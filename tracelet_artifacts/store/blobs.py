@@ -328,18 +328,19 @@ class BlobStore:
         stored = self.store_file(path)
         return stored.key, stored.size
 
-    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None
-                   ) -> StoredFile:
+    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None,
+                   known: os.stat_result | None = None) -> StoredFile:
         """Store a local file's content, read once; ``threads``: how many threads BLAKE3 may use on a large one.
 
         A small file is read whole (into this thread's buffer), hashed and written; a large one is copied by
         the kernel and the copy's pages hashed (``threads`` > 1 lets BLAKE3 hash one large file on several
         cores). ``head``: keep a small file's first bytes in the result (to tell text from binary); ``pack``: append
-        a small file there (not as a file of its own).
+        a small file there (not as a file of its own); ``known``: the file's stat, taken just before (the caller
+        planned with it), so it is not asked again.
         """
         fd = os.open(path, os.O_RDONLY)
         try:
-            before = digest.stat_signature(os.fstat(fd))
+            before = digest.stat_signature(known if known is not None else os.fstat(fd))
             if before[0] <= SMALL_FILE_BYTES:
                 data = read_small(fd, before[0], SMALL_FILE_BYTES)
                 key = digest.bytes_key(data)

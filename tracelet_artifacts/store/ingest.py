@@ -80,6 +80,7 @@ class BlobIntake:
         self._queued: deque[Path] = deque()  # large files not handed to the threads yet
         self._pool: ThreadPoolExecutor | None = None
         self._pack: PackWriter | None = None  # where small files go, when there are many
+        self._small: dict[Path, os.stat_result] = {}
         self._threads = 1
         todo = self._skip_unchanged(list(dict.fromkeys(files)))
         self._todo = set(todo)
@@ -122,16 +123,16 @@ class BlobIntake:
         """Queue the large files in manifest order for up to ``INGEST_WORKERS`` threads (one large file alone
         is stored when asked for, hashed on every core; several share the cores); open a pack for the small
         ones when there are ``PACK_FROM`` or more."""
-        small = 0
         for path in todo:
             try:
-                if os.stat(path).st_size > SMALL_FILE_BYTES:
-                    self._queued.append(path)
-                else:
-                    small += 1
+                info = os.stat(path)
             except OSError:
-                pass  # put_file reports it
-        if small >= PACK_FROM:
+                continue  # put_file reports it
+            if info.st_size > SMALL_FILE_BYTES:
+                self._queued.append(path)
+            else:
+                self._small[path] = info  # its stat, taken before it is opened: no second one then
+        if len(self._small) >= PACK_FROM:
             self._pack = self.blobs.pack_writer()
         workers = min(INGEST_WORKERS, len(self._queued))
         self._threads = max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -159,7 +160,7 @@ class BlobIntake:
             stored = ahead.result()
         elif path in self._todo or self._skip_unchanged([path]):
             stored = self.blobs.store_file(path, self._threads, head=detect.by_name(path)[1] is None,
-                                           pack=self._pack)
+                                           pack=self._pack, known=self._small.pop(path, None))
         else:
             return self._done[path]
         if stored.unchanged:

@@ -231,7 +231,7 @@ class PackWriter:
         """Append a blob (once per key; a BLAKE3 key: every new blob's)."""
         if key in self.entries:
             return
-        if _raw(key) is None:
+        if not key.startswith(_PREFIX):
             raise ValueError(f"only BLAKE3 blobs are packed, not {key[:19]}…")
         self.entries[key] = (self._written + len(self._buffer), len(data))
         self._buffer += data

@@ -208,9 +208,9 @@ class S3BlobStore(BlobStore):
         self._upload_soon(sha)
         return sha, size
 
-    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None
-                   ) -> StoredFile:
-        stored = super().store_file(path, threads, head=head)  # never packed: one object per blob
+    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None,
+                   known: os.stat_result | None = None) -> StoredFile:
+        stored = super().store_file(path, threads, head=head, known=known)  # never packed: one object per blob
         self._upload_soon(stored.key)
         return stored
 
