@@ -266,6 +266,8 @@ def main() -> None:
         return
 
     dvc_python, dvc_note = find_dvc_python(args.dvc_python)
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)  # a new folder on the disk to test
     work = Path(tempfile.mkdtemp(prefix="tracelet-ingest-", dir=args.dir))
     try:
         bench = Bench(work, dvc_python)

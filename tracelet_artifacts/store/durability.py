@@ -280,8 +280,9 @@ def recover(blobs: BlobStore, catalog: Catalog) -> Recovery:
             with suppress(FileNotFoundError):
                 if entry.stat().st_mtime_ns >= since:
                     sound[key] = _check(blobs, key, report)
-        for key, pack, _, _ in packs.recent(blobs.packs, since) if blobs.packs is not None else ():
-            touched.append(str(blobs.packs.folder / pack))  # type: ignore[union-attr]
+        index = blobs.packs
+        for key, pack, _, _ in packs.recent(index, since) if index is not None else ():
+            touched.append(str(blobs.root / packs.FOLDER / pack))
             if key not in sound:
                 sound[key] = _check(blobs, key, report)
     durable: list[tuple[ArtifactVersion, list[str]]] = []

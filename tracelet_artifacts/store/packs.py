@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracelet_artifacts import digest
 from tracelet_artifacts.procs import HOST, pid_alive
@@ -115,7 +115,7 @@ class PackIndex:
                 raise
             db.execute("COMMIT")
 
-    def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
         with self._lock:
             db = self._conn()
             return db.execute(sql, args).fetchall() if db is not None else []
@@ -137,7 +137,7 @@ class PackIndex:
         raw = _raw(key)
         rows = self._read("SELECT p.name, e.offset, e.size FROM packed e JOIN packs p ON p.id=e.pack "
                           "WHERE e.digest=?", (raw,)) if raw else []
-        return (self.folder / str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None  # type: ignore[call-overload]
+        return (self.folder / str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
     def present(self, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` are packed."""
@@ -146,7 +146,8 @@ class PackIndex:
         for start in range(0, len(raws), _BATCH):
             batch = raws[start:start + _BATCH]
             marks = ", ".join("?" * len(batch))
-            found.update(_key(r[0]) for r in self._read(f"SELECT digest FROM packed WHERE digest IN ({marks})", batch))  # type: ignore[arg-type]
+            rows = self._read(f"SELECT digest FROM packed WHERE digest IN ({marks})", batch)
+            found.update(_key(row[0]) for row in rows)
         return found
 
     def read(self, key: str) -> bytes | None:
@@ -168,13 +169,13 @@ class PackIndex:
             if not packs:
                 return []
             sql += f" WHERE p.name IN ({', '.join('?' * len(packs))})"
-        return [(_key(d), n, o, s) for d, n, o, s in self._read(sql, packs or ())]  # type: ignore[misc, arg-type]
+        return [(_key(d), n, o, s) for d, n, o, s in self._read(sql, packs or ())]
 
     def used(self) -> dict[str, int]:
         """Bytes still used in each sealed pack (0: none of its blobs; a pack being written is not listed)."""
         rows = self._read("SELECT p.name, COALESCE(SUM(e.size), 0) FROM packs p LEFT JOIN packed e ON e.pack=p.id "
                           "GROUP BY p.name")
-        return {str(pack): int(total) for pack, total in rows}  # type: ignore[call-overload]
+        return {str(pack): int(total) for pack, total in rows}
 
     # -- changes ----------------------------------------------------------------------------------
     def add(self, pack: str, rows: Iterable[tuple[str, int, int]]) -> None:
