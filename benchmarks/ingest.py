@@ -265,6 +265,9 @@ def main() -> None:
         print(json.dumps(CHILDREN[tool](Path(src), Path(work))))
         return
 
+    if args.dvc_python and not shutil.which(args.dvc_python):
+        parser.error(f"--dvc-python {args.dvc_python!r} is not an interpreter that can be run; "
+                     "give the python of an environment that has DVC")
     dvc_python, dvc_note = find_dvc_python(args.dvc_python)
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)  # a new folder on the disk to test
