@@ -158,3 +158,30 @@ def test_blobs_written_out_for_a_backend_are_kept_once_after_gc(store: EmbeddedS
     store.fetch("data", version.version, tmp_path / "out")
     name = Path("part-0") / "0007.bin"
     assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "src" / name).read_bytes()
+
+
+def test_under_per_blob_durability_the_pack_is_on_disk_before_its_blobs_are_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracelet_artifacts.store import packs
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    real_add = packs.PackIndex.add
+
+    def add(self: packs.PackIndex, pack: str, rows: object) -> None:
+        assert any(path.endswith(pack) for path in synced), "recorded before the pack was synced"
+        real_add(self, pack, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(packs.os, "fsync", fsync)
+    monkeypatch.setattr(packs.PackIndex, "add", add)
+    store = EmbeddedStore(tmp_path / "store", durability="per-blob")
+    try:
+        version = store.log(TraceletArtifact("data", "dataset").add_dir(_folder(tmp_path / "src", PACK_FROM)))
+        assert version.durability == "durable" and len(_packs(store)) == 1
+    finally:
+        store.close()

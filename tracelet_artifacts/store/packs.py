@@ -20,6 +20,7 @@ half of whose bytes are still used (``compact``; removed when none is).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -33,6 +34,16 @@ from tracelet_artifacts import digest
 from tracelet_artifacts.procs import HOST, pid_alive
 from tracelet_artifacts.store.write_journal import WriteJournal, current_pid, fsync_path
 
+log = logging.getLogger(__name__)
+FOLDER = "packs"
+INDEX = "index.db"
+#: Small files one ingest stores before they go into a pack (fewer are written as blob files, one each).
+PACK_FROM = 64
+#: Bytes gathered in memory before they are appended to the pack file.
+FLUSH_BYTES = 1 << 20
+_BATCH = 500  # keys per SQL statement
+_PREFIX = digest.BLAKE3 + ":"
+
 
 class BlobStore(Protocol):
     """What packs need of the blob store they belong to (``store/blobs.py``)."""
@@ -44,15 +55,6 @@ class BlobStore(Protocol):
     def durability(self) -> str: ...
 
     def put_bytes(self, data: bytes) -> tuple[str, int]: ...
-
-FOLDER = "packs"
-INDEX = "index.db"
-#: Small files one ingest stores before they go into a pack (fewer are written as blob files, one each).
-PACK_FROM = 64
-#: Bytes gathered in memory before they are appended to the pack file.
-FLUSH_BYTES = 1 << 20
-_BATCH = 500  # keys per SQL statement
-_PREFIX = digest.BLAKE3 + ":"
 
 
 def _raw(key: str) -> bytes | None:
@@ -374,6 +376,9 @@ def _rewrite(blobs: BlobStore, index: PackIndex, pack: Path) -> None:
             data = _pread(pack, offset, size)
             if digest.bytes_key(data, digest.algorithm_of(key)) == key:
                 writer.add(key, data)
+            else:
+                log.warning("Packed blob %s… in %s is corrupt; it is dropped (verify --repair fetches it again "
+                            "from a backend that holds it).", key[:19], pack)
         writer.close_file(sync=True)
         fsync_path(index.folder, folder=True)
     except BaseException:
