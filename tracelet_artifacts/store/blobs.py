@@ -444,6 +444,17 @@ class BlobStore:
         if self.packs is not None:
             self.packs.forget([key])
 
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """``delete`` for many blobs: packed ones are forgotten in one transaction."""
+        keys = list(keys)
+        if self.packs is None:  # (a bucket's store deletes each object there too)
+            for key in keys:
+                self.delete(key)
+            return
+        for key in keys:
+            Path(self.where(key)).unlink(missing_ok=True)
+        self.packs.forget(keys)
+
     def compact(self) -> int:
         """gc's last step: packed blobs also written out as files (for a backend, the web view) are kept as files
         only (synced first), then packs no blob uses are removed and those less than half used rewritten;

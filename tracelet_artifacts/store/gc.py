@@ -142,8 +142,7 @@ def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False, grace_s: f
                 kept = sorted(again)
                 conn.execute(f"DELETE FROM blob_deletions WHERE sha256 IN ({_placeholders(kept)})", tuple(kept))
                 rescued += len(kept)
-            for sha, _ in doomed:
-                blobs.delete(sha)
+            blobs.delete_many(sha for sha, _ in doomed)
             gone = [sha for sha, _ in doomed]
             if gone:
                 conn.execute(f"UPDATE blob_deletions SET state='{DELETED}' WHERE sha256 IN ({_placeholders(gone)})",
