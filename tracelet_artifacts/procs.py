@@ -33,3 +33,10 @@ def owner_is_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid_text = rest.split(":", 1)[0]
     return host == HOST and pid_text.isdigit() and not pid_alive(int(pid_text))
+
+
+def writer_is_dead(stem: str) -> bool:
+    """True when a file named ``<host>-<pid>-<token>`` (temp blobs, packs) was left by a process on this host
+    that no longer runs."""
+    host, pid, _ = ([*stem.rsplit("-", 2), "", ""])[:3]
+    return host == HOST and pid.isdigit() and not pid_alive(int(pid))

@@ -40,7 +40,7 @@ from typing import Literal
 from tracelet_artifacts import digest
 from tracelet_artifacts.detect import SNIFF_BYTES
 from tracelet_artifacts.errors import ArtifactStoreError, ArtifactStoreNotFoundError, IntegrityError
-from tracelet_artifacts.procs import HOST, pid_alive
+from tracelet_artifacts.procs import HOST, writer_is_dead
 from tracelet_artifacts.store import packs as packing
 from tracelet_artifacts.store.failures import blob_write_error
 from tracelet_artifacts.store.file_calls import AT_FDCWD, LINKAT, publish, read_small
@@ -144,10 +144,15 @@ class BlobStore:
         as a file the first time it is asked for."""
         path = self.where(key)
         if self.packs is not None and not os.path.isfile(path):
-            data = self.packs.read(key)
-            if data is not None and digest.bytes_key(data, digest.algorithm_of(key)) == key:
+            data = self._packed_sound(key)
+            if data is not None:
                 self._store_bytes(key, data)
         return Path(path)
+
+    def _packed_sound(self, key: str) -> bytes | None:
+        """A packed blob's bytes when they hash to its key (None: not packed, or corrupt)."""
+        data = self.packs.read(key) if self.packs is not None else None
+        return data if data is not None and digest.bytes_key(data, digest.algorithm_of(key)) == key else None
 
     def where(self, key: str) -> str:
         """``path`` as a string (the write path handles thousands of these a second)."""
@@ -390,11 +395,10 @@ class BlobStore:
     # -- reading ----------------------------------------------------------------------------------
     def verify(self, key: str) -> bool:
         """True when the blob exists and its content still hashes to its key (a packed one is not written out)."""
-        algorithm, path = digest.algorithm_of(key), self.where(key)
+        path = self.where(key)
         if os.path.isfile(path):
-            return digest.file_key(path, algorithm) == key
-        data = self.packs.read(key) if self.packs is not None else None
-        return data is not None and digest.bytes_key(data, algorithm) == key
+            return digest.file_key(path, digest.algorithm_of(key)) == key
+        return self._packed_sound(key) is not None
 
     def trim_cache(self, *, unused_for_s: float, dry_run: bool = False) -> tuple[int, int]:
         """Remove local copies that another copy backs, unused for ``unused_for_s``; return (count, bytes).
@@ -455,18 +459,18 @@ class BlobStore:
             Path(self.where(key)).unlink(missing_ok=True)
         self.packs.forget(keys)
 
-    def compact(self) -> int:
-        """gc's last step: packed blobs also written out as files (for a backend, the web view) are kept as files
-        only (synced first), then packs no blob uses are removed and those less than half used rewritten;
-        return the bytes freed."""
+    def written_out(self) -> list[str]:
+        """Packed blobs also written out as files (for a backend, the web view)."""
+        if self.packs is None:
+            return []
+        return [key for key, _, _, _ in self.packs.entries() if os.path.isfile(self.where(key))]
+
+    def compact(self, kept_as_files: Iterable[str] = ()) -> int:
+        """gc's last step: forget the packed copies of ``kept_as_files`` (written out, and synced by the caller),
+        then remove packs no blob uses and rewrite those less than half used; return the bytes freed."""
         if self.packs is None:
             return 0
-        both = [key for key, _, _, _ in self.packs.entries() if os.path.isfile(self.where(key))]
-        for key in both if self.fsync else ():
-            fsync_path(self.where(key))
-        for folder in {self.where(key).rpartition("/")[0] for key in both} if self.fsync else ():
-            fsync_path(folder, folder=True)
-        self.packs.forget(both)
+        self.packs.forget(kept_as_files)
         return packing.compact(self, self.packs)
 
     def copy_within(self, key: str, new_key: str) -> None:
@@ -533,8 +537,7 @@ class BlobStore:
         """Remove temp files whose writer is gone (a dead process on this host); return how many."""
         removed = 0
         for temp in self.tmp.glob("*.tmp"):
-            host, pid, _ = ([*temp.stem.rsplit("-", 2), "", ""])[:3]
-            if host == HOST and pid.isdigit() and not pid_alive(int(pid)):
+            if writer_is_dead(temp.stem):
                 temp.unlink(missing_ok=True)
                 removed += 1
         if self.packs is not None:

@@ -273,16 +273,15 @@ def recover(blobs: BlobStore, catalog: Catalog) -> Recovery:
     if not markers and not orphans:
         return report
     sound: dict[str, bool] = {}
-    touched: list[str] = []  # packs written since the safe point, and the pack index
+    touched: set[str] = set()  # packs written since the safe point, and the pack index
     if markers:
         since = min(m.safe_ns for m in markers) - CLOCK_SLACK_NS
         for key, entry in blobs.files():
             with suppress(FileNotFoundError):
                 if entry.stat().st_mtime_ns >= since:
                     sound[key] = _check(blobs, key, report)
-        index = blobs.packs
-        for key, pack, _, _ in packs.recent(index, since) if index is not None else ():
-            touched.append(str(blobs.root / packs.FOLDER / pack))
+        for key, pack, _, _ in packs.recent(blobs.packs, since) if blobs.packs is not None else ():
+            touched.add(str(blobs.root / packs.FOLDER / pack))
             if key not in sound:
                 sound[key] = _check(blobs, key, report)
     durable: list[tuple[ArtifactVersion, list[str]]] = []
@@ -296,7 +295,7 @@ def recover(blobs: BlobStore, catalog: Catalog) -> Recovery:
                 bad.append(item.path)
         (lost if bad else durable).append((record, bad))
     if blobs.packs is not None:
-        touched += [str(blobs.packs.db_path), str(blobs.packs.log_path)]
+        touched |= {str(blobs.packs.db_path), str(blobs.packs.log_path)}
     sync_files([*(blobs.where(k) for k, ok in sound.items() if ok), *touched], blobs.root)
     now = time.time()
     with catalog.transaction("durability") as conn:

@@ -38,6 +38,7 @@ from typing import Any
 
 from tracelet_artifacts.errors import BlobsCollectedError
 from tracelet_artifacts.store.blobs import BlobStore
+from tracelet_artifacts.store.durability import sync_files
 from tracelet_artifacts.store.sql import Connection, Database
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,10 @@ def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False, grace_s: f
                              tuple(gone))
                 conn.execute(f"DELETE FROM stat_cache WHERE sha256 IN ({_placeholders(gone)})", tuple(gone))
             removed += doomed
-    blobs.compact()  # packs no longer used, or less than half used, are removed or rewritten
+    copies = blobs.written_out()  # packed blobs written out as files are kept as files only, once on disk
+    if blobs.fsync:
+        sync_files([blobs.where(key) for key in copies], blobs.root)
+    blobs.compact(copies)  # then packs no longer used, or less than half used, are removed or rewritten
     log.info("gc: removed %d unreferenced blob(s), %d bytes (%d rescued by concurrent commits)",
              len(removed), sum(s for _, s in removed), rescued)
     return GcReport(len(listed), len(removed), sum(s for _, s in removed), len(listed) - len(candidates),

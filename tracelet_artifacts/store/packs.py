@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tracelet_artifacts import digest
-from tracelet_artifacts.procs import HOST, pid_alive
+from tracelet_artifacts.procs import HOST, writer_is_dead
 from tracelet_artifacts.store.write_journal import WriteJournal, current_pid, fsync_path
 
 log = logging.getLogger(__name__)
@@ -332,8 +332,7 @@ def clean(index: PackIndex) -> int:
     used = index.used()
     removed = 0
     for pack in index.folder.glob("*.pack"):
-        host, pid, _ = ([*pack.stem.rsplit("-", 2), "", ""])[:3]
-        if pack.name not in used and host == HOST and pid.isdigit() and not pid_alive(int(pid)):
+        if pack.name not in used and writer_is_dead(pack.stem):
             pack.unlink(missing_ok=True)
             removed += 1
     return removed
