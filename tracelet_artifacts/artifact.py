@@ -176,7 +176,7 @@ class TraceletArtifact:
     @property
     def size_bytes(self) -> int:
         """Bytes of files (as of when they were added), objects, and references of known size."""
-        files = sum(_stat_size(f.local_path) for f in self._files)
+        files = sum(_stat_size(f.source) for f in self._files)
         objects = sum(len(o.data) for o in self._objects)
         refs = sum(r.size_bytes or 0 for r in self._references)
         return files + objects + refs
@@ -188,17 +188,19 @@ class TraceletArtifact:
             return f"already has an entry at {path!r}"
         if path in self._folders:
             return f"already has entries under the folder {path!r}"
-        parents = path.split("/")[:-1]
-        for depth in range(1, len(parents) + 1):
-            folder = "/".join(parents[:depth])
+        folder = path.rpartition("/")[0]
+        while folder and folder not in self._folders:  # a known folder has no file at it or above it
             if folder in self._paths:
                 return f"has a file at {folder!r}, so {path!r} cannot be stored under it"
+            folder = folder.rpartition("/")[0]
         return None
 
     def _take(self, path: str) -> None:
         self._paths.add(path)
-        parents = path.split("/")[:-1]
-        self._folders.update("/".join(parents[:depth]) for depth in range(1, len(parents) + 1))
+        folder = path.rpartition("/")[0]
+        while folder and folder not in self._folders:  # a known folder's own folders are known already
+            self._folders.add(folder)
+            folder = folder.rpartition("/")[0]
 
     def _claim(self, artifact_path: str) -> str:
         path = validate_artifact_path(artifact_path)
@@ -230,7 +232,7 @@ class TraceletArtifact:
         if not os.access(source, os.R_OK):
             raise ArtifactFileError(f"{str(source)!r} is not readable; check its permissions.")
         path = self._claim(artifact_path if artifact_path is not None else source.name)
-        self._files.append(FileSpec(source.absolute(), path, description))
+        self._files.append(FileSpec(str(source.absolute()), path, description))
         return self
 
     def add_dir(
@@ -251,7 +253,7 @@ class TraceletArtifact:
         if not root.is_dir():
             raise ArtifactFileError(f"{str(root)!r} is a file; use add_file() for single files.")
         prefix = artifact_path.rstrip("/") + "/" if artifact_path else ""
-        found = [(Path(file_path), prefix + inner)
+        found = [(file_path, prefix + inner)
                  for file_path, inner in _walk(root, root.resolve(), allow_outside_symlinks, self._check_link)]
         claimed = [validate_artifact_path(inner) for _, inner in found]
         clash = [reason for reason in map(self._clash, claimed) if reason]
@@ -377,7 +379,7 @@ class TraceletArtifact:
             "type": self._type.value,
             "description": self._description,
             "size_bytes": self.size_bytes,
-            "files": [{"local_path": str(f.local_path), "artifact_path": f.artifact_path,
+            "files": [{"local_path": f.source, "artifact_path": f.artifact_path,
                        "description": f.description} for f in self._files],
             "objects": [{"name": o.name, "artifact_path": o.artifact_path, "serializer": o.serializer,
                          "size": len(o.data), "description": o.description} for o in self._objects],
@@ -392,9 +394,9 @@ class TraceletArtifact:
                 f"objects={len(self._objects)}, references={len(self._references)})")
 
 
-def _stat_size(path: Path) -> int:
+def _stat_size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 

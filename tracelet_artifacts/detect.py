@@ -10,7 +10,7 @@ import functools
 import mimetypes
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from tracelet_artifacts.values import ArtifactType
 
@@ -155,9 +155,9 @@ def _text_mime(mime: str) -> bool:
     return mime.startswith(_TEXT_MIME_PREFIXES) or mime in _TEXT_MIMES
 
 
-def read_head(path: Path, size: int = SNIFF_BYTES) -> bytes:
+def read_head(path: str | os.PathLike[str], size: int = SNIFF_BYTES) -> bytes:
     """The first ``size`` bytes of a file (fewer for a short file)."""
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         return handle.read(size)
 
 

@@ -12,6 +12,7 @@ is the hash of the sorted entries and references.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,17 @@ from tracelet_artifacts.values import ArtifactType, EntryKind, Manifest, Manifes
 
 @dataclass(frozen=True)
 class FileSpec:
-    """A local file the builder will store under ``artifact_path``."""
+    """A local file the builder will store under ``artifact_path``; ``source`` is its absolute path (kept as
+    text: a folder of thousands of files is added without a ``Path`` parse each)."""
 
-    local_path: Path
+    source: str
     artifact_path: str
     description: str | None = None
+
+    @property
+    def local_path(self) -> Path:
+        """The file, as a Path."""
+        return Path(self.source)
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,13 @@ class ObjectSpec:
 
 class ContentSink(Protocol):
     """Where freezing puts content: each call returns (key, size) of what it took in (``digest.file_key``).
+    ``put_file`` is given a file's absolute path as text (``FileSpec.source``).
 
-    A sink may also offer ``head(path) -> bytes | None``: the first bytes of a file it has already read, so
-    freezing does not open the file again to tell text from binary.
+    A sink may also offer ``head(path) -> bytes | None``: the first bytes of the file ``put_file`` was just
+    given, when it read them, so freezing does not open the file again to tell text from binary.
     """
 
-    def put_file(self, path: Path) -> tuple[str, int]: ...
+    def put_file(self, path: str) -> tuple[str, int]: ...
 
     def put_bytes(self, data: bytes) -> tuple[str, int]: ...
 
@@ -59,8 +67,8 @@ class ContentSink(Protocol):
 class HashOnlySink:
     """A sink that only hashes: freezing without a store."""
 
-    def put_file(self, path: Path) -> tuple[str, int]:
-        return digest.file_key(path), path.stat().st_size
+    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        return digest.file_key(path), os.stat(path).st_size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         return digest.bytes_key(data), len(data)
@@ -92,9 +100,9 @@ class FrozenArtifact:
     model: ModelInfo | None = None
 
     @property
-    def local_files(self) -> tuple[Path, ...]:
-        """The local files to read, in the order they were added (what a store copies ahead)."""
-        return tuple(spec.local_path for spec in self.files)
+    def sources(self) -> tuple[str, ...]:
+        """The local files to read (absolute paths), in the order they were added (what a store copies ahead)."""
+        return tuple(spec.source for spec in self.files)
 
     def to_manifest(self, sink: ContentSink | None = None) -> Manifest:
         """Stream every entry through ``sink`` (default: hash only) once, into an immutable Manifest."""
@@ -103,14 +111,14 @@ class FrozenArtifact:
         entries: list[ManifestEntry] = []
         for spec in self.files:
             try:
-                sha, size = sink.put_file(spec.local_path)
+                sha, size = sink.put_file(spec.source)
                 mime, text = detect.by_name(spec.artifact_path)
                 if text is None:
-                    head = known_head(spec.local_path) if known_head else None
-                    text = detect.looks_like_text(detect.read_head(spec.local_path) if head is None else head)
+                    head = known_head(spec.source) if known_head else None
+                    text = detect.looks_like_text(detect.read_head(spec.source) if head is None else head)
             except FileNotFoundError:
                 raise ArtifactFileError(
-                    f"{str(spec.local_path)!r} was removed after add_file(); keep it until log_artifact() returns."
+                    f"{spec.source!r} was removed after add_file(); keep it until log_artifact() returns."
                 ) from None
             entries.append(ManifestEntry(spec.artifact_path, size, sha, mime, text, "file", spec.description))
         for obj in self.objects:

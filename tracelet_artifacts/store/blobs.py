@@ -328,12 +328,13 @@ class BlobStore:
             if self.journal and token is not None:
                 self.journal.written(token, final if named else None)
 
-    def put_file(self, path: Path) -> tuple[str, int]:
+    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Store a local file's content; return (key, size)."""
         stored = self.store_file(path)
         return stored.key, stored.size
 
-    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None,
+    def store_file(self, path: str | os.PathLike[str], threads: int = 1, *, head: bool = True,
+                   pack: PackWriter | None = None,
                    known: os.stat_result | None = None) -> StoredFile:
         """Store a local file's content, read once; ``threads``: how many threads BLAKE3 may use on a large one.
 

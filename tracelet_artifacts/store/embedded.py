@@ -143,7 +143,7 @@ class EmbeddedStore:
                 )
         else:
             frozen = freeze(artifact) if isinstance(artifact, TraceletArtifact) else artifact
-            intake = BlobIntake(self.blobs, self.stat_cache, frozen.local_files)
+            intake = BlobIntake(self.blobs, self.stat_cache, frozen.sources)
             try:
                 manifest = frozen.to_manifest(intake)
                 intake.seal()

@@ -20,10 +20,9 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from tracelet_artifacts import detect, digest
+from tracelet_artifacts import digest
 from tracelet_artifacts.store.blobs import SMALL_FILE_BYTES, BlobStore, StoredFile
 from tracelet_artifacts.store.packs import PACK_FROM, PackWriter
 from tracelet_artifacts.store.stat_cache import MARGIN_NS, StatCache, StatRow
@@ -65,38 +64,38 @@ class BlobIntake:
     """The ContentSink that freezing streams into: files go into the blob store, skipped when their stat
     signature says they are unchanged since they were stored.
 
-    Given the artifact's files up front, it stores the large ones ahead on ``INGEST_WORKERS`` threads and the
-    small ones when ``put_file`` asks for them; ``put_file`` hands out each file's result in the order the
-    manifest asks for it, and ``head`` the first bytes of a small file it read (so freezing need not open it
-    again). The stat cache is only read on the calling thread.
+    Given the artifact's files (absolute paths) up front, it stores the large ones ahead on ``INGEST_WORKERS``
+    threads and the small ones when ``put_file`` asks for them; ``put_file`` hands out each file's result in the
+    order the manifest asks for it, and ``head`` the first bytes of the small file it just read (so freezing need
+    not open it again). The stat cache is only read on the calling thread.
     """
 
-    def __init__(self, blobs: BlobStore, stat_cache: StatCache, files: Sequence[Path] = ()) -> None:
+    def __init__(self, blobs: BlobStore, stat_cache: StatCache, files: Sequence[str] = ()) -> None:
         self.blobs = blobs
         self.stat_cache = stat_cache
         self.stat_rows: list[StatRow] = []
-        self._done: dict[Path, tuple[str, int]] = {}
-        self._keys: dict[Path, str] = {}  # file -> its stat-cache key
-        self._heads: dict[Path, bytes] = {}
-        self._ahead: dict[Path, Future[StoredFile]] = {}
-        self._queued: deque[Path] = deque()  # large files not handed to the threads yet
+        self._done: dict[str, tuple[str, int]] = {}
+        self._keys: dict[str, str] = {}  # file -> its stat-cache key
+        self._head: tuple[str, bytes | None] = ("", None)  # the file put_file read last, and its first bytes
+        self._ahead: dict[str, Future[StoredFile]] = {}
+        self._queued: deque[str] = deque()  # large files not handed to the threads yet
         self._pool: ThreadPoolExecutor | None = None
         self._pack: PackWriter | None = None  # where small files go, when there are many
-        self._small: dict[Path, os.stat_result] = {}
+        self._small: dict[str, os.stat_result] = {}
         self._threads = 1
         todo = self._skip_unchanged(list(dict.fromkeys(files)))
         self._todo = set(todo)
         self._plan(todo)
 
     # -- the stat-cache shortcut ------------------------------------------------------------------
-    def _skip_unchanged(self, files: list[Path]) -> list[Path]:
+    def _skip_unchanged(self, files: list[str]) -> list[str]:
         """Answer the files the stat cache vouches for (and whose blob is still there); return the rest."""
         keys = self._keys
         for path in files:
             if path not in keys:
                 keys[path] = self.stat_cache.key(path)
         rows = self.stat_cache.rows(keys[path] for path in files)
-        vouched: dict[Path, tuple[str, int]] = {}
+        vouched: dict[str, tuple[str, int]] = {}
         for path in files:
             row = rows.get(keys[path])
             found = self._vouched(path, row) if row is not None else None
@@ -112,7 +111,7 @@ class BlobIntake:
                 todo.append(path)
         return todo
 
-    def _vouched(self, path: Path, row: StatRow) -> tuple[str, int] | None:
+    def _vouched(self, path: str, row: StatRow) -> tuple[str, int] | None:
         try:
             signature = digest.stat_signature(os.stat(path))
         except OSError:
@@ -121,7 +120,7 @@ class BlobIntake:
         return (key, signature[0]) if key else None
 
     # -- storing large files ahead ----------------------------------------------------------------
-    def _plan(self, todo: list[Path]) -> None:
+    def _plan(self, todo: list[str]) -> None:
         """Queue the large files in manifest order for up to ``INGEST_WORKERS`` threads (one large file alone
         is stored when asked for, hashed on every core; several share the cores); open a pack for the small
         ones when there are ``PACK_FROM`` or more."""
@@ -152,7 +151,7 @@ class BlobIntake:
                 self._ahead[path] = self._pool.submit(self.blobs.store_file, path, self._threads, head=False)
 
     # -- the ContentSink --------------------------------------------------------------------------
-    def put_file(self, path: Path) -> tuple[str, int]:
+    def put_file(self, path: str) -> tuple[str, int]:
         done = self._done.get(path)
         if done is not None:
             return done
@@ -161,20 +160,20 @@ class BlobIntake:
             self._fill()
             stored = ahead.result()
         elif path in self._todo or self._skip_unchanged([path]):
-            stored = self.blobs.store_file(path, self._threads, head=detect.by_name(path)[1] is None,
-                                           pack=self._pack, known=self._small.pop(path, None))
+            stored = self.blobs.store_file(path, self._threads, pack=self._pack, known=self._small.pop(path, None))
         else:
             return self._done[path]
         if stored.unchanged:
             self.stat_rows.append((self._keys[path], *stored.before, stored.key))
-        if stored.head is not None:
-            self._heads[path] = stored.head
+        self._head = (path, stored.head)
         self._done[path] = (stored.key, stored.size)
         return stored.key, stored.size
 
-    def head(self, path: Path) -> bytes | None:
-        """The first bytes of a small file ``put_file`` read whole (None: read them yourself)."""
-        return self._heads.pop(path, None)
+    def head(self, path: str) -> bytes | None:
+        """The first bytes of the file ``put_file`` was just given, when it read it whole (None: read them
+        yourself)."""
+        last, head = self._head
+        return head if last == path else None
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         return self.blobs.put_bytes(data)

@@ -208,7 +208,8 @@ class S3BlobStore(BlobStore):
         self._upload_soon(sha)
         return sha, size
 
-    def store_file(self, path: Path, threads: int = 1, *, head: bool = True, pack: PackWriter | None = None,
+    def store_file(self, path: str | os.PathLike[str], threads: int = 1, *, head: bool = True,
+                   pack: PackWriter | None = None,
                    known: os.stat_result | None = None) -> StoredFile:
         stored = super().store_file(path, threads, head=head, known=known)  # never packed: one object per blob
         self._upload_soon(stored.key)

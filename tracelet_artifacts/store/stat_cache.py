@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from tracelet_artifacts.procs import HOST
@@ -38,9 +37,11 @@ class StatCache:
         """True on a catalog several machines share (PostgreSQL), where a path names a file on one host only."""
         return self.db.dialect != "sqlite"
 
-    def key(self, path: Path) -> str:
+    def key(self, path: str | os.PathLike[str]) -> str:
         """The key of a file: its absolute path, and on a catalog machines share, the host too."""
-        absolute = os.fspath(path) if path.is_absolute() else str(path.absolute())
+        absolute = os.fspath(path)
+        if not os.path.isabs(absolute):
+            absolute = os.path.join(os.getcwd(), absolute)  # as Path.absolute() has it: not normalised
         return f"{HOST}:{absolute}" if self.shared else absolute
 
     def lookup(self, key: str, signature: tuple[int, int, int, int], margin_ns: int = MARGIN_NS) -> str | None:
