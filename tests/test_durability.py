@@ -82,6 +82,29 @@ def test_a_version_is_committed_at_once_and_durable_when_its_group_sync_finishes
     assert read_markers(store.blobs.root) == []  # a clean close: nothing to recover
 
 
+def test_the_re_log_shortcut_vouches_for_files_only_once_their_version_is_durable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    release = threading.Event()
+    real = durability.sync_files
+
+    def held(paths: object, root: Path) -> None:
+        assert release.wait(60)
+        real(paths, root)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(durability, "sync_files", held)
+    src = _files(tmp_path / "src")
+    store = EmbeddedStore(tmp_path / "store")
+    store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    cached = "SELECT COUNT(*) FROM stat_cache"
+    assert store.get("data").durability == "committed" and store.db.read(cached)[0][0] == 0
+    release.set()
+    assert store.wait_durable(60) and store.get("data").durability == "durable"
+    assert store.db.read(cached)[0][0] == len(list(src.rglob("*.*")))  # one row per file, with it durable
+    store.close()
+
+
 def test_per_blob_durability_is_durable_on_return_and_none_never_syncs(tmp_path: Path) -> None:
     per_blob = EmbeddedStore(tmp_path / "a", durability="per-blob")
     assert per_blob.log(TraceletArtifact("data", "dataset").add_dir(_files(tmp_path / "src"))).durability == "durable"

@@ -173,9 +173,9 @@ def test_under_per_blob_durability_the_pack_is_on_disk_before_its_blobs_are_reco
 
     real_add = packs.PackIndex.add
 
-    def add(self: packs.PackIndex, pack: str, rows: object) -> None:
+    def add(self: packs.PackIndex, pack: str, rows: object, **options: int) -> bool:
         assert any(path.endswith(pack) for path in synced), "recorded before the pack was synced"
-        real_add(self, pack, rows)  # type: ignore[arg-type]
+        return real_add(self, pack, rows, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(packs.os, "fsync", fsync)
     monkeypatch.setattr(packs.PackIndex, "add", add)
@@ -185,3 +185,41 @@ def test_under_per_blob_durability_the_pack_is_on_disk_before_its_blobs_are_reco
         assert version.durability == "durable" and len(_packs(store)) == 1
     finally:
         store.close()
+
+
+def test_a_small_file_that_grew_after_it_was_planned_is_packed_whole(
+        store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracelet_artifacts.store.ingest import BlobIntake
+
+    src = _folder(tmp_path / "src", PACK_FROM)
+    grown = src / "part-0" / "0003.bin"
+    real_plan = BlobIntake._plan
+
+    def plan_then_grow(self: BlobIntake, todo: list[str]) -> None:
+        real_plan(self, todo)  # its size is taken here
+        with grown.open("ab") as handle:
+            handle.write(b"more" * 500)
+
+    monkeypatch.setattr(BlobIntake, "_plan", plan_then_grow)
+    version = store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    entry = next(e for e in version.manifest.entries if e.path == "part-0/0003.bin")
+    assert entry.size == 2700 and entry.digest == digest.file_key(grown) and len(_packs(store)) == 1
+    store.fetch("data", version.version, tmp_path / "out")
+    assert (tmp_path / "out" / "part-0" / "0003.bin").read_bytes() == grown.read_bytes()
+    assert store.verify("data") == []
+
+
+def test_files_larger_than_the_pack_buffer_are_packed_too(
+        store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracelet_artifacts.store import packs
+
+    monkeypatch.setattr(packs, "FLUSH_BYTES", 3000)  # a 700-byte file fits it; a 5,000-byte one does not
+    src = _folder(tmp_path / "src", PACK_FROM)
+    (src / "part-0" / "big.bin").write_bytes(os.urandom(5000))
+    version = store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    assert len(_packs(store)) == 1 and _loose(store) == set() and len(version.manifest.entries) == PACK_FROM + 1
+    store.fetch("data", version.version, tmp_path / "out")
+    assert [p.read_bytes() for p in sorted((tmp_path / "out").rglob("*.bin"))] == \
+        [p.read_bytes() for p in sorted(src.rglob("*.bin"))]
+    assert store.verify("data") == []
+

@@ -13,6 +13,7 @@ content; ``matches`` checks a file against a key with the key's own algorithm. F
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import os
@@ -77,12 +78,18 @@ def key_path(key: str) -> str:
 def new_hasher(algorithm: str = DEFAULT_ALGORITHM, threads: int = 1) -> Any:
     """An incremental hasher (``update``, ``hexdigest``); BLAKE3 may use ``threads`` threads on large input."""
     if algorithm == BLAKE3:
-        import blake3
-
-        return blake3.blake3(max_threads=threads)
+        return _blake3()(max_threads=threads)
     if algorithm in (SHA256, MD5):
         return hashlib.new(algorithm)
     raise ValueError(f"Unknown digest algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}.")
+
+
+@functools.cache
+def _blake3() -> Any:
+    """The BLAKE3 hasher class, imported on first use."""
+    import blake3
+
+    return blake3.blake3
 
 
 def file_hexdigest(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM, threads: int = 1) -> str:
@@ -130,6 +137,8 @@ def file_key(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM, t
 
 def bytes_key(data: bytes | memoryview, algorithm: str = DEFAULT_ALGORITHM) -> str:
     """The key of a byte string."""
+    if algorithm == BLAKE3:  # thousands of small files a second come this way: one call, no hasher set up
+        return _PREFIX + _blake3()(data).hexdigest()
     hasher = new_hasher(algorithm)
     hasher.update(data)
     return to_key(algorithm, str(hasher.hexdigest()))

@@ -5,7 +5,8 @@ Under ``group`` durability (the default) ``log_artifact`` writes its blobs witho
 version as ``committed``. ``GroupSync`` — one background thread per store handle — then syncs every blob
 written since its last pass and every blob of the versions handed to it (an fsync of each file and of their
 folders, or one ``syncfs`` of the filesystem for a large group), and records those versions ``durable`` in
-one catalog transaction that is itself synced. ``wait`` is what ``Experiment.flush()`` and closing the store
+one catalog transaction that is itself synced (with the stat-cache rows of their files: the re-log shortcut
+never vouches for a file whose blob is not yet durable). ``wait`` is what ``Experiment.flush()`` and closing the store
 block on.
 
 ``recover`` runs when a store is opened. It takes over what processes that are gone left unsynced (their
@@ -31,7 +32,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from tracelet_artifacts.procs import HOST, pid_alive
 from tracelet_artifacts.store import packs, write_journal
 from tracelet_artifacts.store.blobs import BlobStore
 from tracelet_artifacts.store.catalog import Catalog
+from tracelet_artifacts.store.stat_cache import StatCache, StatRow
 from tracelet_artifacts.store.write_journal import (
     BOOT_ID,
     CLOCK_SLACK_NS,
@@ -121,18 +123,20 @@ class GroupSync:
         self.blobs = blobs
         self.catalog = catalog
         self._cond = threading.Condition()
-        self._queue: list[tuple[int | None, Iterable[str | Path]]] = []
+        self._queue: list[tuple[int | None, Iterable[str | Path], Sequence[StatRow]]] = []
         self._submitted = self._finished = 0
         self._thread: threading.Thread | None = None
         self._closing = False
         self.failures = 0
         _LIVE.add(self)
 
-    def submit(self, version_id: int | None, paths: Iterable[str | Path]) -> None:
-        """Sync ``paths`` (and whatever this handle wrote so far), then record ``version_id`` durable. ``paths``
-        is read on the sync thread: a generator keeps working out 10,000 paths off the caller's."""
+    def submit(self, version_id: int | None, paths: Iterable[str | Path], stat_rows: Sequence[StatRow] = ()
+               ) -> None:
+        """Sync ``paths`` (and whatever this handle wrote so far), then record ``version_id`` durable, and the
+        ``stat_rows`` of its files in the same transaction (a cache: until then, logging the files again reads
+        them). ``paths`` is read on the sync thread: a generator keeps working out 10,000 paths off the caller's."""
         with self._cond:
-            self._queue.append((version_id, paths))
+            self._queue.append((version_id, paths, stat_rows))
             self._submitted += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tracelet-group-sync", daemon=True)
@@ -188,19 +192,20 @@ class GroupSync:
             except Exception:  # the versions stay committed: the next open of the store checks them
                 self.failures += 1
                 log.exception("Syncing %d version(s) to disk failed; they stay 'committed' and are checked "
-                              "when the store is next opened.", sum(1 for v, _ in batch if v is not None))
+                              "when the store is next opened.", sum(1 for v, _, _ in batch if v is not None))
             with self._cond:
                 self._finished += len(batch)
                 self._cond.notify_all()
 
-    def _sync(self, batch: list[tuple[int | None, Iterable[str | Path]]]) -> None:
+    def _sync(self, batch: list[tuple[int | None, Iterable[str | Path], Sequence[StatRow]]]) -> None:
         journal = self.blobs.journal
         written, safe_ns = journal.take() if journal is not None else ([], 0)
-        sync_files([*written, *(p for _, paths in batch for p in paths)], self.blobs.root)
-        versions = [v for v, _ in batch if v is not None]
+        sync_files([*written, *(p for _, paths, _ in batch for p in paths)], self.blobs.root)
+        versions = [v for v, _, _ in batch if v is not None]
         if versions:
             with self.catalog.transaction("durability") as conn:
                 self.catalog.mark_durable(conn, versions)
+                StatCache.record(conn, [row for _, _, rows in batch for row in rows])
         if journal is not None:
             journal.synced(safe_ns)
 

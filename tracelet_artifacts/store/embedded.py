@@ -157,8 +157,9 @@ class EmbeddedStore:
     def commit(self, staged: Staged, *, run_id: str | None = None, deliveries: Deliveries | None = None
                ) -> ArtifactVersion:
         """Make a staged artifact visible: its version (a new one, or the existing one with identical content),
-        its aliases, its ``deliveries`` (backend → plan, for the outbox) and its stat-cache rows, in one
-        transaction: a version never appears without its deliveries."""
+        its aliases and its ``deliveries`` (backend → plan, for the outbox), in one transaction: a version never
+        appears without its deliveries. The stat-cache rows of its files go in too, or, for a version synced in
+        the background, in the transaction that records it durable."""
         now = time.time()
         state = _VERSION_STATE[staged.durability]
         with self.db.transaction(f"artifact:{staged.manifest.name}") as conn:
@@ -168,9 +169,12 @@ class EmbeddedStore:
                                                  version_name=staged.version_name, durability=state,
                                                  durability_detail=owner_tag() if state == "committed" else None)
             self.outbox.enqueue(conn, record.row_id, run_id, deliveries or {}, now)
-            self.stat_cache.record(conn, staged.stat_rows)
-        if record.durability == "committed" and staged.durability == "pending":
-            self.group_sync.submit(record.row_id, (self.blobs.where(e.digest) for e in staged.manifest.entries))
+            background = record.durability == "committed" and staged.durability == "pending"
+            if not background:
+                self.stat_cache.record(conn, staged.stat_rows)
+        if background:  # its stat-cache rows are recorded with it durable, off the caller's thread
+            self.group_sync.submit(record.row_id, (self.blobs.where(e.digest) for e in staged.manifest.entries),
+                                   staged.stat_rows)
         elif self.blobs.journal is not None and not self.blobs.journal.idle:
             self.group_sync.submit(None, ())  # a bucket's local cache: synced in the background too
         return record.known_manifest(staged.manifest) if record.created else record

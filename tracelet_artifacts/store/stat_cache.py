@@ -2,7 +2,8 @@
 unchanged file again skips reading it (the re-log shortcut, as DVC's ``State`` does for ``dvc add``).
 
 It shares the catalog's database: ``record`` writes inside the transaction that commits the version the
-files belong to, so a remembered digest always names a blob some version holds.
+files belong to (or, under group durability, the one that records it durable), so a remembered digest always
+names a blob some version holds.
 
     cache = StatCache(database)
     cache.lookup(cache.key(path), digest.file_signature(path))   # the blob key, or None: read the file
