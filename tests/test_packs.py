@@ -109,16 +109,18 @@ def test_a_failed_ingest_leaves_no_pack_and_a_dead_writer_s_unsealed_pack_is_rem
         store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = _folder(tmp_path / "src", PACK_FROM + 1)
     builder = TraceletArtifact("data", "dataset").add_dir(src)
-    real = store.blobs.store_file
+    from tracelet_artifacts.store.packs import PackWriter
+
+    real = PackWriter.add_file
     calls = []
 
-    def vanishing(path: Path, *args: object, **kwargs: object) -> object:
+    def vanishing(self: PackWriter, path: str, size: int) -> object:
         calls.append(path)
         if len(calls) == PACK_FROM:
-            raise FileNotFoundError(2, "No such file or directory", str(path))
-        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+            os.unlink(path)  # removed while the folder is being logged
+        return real(self, path, size)
 
-    monkeypatch.setattr(store.blobs, "store_file", vanishing)
+    monkeypatch.setattr(PackWriter, "add_file", vanishing)
     with pytest.raises(ArtifactFileError, match="was removed"):
         store.log(builder)
     assert _packs(store) == [] and list(store.blobs.inventory()) == []

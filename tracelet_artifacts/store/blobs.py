@@ -334,26 +334,22 @@ class BlobStore:
         return stored.key, stored.size
 
     def store_file(self, path: str | os.PathLike[str], threads: int = 1, *, head: bool = True,
-                   pack: PackWriter | None = None,
                    known: os.stat_result | None = None) -> StoredFile:
         """Store a local file's content, read once; ``threads``: how many threads BLAKE3 may use on a large one.
 
-        A small file is read whole (into this thread's buffer, or straight into ``pack``'s), hashed and written;
-        a large one is copied by the kernel and the copy's pages hashed (``threads`` > 1 lets BLAKE3 hash one
-        large file on several cores). ``head``: keep a small file's first bytes in the result (to tell text from
-        binary); ``pack``: append a small file there (not as a file of its own); ``known``: the file's stat,
-        taken just before (the caller planned with it), so it is not asked again.
+        A small file is read whole (into this thread's buffer), hashed and written; a large one is copied by
+        the kernel and the copy's pages hashed (``threads`` > 1 lets BLAKE3 hash one large file on several
+        cores). ``head``: keep a small file's first bytes in the result (to tell text from binary); ``known``:
+        the file's stat, taken just before (the caller planned with it), so it is not asked again. (Many small
+        files go into a pack instead: ``pack_writer``.)
         """
         fd = os.open(path, os.O_RDONLY)
         try:
             before = digest.stat_signature(known if known is not None else os.fstat(fd))
             if before[0] <= SMALL_FILE_BYTES:
-                if pack is None:
-                    data = read_small(fd, before[0], SMALL_FILE_BYTES)
-                    key = digest.bytes_key(data)
-                    self._store_bytes(key, data)
-                else:
-                    key, data = pack.read_in(fd, before[0])
+                data = read_small(fd, before[0], SMALL_FILE_BYTES)
+                key = digest.bytes_key(data)
+                self._store_bytes(key, data)
                 # Read in one call: a write meanwhile shows in its size or, later, in its change time, which
                 # then no longer matches ``before`` (so no second fstat to compare with).
                 return StoredFile(key, len(data), bytes(data[:SNIFF_BYTES]) if head else None, before, before)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tracelet_artifacts import digest
+from tracelet_artifacts.detect import SNIFF_BYTES
 from tracelet_artifacts.store.blobs import SMALL_FILE_BYTES, BlobStore, StoredFile
 from tracelet_artifacts.store.packs import PACK_FROM, PackWriter
 from tracelet_artifacts.store.stat_cache import MARGIN_NS, StatCache, StatRow
@@ -159,8 +160,10 @@ class BlobIntake:
         if ahead is not None:
             self._fill()
             stored = ahead.result()
+        elif self._pack is not None and path in self._small:
+            return self._put_packed(path)
         elif path in self._todo or self._skip_unchanged([path]):
-            stored = self.blobs.store_file(path, self._threads, pack=self._pack, known=self._small.pop(path, None))
+            stored = self.blobs.store_file(path, self._threads, known=self._small.pop(path, None))
         else:
             return self._done[path]
         if stored.unchanged:
@@ -168,6 +171,17 @@ class BlobIntake:
         self._head = (path, stored.head)
         self._done[path] = (stored.key, stored.size)
         return stored.key, stored.size
+
+    def _put_packed(self, path: str) -> tuple[str, int]:
+        """A small file into the pack (its stat from planning is its signature: no second one)."""
+        assert self._pack is not None
+        signature = digest.stat_signature(self._small.pop(path))
+        key, data = self._pack.add_file(path, signature[0])
+        if len(data) == signature[0]:  # else it changed while it was stored: not remembered
+            self.stat_rows.append((self._keys[path], *signature, key))
+        self._head = (path, bytes(data[:SNIFF_BYTES]))
+        self._done[path] = (key, len(data))
+        return key, len(data)
 
     def head(self, path: str) -> bytes | None:
         """The first bytes of the file ``put_file`` was just given, when it read it whole (None: read them

@@ -264,9 +264,17 @@ class PackWriter:
         self._view[self._used:self._used + size] = data
         self._used += size
 
-    def read_in(self, fd: int, size: int) -> tuple[str, memoryview | bytes]:
-        """Read a small open file (``size`` from its stat) straight into the buffer and append it; return its
-        key and its bytes (valid until the next call)."""
+    def add_file(self, path: str, size: int) -> tuple[str, memoryview | bytes]:
+        """Read a small file (``size`` from its stat) straight into the buffer and append it; return its key and
+        its bytes (valid until the next call). Read in one call: a write meanwhile shows in its size, or later in
+        its change time."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return self._read_in(fd, size)
+        finally:
+            os.close(fd)
+
+    def _read_in(self, fd: int, size: int) -> tuple[str, memoryview | bytes]:
         if self._used + size + 1 > len(self._buffer):
             self._flush()
         start = self._used

@@ -34,7 +34,6 @@ from tracelet_artifacts.errors import (
 )
 from tracelet_artifacts.redact import redact_text
 from tracelet_artifacts.store.blobs import BlobStore, Durability, StoredFile, is_digest
-from tracelet_artifacts.store.packs import PackWriter
 
 log = logging.getLogger(__name__)
 _INSTALL_HINT = "pip install 'tracelet-artifacts[s3]'"
@@ -209,9 +208,8 @@ class S3BlobStore(BlobStore):
         return sha, size
 
     def store_file(self, path: str | os.PathLike[str], threads: int = 1, *, head: bool = True,
-                   pack: PackWriter | None = None,
                    known: os.stat_result | None = None) -> StoredFile:
-        stored = super().store_file(path, threads, head=head, known=known)  # never packed: one object per blob
+        stored = super().store_file(path, threads, head=head, known=known)
         self._upload_soon(stored.key)
         return stored
 
