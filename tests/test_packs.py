@@ -66,6 +66,40 @@ def test_fewer_small_files_than_a_pack_needs_are_files_of_their_own(store: Embed
     assert _packs(store) == [] and _loose(store) == {e.digest for e in version.manifest.entries}
 
 
+def test_many_files_of_which_few_are_small_leave_no_pack(store: EmbeddedStore, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", PACK_FROM, size=300 << 10)  # large files: a blob file each
+    _folder(tmp_path / "src" / "small", 3)
+    version = store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    assert _packs(store) == [] and _loose(store) == {e.digest for e in version.manifest.entries}
+    assert len(version.manifest.entries) == PACK_FROM + 3 and store.verify("data") == []
+
+
+def test_a_folder_of_small_files_is_stored_without_a_stat_beforehand_and_large_ones_among_them_are_planned(
+        store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracelet_artifacts.store import ingest
+
+    src = _folder(tmp_path / "src", PACK_FROM + 36)
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counted(path: str, *args: object, **kwargs: object) -> os.stat_result:
+        stats.append(str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest.os, "stat", counted)
+    store.log(TraceletArtifact("small", "dataset").add_dir(src))
+    assert [p for p in stats if p.endswith(".bin")] == []  # each file's size came from its open descriptor
+
+    for index in (40, 41, 90):  # large files in the middle: the files from the first on are planned, then
+        (src / f"part-{index // 50}" / f"{index:04d}.bin").write_bytes(os.urandom(300 << 10))
+    version = store.log(TraceletArtifact("mixed", "dataset").add_dir(src))
+    large = {e.digest for e in version.manifest.entries if e.size > 700}
+    assert len(large) == 3 and large <= _loose(store) and len(_packs(store)) == 1
+    store.fetch("mixed", version.version, tmp_path / "out")
+    assert [p.read_bytes() for p in sorted((tmp_path / "out").rglob("*.bin"))] == \
+        [p.read_bytes() for p in sorted(src.rglob("*.bin"))]
+
+
 def test_logging_the_same_content_again_writes_no_second_copy(store: EmbeddedStore, tmp_path: Path) -> None:
     src = _folder(tmp_path / "src", PACK_FROM)
     first = store.log(TraceletArtifact("data", "dataset").add_dir(src))
@@ -109,18 +143,7 @@ def test_a_failed_ingest_leaves_no_pack_and_a_dead_writer_s_unsealed_pack_is_rem
         store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = _folder(tmp_path / "src", PACK_FROM + 1)
     builder = TraceletArtifact("data", "dataset").add_dir(src)
-    from tracelet_artifacts.store.packs import PackWriter
-
-    real = PackWriter.add_file
-    calls = []
-
-    def vanishing(self: PackWriter, path: str, size: int) -> object:
-        calls.append(path)
-        if len(calls) == PACK_FROM:
-            os.unlink(path)  # removed while the folder is being logged
-        return real(self, path, size)
-
-    monkeypatch.setattr(PackWriter, "add_file", vanishing)
+    (src / "part-1" / f"{PACK_FROM:04d}.bin").unlink()  # the last file, removed after add_dir
     with pytest.raises(ArtifactFileError, match="was removed"):
         store.log(builder)
     assert _packs(store) == [] and list(store.blobs.inventory()) == []
@@ -189,20 +212,21 @@ def test_under_per_blob_durability_the_pack_is_on_disk_before_its_blobs_are_reco
         store.close()
 
 
-def test_a_small_file_that_grew_after_it_was_planned_is_packed_whole(
+def test_a_small_file_that_grew_after_its_size_was_taken_is_packed_whole(
         store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracelet_artifacts.store.ingest import BlobIntake
+    from tracelet_artifacts.store.packs import PackWriter
 
     src = _folder(tmp_path / "src", PACK_FROM)
     grown = src / "part-0" / "0003.bin"
-    real_plan = BlobIntake._plan
+    real = PackWriter.add_from
 
-    def plan_then_grow(self: BlobIntake, todo: list[str]) -> None:
-        real_plan(self, todo)  # its size is taken here
-        with grown.open("ab") as handle:
-            handle.write(b"more" * 500)
+    def grow_then_read(self: PackWriter, fd: int, size: int) -> object:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(grown):  # its size is taken: it grows before it is read
+            with grown.open("ab") as handle:
+                handle.write(b"more" * 500)
+        return real(self, fd, size)
 
-    monkeypatch.setattr(BlobIntake, "_plan", plan_then_grow)
+    monkeypatch.setattr(PackWriter, "add_from", grow_then_read)
     version = store.log(TraceletArtifact("data", "dataset").add_dir(src))
     entry = next(e for e in version.manifest.entries if e.path == "part-0/0003.bin")
     assert entry.size == 2700 and entry.digest == digest.file_key(grown) and len(_packs(store)) == 1

@@ -69,6 +69,10 @@ class BlobIntake:
     threads and the small ones when ``put_file`` asks for them; ``put_file`` hands out each file's result in the
     order the manifest asks for it, and ``head`` the first bytes of the small file it just read (so freezing need
     not open it again). The stat cache is only read on the calling thread.
+
+    Which files are large is known from a ``stat`` of each, taken up front for fewer than ``PACK_FROM`` files.
+    For more, none is taken until a large file turns up (a folder of 10,000 small files is read without one:
+    the size of each comes from its open descriptor); then the files left are stat'ed and planned at once.
     """
 
     def __init__(self, blobs: BlobStore, stat_cache: StatCache, files: Sequence[str] = ()) -> None:
@@ -81,12 +85,15 @@ class BlobIntake:
         self._ahead: dict[str, Future[StoredFile]] = {}
         self._queued: deque[str] = deque()  # large files not handed to the threads yet
         self._pool: ThreadPoolExecutor | None = None
-        self._pack: PackWriter | None = None  # where small files go, when there are many
-        self._small: dict[str, os.stat_result] = {}
+        self._pack: PackWriter | None = None  # where small files go, when there are many (opened on the first)
+        self._small: dict[str, os.stat_result] = {}  # small files stat'ed already
         self._threads = 1
         todo = self._skip_unchanged(list(dict.fromkeys(files)))
-        self._todo = set(todo)
-        self._plan(todo)
+        self._todo = dict.fromkeys(todo)  # in manifest order
+        self._may_pack = len(todo) >= PACK_FROM
+        self._planned = False  # whether the large files are known (and queued)
+        if not self._may_pack:
+            self._plan(todo)
 
     # -- the stat-cache shortcut ------------------------------------------------------------------
     def _skip_unchanged(self, files: list[str]) -> list[str]:
@@ -122,9 +129,9 @@ class BlobIntake:
 
     # -- storing large files ahead ----------------------------------------------------------------
     def _plan(self, todo: list[str]) -> None:
-        """Queue the large files in manifest order for up to ``INGEST_WORKERS`` threads (one large file alone
-        is stored when asked for, hashed on every core; several share the cores); open a pack for the small
-        ones when there are ``PACK_FROM`` or more."""
+        """Stat ``todo``; queue the large files in manifest order for up to ``INGEST_WORKERS`` threads (one large
+        file alone is stored when asked for, hashed on every core; several share the cores)."""
+        self._planned = True
         for path in todo:
             try:
                 info = os.stat(path)
@@ -134,8 +141,6 @@ class BlobIntake:
                 self._queued.append(path)
             else:
                 self._small[path] = info  # its stat, taken before it is opened: no second one then
-        if len(self._small) >= PACK_FROM:
-            self._pack = self.blobs.pack_writer()
         workers = min(INGEST_WORKERS, len(self._queued))
         self._threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         if workers < 2:
@@ -156,12 +161,20 @@ class BlobIntake:
         done = self._done.get(path)
         if done is not None:
             return done
+        if not self._planned and path in self._todo:
+            probed = self._probe(path)
+            if probed is not None:
+                return probed
         ahead = self._ahead.pop(path, None)
         if ahead is not None:
             self._fill()
             stored = ahead.result()
-        elif self._pack is not None and path in self._small:
-            return self._put_packed(path)
+        elif path in self._small and self._packing():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return self._put_packed(path, fd, self._small.pop(path))
+            finally:
+                os.close(fd)
         elif path in self._todo or self._skip_unchanged([path]):
             stored = self.blobs.store_file(path, self._threads, known=self._small.pop(path, None))
         else:
@@ -172,11 +185,34 @@ class BlobIntake:
         self._done[path] = (stored.key, stored.size)
         return stored.key, stored.size
 
-    def _put_packed(self, path: str) -> tuple[str, int]:
-        """A small file into the pack (its stat from planning is its signature: no second one)."""
+    def _probe(self, path: str) -> tuple[str, int] | None:
+        """Before any large file turned up: a small file goes into the pack now, read through the descriptor its
+        size came from; at a large one, it and the files left are planned (None: store it as planned)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            info = os.fstat(fd)
+            if info.st_size <= SMALL_FILE_BYTES and self._packing():
+                return self._put_packed(path, fd, info)
+        finally:
+            os.close(fd)
+        if info.st_size > SMALL_FILE_BYTES:
+            self._plan([p for p in self._todo if p not in self._done])
+        else:
+            self._small[path] = info  # a store that never packs: stored as a file, with this stat
+        return None
+
+    def _packing(self) -> bool:
+        """Whether small files go into a pack: when there are many, and the store packs (opened on the first)."""
+        if self._pack is None and self._may_pack:
+            self._pack = self.blobs.pack_writer()
+            self._may_pack = self._pack is not None
+        return self._pack is not None
+
+    def _put_packed(self, path: str, fd: int, info: os.stat_result) -> tuple[str, int]:
+        """A small file, open as ``fd``, into the pack (``info``, its stat, is its signature: no second one)."""
         assert self._pack is not None
-        signature = digest.stat_signature(self._small.pop(path))
-        key, data = self._pack.add_file(path, signature[0])
+        signature = digest.stat_signature(info)
+        key, data = self._pack.add_from(fd, signature[0])
         if len(data) == signature[0]:  # else it changed while it was stored: not remembered
             self.stat_rows.append((self._keys[path], *signature, key))
         self._head = (path, bytes(data[:SNIFF_BYTES]))

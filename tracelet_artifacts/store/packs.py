@@ -264,17 +264,10 @@ class PackWriter:
         self._view[self._used:self._used + size] = data
         self._used += size
 
-    def add_file(self, path: str, size: int) -> tuple[str, memoryview | bytes]:
-        """Read a small file (``size`` from its stat) straight into the buffer and append it; return its key and
-        its bytes (valid until the next call). Read in one call: a write meanwhile shows in its size, or later in
-        its change time."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return self._read_in(fd, size)
-        finally:
-            os.close(fd)
-
-    def _read_in(self, fd: int, size: int) -> tuple[str, memoryview | bytes]:
+    def add_from(self, fd: int, size: int) -> tuple[str, memoryview | bytes]:
+        """Read a small open file (``size`` from its stat) straight into the buffer and append it; return its key
+        and its bytes (valid until the next call). Read in one call: a write meanwhile shows in its size, or later
+        in its change time."""
         if self._used + size + 1 > len(self._buffer):
             self._flush()
         start = self._used
@@ -322,13 +315,14 @@ class PackWriter:
 
         Blobs packed before (the same content logged again from other files) are not recorded twice: when they
         are most of the pack, the new ones are written again on their own (a pack, or files when few) and this
-        pack is removed, so a pack is never mostly dead space."""
+        pack is removed, so a pack is never mostly dead space. A pack of fewer than ``PACK_FROM`` blobs (an
+        ingest of many files, few of them small) is not kept either: they become files."""
         if self._fd is None:
             return
         per_blob = self.blobs.durability == "per-blob"
         self.close_file(sync=per_blob)
-        if not self.index.add(self.name, ((k, o, s) for k, (o, s) in self.entries.items()),
-                              at_least=(len(self.entries) + 1) // 2):
+        if len(self.entries) < PACK_FROM or not self.index.add(
+                self.name, ((k, o, s) for k, (o, s) in self.entries.items()), at_least=(len(self.entries) + 1) // 2):
             self._store_elsewhere(set(self.entries) - self.index.present(list(self.entries)))
             self.path.unlink(missing_ok=True)
             self.journaled(None)
