@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -158,3 +159,20 @@ def test_old_names_still_read_the_content_key() -> None:
         assert entry.sha256 == entry.digest
     assert caught and issubclass(caught[0].category, DeprecationWarning)
     assert ManifestEntry.from_dict(entry.to_dict()) == entry and "sha256" not in entry.to_dict()
+
+
+@pytest.mark.parametrize("size", [0, 1, 1024 * 1024 - 1, 1024 * 1024, 3 * 1024 * 1024 + 7])
+def test_a_file_hashes_the_same_read_on_one_thread_and_mapped_for_several(tmp_path: Path, size: int,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(size)
+    (tmp_path / "f.bin").write_bytes(data)
+    monkeypatch.setattr(digest, "MAP_WINDOW", 1024 * 1024)  # several windows
+    expected = {algorithm: digest.bytes_key(data, algorithm) for algorithm in digest.KEY_ALGORITHMS}
+    for algorithm in digest.KEY_ALGORITHMS:
+        for threads in (1, 3):
+            assert digest.file_key(tmp_path / "f.bin", algorithm, threads) == expected[algorithm]
+    fd = os.open(tmp_path / "f.bin", os.O_RDONLY)
+    try:  # only the first ``size`` bytes, as a blob copied from a file that grew since is hashed
+        assert digest.fd_hexdigest(fd, digest.BLAKE3, 1, size // 2) == digest.hex_of(digest.bytes_key(data[:size // 2]))
+    finally:
+        os.close(fd)

@@ -135,16 +135,25 @@ def test_large_file_is_hashed_a_window_at_a_time_not_read_whole(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(b"z" * (2 * digest_module.MAP_WINDOW + 7))
+    expected = "blake3:" + blake3.blake3(big.read_bytes()).hexdigest()
     windows: list[int] = []
-    real_mmap = digest_module.mmap.mmap
+    reads: list[int] = []
+    real_mmap, real_preadv = digest_module.mmap.mmap, digest_module.os.preadv
 
     def spy_mmap(fd: int, length: int, *args: Any, **kwargs: Any) -> Any:
         windows.append(length)
         return real_mmap(fd, length, *args, **kwargs)
 
+    def spy_preadv(fd: int, buffers: Any, offset: int) -> int:
+        reads.append(got := real_preadv(fd, buffers, offset))
+        return got
+
     monkeypatch.setattr(digest_module.mmap, "mmap", spy_mmap)
-    manifest = TraceletArtifact("x", "custom").add_file(big).freeze()
-    assert manifest.entry("big.bin").digest == "blake3:" + blake3.blake3(big.read_bytes()).hexdigest()
+    monkeypatch.setattr(digest_module.os, "preadv", spy_preadv)
+    manifest = TraceletArtifact("x", "custom").add_file(big).freeze()  # one thread: read into one buffer
+    assert manifest.entry("big.bin").digest == expected and windows == []
+    assert max(reads) == digest_module.READ_WINDOW and sum(reads) == big.stat().st_size
+    assert digest_module.file_key(big, threads=2) == expected  # several threads: mapped
     assert windows == [digest_module.MAP_WINDOW, digest_module.MAP_WINDOW, 7]
 
 

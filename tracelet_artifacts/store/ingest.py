@@ -90,7 +90,7 @@ class BlobIntake:
         self._threads = 1
         todo = self._skip_unchanged(list(dict.fromkeys(files)))
         self._todo = dict.fromkeys(todo)  # in manifest order
-        self._may_pack = len(todo) >= PACK_FROM
+        self._may_pack = len(todo) >= PACK_FROM and blobs.packs is not None
         self._planned = False  # whether the large files are known (and queued)
         if not self._may_pack:
             self._plan(todo)
@@ -195,17 +195,13 @@ class BlobIntake:
                 return self._put_packed(path, fd, info)
         finally:
             os.close(fd)
-        if info.st_size > SMALL_FILE_BYTES:
-            self._plan([p for p in self._todo if p not in self._done])
-        else:
-            self._small[path] = info  # a store that never packs: stored as a file, with this stat
+        self._plan([p for p in self._todo if p not in self._done])
         return None
 
     def _packing(self) -> bool:
         """Whether small files go into a pack: when there are many, and the store packs (opened on the first)."""
         if self._pack is None and self._may_pack:
             self._pack = self.blobs.pack_writer()
-            self._may_pack = self._pack is not None
         return self._pack is not None
 
     def _put_packed(self, path: str, fd: int, info: os.stat_result) -> tuple[str, int]:
