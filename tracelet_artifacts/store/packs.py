@@ -238,7 +238,7 @@ class PackWriter:
         self.path = index.folder / self.name
         self.entries: dict[str, tuple[int, int]] = {}  # key -> (offset, size)
         # One buffer, allocated once, that files are read straight into: no copy, and no memory grown and
-        # given back per flush (measured: 10,000 files of 4 KiB went in 30 ms faster than through a copy).
+        # given back per flush (measured on 10,000 files of 4 KiB: ~30 ms less than a growing buffer and a copy).
         self._buffer = bytearray(FLUSH_BYTES)
         self._view = memoryview(self._buffer)
         self._used = 0  # bytes of the buffer not yet appended to the file
@@ -321,8 +321,9 @@ class PackWriter:
             return
         per_blob = self.blobs.durability == "per-blob"
         self.close_file(sync=per_blob)
-        if len(self.entries) < PACK_FROM or not self.index.add(
-                self.name, ((k, o, s) for k, (o, s) in self.entries.items()), at_least=(len(self.entries) + 1) // 2):
+        rows = ((key, offset, size) for key, (offset, size) in self.entries.items())
+        kept = len(self.entries) >= PACK_FROM and self.index.add(self.name, rows, at_least=(len(self.entries) + 1) // 2)
+        if not kept:
             self._store_elsewhere(set(self.entries) - self.index.present(list(self.entries)))
             self.path.unlink(missing_ok=True)
             self.journaled(None)
