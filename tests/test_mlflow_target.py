@@ -25,6 +25,7 @@ def clean_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     for key in MLFLOW_VARIABLES:
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", None)  # whatever ran before
     yield
     mlflow.set_tracking_uri(None)
     fluent._active_experiment_id = None
@@ -63,6 +64,22 @@ def test_mlflow_tracking_uri_and_registry_uri_from_the_environment_are_used(
     assert settings["experiment_name"] == ("team", "MLFLOW_EXPERIMENT_NAME")
     assert "artifact_location" not in settings  # the server decides
     assert target.where == "http://127.0.0.1:5999 (experiment 'team')"
+
+
+def test_a_registry_uri_set_in_code_wins_and_one_set_to_nothing_hides_the_variable_as_in_mlflow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////srv/registry.db")
+    mlflow.set_registry_uri("sqlite:////srv/in-code.db")
+    registry = _target(tmp_path).settings["registry_uri"]
+    assert (registry.value, registry.source) == ("sqlite:////srv/in-code.db", "mlflow.set_registry_uri()")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////srv/registry.db")  # set_registry_uri() overwrote it
+    mlflow.set_registry_uri("")  # MLflow now ignores the variable: so do we, and say what it uses instead
+    registry = _target(tmp_path).settings["registry_uri"]
+    assert mlflow.get_registry_uri() == "http://127.0.0.1:5999"
+    assert (registry.value, registry.source) == ("http://127.0.0.1:5999", "the tracking URI (MLFLOW_TRACKING_URI)")
 
 
 def test_set_tracking_uri_in_code_is_named_as_the_source(tmp_path: Path) -> None:

@@ -38,7 +38,9 @@ def mlflow_globals() -> Iterator[None]:
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)  # also unsets MLFLOW_TRACKING_URI
-    mlflow.set_registry_uri("")
+    import mlflow.tracking._model_registry.utils as registry
+
+    registry._registry_uri = None  # as at import: set_registry_uri("") would hide MLFLOW_REGISTRY_URI from later tests
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     import mlflow.tracking.fluent as fluent

@@ -134,10 +134,14 @@ def _registry(option: OptionFn, client: Any, tracking: Setting) -> Setting:
         return explicit
     if client is not None and getattr(client, "_registry_uri", None):
         return Setting(str(client._registry_uri), "backend_options (client)")
-    if MLFLOW_REGISTRY_URI.is_set():  # mlflow.set_registry_uri() sets the variable too
-        uri = mlflow.get_registry_uri()
-        in_code = _mlflow_private("mlflow.tracking._model_registry.utils", "_registry_uri")
-        return Setting(uri, "mlflow.set_registry_uri()" if in_code == uri else "MLFLOW_REGISTRY_URI")
+    # MLflow's own answer: a URI set in code, else MLFLOW_REGISTRY_URI, else the tracking URI. (A URI set to ""
+    # in code hides the variable from MLflow too, so the variable is named only when it is what MLflow uses.)
+    uri = mlflow.get_registry_uri()
+    in_code = _mlflow_private("mlflow.tracking._model_registry.utils", "_registry_uri")
+    if in_code and uri == in_code:
+        return Setting(uri, "mlflow.set_registry_uri()")
+    if MLFLOW_REGISTRY_URI.is_set() and uri == MLFLOW_REGISTRY_URI.get():
+        return Setting(uri, "MLFLOW_REGISTRY_URI")
     return Setting(tracking.value, f"the tracking URI ({tracking.source})")
 
 
