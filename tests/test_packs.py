@@ -90,14 +90,24 @@ def test_a_folder_of_small_files_is_stored_without_a_stat_beforehand_and_large_o
     store.log(TraceletArtifact("small", "dataset").add_dir(src))
     assert [p for p in stats if p.endswith(".bin")] == []  # each file's size came from its open descriptor
 
+    mixed = _folder(tmp_path / "mixed", PACK_FROM + 36, tag="m")  # new content: nothing known of it
     for index in (40, 41, 90):  # large files in the middle: the files from the first on are planned, then
-        (src / f"part-{index // 50}" / f"{index:04d}.bin").write_bytes(os.urandom(300 << 10))
-    version = store.log(TraceletArtifact("mixed", "dataset").add_dir(src))
+        (mixed / f"part-{index // 50}" / f"{index:04d}.bin").write_bytes(os.urandom(300 << 10))
+    planned: list[int] = []
+    real_plan = ingest.BlobIntake._plan
+
+    def plan(self: ingest.BlobIntake, todo: list[str]) -> None:
+        planned.append(len(todo))
+        real_plan(self, todo)
+
+    monkeypatch.setattr(ingest.BlobIntake, "_plan", plan)
+    version = store.log(TraceletArtifact("mixed", "dataset").add_dir(mixed))
+    assert planned == [PACK_FROM + 36 - 40]  # once, at the first large file: it and every file after it
     large = {e.digest for e in version.manifest.entries if e.size > 700}
-    assert len(large) == 3 and large <= _loose(store) and len(_packs(store)) == 1
+    assert len(large) == 3 and large <= _loose(store) and len(_packs(store)) == 2
     store.fetch("mixed", version.version, tmp_path / "out")
     assert [p.read_bytes() for p in sorted((tmp_path / "out").rglob("*.bin"))] == \
-        [p.read_bytes() for p in sorted(src.rglob("*.bin"))]
+        [p.read_bytes() for p in sorted(mixed.rglob("*.bin"))]
 
 
 def test_logging_the_same_content_again_writes_no_second_copy(store: EmbeddedStore, tmp_path: Path) -> None:
