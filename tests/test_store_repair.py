@@ -73,7 +73,8 @@ def test_fetch_of_a_corrupt_blob_raises_integrity_error_and_writes_no_bad_bytes(
 
 def test_an_unrepairable_corrupt_blob_is_quarantined_and_logging_the_source_again_restores_it(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "store")
-    store.log(_artifact(tmp_path / "src"))  # the stat cache now remembers w.bin's digest
+    store.log(_artifact(tmp_path / "src"))
+    assert store.wait_durable(60)  # the stat cache now remembers w.bin's digest (recorded with it durable)
     bad = _blob(store, WEIGHTS)
     _flip_byte(bad)
     report = repair_version(store, "model-a", "v1")
