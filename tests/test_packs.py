@@ -259,3 +259,35 @@ def test_files_larger_than_the_pack_buffer_are_packed_too(
         [p.read_bytes() for p in sorted(src.rglob("*.bin"))]
     assert store.verify("data") == []
 
+
+
+def test_a_full_disk_or_a_broken_index_while_packing_is_the_store_s_clear_error_and_leaves_nothing(
+        store: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from tracelet_artifacts.errors import ArtifactStoreError
+    from tracelet_artifacts.store import packs
+
+    src = _folder(tmp_path / "src", PACK_FROM + 36, size=20_000)  # 2 MB: the pack's buffer is flushed
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".pack"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(packs.os, "write", full)
+        with pytest.raises(ArtifactStoreError, match=r"disk holding the blob store .* is full.*free space there"):
+            store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    assert _packs(store) == [] and store.catalog.names() == [] and list(store.blobs.tmp.iterdir()) == []
+
+    index = store.blobs.root / "packs" / "index.db"
+    index.mkdir(parents=True)  # a database that cannot be opened
+    with pytest.raises(ArtifactStoreError, match=r"pack index at .* failed"):
+        store.log(TraceletArtifact("data", "dataset").add_dir(src))
+    assert _packs(store) == [] and store.catalog.names() == []
+    index.rmdir()
+    store.blobs.packs.close()  # as a new handle would: the index is opened again
+    version = store.log(TraceletArtifact("data", "dataset").add_dir(src))  # room again: it logs
+    assert len(_packs(store)) == 1 and store.verify("data", version.version) == []

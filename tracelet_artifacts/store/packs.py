@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tracelet_artifacts import digest
+from tracelet_artifacts.errors import ArtifactStoreError
 from tracelet_artifacts.procs import HOST, writer_is_dead
+from tracelet_artifacts.store.failures import blob_write_error
 from tracelet_artifacts.store.file_calls import read_all
 from tracelet_artifacts.store.write_journal import WriteJournal, current_pid, fsync_path
 
@@ -109,23 +111,35 @@ class PackIndex:
 
     @contextmanager
     def _transaction(self, create: bool = False) -> Iterator[sqlite3.Connection | None]:
+        """A write transaction; a database error (a full disk) becomes ArtifactStoreError, nothing recorded."""
         with self._lock:
-            db = self._conn(create)
-            if db is None:
-                yield None
-                return
-            db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db = self._conn(create)
+                if db is None:
+                    yield None
+                    return
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
         with self._lock:
-            db = self._conn()
-            return db.execute(sql, args).fetchall() if db is not None else []
+            try:
+                db = self._conn()
+                return db.execute(sql, args).fetchall() if db is not None else []
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.Error) -> ArtifactStoreError:
+        return ArtifactStoreError(f"The pack index at {str(self.db_path)!r} failed: {exc}; check that its disk has "
+                                  "space and it is readable, then retry (nothing was half-written).")
 
     @property
     def log_path(self) -> Path:
@@ -244,8 +258,12 @@ class PackWriter:
         self._used = 0  # bytes of the buffer not yet appended to the file
         self._written = 0
         self._token = blobs.journal.begin() if blobs.journal else None
-        index.folder.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            index.folder.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            self.journaled(None)
+            raise blob_write_error(index.folder.parent, exc) from exc
 
     def add(self, key: str, data: bytes | memoryview) -> None:
         """Append a blob (once per key; a BLAKE3 key: every new blob's)."""
@@ -293,8 +311,11 @@ class PackWriter:
     def _write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None
         done = 0
-        while done < len(data):
-            done += os.write(self._fd, data[done:])
+        try:
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError as exc:  # a full disk: the store's own error (the caller abandons the pack)
+            raise blob_write_error(self.index.folder.parent, exc) from exc
 
     def close_file(self, *, sync: bool) -> None:
         """Append what is left and close the pack file (fsynced first with ``sync``)."""
@@ -305,6 +326,8 @@ class PackWriter:
             self._flush()
             if sync:
                 os.fsync(fd)
+        except OSError as exc:
+            raise blob_write_error(self.index.folder.parent, exc) from exc
         finally:
             os.close(fd)
             self._fd = None
