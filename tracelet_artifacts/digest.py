@@ -151,7 +151,7 @@ def file_key(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM, t
 def bytes_key(data: bytes | memoryview, algorithm: str = DEFAULT_ALGORITHM) -> str:
     """The key of a byte string."""
     if algorithm == BLAKE3:  # thousands of small files a second come this way: one call, no hasher set up
-        return _PREFIX + _blake3()(data).hexdigest()
+        return to_key(BLAKE3, _blake3()(data).hexdigest())
     hasher = new_hasher(algorithm)
     hasher.update(data)
     return to_key(algorithm, str(hasher.hexdigest()))

@@ -66,10 +66,17 @@ def read_small(fd: int, size: int, capacity: int) -> bytes | memoryview:
     buffer = getattr(_THREAD, "buffer", None)
     if buffer is None or len(buffer) <= capacity:
         buffer = _THREAD.buffer = bytearray(capacity + 1)
-    if size < len(buffer):
-        got = os.readv(fd, [buffer])
+    return read_into(fd, size, memoryview(buffer))
+
+
+def read_into(fd: int, size: int, room: memoryview) -> bytes | memoryview:
+    """The whole content of an open file (``size`` from its fstat) read in one call into ``room`` when it fits
+    there (a ``room`` slice is returned); a file that grew since its stat, or does not fit, is read to its end
+    into new bytes."""
+    if size < len(room):
+        got = os.readv(fd, [room])
         if got <= size:
-            return memoryview(buffer)[:got]
+            return room[:got]
         os.lseek(fd, 0, os.SEEK_SET)  # it grew since its stat: read it to its end
     return read_all(fd, size)
 

@@ -6,8 +6,9 @@ files are stored ahead, several at once (``INGEST_WORKERS`` threads, never more 
 what freezing has consumed); small files are stored on the calling thread as freezing asks for them (for
 them the cost is system calls, and a second thread only made both wait for each other's turn at the
 interpreter: measured, a folder of 10,000 small files logged about 1.2x faster this way). When there are
-``PACK_FROM`` small files or more, they are appended to one pack file, sealed once the last is in
-(``store/packs.py``): a file each would cost more than their bytes. A file unchanged since it was last stored
+``PACK_FROM`` files or more to store, the small ones are appended to one pack file, sealed once the last is in
+and kept when it holds ``PACK_FROM`` blobs or more (``store/packs.py``): a file each would cost more than their
+bytes. A file unchanged since it was last stored
 is skipped by its stat signature (the stat cache is asked once for every file). Blobs are then settled so
 every reader of the store can read them, and ``Staged`` is returned: the hashed Manifest plus what the commit
 (step 3) records with it. No catalog row is written here.

@@ -34,7 +34,7 @@ from tracelet_artifacts import digest
 from tracelet_artifacts.errors import ArtifactStoreError
 from tracelet_artifacts.procs import HOST, writer_is_dead
 from tracelet_artifacts.store.failures import blob_write_error
-from tracelet_artifacts.store.file_calls import read_all
+from tracelet_artifacts.store.file_calls import read_into
 from tracelet_artifacts.store.write_journal import WriteJournal, current_pid, fsync_path
 
 log = logging.getLogger(__name__)
@@ -289,18 +289,13 @@ class PackWriter:
         if self._used + size + 1 > len(self._buffer):
             self._flush()
         start = self._used
-        got = os.readv(fd, [self._view[start:start + size + 1]]) if size < len(self._buffer) else size + 1
-        if got > size:  # it grew since its stat (or does not fit the buffer): read to its end
-            os.lseek(fd, 0, os.SEEK_SET)
-            whole = read_all(fd, size)
-            key = digest.bytes_key(whole)
-            self.add(key, whole)
-            return key, whole
-        data = self._view[start:start + got]
+        data = read_into(fd, size, self._view[start:start + size + 1])
         key = digest.bytes_key(data)
-        if key not in self.entries:  # else the same content is in already: these bytes are overwritten
-            self.entries[key] = (self._written + start, got)
-            self._used = start + got
+        if not isinstance(data, memoryview):  # read outside the buffer (it grew, or does not fit): appended
+            self.add(key, data)
+        elif key not in self.entries:  # else the same content is in already: these bytes are overwritten
+            self.entries[key] = (self._written + start, len(data))
+            self._used = start + len(data)
         return key, data
 
     def _flush(self) -> None:
